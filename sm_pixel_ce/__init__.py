@@ -1,0 +1,28 @@
+"""sm_pixel_ce: per-pixel softmax and cross-entropies for segmentation_models, by string name.
+
+Importing the package registers ``"pixel_softmax"``, ``"pixel_cce"`` and ``"pixel_bce"`` (and the
+class names) with the running Keras, Keras 3 or tf_keras.
+"""
+
+from ._registry import list_names
+from ._version import __version__
+from .activations import PixelSoftmax, pixel_softmax
+from .compat import KERAS_FLAVOR
+from .losses import (
+    PixelBinaryCrossentropy,
+    PixelCategoricalCrossentropy,
+    pixel_binary_crossentropy,
+    pixel_categorical_crossentropy,
+)
+
+__all__ = [
+    "KERAS_FLAVOR",
+    "PixelBinaryCrossentropy",
+    "PixelCategoricalCrossentropy",
+    "PixelSoftmax",
+    "__version__",
+    "list_names",
+    "pixel_binary_crossentropy",
+    "pixel_categorical_crossentropy",
+    "pixel_softmax",
+]

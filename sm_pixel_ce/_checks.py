@@ -1,0 +1,101 @@
+"""Argument and data checks that end in a clear ``ValueError``.
+
+Checks on *values* (label ranges, integral masks) are data-dependent: called eagerly they raise
+``ValueError``; inside a compiled graph (``model.fit``) the same message comes as
+``tf.errors.InvalidArgumentError`` when the step runs.
+"""
+
+import numbers
+
+import numpy as np
+import tensorflow as tf
+
+
+def axis_argument(axis, where):
+    """Validate that ``axis`` is an integer (its range is checked when the input's rank is known)."""
+    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+        raise ValueError(f"{where}: `axis` must be an integer. Received: axis={axis!r}")
+    return int(axis)
+
+
+def class_axis(axis, rank, where, min_rank=1):
+    """Validate ``axis`` against a tensor of rank ``rank`` and return it as a non-negative int."""
+    axis_argument(axis, where)
+    if rank is None:
+        raise ValueError(f"{where}: the input's rank must be known. Received an input of unknown rank.")
+    if rank < min_rank:
+        raise ValueError(
+            f"{where}: expected an input of rank >= {min_rank} (e.g. (N, H, W, C)). "
+            f"Received rank {rank}."
+        )
+    if not -rank <= axis < rank:
+        raise ValueError(
+            f"{where}: `axis` is out of range for an input of rank {rank}; expected "
+            f"-{rank} <= axis < {rank}. Received: axis={axis}"
+        )
+    return int(axis) % rank
+
+
+def label_smoothing(value, where):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+        raise ValueError(
+            f"{where}: `label_smoothing` must be a number in [0, 1]. Received: label_smoothing={value!r}"
+        )
+    return float(value)
+
+
+def ignore_index(value, where):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(
+            f"{where}: `ignore_index` must be an integer label value or None. "
+            f"Received: ignore_index={value!r}"
+        )
+    return int(value)
+
+
+def class_weights(value, where):
+    """Validate per-class weights; returns a tuple of floats or None."""
+    if value is None:
+        return None
+    try:
+        weights = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{where}: `class_weights` must be a sequence of numbers, one per class. "
+            f"Received: class_weights={value!r}"
+        ) from None
+    if weights.ndim != 1 or weights.size == 0:
+        raise ValueError(
+            f"{where}: `class_weights` must be a 1-D sequence, one weight per class. "
+            f"Received shape {weights.shape}."
+        )
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+        raise ValueError(
+            f"{where}: `class_weights` must be finite and >= 0. Received: class_weights={weights.tolist()}"
+        )
+    if not np.any(weights > 0):
+        raise ValueError(
+            f"{where}: `class_weights` are all zero, so no pixel would count. "
+            f"Received: class_weights={weights.tolist()}"
+        )
+    return tuple(float(w) for w in weights)
+
+
+def data(condition, message, *values):
+    """Require a boolean tensor ``condition``; ``values`` are tensors appended to the message.
+
+    Returns a list of control dependencies to attach (empty when checked eagerly).
+    """
+    if isinstance(condition, bool) or tf.executing_eagerly():
+        if not bool(condition):
+            shown = ", ".join(_show(v) for v in values)
+            raise ValueError(message + (f" Received: {shown}" if shown else ""))
+        return []
+    return [tf.debugging.Assert(condition, [message, *values], summarize=8)]
+
+
+def _show(value):
+    array = np.asarray(value)
+    return str(array.item()) if array.ndim == 0 else str(array.tolist())

@@ -1,0 +1,259 @@
+"""Shared math of the pixel losses: bring labels and predictions to (pixels, classes) the same way.
+
+Predictions are moved to channels-last (a transpose, never a reshape across axes) and flattened
+to ``(P, C)``; labels take the same path: dense labels ``(P, C)``, integer masks ``(P,)``.
+"""
+
+import tensorflow as tf
+
+from . import _checks
+
+# Keras's epsilon: probabilities are clipped to [EPSILON, 1 - EPSILON] before a log.
+EPSILON = 1e-7
+# A dense label row counts when it sums to 1 within this tolerance (or to 0: an unlabelled pixel).
+ROW_SUM_TOLERANCE = 1e-3
+
+REDUCTIONS = ("sum_over_batch_size", "mean", "mean_with_sample_weight", "sum", "none", None)
+_MEAN_REDUCTIONS = ("sum_over_batch_size", "mean")
+
+
+def check_reduction(reduction, where):
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{where}: unknown `reduction`. Expected one of {REDUCTIONS}. Received: reduction={reduction!r}")
+    return reduction
+
+
+def logits_behind(y_pred, op_type):
+    """The logits behind a softmax/sigmoid output (Keras's ``_keras_logits`` or the graph op), else None."""
+    logits = getattr(y_pred, "_keras_logits", None)
+    if logits is not None:
+        return logits
+    if (
+        hasattr(y_pred, "op")
+        and not isinstance(y_pred, (tf.__internal__.EagerTensor, tf.Variable))
+        and y_pred.op.type == op_type
+    ):
+        return y_pred.op.inputs[0]
+    return None
+
+
+def to_float(x):
+    x = tf.convert_to_tensor(x)
+    if x.dtype in (tf.float32, tf.float64):
+        return x
+    return tf.cast(x, tf.float32)
+
+
+class Pixels:
+    """Labels and predictions flattened to pixels, with what the losses need to know about them.
+
+    Attributes:
+        scores: ``(P, C)`` logits or probabilities, channels-last order.
+        labels: ``(P, C)`` float dense labels, or ``(P,)`` int32 class indices.
+        dense: Whether ``labels`` are dense.
+        num_classes: C.
+        spatial_shape: Shape tensor of the prediction without its class axis, e.g. (N, H, W).
+        checks: Control dependencies of data checks (graph mode).
+    """
+
+    def __init__(self, y_true, y_pred, axis, where, binary):
+        y_pred = tf.convert_to_tensor(y_pred)
+        rank = y_pred.shape.rank
+        class_axis = _checks.class_axis(axis, rank, where, min_rank=2)
+        num_classes = y_pred.shape[class_axis]
+        if num_classes is None:
+            raise ValueError(f"{where}: the class axis (axis={axis}) of the predictions must have a known size. Received shape {y_pred.shape}.")
+        if not binary and num_classes < 2:
+            raise ValueError(
+                f"{where}: a softmax cross-entropy needs at least 2 classes on axis {axis}; "
+                f"received predictions of shape {y_pred.shape}. For a single foreground channel "
+                "use pixel_bce (sigmoid)."
+            )
+        perm = None
+        if class_axis != rank - 1:
+            perm = [d for d in range(rank) if d != class_axis] + [class_axis]
+        self.where = where
+        self.num_classes = num_classes
+        self.checks = []
+        self.pred_shape = y_pred.shape
+        self.class_axis = class_axis
+        self.rank = rank
+        self._perm = perm
+        self.y_pred = y_pred
+        shape = tf.shape(y_pred)
+        self.spatial_shape = tf.concat([shape[:class_axis], shape[class_axis + 1 :]], 0)
+        self.dense, labels = self._labels(y_true)
+        self.labels = labels
+
+    def flatten_scores(self, scores):
+        scores = tf.convert_to_tensor(scores)
+        if scores.dtype in (tf.float16, tf.bfloat16):
+            scores = tf.cast(scores, tf.float32)
+        if self._perm is not None:
+            scores = tf.transpose(scores, self._perm)
+        return tf.reshape(scores, [-1, self.num_classes])
+
+    def _labels(self, y_true):
+        y_true = tf.convert_to_tensor(y_true)
+        where, rank, axis, num_classes = self.where, self.rank, self.class_axis, self.num_classes
+        pred_shape = self.pred_shape
+        true_shape = y_true.shape
+        spatial = pred_shape[:axis].concatenate(pred_shape[axis + 1 :])
+        if true_shape.rank == rank and true_shape[axis] == num_classes:
+            self._check_shape(true_shape, pred_shape, y_true, "labels")
+            if self._perm is not None:
+                y_true = tf.transpose(y_true, self._perm)
+            return True, tf.reshape(to_float(y_true), [-1, num_classes])
+        if true_shape.rank == rank and true_shape[axis] == 1:
+            y_true = tf.squeeze(y_true, axis=axis)
+            true_shape = y_true.shape
+        if true_shape.rank == rank - 1:
+            self._check_shape(true_shape, spatial, y_true, "integer mask")
+            return False, tf.reshape(y_true, [-1])
+        raise ValueError(self._mismatch(y_true.shape))
+
+    def _check_shape(self, true_shape, expected, y_true, what):
+        if not true_shape.is_compatible_with(expected):
+            raise ValueError(self._mismatch(y_true.shape))
+        if not (true_shape.is_fully_defined() and expected.is_fully_defined()):
+            expected_dynamic = tf.shape(self.y_pred) if what == "labels" else self.spatial_shape
+            self.checks += _checks.data(
+                tf.reduce_all(tf.equal(tf.shape(y_true), expected_dynamic)),
+                f"{self.where}: labels and predictions differ in shape (labels, predictions).",
+                tf.shape(y_true),
+                tf.shape(self.y_pred),
+            )
+
+    def _mismatch(self, true_shape):
+        pred_shape, axis, rank, c = self.pred_shape, self.class_axis, self.rank, self.num_classes
+        spatial = tuple(pred_shape[:axis]) + tuple(pred_shape[axis + 1 :])
+        message = (
+            f"{self.where}: labels do not match the predictions of shape {tuple(pred_shape)} "
+            f"(class axis {axis}, {c} classes). Expected dense labels of the same shape, or an "
+            f"integer mask of shape {spatial} or with a size-1 class axis. "
+            f"Received labels of shape {tuple(true_shape)}."
+        )
+        if true_shape.rank == rank:
+            channels_first_true = true_shape.rank >= 3 and true_shape[1] == c and axis == rank - 1
+            if channels_first_true and tuple(true_shape[:1]) + tuple(true_shape[2:]) + (c,) == tuple(pred_shape):
+                message += (
+                    " The labels look channels_first (N, C, H, W) while the predictions are "
+                    "channels_last: move the class axis of the labels last (np.moveaxis(y, 1, -1)), "
+                    "or give channels_first predictions with axis=1."
+                )
+            elif axis == 1 and true_shape[-1] == c and tuple(true_shape[:1]) + (c,) + tuple(true_shape[1:-1]) == tuple(pred_shape):
+                message += (
+                    " The labels look channels_last (N, H, W, C) while axis=1 says the predictions "
+                    "are channels_first: move the class axis of the labels to position 1."
+                )
+            elif true_shape[axis] is not None and true_shape[axis] != c:
+                message += f" The class counts differ: labels have {true_shape[axis]}, predictions {c}."
+        elif true_shape.rank == rank - 1 and axis == rank - 1 and rank >= 3 and pred_shape[1] is not None:
+            if tuple(true_shape[1:]) == tuple(pred_shape[2:]):
+                message += (
+                    f" The predictions look channels_first (N, C, H, W) with {pred_shape[1]} classes: "
+                    "pass axis=1."
+                )
+        return message
+
+    def integer_labels(self, ignore_index, num_values=None):
+        """Validate the integer mask and return ``(safe_labels, valid)``.
+
+        ``safe_labels`` has ignored pixels replaced by 0; ``valid`` is a bool mask or None.
+        """
+        labels = self.labels
+        num_values = num_values or self.num_classes
+        where = self.where
+        if labels.dtype.is_floating:
+            self.checks += _checks.data(
+                tf.reduce_all(tf.equal(labels, tf.round(labels))),
+                f"{where}: the integer mask holds non-integer values. Masks resized with bilinear "
+                "interpolation do this; resize masks with nearest-neighbour. (min, max of the mask)",
+                tf.reduce_min(labels),
+                tf.reduce_max(labels),
+            )
+        elif not labels.dtype.is_integer:
+            raise ValueError(f"{where}: expected an integer or integer-valued float mask. Received dtype {labels.dtype.name}.")
+        labels = tf.cast(labels, tf.int32)
+        valid = None
+        in_range = tf.logical_and(labels >= 0, labels < num_values)
+        if ignore_index is not None:
+            valid = tf.not_equal(labels, ignore_index)
+            in_range = tf.logical_or(in_range, tf.logical_not(valid))
+        expected = f"values in [0, {num_values - 1}]" + (
+            f" or the ignore_index {ignore_index}" if ignore_index is not None else " (no ignore_index is set)"
+        )
+        self.checks += _checks.data(
+            tf.reduce_all(in_range),
+            f"{where}: integer mask out of range; expected {expected} for {self.num_classes} "
+            "predicted classes. (min, max of the mask)",
+            tf.reduce_min(labels),
+            tf.reduce_max(labels),
+        )
+        if valid is not None:
+            labels = tf.where(valid, labels, tf.zeros_like(labels))
+        return labels, valid
+
+    def pixel_sample_weight(self, sample_weight):
+        """Per-image (N,), per-pixel (N, H, W) or (N, H, W, 1) sample weights, flattened to (P,)."""
+        sw = to_float(sample_weight)
+        rank, axis = self.rank, self.class_axis
+        spatial = self.pred_shape[:axis].concatenate(self.pred_shape[axis + 1 :])
+        if sw.shape.rank == rank and sw.shape[axis] == 1:
+            sw = tf.squeeze(sw, axis=axis)
+        if sw.shape.rank == 0:
+            return tf.fill(tf.reshape(tf.reduce_prod(self.spatial_shape), [1]), sw)
+        if sw.shape.rank == 1 and sw.shape.is_compatible_with(spatial[:1]):
+            per_image = tf.reduce_prod(self.spatial_shape[1:])
+            return tf.repeat(sw, per_image)
+        if sw.shape.rank == rank - 1 and sw.shape.is_compatible_with(spatial):
+            self.checks += _checks.data(
+                tf.reduce_all(tf.equal(tf.shape(sw), self.spatial_shape)),
+                f"{self.where}: sample_weight and predictions differ in shape (sample_weight, pixels).",
+                tf.shape(sw),
+                self.spatial_shape,
+            )
+            return tf.reshape(sw, [-1])
+        raise ValueError(
+            f"{self.where}: sample_weight must be per image {tuple(spatial[:1])}, or per pixel "
+            f"{tuple(spatial)}. Received shape {tuple(sw.shape)}."
+        )
+
+
+def reduce(pixels, losses, weights, sample_weight, reduction):
+    """Weighted reduction of per-pixel losses ``(P,)``.
+
+    Args:
+        pixels: The :class:`Pixels` of this call.
+        losses: Per-pixel losses, ``(P,)``.
+        weights: Per-pixel class weights / counted mask, ``(P,)``, or None (every pixel weight 1).
+        sample_weight: Keras sample weights or None.
+        reduction: ``"sum_over_batch_size"``/``"mean"``: Σ sw·w·ℓ / Σ w;
+            ``"mean_with_sample_weight"``: Σ sw·w·ℓ / Σ sw·w; ``"sum"``: Σ sw·w·ℓ;
+            ``"none"``/None: sw·w·ℓ in the prediction's shape without its class axis.
+
+    Returns:
+        A scalar, or the per-pixel map for ``"none"``.
+    """
+    sw = None if sample_weight is None else pixels.pixel_sample_weight(sample_weight)
+    with tf.control_dependencies(pixels.checks):
+        losses = tf.identity(losses)
+    weighted = losses if weights is None else losses * weights
+    if sw is not None:
+        weighted = weighted * tf.cast(sw, weighted.dtype)
+    if reduction in ("none", None):
+        return tf.reshape(weighted, pixels.spatial_shape)
+    total = tf.reduce_sum(weighted)
+    if reduction == "sum":
+        return total
+    if reduction in _MEAN_REDUCTIONS:
+        if weights is None:
+            denominator = tf.cast(tf.size(losses), total.dtype)
+        else:
+            denominator = tf.reduce_sum(weights)
+    else:
+        counted = tf.ones_like(losses) if weights is None else weights
+        if sw is not None:
+            counted = counted * tf.cast(sw, counted.dtype)
+        denominator = tf.reduce_sum(counted)
+    return tf.math.divide_no_nan(total, denominator)

@@ -1,0 +1,50 @@
+"""Subcommands of ``sm-pixel-ce``. Each lives in its own module with ``add_arguments(parser)``
+and ``run(args) -> int``; this table is the only place that lists them.
+
+Modules are imported only when their subcommand runs, so ``sm-pixel-ce --help`` stays fast and
+TensorFlow is imported once the chosen command needs it.
+"""
+
+import argparse
+import importlib
+import sys
+
+#: subcommand -> (module under sm_pixel_ce.cli, one-line help)
+SUBCOMMANDS = {
+    "demo": ("demo", "train a small U-Net with pixel_softmax + pixel_cce on generated scenes"),
+    "compare": ("compare", "train CCE and BCE side by side and report which is better, and why"),
+    "bench": ("bench", "time the losses against TensorFlow's fused kernels"),
+    "compat": ("compat", "build/train/save/reload every segmentation_models architecture x backbone"),
+}
+
+
+def main(argv=None):
+    """Run the command line.
+
+    Args:
+        argv: Arguments without the program name; ``sys.argv[1:]`` when None. Defaults to None.
+
+    Returns:
+        The exit status.
+    """
+    parser = argparse.ArgumentParser(prog="sm-pixel-ce", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    modules = {}
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            try:
+                modules[name] = importlib.import_module(f"{__name__}.{module_name}")
+            except ModuleNotFoundError as error:
+                if error.name != f"{__name__}.{module_name}":
+                    raise
+                print(f"sm-pixel-ce: the '{name}' command is not available in this version.", file=sys.stderr)
+                return 2
+            modules[name].add_arguments(sub)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    return modules[args.command].run(args)

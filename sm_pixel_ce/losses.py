@@ -1,0 +1,375 @@
+"""Per-pixel cross-entropies: ``pixel_cce`` (softmax) and ``pixel_bce`` (sigmoid baseline).
+
+Both flatten labels and predictions to (pixels, classes) the same way (see ``_pixels``), accept
+dense or integer labels, and reduce to the weighted mean ``Σ w·ℓ / Σ w`` over counted pixels.
+"""
+
+import warnings
+
+import tensorflow as tf
+
+from . import _checks, _pixels
+from ._registry import register, serializable
+from .compat import IS_KERAS_3, keras
+
+
+def _scores(y_pred, from_logits, op_type, where):
+    """Logits to use (fused path) or probabilities, and whether they are logits."""
+    logits = _pixels.logits_behind(y_pred, op_type)
+    if logits is not None:
+        if from_logits:
+            warnings.warn(
+                f"{where}: from_logits=True, but the predictions come from a {op_type.lower()} "
+                "activation; computing from the logits behind it.",
+                stacklevel=3,
+            )
+        return logits, True
+    return y_pred, from_logits
+
+
+@serializable
+def pixel_categorical_crossentropy(
+    y_true,
+    y_pred,
+    axis=-1,
+    from_logits=False,
+    label_smoothing=0.0,
+    class_weights=None,
+    ignore_index=None,
+    sample_weight=None,
+    reduction="sum_over_batch_size",
+):
+    """Categorical cross-entropy over every pixel, reduced to a weighted mean.
+
+    Per pixel ``i`` with target ``y`` and predicted probabilities ``p`` (softmax over ``axis``):
+    ``ℓᵢ = -Σ_c y'_c log p_c`` with ``y' = (1 - s)·y + s/C`` (label smoothing ``s``). Reduced:
+    ``Σᵢ swᵢ·w[yᵢ]·ℓᵢ / Σᵢ w[yᵢ]`` over counted pixels, as PyTorch's ``cross_entropy`` with
+    ``weight`` and ``ignore_index``; an all-ignored batch gives 0. Keras ``sample_weight`` ``sw``
+    scales terms as in Keras (per image ``(N,)`` or per pixel ``(N, H, W)``).
+
+    Labels and predictions are flattened to ``(pixels, C)`` by one operation; channels_first
+    tensors (``axis=1``) are transposed to channels-last first. When ``y_pred`` is the output of
+    ``pixel_softmax`` (or Keras's softmax) the loss is computed from the logits behind it
+    (``softmax_cross_entropy_with_logits``): stable, and a confidently wrong pixel keeps its
+    gradient ``p - y``.
+
+    Args:
+        y_true: Dense labels of ``y_pred``'s shape (one-hot or soft, each pixel summing to 1; an
+            all-zero pixel is unlabelled and not counted), or an integer mask ``(N, H, W)`` /
+            ``(N, H, W, 1)`` of any integer dtype or integer-valued float.
+        y_pred: Probabilities (or logits with ``from_logits=True``), e.g. ``(N, H, W, C)``.
+        axis: Class axis of ``y_pred``. Defaults to -1.
+        from_logits: Whether ``y_pred`` holds logits. Defaults to False.
+        label_smoothing: ``s`` in [0, 1]. Defaults to 0.0.
+        class_weights: One weight ``w[c] >= 0`` per class, or None for all 1. A dense label's
+            pixel weight is ``Σ_c y_c·w[c]``. Defaults to None.
+        ignore_index: Integer-mask value whose pixels are not counted (may be a class in
+            [0, C)), or None. Defaults to None.
+        sample_weight: Keras sample weights, ``(N,)`` or ``(N, H, W)``, or None. Defaults to None.
+        reduction: ``"sum_over_batch_size"`` (or ``"mean"``): the weighted mean above;
+            ``"mean_with_sample_weight"``: divide by ``Σ sw·w``; ``"sum"``; ``"none"``: the
+            per-pixel weighted losses ``(N, H, W)``. Defaults to "sum_over_batch_size".
+
+    Returns:
+        A float32 scalar (or ``(N, H, W)`` for ``reduction="none"``).
+
+    Example:
+        >>> y_true = np.array([[[0, 2], [1, 255]]])            # (1, 2, 2) integer mask
+        >>> y_pred = sm_pixel_ce.pixel_softmax(np.random.randn(1, 2, 2, 3))
+        >>> loss = pixel_categorical_crossentropy(y_true, y_pred, ignore_index=255)
+        >>> model.compile("adam", loss="pixel_cce")            # or PixelCategoricalCrossentropy(...)
+    """
+    where = "pixel_categorical_crossentropy"
+    label_smoothing = _checks.label_smoothing(label_smoothing, where)
+    ignore_index = _checks.ignore_index(ignore_index, where)
+    class_weights = _checks.class_weights(class_weights, where)
+    _pixels.check_reduction(reduction, where)
+
+    scores, from_logits = _scores(y_pred, from_logits, "Softmax", where)
+    pixels = _pixels.Pixels(y_true, scores, axis, where, binary=False)
+    num_classes = pixels.num_classes
+    scores = pixels.flatten_scores(scores)
+    cw = _class_weight_tensor(class_weights, num_classes, scores.dtype, where)
+
+    if pixels.dense:
+        labels = tf.cast(pixels.labels, scores.dtype)
+        row_sum = tf.reduce_sum(labels, axis=-1)
+        pixels.checks += _checks.data(
+            tf.reduce_all(
+                tf.logical_and(
+                    tf.reduce_min(labels) >= 0,
+                    tf.logical_or(tf.abs(row_sum - 1) <= _pixels.ROW_SUM_TOLERANCE, tf.equal(row_sum, 0)),
+                )
+            ),
+            f"{where}: dense labels must be >= 0 with each pixel summing to 1 (one class per "
+            "pixel) or to 0 (unlabelled). For several classes per pixel use pixel_bce. "
+            "(min label, min and max pixel sum)",
+            tf.reduce_min(labels),
+            tf.reduce_min(row_sum),
+            tf.reduce_max(row_sum),
+        )
+        weights = row_sum if cw is None else tf.linalg.matvec(labels, cw)
+        target = labels
+        if label_smoothing:
+            target = labels * (1.0 - label_smoothing) + label_smoothing / num_classes
+        if from_logits:
+            losses = tf.nn.softmax_cross_entropy_with_logits(labels=target, logits=scores)
+        else:
+            losses = -tf.reduce_sum(target * _log_probabilities(scores), axis=-1)
+    else:
+        labels, valid = pixels.integer_labels(ignore_index)
+        if cw is not None:
+            weights = tf.gather(cw, labels)
+            if valid is not None:
+                weights = tf.where(valid, weights, tf.zeros_like(weights))
+        else:
+            weights = None if valid is None else tf.cast(valid, scores.dtype)
+        if from_logits and not label_smoothing:
+            losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=scores)
+        else:
+            log_p = tf.nn.log_softmax(scores, axis=-1) if from_logits else _log_probabilities(scores)
+            losses = -tf.gather(log_p, labels[:, None], batch_dims=1)[:, 0]
+            if label_smoothing:
+                losses = (1.0 - label_smoothing) * losses - label_smoothing * tf.reduce_mean(log_p, axis=-1)
+    return _pixels.reduce(pixels, losses, weights, sample_weight, reduction)
+
+
+@serializable
+def pixel_binary_crossentropy(
+    y_true,
+    y_pred,
+    axis=-1,
+    from_logits=False,
+    label_smoothing=0.0,
+    ignore_index=None,
+    sample_weight=None,
+    reduction="sum_over_batch_size",
+):
+    """Binary cross-entropy per class channel, averaged over channels and counted pixels.
+
+    The baseline to compare ``pixel_cce`` with: each channel is an independent sigmoid.
+    Per pixel ``ℓᵢ = mean_c -(y'_c log p_c + (1 - y'_c) log(1 - p_c))`` with
+    ``y' = (1 - s)·y + s/2``; reduced ``Σᵢ swᵢ·wᵢ·ℓᵢ / Σᵢ wᵢ`` where ``wᵢ`` is 0 for ignored
+    pixels and 1 otherwise. With neutral options this equals Keras's ``binary_crossentropy``.
+
+    Args:
+        y_true: Dense labels of ``y_pred``'s shape with values in [0, 1] (one-hot or
+            multi-label), or an integer mask ``(N, H, W)`` / ``(N, H, W, 1)`` (one-hot encoded
+            here; with a single channel, the mask's 1 is the foreground).
+        y_pred: Sigmoid probabilities (or logits with ``from_logits=True``), ``(N, H, W, C)``.
+        axis: Class axis of ``y_pred``. Defaults to -1.
+        from_logits: Whether ``y_pred`` holds logits. Defaults to False.
+        label_smoothing: ``s`` in [0, 1]. Defaults to 0.0.
+        ignore_index: Label value whose pixels are not counted (in an integer mask, or in any
+            channel of dense labels), or None. Defaults to None.
+        sample_weight: Keras sample weights, ``(N,)`` or ``(N, H, W)``, or None. Defaults to None.
+        reduction: As for :func:`pixel_categorical_crossentropy`. Defaults to "sum_over_batch_size".
+
+    Returns:
+        A float32 scalar (or ``(N, H, W)`` for ``reduction="none"``).
+
+    Example:
+        >>> model = sm.Unet("resnet18", encoder_weights=None, classes=7, activation="sigmoid")
+        >>> model.compile("adam", loss="pixel_bce")
+    """
+    where = "pixel_binary_crossentropy"
+    label_smoothing = _checks.label_smoothing(label_smoothing, where)
+    ignore_index = _checks.ignore_index(ignore_index, where)
+    _pixels.check_reduction(reduction, where)
+
+    scores, from_logits = _scores(y_pred, from_logits, "Sigmoid", where)
+    pixels = _pixels.Pixels(y_true, scores, axis, where, binary=True)
+    num_classes = pixels.num_classes
+    scores = pixels.flatten_scores(scores)
+
+    if pixels.dense:
+        labels = tf.cast(pixels.labels, scores.dtype)
+        weights = None
+        in_range = tf.logical_and(labels >= 0, labels <= 1)
+        if ignore_index is not None:
+            ignored = tf.reduce_any(tf.equal(labels, float(ignore_index)), axis=-1)
+            weights = tf.cast(tf.logical_not(ignored), scores.dtype)
+            in_range = tf.logical_or(in_range, ignored[:, None])
+            labels = tf.where(ignored[:, None], tf.zeros_like(labels), labels)
+        pixels.checks += _checks.data(
+            tf.reduce_all(in_range),
+            f"{where}: dense labels must lie in [0, 1]"
+            + (f" (or equal ignore_index {ignore_index})" if ignore_index is not None else "")
+            + ". (min, max of the labels)",
+            tf.reduce_min(pixels.labels),
+            tf.reduce_max(pixels.labels),
+        )
+    else:
+        labels, valid = pixels.integer_labels(ignore_index, num_values=max(num_classes, 2))
+        if num_classes == 1:
+            labels = tf.cast(labels, scores.dtype)[:, None]
+        else:
+            labels = tf.one_hot(labels, num_classes, dtype=scores.dtype)
+        weights = None if valid is None else tf.cast(valid, scores.dtype)
+    if label_smoothing:
+        labels = labels * (1.0 - label_smoothing) + 0.5 * label_smoothing
+    if from_logits:
+        losses = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=scores)
+    else:
+        p = tf.clip_by_value(scores, _pixels.EPSILON, 1.0 - _pixels.EPSILON)
+        losses = -(labels * tf.math.log(p) + (1.0 - labels) * tf.math.log(1.0 - p))
+    return _pixels.reduce(pixels, tf.reduce_mean(losses, axis=-1), weights, sample_weight, reduction)
+
+
+def _log_probabilities(probabilities):
+    """Keras's treatment of probabilities: renormalise along classes, clip, log."""
+    p = probabilities / tf.reduce_sum(probabilities, axis=-1, keepdims=True)
+    return tf.math.log(tf.clip_by_value(p, _pixels.EPSILON, 1.0 - _pixels.EPSILON))
+
+
+def _class_weight_tensor(class_weights, num_classes, dtype, where):
+    if class_weights is None:
+        return None
+    if len(class_weights) != num_classes:
+        raise ValueError(
+            f"{where}: `class_weights` needs one weight per class: expected {num_classes}, "
+            f"received {len(class_weights)} ({list(class_weights)})."
+        )
+    return tf.constant(class_weights, dtype=dtype)
+
+
+class _PixelLoss(keras.losses.Loss):
+    """A Keras ``Loss`` that hands labels, predictions and sample weights to its function whole.
+
+    Keras's own ``Loss.__call__`` would average per-pixel values over all pixels; these losses
+    reduce themselves (weighted mean over counted pixels), in Keras 3 and tf_keras alike.
+    """
+
+    _fn = None
+
+    def __init__(self, reduction, name):
+        reduction = _pixels.check_reduction(reduction, type(self).__name__)
+        if IS_KERAS_3:
+            super().__init__(name=name, reduction=reduction)
+        else:
+            # tf_keras knows fewer reduction names; ours are applied in __call__ either way.
+            mean_like = reduction in ("sum_over_batch_size", "mean", "mean_with_sample_weight")
+            super().__init__(name=name, reduction="sum_over_batch_size" if mean_like else (reduction or "none"))
+        self.reduction = reduction
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        with tf.name_scope(self.name):
+            return type(self)._fn(
+                y_true, y_pred, sample_weight=sample_weight, reduction=self.reduction, **self._options()
+            )
+
+    def call(self, y_true, y_pred):
+        return type(self)._fn(y_true, y_pred, reduction="none", **self._options())
+
+    def _options(self):
+        config = self.get_config()
+        del config["name"], config["reduction"]
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+@register("loss", "pixel_cce", "pixel_categorical_crossentropy")
+class PixelCategoricalCrossentropy(_PixelLoss):
+    """Categorical cross-entropy over every pixel; see :func:`pixel_categorical_crossentropy`.
+
+    Args:
+        axis: Class axis of the predictions (``1`` for channels_first). Defaults to -1.
+        from_logits: Whether predictions are logits. Defaults to False.
+        label_smoothing: Mix targets with the uniform 1/C, in [0, 1]. Defaults to 0.0.
+        class_weights: One weight per class, or None. Defaults to None.
+        ignore_index: Integer-mask value not counted, or None. Defaults to None.
+        reduction: ``"sum_over_batch_size"`` (weighted mean), ``"mean"``,
+            ``"mean_with_sample_weight"``, ``"sum"`` or ``"none"``. Defaults to "sum_over_batch_size".
+        name: Defaults to "pixel_categorical_crossentropy".
+
+    Returns:
+        Called as ``loss(y_true, y_pred, sample_weight=None)``: a float32 scalar.
+
+    Example:
+        >>> loss = PixelCategoricalCrossentropy(class_weights=[0.2] + [1.0] * 6, ignore_index=255)
+        >>> model.compile("adam", loss=loss)   # or simply loss="pixel_cce"
+    """
+
+    _fn = staticmethod(pixel_categorical_crossentropy)
+
+    def __init__(
+        self,
+        axis=-1,
+        from_logits=False,
+        label_smoothing=0.0,
+        class_weights=None,
+        ignore_index=None,
+        reduction="sum_over_batch_size",
+        name="pixel_categorical_crossentropy",
+    ):
+        where = type(self).__name__
+        super().__init__(reduction=reduction, name=name)
+        self.axis = _checks.axis_argument(axis, where)
+        self.from_logits = bool(from_logits)
+        self.label_smoothing = _checks.label_smoothing(label_smoothing, where)
+        weights = _checks.class_weights(class_weights, where)
+        self.class_weights = None if weights is None else list(weights)
+        self.ignore_index = _checks.ignore_index(ignore_index, where)
+
+    def get_config(self):
+        return {
+            "axis": self.axis,
+            "from_logits": self.from_logits,
+            "label_smoothing": self.label_smoothing,
+            "class_weights": self.class_weights,
+            "ignore_index": self.ignore_index,
+            "reduction": self.reduction,
+            "name": self.name,
+        }
+
+
+@register("loss", "pixel_bce", "pixel_binary_crossentropy")
+class PixelBinaryCrossentropy(_PixelLoss):
+    """Per-channel binary cross-entropy over every pixel; see :func:`pixel_binary_crossentropy`.
+
+    Args:
+        axis: Class axis of the predictions (``1`` for channels_first). Defaults to -1.
+        from_logits: Whether predictions are logits. Defaults to False.
+        label_smoothing: Mix targets with 1/2, in [0, 1]. Defaults to 0.0.
+        ignore_index: Label value not counted, or None. Defaults to None.
+        reduction: As for :class:`PixelCategoricalCrossentropy`. Defaults to "sum_over_batch_size".
+        name: Defaults to "pixel_binary_crossentropy".
+
+    Returns:
+        Called as ``loss(y_true, y_pred, sample_weight=None)``: a float32 scalar.
+
+    Example:
+        >>> model = sm.Unet("resnet18", encoder_weights=None, classes=7, activation="sigmoid")
+        >>> model.compile("adam", loss=PixelBinaryCrossentropy(ignore_index=255))
+    """
+
+    _fn = staticmethod(pixel_binary_crossentropy)
+
+    def __init__(
+        self,
+        axis=-1,
+        from_logits=False,
+        label_smoothing=0.0,
+        ignore_index=None,
+        reduction="sum_over_batch_size",
+        name="pixel_binary_crossentropy",
+    ):
+        where = type(self).__name__
+        super().__init__(reduction=reduction, name=name)
+        self.axis = _checks.axis_argument(axis, where)
+        self.from_logits = bool(from_logits)
+        self.label_smoothing = _checks.label_smoothing(label_smoothing, where)
+        self.ignore_index = _checks.ignore_index(ignore_index, where)
+
+    def get_config(self):
+        return {
+            "axis": self.axis,
+            "from_logits": self.from_logits,
+            "label_smoothing": self.label_smoothing,
+            "ignore_index": self.ignore_index,
+            "reduction": self.reduction,
+            "name": self.name,
+        }
