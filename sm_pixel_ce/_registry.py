@@ -69,6 +69,12 @@ def register(kind, *aliases):
             custom_objects[name] = obj
             if table is not None:
                 table[name] = obj
+        if kind == "loss" and not IS_KERAS_3:
+            # tf_keras resolves a loss name saved by compile(loss="pixel_cce") to whatever the
+            # table holds and compiles that as is: a class would be wrapped as a loss *function*.
+            default = obj()
+            for name in aliases:
+                custom_objects[name] = default
         return obj
 
     return decorator

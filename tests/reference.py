@@ -1,0 +1,52 @@
+"""Independent NumPy references for the pixel losses (float64, written from the definitions)."""
+
+import numpy as np
+
+EPS = 1e-7
+
+
+def softmax(z, axis=-1):
+    z = np.asarray(z, np.float64)
+    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def log_softmax(z, axis=-1):
+    z = np.asarray(z, np.float64)
+    m = z.max(axis=axis, keepdims=True)
+    return z - m - np.log(np.exp(z - m).sum(axis=axis, keepdims=True))
+
+
+def pixel_cce(labels, logits, class_weights=None, ignore_index=None, smoothing=0.0, sample_weight=None,
+              reduction="mean"):
+    """Channels-last logits (..., C); integer labels (...) -> Σ sw·w[y]·ℓ / Σ w[y] (PyTorch-style)."""
+    logits = np.asarray(logits, np.float64)
+    c = logits.shape[-1]
+    labels = np.asarray(labels).astype(np.int64)
+    valid = np.ones(labels.shape, bool) if ignore_index is None else labels != ignore_index
+    safe = np.where(valid, labels, 0)
+    logp = log_softmax(logits)
+    target = np.eye(c)[safe] * (1 - smoothing) + smoothing / c
+    loss = -(target * logp).sum(-1)
+    w = np.ones(c) if class_weights is None else np.asarray(class_weights, np.float64)
+    pw = w[safe] * valid
+    sw = np.ones(labels.shape) if sample_weight is None else np.broadcast_to(
+        np.asarray(sample_weight, np.float64).reshape(
+            np.shape(sample_weight) + (1,) * (labels.ndim - np.ndim(sample_weight))), labels.shape)
+    terms = sw * pw * loss
+    if reduction == "none":
+        return terms
+    if reduction == "sum":
+        return terms.sum()
+    den = pw.sum()
+    return 0.0 if den == 0 else terms.sum() / den
+
+
+def pixel_bce(labels_onehot, logits, valid=None, smoothing=0.0):
+    """Mean over channels of sigmoid BCE, mean over counted pixels."""
+    z = np.asarray(logits, np.float64)
+    y = np.asarray(labels_onehot, np.float64) * (1 - smoothing) + 0.5 * smoothing
+    per = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
+    loss = per.mean(-1)
+    valid = np.ones(loss.shape, bool) if valid is None else valid
+    return 0.0 if valid.sum() == 0 else (loss * valid).sum() / valid.sum()

@@ -1,0 +1,132 @@
+"""A small segmentation_models U-Net trains with pixel_softmax + pixel_cce, saves in every format
+of the running Keras, and reloads in a fresh process with equal predictions and the same loss."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import segmentation_models as sm
+
+from sm_pixel_ce import PixelBinaryCrossentropy, PixelCategoricalCrossentropy
+from sm_pixel_ce.compat import IS_KERAS_3, keras
+from sm_pixel_ce.data import make_scenes
+
+SIZE, CLASSES = 64, 7
+
+# Runs in a fresh interpreter: `import sm_pixel_ce` is the only thing a user adds.
+RELOAD = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import sm_pixel_ce
+    import tensorflow as tf
+    if sm_pixel_ce.KERAS_FLAVOR == "keras3":
+        import keras
+        load = lambda path: keras.models.load_model(path, safe_mode=True)
+    else:
+        keras = tf.keras
+        load = lambda path: keras.models.load_model(path)
+    folder = sys.argv[1]
+    spec = json.load(open(folder + "/spec.json"))
+    x = np.load(folder + "/x.npy")
+    out = {}
+    for name in spec["saved"]:
+        model = load(folder + "/" + name)
+        np.save(folder + "/pred_" + name.replace(".", "_") + ".npy", model.predict(x, verbose=0))
+        # A string or class given to compile() comes back as given; resolve it as Keras does.
+        loss = model.loss if isinstance(model.loss, keras.losses.Loss) else keras.losses.get(model.loss)
+        out[name] = {"loss_class": type(loss).__name__, "loss_config": loss.get_config(),
+                     "activation": model.layers[-1].get_config()["activation"]}
+        if name.endswith(".keras"):  # the reloaded, compiled model trains on
+            out[name]["step"] = float(np.ravel(model.train_on_batch(x, np.zeros(x.shape[:3], "uint8")))[0])
+    for name in spec["exported"]:
+        served = tf.saved_model.load(folder + "/" + name)
+        np.save(folder + "/pred_" + name + ".npy", served.serve(tf.constant(x)).numpy())
+    json.dump(out, open(folder + "/reloaded.json", "w"))
+    """
+)
+
+
+def _reload_in_fresh_process(folder, saved, exported=()):
+    with open(os.path.join(folder, "spec.json"), "w") as f:
+        json.dump({"saved": list(saved), "exported": list(exported)}, f)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("SM_FRAMEWORK", None)
+    result = subprocess.run([sys.executable, "-c", RELOAD, folder], capture_output=True, text=True, env=env,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(os.path.join(folder, "reloaded.json")) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    images, masks = make_scenes(8, size=SIZE, seed=3)
+    masks = masks.copy()
+    masks[:, :2] = 255  # a void border, ignored by the loss
+    return images, masks
+
+
+def _train(model, loss, x, y, steps=6):
+    model.compile(keras.optimizers.Adam(1e-3), loss=loss)
+    return [float(np.ravel(model.train_on_batch(x, y))[0]) for _ in range(steps)]
+
+
+@pytest.mark.parametrize("variant", ["cce", "bce"])
+def test_unet_trains_saves_and_reloads(tmp_path, scenes, variant):
+    images, masks = scenes
+    keras.utils.set_random_seed(0)
+    activation = "pixel_softmax" if variant == "cce" else "sigmoid"
+    model = sm.Unet("resnet18", encoder_weights=None, classes=CLASSES, activation=activation,
+                    input_shape=(SIZE, SIZE, 3))
+    if variant == "cce":
+        loss = PixelCategoricalCrossentropy(class_weights=[0.3] + [1.0] * 6, ignore_index=255, label_smoothing=0.05)
+    else:
+        loss = PixelBinaryCrossentropy(ignore_index=255)
+    history = _train(model, loss, images[:4], masks[:4])
+    assert all(np.isfinite(history))
+    assert history[-1] < history[0], history
+
+    x = images[4:6]
+    np.save(tmp_path / "x.npy", x)
+    expected = model.predict(x, verbose=0)
+    saved = ["model.keras", "model.h5"]
+    exported = []
+    model.save(tmp_path / "model.keras")
+    model.save(tmp_path / "model.h5")
+    if IS_KERAS_3:
+        model.export(str(tmp_path / "exported"), verbose=False)
+        exported.append("exported")
+    else:
+        model.save(str(tmp_path / "savedmodel"), save_format="tf")
+        saved.append("savedmodel")
+
+    reloaded = _reload_in_fresh_process(str(tmp_path), saved, exported)
+    for name in saved:
+        got = np.load(tmp_path / f"pred_{name.replace('.', '_')}.npy")
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6, err_msg=name)
+        assert reloaded[name]["loss_class"] == type(loss).__name__, name
+        assert reloaded[name]["loss_config"] == loss.get_config(), name
+        assert np.isfinite(reloaded[name].get("step", 0.0)), name
+    for name in exported:
+        np.testing.assert_allclose(np.load(tmp_path / f"pred_{name}.npy"), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_string_names_compile_and_reload(tmp_path, scenes):
+    images, masks = scenes
+    model = sm.Unet("resnet18", encoder_weights=None, classes=CLASSES, activation="pixel_softmax",
+                    input_shape=(SIZE, SIZE, 3))
+    model.compile("adam", loss="pixel_cce")
+    assert np.isfinite(model.train_on_batch(images[:2], np.where(masks[:2] == 255, 0, masks[:2])))
+    np.save(tmp_path / "x.npy", images[:2])
+    expected = model.predict(images[:2], verbose=0)
+    model.save(tmp_path / "named.keras")
+    reloaded = _reload_in_fresh_process(str(tmp_path), ["named.keras"])
+    assert reloaded["named.keras"]["loss_class"] == "PixelCategoricalCrossentropy"
+    assert reloaded["named.keras"]["loss_config"] == PixelCategoricalCrossentropy().get_config()
+    assert np.isfinite(reloaded["named.keras"]["step"])
+    np.testing.assert_allclose(np.load(tmp_path / "pred_named_keras.npy"), expected, rtol=1e-5, atol=1e-6)
