@@ -4,7 +4,7 @@ Importing the package registers ``"pixel_softmax"``, ``"pixel_cce"`` and ``"pixe
 class names) with the running Keras, Keras 3 or tf_keras.
 """
 
-from ._registry import list_names
+from ._registry import get, list_names
 from ._version import __version__
 from .activations import PixelSoftmax, pixel_softmax
 from .compat import KERAS_FLAVOR
@@ -14,6 +14,7 @@ from .losses import (
     pixel_binary_crossentropy,
     pixel_categorical_crossentropy,
 )
+from .saving import load_model
 
 __all__ = [
     "KERAS_FLAVOR",
@@ -21,7 +22,9 @@ __all__ = [
     "PixelCategoricalCrossentropy",
     "PixelSoftmax",
     "__version__",
+    "get",
     "list_names",
+    "load_model",
     "pixel_binary_crossentropy",
     "pixel_categorical_crossentropy",
     "pixel_softmax",

@@ -13,6 +13,11 @@ EPSILON = 1e-7
 # A dense label row counts when it sums to 1 within this tolerance (or to 0: an unlabelled pixel).
 ROW_SUM_TOLERANCE = 1e-3
 
+NOT_FINITE = (
+    "{where}: the loss is not finite because the predictions contain NaN or Inf (a diverging "
+    "model: lower the learning rate, or use loss scaling under mixed precision)."
+)
+
 REDUCTIONS = ("sum_over_batch_size", "mean", "mean_with_sample_weight", "sum", "none", None)
 _MEAN_REDUCTIONS = ("sum_over_batch_size", "mean")
 
@@ -156,6 +161,12 @@ class Pixels:
                 )
         return message
 
+    def require_finite_probabilities(self, probabilities):
+        """Plain probabilities are renormalised and clipped, which would hide an Inf: check them."""
+        self.checks += _checks.data(
+            tf.reduce_all(tf.math.is_finite(probabilities)), NOT_FINITE.format(where=self.where)
+        )
+
     def integer_labels(self, ignore_index, num_values=None):
         """Validate the integer mask and return ``(safe_labels, valid)``.
 
@@ -223,6 +234,11 @@ class Pixels:
 def reduce(pixels, losses, weights, sample_weight, reduction):
     """Weighted reduction of per-pixel losses ``(P,)``.
 
+    Under a ``tf.distribute`` strategy the mean is global: each replica returns its share
+    ``Σ_replica sw·w·ℓ / Σ_all replicas w`` (the denominator is summed across replicas), so that
+    the replicas' shares, summed as gradients are, give exactly the single-device weighted mean
+    (per-replica averaging, as PyTorch DDP does, would weight replicas equally instead).
+
     Args:
         pixels: The :class:`Pixels` of this call.
         losses: Per-pixel losses, ``(P,)``.
@@ -236,16 +252,14 @@ def reduce(pixels, losses, weights, sample_weight, reduction):
         A scalar, or the per-pixel map for ``"none"``.
     """
     sw = None if sample_weight is None else pixels.pixel_sample_weight(sample_weight)
-    with tf.control_dependencies(pixels.checks):
-        losses = tf.identity(losses)
     weighted = losses if weights is None else losses * weights
     if sw is not None:
         weighted = weighted * tf.cast(sw, weighted.dtype)
     if reduction in ("none", None):
-        return tf.reshape(weighted, pixels.spatial_shape)
+        return _checked(pixels, tf.reshape(weighted, pixels.spatial_shape), tf.reduce_all(tf.math.is_finite(losses)))
     total = tf.reduce_sum(weighted)
     if reduction == "sum":
-        return total
+        return _checked(pixels, total, tf.math.is_finite(total))
     if reduction in _MEAN_REDUCTIONS:
         if weights is None:
             denominator = tf.cast(tf.size(losses), total.dtype)
@@ -256,4 +270,27 @@ def reduce(pixels, losses, weights, sample_weight, reduction):
         if sw is not None:
             counted = counted * tf.cast(sw, counted.dtype)
         denominator = tf.reduce_sum(counted)
-    return tf.math.divide_no_nan(total, denominator)
+    mean = tf.math.divide_no_nan(total, _global_sum(denominator))
+    return _checked(pixels, mean, tf.math.is_finite(total))
+
+
+def replicas():
+    """Number of replicas whose losses are summed (1 outside a distribution strategy)."""
+    context = tf.distribute.get_replica_context()
+    return 1 if context is None else context.num_replicas_in_sync
+
+
+def _global_sum(value):
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return value
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, tf.stop_gradient(value))
+
+
+def _checked(pixels, value, finite):
+    """Attach the data checks, and the check that the loss is finite, to ``value``."""
+    checks = pixels.checks + _checks.data(finite, NOT_FINITE.format(where=pixels.where))
+    if not checks:
+        return value
+    with tf.control_dependencies(checks):
+        return tf.identity(value)

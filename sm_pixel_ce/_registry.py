@@ -15,6 +15,7 @@ Each object is recorded here under its names and made known to Keras in three wa
    found in that namespace is saved as its name instead, which every loader resolves.
 """
 
+import difflib
 import importlib
 
 from .compat import IS_KERAS_3, keras
@@ -125,6 +126,35 @@ def list_names(kind=None):
     if kind not in _REGISTRY:
         raise ValueError(f"Unknown kind. Expected one of {sorted(_REGISTRY)}. Received: kind={kind!r}")
     return sorted(_REGISTRY[kind])
+
+
+def get(name, kind=None):
+    """The object registered under ``name``, or a ValueError listing the valid names.
+
+    Keras's own lookups (``keras.losses.get``...) give a bare "Could not interpret" for a
+    misspelt name; this one says what exists and what was probably meant.
+
+    Args:
+        name: A string name such as ``"pixel_cce"``.
+        kind: Restrict to one kind (``"activation"``, ``"layer"``, ``"loss"``, ``"metric"``), or
+            None for any. Defaults to None.
+
+    Returns:
+        The registered function or class.
+
+    Example:
+        >>> get("pixel_cce")
+        <class 'sm_pixel_ce.losses.PixelCategoricalCrossentropy'>
+    """
+    names = list_names(kind)
+    tables = _REGISTRY.values() if kind is None else [_REGISTRY[kind]]
+    for table in tables:
+        if name in table:
+            return table[name]
+    close = difflib.get_close_matches(str(name), names, n=1)
+    hint = f' Did you mean "{close[0]}"?' if close else ""
+    what = "name" if kind is None else f"{kind} name"
+    raise ValueError(f"Unknown sm_pixel_ce {what}. Expected one of {names}. Received: {name!r}.{hint}")
 
 
 def is_registered(name):

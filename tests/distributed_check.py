@@ -1,0 +1,128 @@
+"""Run as a script: train the same model single-device and under a distribution strategy and
+print a JSON line with both runs' per-step losses and final weights.
+
+    python tests/distributed_check.py mirrored        # MirroredStrategy over 2 logical CPUs
+    TF_CONFIG=... python tests/distributed_check.py worker OUT.npz   # one MultiWorker worker
+    python tests/distributed_check.py single OUT.npz  # the single-process reference for workers
+"""
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+MODE = sys.argv[1]
+if MODE == "mirrored":
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import sm_pixel_ce  # noqa: E402
+if os.environ.get("KERAS_TRACEBACK_FILTERING") == "0":
+    import keras as _k
+    _k.config.disable_traceback_filtering()
+from sm_pixel_ce.compat import keras  # noqa: E402
+
+C, SIZE, BATCH, STEPS = 4, 16, 8, 3
+CLASS_WEIGHTS = [0.2, 1.0, 3.0, 0.5]
+
+
+def data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(BATCH * STEPS, SIZE, SIZE, 3)).astype(np.float32)
+    y = rng.integers(0, C, (BATCH * STEPS, SIZE, SIZE)).astype(np.uint8)
+    # Replica 0 gets the first half of each global batch: make it mostly void, so that the
+    # replicas count very different numbers of pixels and per-replica averaging would be wrong.
+    for step in range(STEPS):
+        first_half = slice(step * BATCH, step * BATCH + BATCH // 2)
+        y[first_half][rng.uniform(size=y[first_half].shape) < 0.9] = 255
+    return x, y
+
+
+def small_model():
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((SIZE, SIZE, 3))
+    h = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    outputs = keras.layers.Activation("pixel_softmax")(keras.layers.Conv2D(C, 1)(h))
+    return keras.Model(inputs, outputs)
+
+
+def unet():
+    import segmentation_models as sm
+
+    keras.utils.set_random_seed(1)
+    model = sm.Unet("resnet18", encoder_weights=None, classes=C, activation="pixel_softmax",
+                    input_shape=(32, 32, 3), decoder_filters=(32, 16, 16, 8, 8))
+    for layer in model.layers:  # frozen batch norm: the forward pass no longer depends on the split
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+    return model
+
+
+def train(build, x, y, strategy=None):
+    scope = strategy.scope() if strategy is not None else tf.distribute.get_strategy().scope()
+    with scope:
+        model = build()
+        model.compile(keras.optimizers.SGD(0.5),
+                      loss=sm_pixel_ce.PixelCategoricalCrossentropy(class_weights=CLASS_WEIGHTS, ignore_index=255))
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH)
+    if MODE == "worker":
+        # Every worker builds the same global batches; sharding by data after tf.distribute's
+        # rebatching gives worker i the i-th half of each one, as MirroredStrategy splits them.
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        dataset = dataset.with_options(options)
+    if MODE in ("worker", "single") and sm_pixel_ce.KERAS_FLAVOR == "keras3":
+        # Keras 3.15's fit cannot run under MultiWorkerMirroredStrategy whatever the loss (it
+        # reduces scalar logs across workers with axis=0), so Keras 3 trains with a custom step.
+        return custom_loop(model, dataset, strategy or tf.distribute.get_strategy())
+    history = model.fit(dataset, epochs=STEPS, steps_per_epoch=1, verbose=0, shuffle=False)
+    return history.history["loss"], [np.asarray(w) for w in model.get_weights()]
+
+
+def custom_loop(model, dataset, strategy):
+    distributed = strategy.experimental_distribute_dataset(dataset)
+
+    def replica_step(xb, yb):
+        with tf.GradientTape() as tape:
+            value = model.loss(yb, model(xb, training=True))
+        grads = tape.gradient(value, model.trainable_variables)
+        model.optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return value
+
+    @tf.function
+    def step(xb, yb):
+        return strategy.reduce("SUM", strategy.run(replica_step, args=(xb, yb)), axis=None)
+
+    losses = [float(step(xb, yb)) for xb, yb in distributed]
+    return losses, [np.asarray(w) for w in model.get_weights()]
+
+
+if MODE == "mirrored":
+    x, y = data()
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    # What per-replica averaging (PyTorch DDP, MMSegmentation) would report for the first batch.
+    model = small_model()
+    loss = sm_pixel_ce.PixelCategoricalCrossentropy(class_weights=CLASS_WEIGHTS, ignore_index=255)
+    half = BATCH // 2
+    per_replica_mean = float(np.mean([loss(y[i:i + half], model(x[i:i + half])) for i in (0, half)]))
+    global_mean = float(loss(y[:BATCH], model(x[:BATCH])))
+    single_loss, single_w = train(small_model, x, y)
+    dist_loss, dist_w = train(small_model, x, y, strategy)
+    rel = max(float(np.max(np.abs(a - b)) / (np.max(np.abs(a)) + 1e-12)) for a, b in zip(single_w, dist_w))
+    print(json.dumps({"replicas": strategy.num_replicas_in_sync, "single_loss": single_loss,
+                      "first_batch_global_mean": global_mean, "first_batch_per_replica_mean": per_replica_mean,
+                      "distributed_loss": dist_loss, "max_relative_weight_difference": rel}))
+elif MODE in ("worker", "single"):
+    x, y = data()
+    x = np.stack([np.resize(img, (32, 32, 3)) for img in x])
+    y = np.stack([np.resize(m, (32, 32)) for m in y])
+    if MODE == "worker":
+        loss, weights = train(unet, x, y, tf.distribute.MultiWorkerMirroredStrategy())
+    else:
+        loss, weights = train(unet, x, y)
+    np.savez(sys.argv[2], *weights, loss=np.array(loss))
+    print(json.dumps({"loss": loss}))
