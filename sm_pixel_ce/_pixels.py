@@ -203,6 +203,11 @@ class Pixels:
         )
         if valid is not None:
             labels = tf.where(valid, labels, tf.zeros_like(labels))
+        if self.checks:
+            # In a graph, gather only once the range is checked, so that the clear message wins
+            # over the kernel's own out-of-range error.
+            with tf.control_dependencies(self.checks):
+                labels = tf.identity(labels)
         return labels, valid
 
     def pixel_sample_weight(self, sample_weight):

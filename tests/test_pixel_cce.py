@@ -338,3 +338,14 @@ def test_dynamic_shapes_mismatch_is_caught_in_graph():
     np.testing.assert_allclose(fn(LABELS, PROBS).numpy(), np.log(3), rtol=1e-6)
     with pytest.raises(tf.errors.InvalidArgumentError, match="differ in shape"):
         fn(np.zeros((2, 4, 5), np.int64), PROBS)
+
+
+def test_unlabelled_pixel_does_not_hide_a_half_labelled_one():
+    # One all-zero (unlabelled) row and one row summing to 0.5: the second must still be caught.
+    y = np.zeros((1, 1, 2, 3), np.float32)
+    y[0, 0, 1, 0] = 0.5
+    p = np.full((1, 1, 2, 3), 1 / 3, np.float32)
+    with pytest.raises(ValueError, match="summing to 1"):
+        pixel_categorical_crossentropy(y, p)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="summing to 1"):
+        tf.function(pixel_categorical_crossentropy)(tf.constant(y), tf.constant(p))
