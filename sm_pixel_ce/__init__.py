@@ -14,12 +14,16 @@ from .losses import (
     pixel_binary_crossentropy,
     pixel_categorical_crossentropy,
 )
+from .metrics import PixelAccuracy, PixelMeanIoU
 from .saving import load_model
+from .sm_support import supported_backbones
 
 __all__ = [
     "KERAS_FLAVOR",
+    "PixelAccuracy",
     "PixelBinaryCrossentropy",
     "PixelCategoricalCrossentropy",
+    "PixelMeanIoU",
     "PixelSoftmax",
     "__version__",
     "get",
@@ -28,4 +32,5 @@ __all__ = [
     "pixel_binary_crossentropy",
     "pixel_categorical_crossentropy",
     "pixel_softmax",
+    "supported_backbones",
 ]

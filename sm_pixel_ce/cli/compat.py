@@ -1,0 +1,363 @@
+"""``sm-pixel-ce compat``: the support matrix of segmentation_models architectures x backbones.
+
+Each cell is one architecture on one backbone in one Keras flavour: build (``encoder_weights=None``,
+``activation="pixel_softmax"``), train one step with ``pixel_cce``, save as ``.keras`` and ``.h5``,
+reload both in a *fresh* process with ``safe_mode=True`` and no ``custom_objects``, and compare
+predictions. A cell is ``ok`` only when all of that held; otherwise it carries the reason.
+
+The flavour is fixed per process, so the work runs in worker processes (``--jobs`` at a time),
+each building a few cells and then reloading all their files in one more process (one TensorFlow
+import for many files). Results are appended to a JSON-lines file, so a matrix can be run in
+parts (``--resume`` skips cells already there) and the Markdown table always shows every cell:
+``ok``, its reason, or ``not run``.
+"""
+
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ARCHITECTURES = ("Unet", "FPN", "Linknet", "PSPNet")
+FLAVORS = ("keras3", "tf_keras")
+FLAVOR_TITLES = {"keras3": "Keras 3", "tf_keras": "tf_keras"}
+#: Smallest square input each architecture accepts: five /2 stages for the encoder-decoders;
+#: PSPNet pools its /8 features into 1, 2, 3 and 6 bins, so it needs a multiple of 6 * 8.
+INPUT_SIZES = {"Unet": 64, "FPN": 64, "Linknet": 64, "PSPNet": 48}
+#: Backbones that refuse inputs under 75 px (Keras's InceptionV3 check): the next accepted size.
+LARGER_INPUTS = {"inceptionv3": 96}
+CLASSES = 7
+BATCH = 2
+#: Largest |difference| of predictions before and after a reload that still counts as equal.
+TOLERANCE = 1e-5
+FORMATS = (".keras", ".h5")
+#: The fast subset run by the default tests (``--subset fast``).
+FAST_SUBSET = (
+    ("Unet", "resnet18"),
+    ("Unet", "seresnet18"),
+    ("Unet", "resnext50"),
+    ("Unet", "mobilenetv2"),
+    ("Unet", "efficientnetb0"),
+    ("Unet", "vgg16"),
+    ("FPN", "resnet18"),
+    ("Linknet", "mobilenetv2"),
+    ("PSPNet", "resnet18"),
+)
+
+
+def add_arguments(parser):
+    parser.add_argument("--flavor", choices=(*FLAVORS, "both"), default="both", help="Keras flavour(s) to run (default: both)")
+    parser.add_argument("--archs", default=",".join(ARCHITECTURES), help="comma-separated architectures (default: all)")
+    parser.add_argument("--backbones", default="all", help="comma-separated backbones, or 'all' (default)")
+    parser.add_argument("--subset", choices=("fast",), help="run the fast subset instead of archs x backbones")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes at a time (default: 1)")
+    parser.add_argument("--chunk", type=int, default=4, help="cells per worker process (default: 4)")
+    parser.add_argument("--results", default="compat_results.jsonl", help="JSON-lines file of cell results, appended to")
+    parser.add_argument("--resume", action="store_true", help="skip cells already in --results")
+    parser.add_argument("--out", help="write the Markdown table here (it is always printed)")
+    parser.add_argument("--table-only", action="store_true", help="only render the table from --results")
+    parser.add_argument("--workdir", help="where saved models go (default: a temporary folder)")
+
+
+def run(args):
+    if args.jobs < 1 or args.chunk < 1:
+        print(f"sm-pixel-ce compat: --jobs and --chunk must be >= 1. Received: --jobs={args.jobs} --chunk={args.chunk}", file=sys.stderr)
+        return 2
+    flavors = FLAVORS if args.flavor == "both" else (args.flavor,)
+    try:
+        cells = [] if args.table_only else _chosen_cells(args)
+    except ValueError as error:
+        print(f"sm-pixel-ce compat: {error}", file=sys.stderr)
+        return 2
+    done = set()
+    if args.resume and os.path.exists(args.results):
+        done = {(r["flavor"], r["arch"], r["backbone"]) for r in read_results(args.results)}
+    todo = [(f, a, b) for f in flavors for a, b in cells if (f, a, b) not in done]
+    if todo:
+        with tempfile.TemporaryDirectory(prefix="sm_pixel_ce_compat_") as tmp:
+            run_matrix(todo, args.workdir or tmp, args.results, jobs=args.jobs, chunk=args.chunk)
+    results = read_results(args.results) if os.path.exists(args.results) else []
+    table = render_table(results, backbones=_all_backbones(results, cells))
+    print(table)
+    if args.out:
+        with open(args.out, "w") as handle:
+            handle.write(table)
+        print(f"wrote {args.out}", file=sys.stderr)
+    return 0 if all(r["status"] == "ok" for r in results if (r["flavor"], r["arch"], r["backbone"]) in set(todo)) else 1
+
+
+def _chosen_cells(args):
+    if args.subset == "fast":
+        return list(FAST_SUBSET)
+    archs = [a for a in args.archs.split(",") if a]
+    unknown = [a for a in archs if a not in ARCHITECTURES]
+    if unknown:
+        raise ValueError(f"unknown architecture. Expected some of {list(ARCHITECTURES)}. Received: --archs={args.archs}")
+    known = list_backbones()
+    backbones = known if args.backbones == "all" else [b for b in args.backbones.split(",") if b]
+    unknown = [b for b in backbones if b not in known]
+    if unknown:
+        raise ValueError(f"unknown backbone(s) {unknown}. Expected some of {known}. Received: --backbones={args.backbones}")
+    return [(a, b) for a in archs for b in backbones]
+
+
+def list_backbones():
+    """``sm.Backbones.models_names()``: every backbone segmentation_models offers.
+
+    Returns:
+        The backbone names, in segmentation_models' order.
+    """
+    from sm_pixel_ce import supported_backbones
+
+    return supported_backbones()
+
+
+def run_matrix(cells, workdir, results_path, jobs=1, chunk=4, progress=sys.stderr):
+    """Run ``cells`` (``(flavor, arch, backbone)``) in worker processes; append results as they come.
+
+    Args:
+        cells: The cells to run.
+        workdir: Folder for saved models.
+        results_path: JSON-lines file the results are appended to.
+        jobs: Worker processes at a time. Defaults to 1.
+        chunk: Cells per worker. Defaults to 4.
+        progress: Where a line per finished cell goes. Defaults to stderr.
+
+    Returns:
+        The list of result dicts of these cells.
+    """
+    chunks = []
+    for flavor in FLAVORS:
+        mine = [c for c in cells if c[0] == flavor]
+        chunks += [mine[i : i + chunk] for i in range(0, len(mine), chunk)]
+    lock = threading.Lock()
+    results = []
+    start = time.time()
+
+    def record(result):
+        with lock:
+            results.append(result)
+            with open(results_path, "a") as handle:
+                handle.write(json.dumps(result) + "\n")
+            shown = "ok" if result["status"] == "ok" else result["reason"][:100]
+            print(
+                f"[{len(results)}/{len(cells)} {time.time() - start:.0f}s] {result['flavor']} "
+                f"{result['arch']} {result['backbone']}: {shown} ({result['seconds']:.1f} s)",
+                file=progress,
+                flush=True,
+            )
+
+    def run_chunk(index, cells_of_chunk):
+        folder = os.path.join(workdir, f"chunk{index}")
+        os.makedirs(folder, exist_ok=True)
+        for result in _run_chunk(cells_of_chunk, folder):
+            record(result)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        for future in [pool.submit(run_chunk, i, c) for i, c in enumerate(chunks)]:
+            future.result()
+    return results
+
+
+def _env(flavor):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore")
+    env.pop("TF_USE_LEGACY_KERAS", None)
+    if flavor == "tf_keras":
+        env["TF_USE_LEGACY_KERAS"] = "1"
+    return env
+
+
+def _run_chunk(cells, folder):
+    """Build/train/save in one process, reload in another; yield one final result per cell."""
+    flavor = cells[0][0]
+    spec = os.path.join(folder, "cells.json")
+    with open(spec, "w") as handle:
+        json.dump([{"arch": a, "backbone": b, "flavor": f} for f, a, b in cells], handle)
+    built = _worker(["build", spec, folder], flavor, folder)
+    finished = {}
+    for cell in cells:
+        key = (cell[1], cell[2])
+        result = built.get(key)
+        if result is None:
+            finished[key] = _result(cell, "error", "not finished: the build process exited early (crash or out of memory)", 0.0)
+        elif result["status"] != "ok":
+            finished[key] = result
+    to_reload = [c for c in cells if (c[1], c[2]) not in finished]
+    if to_reload:
+        reloaded = _worker(["reload", spec, folder], flavor, folder)
+        for cell in to_reload:
+            key = (cell[1], cell[2])
+            build, reload = built[key], reloaded.get(key)
+            if reload is None:
+                reload = _result(cell, "error", "reload: not finished (the reload process exited early)", 0.0)
+            seconds = build["seconds"] + reload["seconds"]
+            finished[key] = {**reload, "seconds": round(seconds, 1)}
+    for cell in cells:
+        yield finished[(cell[1], cell[2])]
+
+
+def _worker(argv, flavor, folder):
+    command = [sys.executable, "-m", "sm_pixel_ce.cli.compat", *argv]
+    with open(os.path.join(folder, f"{argv[0]}.log"), "w") as log:
+        process = subprocess.run(command, stdout=subprocess.PIPE, stderr=log, text=True, env=_env(flavor))
+    results = {}
+    for line in process.stdout.splitlines():
+        if line.startswith("{"):
+            result = json.loads(line)
+            results[(result["arch"], result["backbone"])] = result
+    return results
+
+
+def _result(cell, status, reason, seconds):
+    flavor, arch, backbone = cell
+    return {"flavor": flavor, "arch": arch, "backbone": backbone, "status": status, "reason": reason, "seconds": round(seconds, 1)}
+
+
+def _short(error):
+    """One line naming the error: its type and the first line of its message."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    return f"{type(error).__name__}: {text}"[:300]
+
+
+def _build_cells(spec, folder):
+    """Worker: build, train one step, save both formats and the reference predictions."""
+    import numpy as np
+    import segmentation_models as sm
+
+    import sm_pixel_ce
+    from sm_pixel_ce.compat import KERAS_FLAVOR, keras
+    from sm_pixel_ce.data.scenes import make_scenes
+
+    for entry in spec:
+        cell = (KERAS_FLAVOR, entry["arch"], entry["backbone"])
+        start = time.time()
+        stage = "build"
+        try:
+            size = LARGER_INPUTS.get(entry["backbone"], INPUT_SIZES[entry["arch"]])
+            model = getattr(sm, entry["arch"])(
+                entry["backbone"], encoder_weights=None, classes=CLASSES, activation="pixel_softmax", input_shape=(size, size, 3)
+            )
+            stage = "train"
+            model.compile("adam", loss="pixel_cce", metrics=[sm_pixel_ce.PixelMeanIoU(CLASSES), sm_pixel_ce.PixelAccuracy()])
+            images, masks = make_scenes(BATCH, size, seed=0)
+            model.train_on_batch(images, masks.astype("int32"))
+            predictions = model.predict(images, verbose=0)
+            stage = "save"
+            base = os.path.join(folder, f"{entry['arch']}_{entry['backbone']}")
+            for extension in FORMATS:
+                model.save(base + extension)
+            np.savez(base + ".npz", images=images, predictions=predictions)
+            result = _result(cell, "ok", "", time.time() - start)
+        except Exception as error:  # a cell's failure is its result, never the end of the run
+            result = _result(cell, "error", f"{stage}: {_short(error)}", time.time() - start)
+        print(json.dumps(result), flush=True)
+        keras.backend.clear_session()
+
+
+def _reload_cells(spec, folder):
+    """Worker (a fresh process): reload every saved file in safe mode, compare predictions."""
+    import numpy as np
+
+    import sm_pixel_ce  # noqa: F401  (what a user's fresh process does before loading)
+    from sm_pixel_ce.compat import KERAS_FLAVOR, keras
+
+    for entry in spec:
+        cell = (KERAS_FLAVOR, entry["arch"], entry["backbone"])
+        base = os.path.join(folder, f"{entry['arch']}_{entry['backbone']}")
+        if not os.path.exists(base + ".npz"):
+            continue
+        start = time.time()
+        reference = np.load(base + ".npz")
+        problems = []
+        for extension in FORMATS:
+            try:
+                model = keras.models.load_model(base + extension, safe_mode=True)
+                difference = float(np.max(np.abs(model.predict(reference["images"], verbose=0) - reference["predictions"])))
+                if not difference <= TOLERANCE:
+                    problems.append(f"reload {extension}: predictions differ by {difference:.3g}")
+            except Exception as error:
+                problems.append(f"reload {extension}: {_short(error)}")
+            keras.backend.clear_session()
+        status = "error" if problems else "ok"
+        print(json.dumps(_result(cell, status, "; ".join(problems), time.time() - start)), flush=True)
+
+
+def read_results(path):
+    """The last result of each cell in a JSON-lines results file.
+
+    Args:
+        path: The file written by :func:`run_matrix`.
+
+    Returns:
+        A list of result dicts.
+    """
+    latest = {}
+    with open(path) as handle:
+        for line in handle:
+            if line.strip():
+                result = json.loads(line)
+                latest[(result["flavor"], result["arch"], result["backbone"])] = result
+    return list(latest.values())
+
+
+def _all_backbones(results, cells):
+    names = []
+    for _, backbone in cells:
+        if backbone not in names:
+            names.append(backbone)
+    for result in results:
+        if result["backbone"] not in names:
+            names.append(result["backbone"])
+    return names
+
+
+def render_table(results, backbones, archs=ARCHITECTURES):
+    """The support matrix as Markdown: one row per architecture x backbone, one column per flavour.
+
+    Args:
+        results: Result dicts (``flavor``, ``arch``, ``backbone``, ``status``, ``reason``, ``seconds``).
+        backbones: Backbone names, in row order.
+        archs: Architectures, in row order. Defaults to all four.
+
+    Returns:
+        The Markdown text: counts per flavour, then the table; unrun cells read ``not run``.
+    """
+    by_cell = {(r["flavor"], r["arch"], r["backbone"]): r for r in results}
+    total = len(archs) * len(backbones)
+    lines = ["| Flavour | ok | failing | not run | total |", "|---|---|---|---|---|"]
+    for flavor in FLAVORS:
+        cells = [by_cell.get((flavor, a, b)) for a in archs for b in backbones]
+        ok = sum(1 for c in cells if c and c["status"] == "ok")
+        failing = sum(1 for c in cells if c and c["status"] != "ok")
+        lines.append(f"| {FLAVOR_TITLES[flavor]} | {ok} | {failing} | {total - ok - failing} | {total} |")
+    lines += ["", "| Architecture | Backbone | " + " | ".join(FLAVOR_TITLES[f] for f in FLAVORS) + " |"]
+    lines.append("|---|---|" + "---|" * len(FLAVORS))
+    for arch in archs:
+        for backbone in backbones:
+            shown = []
+            for flavor in FLAVORS:
+                result = by_cell.get((flavor, arch, backbone))
+                if result is None:
+                    shown.append("not run")
+                elif result["status"] == "ok":
+                    shown.append(f"ok ({result['seconds']:.0f} s)")
+                else:
+                    reason = result["reason"].replace("|", "\\|")
+                    shown.append(f"{reason} ({result['seconds']:.0f} s)")
+            lines.append(f"| {arch} | {backbone} | " + " | ".join(shown) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _main(argv):
+    command, spec_path, folder = argv
+    with open(spec_path) as handle:
+        spec = json.load(handle)
+    {"build": _build_cells, "reload": _reload_cells}[command](spec, folder)
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])

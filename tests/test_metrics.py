@@ -1,0 +1,183 @@
+"""PixelMeanIoU and PixelAccuracy against NumPy confusion-matrix references."""
+
+import numpy as np
+import pytest
+
+from sm_pixel_ce import PixelAccuracy, PixelMeanIoU
+from sm_pixel_ce.compat import IS_KERAS_3, keras
+from sm_pixel_ce.metrics import pixel_confusion_matrix
+
+
+def np_confusion(labels, predicted, num_classes, ignore_index=None, weights=None):
+    """cm[t, p] written from the definition: a loop over counted pixels."""
+    labels, predicted = np.ravel(labels), np.ravel(predicted)
+    weights = np.ones(labels.shape) if weights is None else np.ravel(weights).astype(np.float64)
+    cm = np.zeros((num_classes, num_classes))
+    for t, p, w in zip(labels, predicted, weights):
+        if ignore_index is not None and t == ignore_index:
+            continue
+        cm[t, p] += w
+    return cm
+
+
+def np_mean_iou(cm):
+    tp = np.diag(cm)
+    union = cm.sum(0) + cm.sum(1) - tp
+    present = union > 0
+    return float((tp[present] / union[present]).mean()) if present.any() else 0.0
+
+
+def np_accuracy(cm):
+    return float(np.trace(cm) / cm.sum()) if cm.sum() else 0.0
+
+
+def batch(rng, n=2, size=5, classes=4, ignore_index=None):
+    scores = rng.normal(size=(n, size, size, classes)).astype("float32")
+    labels = rng.integers(0, classes, size=(n, size, size))
+    if ignore_index is not None:
+        labels[rng.random(labels.shape) < 0.2] = ignore_index
+    return labels, scores
+
+
+class TestPixelConfusionMatrix:
+    def test_integer_mask_with_ignore_index(self, rng):
+        labels, scores = batch(rng, ignore_index=255)
+        cm = pixel_confusion_matrix(labels, scores, num_classes=4, ignore_index=255)
+        expected = np_confusion(labels, scores.argmax(-1), 4, ignore_index=255)
+        np.testing.assert_array_equal(cm.numpy(), expected)
+
+    def test_one_hot_labels_and_unlabelled_pixels(self, rng):
+        labels, scores = batch(rng)
+        one_hot = np.eye(4, dtype="float32")[labels]
+        one_hot[0, 0, :3] = 0.0  # unlabelled pixels: not counted
+        cm = pixel_confusion_matrix(one_hot, scores)
+        expected = np_confusion(labels, scores.argmax(-1), 4, weights=one_hot.sum(-1))
+        np.testing.assert_array_equal(cm.numpy(), expected)
+
+    def test_channels_first(self, rng):
+        labels, scores = batch(rng)
+        cm = pixel_confusion_matrix(labels, np.moveaxis(scores, -1, 1), axis=1)
+        np.testing.assert_array_equal(cm.numpy(), np_confusion(labels, scores.argmax(-1), 4))
+
+    def test_class_count_mismatch(self, rng):
+        labels, scores = batch(rng)
+        with pytest.raises(ValueError, match="expected num_classes=5"):
+            pixel_confusion_matrix(labels, scores, num_classes=5)
+
+    def test_out_of_range_mask(self, rng):
+        labels, scores = batch(rng)
+        labels[0, 0, 0] = 9
+        with pytest.raises(ValueError, match="out of range"):
+            pixel_confusion_matrix(labels, scores)
+
+
+class TestPixelMeanIoU:
+    def test_streaming_is_exact_over_batches(self, rng):
+        metric = PixelMeanIoU(num_classes=4, ignore_index=255)
+        everything = []
+        for size in (5, 3):
+            labels, scores = batch(rng, size=size, ignore_index=255)
+            metric.update_state(labels, scores)
+            everything.append((labels.ravel(), scores.argmax(-1).ravel()))
+        labels = np.concatenate([e[0] for e in everything])
+        predicted = np.concatenate([e[1] for e in everything])
+        expected = np_mean_iou(np_confusion(labels, predicted, 4, ignore_index=255))
+        assert float(metric.result()) == pytest.approx(expected, abs=1e-6)
+
+    def test_hand_checked(self):
+        # labels [0 0 1 1], predicted [0 1 1 1]: IoU0 = 1/2, IoU1 = 2/3; class 2 absent -> skipped.
+        labels = np.array([[[0, 0, 1, 1]]])
+        scores = np.eye(3, dtype="float32")[[[[0, 1, 1, 1]]]]
+        metric = PixelMeanIoU(num_classes=3)
+        metric.update_state(labels, scores)
+        assert float(metric.result()) == pytest.approx((1 / 2 + 2 / 3) / 2)
+
+    def test_equals_keras_mean_iou(self, rng):
+        labels, scores = batch(rng, size=8, classes=5)
+        ours = PixelMeanIoU(num_classes=5)
+        ours.update_state(labels, scores)
+        oracle = keras.metrics.MeanIoU(num_classes=5)
+        oracle.update_state(labels.ravel(), scores.argmax(-1).ravel())
+        assert float(ours.result()) == pytest.approx(float(oracle.result()), abs=1e-6)
+
+    def test_sample_weighted(self, rng):
+        labels, scores = batch(rng)
+        weights = np.array([1.0, 3.0])
+        metric = PixelMeanIoU(num_classes=4)
+        metric.update_state(labels, scores, sample_weight=weights)
+        pixel_weights = np.broadcast_to(weights[:, None, None], labels.shape)
+        expected = np_mean_iou(np_confusion(labels, scores.argmax(-1), 4, weights=pixel_weights))
+        assert float(metric.result()) == pytest.approx(expected, abs=1e-6)
+
+    def test_reset_and_empty(self, rng):
+        metric = PixelMeanIoU(num_classes=4, ignore_index=255)
+        metric.update_state(*batch(rng))
+        metric.reset_state()
+        assert float(metric.result()) == 0.0
+        metric.update_state(np.full((1, 2, 2), 255), np.zeros((1, 2, 2, 4), "float32"))
+        assert float(metric.result()) == 0.0
+
+    def test_config(self):
+        metric = PixelMeanIoU(num_classes=7, ignore_index=255, axis=1, name="miou")
+        config = metric.get_config()
+        assert {k: config[k] for k in ("num_classes", "ignore_index", "axis", "name")} == {
+            "num_classes": 7, "ignore_index": 255, "axis": 1, "name": "miou"}
+        clone = keras.metrics.deserialize(keras.metrics.serialize(metric))
+        assert isinstance(clone, PixelMeanIoU)
+        assert (clone.num_classes, clone.ignore_index, clone.axis, clone.name) == (7, 255, 1, "miou")
+
+    def test_default_name(self):
+        assert PixelMeanIoU(num_classes=3).name == "pixel_miou"
+
+    @pytest.mark.parametrize("bad", [None, 1, 2.5, True])
+    def test_bad_num_classes(self, bad):
+        with pytest.raises(ValueError, match="num_classes"):
+            PixelMeanIoU(num_classes=bad)
+
+
+class TestPixelAccuracy:
+    def test_streaming_is_exact_over_batches(self, rng):
+        metric = PixelAccuracy(ignore_index=255)
+        total = np.zeros((4, 4))
+        for size in (6, 2):
+            labels, scores = batch(rng, size=size, ignore_index=255)
+            metric.update_state(labels, scores)
+            total += np_confusion(labels, scores.argmax(-1), 4, ignore_index=255)
+        assert float(metric.result()) == pytest.approx(np_accuracy(total), abs=1e-6)
+
+    def test_one_hot_equals_keras_categorical_accuracy(self, rng):
+        labels, scores = batch(rng, size=6)
+        metric = PixelAccuracy()
+        metric.update_state(np.eye(4, dtype="float32")[labels], scores)
+        oracle = keras.metrics.CategoricalAccuracy()
+        oracle.update_state(np.eye(4, dtype="float32")[labels.ravel()], scores.reshape(-1, 4))
+        assert float(metric.result()) == pytest.approx(float(oracle.result()), abs=1e-6)
+
+    def test_default_name_and_config(self):
+        metric = PixelAccuracy(ignore_index=0)
+        assert metric.name == "pixel_accuracy"
+        clone = PixelAccuracy.from_config(metric.get_config())
+        assert (clone.ignore_index, clone.axis, clone.name) == (0, -1, "pixel_accuracy")
+
+
+@pytest.mark.skipif(not IS_KERAS_3, reason="tf_keras wraps a metric class given by string as a function")
+def test_string_names_in_keras3():
+    assert isinstance(keras.metrics.get("pixel_accuracy"), PixelAccuracy)
+
+
+@pytest.mark.parametrize("extension", [".keras", ".h5"])
+def test_model_reloads_with_metrics(tmp_path, rng, extension):
+    inputs = keras.Input((8, 8, 3))
+    outputs = keras.layers.Conv2D(4, 1, activation="pixel_softmax")(inputs)
+    model = keras.Model(inputs, outputs)
+    model.compile("adam", loss="pixel_cce", metrics=[PixelMeanIoU(4, ignore_index=255), PixelAccuracy()])
+    images = rng.random((2, 8, 8, 3)).astype("float32")
+    masks = rng.integers(0, 4, (2, 8, 8))
+    model.fit(images, masks, epochs=1, verbose=0)
+    path = str(tmp_path / f"model{extension}")
+    model.save(path)
+    reloaded = keras.models.load_model(path)
+    logs = reloaded.evaluate(images, masks, verbose=0, return_dict=True)
+    cm = np_confusion(masks, model.predict(images, verbose=0).argmax(-1), 4)
+    assert logs["pixel_miou"] == pytest.approx(np_mean_iou(cm), abs=1e-5)
+    assert logs["pixel_accuracy"] == pytest.approx(np_accuracy(cm), abs=1e-5)
