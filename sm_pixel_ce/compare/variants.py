@@ -1,0 +1,148 @@
+"""The training set-ups being compared, each a real segmentation_models model and loss.
+
+* ``cce``: ``activation="pixel_softmax"`` + ``loss="pixel_cce"`` (one class per pixel);
+* ``bce``: ``activation="sigmoid"`` + ``loss="pixel_bce"`` (7 independent yes/no questions);
+* ``reshape``: the recipe from old answers: linear output, ``Reshape((H*W, C))``, ``softmax``,
+  Keras's ``categorical_crossentropy`` on one-hot labels reshaped the same way;
+* ``cce-weighted``: ``pixel_cce`` with class weights from label frequencies;
+* ``cce-smooth``: ``pixel_cce`` with label smoothing 0.1.
+
+Every variant has the same layers with weights, so all start from the same initial weights.
+"""
+
+import numpy as np
+
+from ..compat import keras
+from ..losses import PixelBinaryCrossentropy, PixelCategoricalCrossentropy
+
+#: Variant names in report order, with a one-line description.
+VARIANTS = {
+    "cce": "pixel_softmax + pixel_cce",
+    "bce": "sigmoid + pixel_bce",
+    "reshape": "Reshape((H*W, C)) + softmax + categorical_crossentropy",
+    "cce-weighted": "pixel_softmax + pixel_cce, class weights from label frequencies",
+    "cce-smooth": "pixel_softmax + pixel_cce, label_smoothing=0.1",
+}
+DEFAULT_VARIANTS = ("cce", "bce")
+#: Architectures of segmentation_models that ``--arch`` accepts.
+ARCHITECTURES = ("Unet", "FPN", "Linknet", "PSPNet")
+LABEL_SMOOTHING = 0.1
+#: BatchNormalization momentum of the compared models. Keras's 0.99 needs several hundred steps
+#: before the moving statistics used at evaluation match the data; short comparisons would then
+#: score mostly the BatchNorm warm-up, the same noise for every variant.
+BN_MOMENTUM = 0.9
+
+
+def class_weights_from_frequencies(masks, num_classes, ignore_index=None):
+    """Median-frequency class weights ``w_c = median(f) / f_c`` (Eigen & Fergus), mean 1.
+
+    Classes absent from ``masks`` get the largest weight seen, so that they still count if they
+    appear.
+
+    Args:
+        masks: Integer masks.
+        num_classes: C.
+        ignore_index: Label value not counted, or None. Defaults to None.
+
+    Returns:
+        A list of C positive floats.
+    """
+    labels = np.asarray(masks).astype(np.int64).ravel()
+    if ignore_index is not None:
+        labels = labels[labels != ignore_index]
+    frequency = np.bincount(labels, minlength=num_classes)[:num_classes] / max(labels.size, 1)
+    present = frequency > 0
+    if not present.any():
+        return [1.0] * num_classes
+    weights = np.zeros(num_classes)
+    weights[present] = np.median(frequency[present]) / frequency[present]
+    weights[~present] = weights[present].max()
+    return [float(w) for w in weights / weights.mean()]
+
+
+def build_model(variant, arch, backbone, num_classes, size):
+    """Build the model of ``variant`` (uncompiled), with ``encoder_weights=None``.
+
+    Args:
+        variant: A key of :data:`VARIANTS`.
+        arch: A name of :data:`ARCHITECTURES`.
+        backbone: A segmentation_models backbone name.
+        num_classes: C.
+        size: Input side in pixels.
+
+    BatchNormalization layers get momentum :data:`BN_MOMENTUM`, in every variant alike.
+
+    Returns:
+        A Keras model whose output is ``(N, size, size, C)``, or ``(N, size*size, C)`` for
+        ``reshape``.
+    """
+    import segmentation_models as sm
+
+    if variant not in VARIANTS:
+        raise ValueError(
+            f"Unknown variant. Expected one of {list(VARIANTS)}. Received: {variant!r}"
+        )
+    activation = {"bce": "sigmoid", "reshape": "linear"}.get(variant, "pixel_softmax")
+    model = getattr(sm, arch)(
+        backbone,
+        encoder_weights=None,
+        classes=num_classes,
+        activation=activation,
+        input_shape=(size, size, 3),
+    )
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = BN_MOMENTUM
+    if variant != "reshape":
+        return model
+    pixels = keras.layers.Reshape((size * size, num_classes), name="to_pixels")(model.output)
+    outputs = keras.layers.Activation("softmax", name="softmax")(pixels)
+    return keras.Model(model.input, outputs, name=f"{model.name}_reshape")
+
+
+def loss_for(variant, train_masks, num_classes, ignore_index=None):
+    """The loss of ``variant`` (objects, so options such as ``ignore_index`` travel with it).
+
+    Args:
+        variant: A key of :data:`VARIANTS`.
+        train_masks: Training masks, for the class weights of ``cce-weighted``.
+        num_classes: C.
+        ignore_index: Label value not counted, or None. Defaults to None.
+
+    Returns:
+        A Keras loss.
+    """
+    if variant == "bce":
+        return PixelBinaryCrossentropy(ignore_index=ignore_index)
+    if variant == "reshape":
+        # Ignored pixels get all-zero one-hot rows: 0 loss, but still in the mean, as in the recipe.
+        return keras.losses.CategoricalCrossentropy()
+    if variant == "cce-weighted":
+        weights = class_weights_from_frequencies(train_masks, num_classes, ignore_index)
+        return PixelCategoricalCrossentropy(class_weights=weights, ignore_index=ignore_index)
+    if variant == "cce-smooth":
+        return PixelCategoricalCrossentropy(
+            label_smoothing=LABEL_SMOOTHING, ignore_index=ignore_index
+        )
+    return PixelCategoricalCrossentropy(ignore_index=ignore_index)
+
+
+def targets_for(variant, masks, num_classes, ignore_index=None):
+    """Labels in the form ``variant`` trains on: integer masks, or one-hot ``(N, H*W, C)``."""
+    if variant != "reshape":
+        return masks
+    labels = np.asarray(masks).astype(np.int64).reshape(len(masks), -1)
+    one_hot = np.zeros(labels.shape + (num_classes,), np.float32)
+    valid = labels < num_classes
+    if ignore_index is not None:
+        valid &= labels != ignore_index
+    one_hot[valid, labels[valid]] = 1.0
+    return one_hot
+
+
+def probabilities_of(variant, outputs, size):
+    """Model outputs as ``(N, size, size, C)`` probabilities."""
+    outputs = np.asarray(outputs)
+    if variant == "reshape":
+        return outputs.reshape(len(outputs), size, size, outputs.shape[-1])
+    return outputs

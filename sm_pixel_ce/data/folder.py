@@ -1,0 +1,187 @@
+"""Your own data: ``DIR/images/*`` and ``DIR/masks/*`` paired by file stem, loaded with tf.data.
+
+Images are PNG or JPEG (RGB, grey or RGBA; decoded to RGB in [0, 1] and resized bilinearly).
+Masks are 8-bit PNGs whose pixel values are class indices: greyscale (``L``) or palette (``P``),
+whose *indices* are the classes (as in PASCAL VOC, where 255 marks void borders). Masks are
+resized with nearest neighbour only, so no value between two classes is ever invented.
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+MASK_SUFFIXES = (".png",)
+# PIL modes whose pixel values are the class indices themselves.
+_INDEX_MODES = ("L", "P")
+
+
+class DataError(ValueError):
+    """The folder cannot be used as given; the message says what was expected and received."""
+
+
+def pair_files(folder):
+    """Pair ``folder/images/<stem>.*`` with ``folder/masks/<stem>.png``.
+
+    Args:
+        folder: The data folder.
+
+    Returns:
+        A list of ``(image_path, mask_path)`` sorted by stem.
+
+    Raises:
+        DataError: A folder is missing or empty, a stem has no partner or two files.
+
+    Example:
+        >>> pairs = pair_files("my_data")   # my_data/images/a.jpg + my_data/masks/a.png, ...
+    """
+    found = {}
+    for sub, suffixes in (("images", IMAGE_SUFFIXES), ("masks", MASK_SUFFIXES)):
+        path = os.path.join(folder, sub)
+        if not os.path.isdir(path):
+            raise DataError(
+                f"{folder}: expected a folder {path}/ (layout: DIR/images/*, DIR/masks/*); it does not exist."
+            )
+        files = {}
+        for name in sorted(os.listdir(path)):
+            stem, suffix = os.path.splitext(name)
+            if name.startswith(".") or suffix.lower() not in suffixes:
+                continue
+            if stem in files:
+                raise DataError(
+                    f"{path}: two files share the stem {stem!r} ({files[stem]}, {name}); stems must be unique."
+                )
+            files[stem] = name
+        if not files:
+            raise DataError(f"{path}: no {'/'.join(suffixes)} files found.")
+        found[sub] = files
+    images, masks = found["images"], found["masks"]
+    lonely_images = sorted(set(images) - set(masks))
+    lonely_masks = sorted(set(masks) - set(images))
+    if lonely_images or lonely_masks:
+        parts = []
+        if lonely_images:
+            parts.append(f"images without a mask: {_some(images[s] for s in lonely_images)}")
+        if lonely_masks:
+            parts.append(f"masks without an image: {_some(masks[s] for s in lonely_masks)}")
+        raise DataError(
+            f"{folder}: unpaired files ({'; '.join(parts)}); pair images and masks by file stem."
+        )
+    return [
+        (os.path.join(folder, "images", images[s]), os.path.join(folder, "masks", masks[s]))
+        for s in sorted(images)
+    ]
+
+
+def _some(names, limit=3):
+    names = list(names)
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def read_mask(path):
+    """Class indices of an 8-bit greyscale or palette PNG, as uint8 ``(H, W)``.
+
+    Raises:
+        DataError: The file is not a single-channel 8-bit or palette image.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            mode = image.mode
+            if mode not in _INDEX_MODES:
+                raise DataError(
+                    f"{path}: masks must be 8-bit greyscale (L) or palette (P) PNGs of class indices. "
+                    f"Received mode {mode}."
+                )
+            return np.asarray(image, dtype=np.uint8)
+    except OSError as error:
+        raise DataError(f"{path}: cannot read the mask ({error}).") from None
+
+
+def check_mask(path, mask, classes, ignore_index=None):
+    """Require every value of ``mask`` to be a class in ``[0, classes)`` or ``ignore_index``.
+
+    Raises:
+        DataError: naming the file, the bad values and what was expected.
+    """
+    values = np.unique(mask)
+    bad = values[(values >= classes) & (values != (-1 if ignore_index is None else ignore_index))]
+    if bad.size:
+        expected = f"values in [0, {classes - 1}]" + (
+            f" or the ignore value {ignore_index}"
+            if ignore_index is not None
+            else " (no --ignore-index set)"
+        )
+        raise DataError(
+            f"{path}: mask value(s) {bad.tolist()[:5]} out of range; expected {expected} for --classes {classes}."
+        )
+
+
+def _read_mask_for_dataset(path):
+    return read_mask(path.decode() if isinstance(path, bytes) else str(path))
+
+
+def folder_dataset(pairs, size):
+    """A ``tf.data.Dataset`` of ``(image, mask)``: float32 ``(size, size, 3)``, uint8 ``(size, size)``.
+
+    Args:
+        pairs: ``(image_path, mask_path)`` list from :func:`pair_files`.
+        size: Output side in pixels.
+
+    Returns:
+        The dataset, in the order of ``pairs``.
+    """
+    image_paths = tf.constant([p for p, _ in pairs])
+    mask_paths = tf.constant([m for _, m in pairs])
+
+    def load(image_path, mask_path):
+        image = tf.io.decode_image(tf.io.read_file(image_path), channels=3, expand_animations=False)
+        image = tf.image.resize(
+            tf.image.convert_image_dtype(image, tf.float32), (size, size), antialias=True
+        )
+        # Palette PNGs must keep their indices: TensorFlow's decoder expands palettes to colours.
+        mask = tf.numpy_function(_read_mask_for_dataset, [mask_path], tf.uint8)
+        mask.set_shape((None, None))
+        mask = tf.image.resize(mask[..., None], (size, size), method="nearest")[..., 0]
+        image.set_shape((size, size, 3))
+        mask.set_shape((size, size))
+        return tf.clip_by_value(image, 0.0, 1.0), mask
+
+    return tf.data.Dataset.from_tensor_slices((image_paths, mask_paths)).map(
+        load, num_parallel_calls=tf.data.AUTOTUNE
+    )
+
+
+def load_folder(folder, classes, size=64, ignore_index=None):
+    """Load and check a data folder into memory.
+
+    Args:
+        folder: ``DIR`` with ``images/`` and ``masks/``.
+        classes: Number of classes; mask values must be in ``[0, classes)`` or ``ignore_index``.
+        size: Side the images and masks are resized to. Defaults to 64.
+        ignore_index: Mask value that marks pixels not to count (e.g. 255), or None. Defaults to None.
+
+    Returns:
+        ``(images, masks)``: float32 ``(N, size, size, 3)`` in [0, 1], uint8 ``(N, size, size)``.
+
+    Raises:
+        DataError: Missing folders, unpaired files, unreadable files, out-of-range mask values.
+
+    Example:
+        >>> images, masks = load_folder("my_data", classes=7, size=128, ignore_index=255)
+    """
+    pairs = pair_files(folder)
+    for _, mask_path in pairs:
+        check_mask(mask_path, read_mask(mask_path), classes, ignore_index)
+    images, masks = [], []
+    try:
+        for image, mask in folder_dataset(pairs, size).batch(32).as_numpy_iterator():
+            images.append(image)
+            masks.append(mask)
+    except tf.errors.InvalidArgumentError as error:
+        message = str(error.message).strip().splitlines()[0]
+        raise DataError(f"{folder}: cannot decode an image ({message}).") from None
+    return np.concatenate(images), np.concatenate(masks)

@@ -1,0 +1,316 @@
+"""``sm-pixel-ce compare``: NumPy metrics against hand-checked cases, and tiny end-to-end runs
+whose report is recomputed independently from the saved predictions and the reloaded models."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sm_pixel_ce.cli import main
+from sm_pixel_ce.compare import evaluation
+from sm_pixel_ce.compare.variants import class_weights_from_frequencies, targets_for
+from sm_pixel_ce.compat import keras
+
+# --- NumPy metrics -------------------------------------------------------------------------------
+
+
+def test_confusion_matrix_and_iou_hand_checked():
+    labels = np.array([0, 0, 1, 1, 2, 255])
+    predictions = np.array([0, 1, 1, 1, 0, 2])
+    matrix = evaluation.confusion_matrix(labels, predictions, 4, ignore_index=255)
+    np.testing.assert_array_equal(matrix, [[1, 1, 0, 0], [0, 2, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0]])
+    ious = evaluation.per_class_iou(matrix)
+    # class 0: 1 / (2 + 2 - 1); class 1: 2 / (3 + 2 - 2); class 2: 0 / 1; class 3 absent -> None
+    assert ious == pytest.approx([1 / 3, 2 / 3, 0.0, None])
+    assert evaluation.mean_iou(ious) == pytest.approx((1 / 3 + 2 / 3 + 0) / 3)
+    assert evaluation.pixel_accuracy(matrix) == pytest.approx(3 / 5)
+
+
+def test_confusion_matrix_rejects_labels_out_of_range():
+    with pytest.raises(ValueError, match="labels must lie in \\[0, 1\\]"):
+        evaluation.confusion_matrix(np.array([0, 5]), np.array([0, 1]), 2)
+
+
+def test_ece_hand_checked():
+    # Two pixels at confidence 0.9 (one right), two at 0.6 (both right): bins 13 and 9 of 15.
+    probabilities = np.array([[0.9, 0.1], [0.9, 0.1], [0.4, 0.6], [0.4, 0.6]])
+    labels = np.array([0, 1, 1, 1])
+    expected = 0.5 * abs(0.5 - 0.9) + 0.5 * abs(1.0 - 0.6)
+    assert evaluation.expected_calibration_error(probabilities, labels) == pytest.approx(expected)
+    perfect = np.eye(3)[[0, 1, 2]]
+    assert evaluation.expected_calibration_error(perfect, np.array([0, 1, 2])) == pytest.approx(0.0)
+
+
+def test_binary_accuracy_artefact():
+    # Predicting "no class" everywhere: 6 of 7 channels right per pixel, yet nothing is segmented.
+    probabilities = np.full((10, 7), 0.1)
+    labels = np.arange(10) % 7
+    assert evaluation.binary_accuracy(probabilities, labels) == pytest.approx(6 / 7)
+    assert evaluation.score(probabilities[None], labels[None], 7)[
+        "binary_accuracy"
+    ] == pytest.approx(6 / 7)
+
+
+def test_class_weights_from_frequencies():
+    masks = np.array([0] * 6 + [1] * 3 + [2] * 1 + [255] * 5)
+    weights = class_weights_from_frequencies(masks, 4, ignore_index=255)
+    f = np.array([0.6, 0.3, 0.1])
+    raw = np.median(f) / f
+    raw = np.append(raw, raw.max())  # absent class 3 gets the largest weight
+    np.testing.assert_allclose(weights, raw / raw.mean())
+
+
+def test_epochs_to_fraction():
+    assert evaluation.epochs_to_fraction([0.1, 0.5, 0.91, 1.0, 0.95]) == 3
+    assert evaluation.epochs_to_fraction([]) is None
+
+
+# --- end to end ----------------------------------------------------------------------------------
+
+
+def _reference_metrics(labels, predictions, classes, ignore_index=None):
+    """Independent recomputation: per class, count pixels directly (no confusion matrix)."""
+    keep = np.ones(labels.shape, bool) if ignore_index is None else labels != ignore_index
+    t, p = labels[keep], predictions[keep]
+    ious = []
+    for c in range(classes):
+        union = np.sum((t == c) | (p == c))
+        ious.append(None if union == 0 else np.sum((t == c) & (p == c)) / union)
+    return ious, float(np.mean(t == p))
+
+
+def _check_report(out, classes, variants, ignore_index=None):
+    with open(os.path.join(out, "report.json")) as f:
+        report = json.load(f)
+    assert set(report) == {"config", "results"}
+    assert report["config"]["classes"] == classes and report["config"]["variants"] == list(variants)
+    assert [r["variant"] for r in report["results"]] == list(variants)
+    saved = np.load(os.path.join(out, "predictions.npz"))
+    labels = saved["val_masks"]
+    for r in report["results"]:
+        for key in (
+            "miou",
+            "pixel_accuracy",
+            "per_class_iou",
+            "keras_accuracy",
+            "binary_accuracy",
+            "ece",
+            "train_loss",
+            "val_loss",
+            "epochs_to_90",
+            "seconds",
+        ):
+            assert key in r, key
+        assert len(r["per_class_iou"]) == classes
+        present = [v for v in r["per_class_iou"] if v is not None]
+        assert r["miou"] == pytest.approx(np.mean(present), abs=1e-12)
+        assert 0 <= r["ece"] <= 1 and r["seconds"] > 0
+        predictions = saved["pred_" + r["variant"].replace("-", "_")]
+        ious, accuracy = _reference_metrics(labels, predictions, classes, ignore_index)
+        assert r["pixel_accuracy"] == pytest.approx(accuracy, abs=1e-12)
+        assert [v is None for v in r["per_class_iou"]] == [v is None for v in ious]
+        assert [v for v in r["per_class_iou"] if v is not None] == pytest.approx(
+            [v for v in ious if v is not None]
+        )
+
+        # Fresh load, no custom_objects: same argmax, and Keras's own "accuracy" gives keras_accuracy.
+        model = keras.models.load_model(os.path.join(out, f"model_{r['variant']}.keras"))
+        outputs = np.asarray(model(saved["val_images"], training=False))
+        size = labels.shape[1]
+        np.testing.assert_array_equal(
+            outputs.reshape(len(labels), size, size, classes).argmax(-1), predictions
+        )
+        assert r["reload_max_abs_diff"] <= 1e-5
+        model.compile(loss=model.loss, metrics=["accuracy"])
+        targets = targets_for(r["variant"], labels, classes, ignore_index)
+        evaluated = model.evaluate(saved["val_images"], targets, verbose=0, return_dict=True)
+        assert r["keras_accuracy"] == pytest.approx(evaluated["accuracy"], abs=1e-6)
+        assert r["val_loss"] == pytest.approx(evaluated["loss"], rel=1e-4, abs=1e-5)
+    for name in ("compare_curves.png", "compare_per_class_iou.png", "compare_predictions.png"):
+        with Image.open(os.path.join(out, name)) as image:
+            assert image.format == "PNG"
+    with open(os.path.join(out, "report.md")) as f:
+        markdown = f.read()
+    assert "| variant | mIoU |" in markdown and "compare_curves.png" in markdown
+    return report
+
+
+def test_compare_scenes_end_to_end(tmp_path, capsys):
+    out = str(tmp_path / "out")
+    variants = ("cce", "bce")
+    status = main(
+        [
+            "compare",
+            "--size",
+            "32",
+            "--images",
+            "10",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--variants",
+            ",".join(variants),
+            "--out",
+            out,
+        ]
+    )
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert "Keras 'accuracy'" in printed and "reloaded" in printed
+    report = _check_report(out, 7, variants)
+    assert report["config"]["train_images"] + report["config"]["val_images"] == 10
+
+
+def _folder(root, count=8, side=40, classes=3):
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        mask = np.repeat(np.repeat(rng.integers(0, classes, (5, 5)), 8, 0), 8, 1).astype(np.uint8)
+        mask[:, :2] = 255
+        image = (
+            np.eye(3)[np.minimum(mask, 2)] * 200 + rng.integers(0, 40, (side, side, 3))
+        ).astype(np.uint8)
+        Image.fromarray(image).save(root / "images" / f"{i:03d}.png")
+        m = Image.fromarray(mask)
+        if i % 2:
+            m = m.convert("P")
+            m.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [9, 9, 9] * 252 + [255, 255, 255])
+            m.putdata(mask.ravel().tolist())
+        m.save(root / "masks" / f"{i:03d}.png")
+
+
+def test_compare_data_folder_with_palette_and_ignore(tmp_path):
+    _folder(tmp_path / "data")
+    out = str(tmp_path / "out")
+    variants = ("cce-weighted", "reshape")
+    status = main(
+        [
+            "compare",
+            "--data",
+            str(tmp_path / "data"),
+            "--classes",
+            "3",
+            "--ignore-index",
+            "255",
+            "--size",
+            "32",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--val-fraction",
+            "0.25",
+            "--arch",
+            "Linknet",
+            "--variants",
+            ",".join(variants),
+            "--out",
+            out,
+        ]
+    )
+    assert status == 0
+    report = _check_report(out, 3, variants, ignore_index=255)
+    assert report["config"]["ignore_index"] == 255
+    assert report["config"]["train_images"] == 6 and report["config"]["val_images"] == 2
+    assert 255 in np.load(os.path.join(out, "predictions.npz"))["val_masks"]
+
+
+@pytest.mark.slow
+def test_compare_all_variants_two_seeds(tmp_path):
+    out = str(tmp_path / "out")
+    variants = ("cce", "bce", "reshape", "cce-weighted", "cce-smooth")
+    status = main(
+        [
+            "compare",
+            "--size",
+            "32",
+            "--images",
+            "8",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+            "--seeds",
+            "2",
+            "--variants",
+            ",".join(variants),
+            "--out",
+            out,
+        ]
+    )
+    assert status == 0
+    with open(os.path.join(out, "report.json")) as f:
+        results = json.load(f)["results"]
+    for r in results:
+        assert [run["seed"] for run in r["runs"]] == [0, 1]
+        assert r["seconds"] == pytest.approx(np.mean([run["seconds"] for run in r["runs"]]))
+        assert r["std"]["miou"] == pytest.approx(np.std([run["miou"] for run in r["runs"]]))
+        present = [v for v in r["per_class_iou"] if v is not None]
+        assert r["miou"] == pytest.approx(np.mean(present), abs=1e-12)
+        assert len(r["val_miou_per_epoch"]) == 2
+
+
+@pytest.mark.parametrize(
+    "setup, arguments, status, message",
+    [
+        (None, ["--data", "{tmp}/missing", "--classes", "3"], 1, "missing/images/ (layout"),
+        (
+            "unpaired",
+            ["--data", "{tmp}/data", "--classes", "3", "--ignore-index", "255"],
+            1,
+            "unpaired files",
+        ),
+        (
+            "folder",
+            ["--data", "{tmp}/data", "--classes", "2", "--ignore-index", "255"],
+            1,
+            "mask value(s) [2] out of range",
+        ),
+        ("folder", ["--data", "{tmp}/data", "--classes", "3"], 1, "[255] out of range"),
+        ("folder", ["--data", "{tmp}/data"], 2, "--data needs --classes N"),
+        (None, ["--variants", "cce,softmax"], 2, "--variants must name some of cce, bce"),
+        (None, ["--size", "48"], 2, "--size must be a positive multiple of 32"),
+        (None, ["--arch", "PSPNet", "--size", "64"], 2, "multiple of 48 for --arch PSPNet"),
+        (None, ["--backbone", "resnet9"], 2, "--backbone must be a segmentation_models backbone"),
+    ],
+)
+def test_errors_are_one_line_and_non_zero(tmp_path, capsys, setup, arguments, status, message):
+    if setup:
+        _folder(tmp_path / "data")
+    if setup == "unpaired":
+        (tmp_path / "data" / "masks" / "003.png").unlink()
+    argv = ["compare", "--out", str(tmp_path / "out")] + [a.format(tmp=tmp_path) for a in arguments]
+    assert main(argv) == status
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sm-pixel-ce compare: error: "), captured.err
+    assert message in lines[0]
+
+
+def test_error_from_the_console_has_no_traceback(tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sm_pixel_ce",
+            "compare",
+            "--data",
+            str(tmp_path / "nothing"),
+            "--classes",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert process.returncode == 1
+    assert "Traceback" not in process.stderr
+    assert "sm-pixel-ce compare: error: " in process.stderr and "nothing/images/" in process.stderr
