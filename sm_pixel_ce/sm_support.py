@@ -13,18 +13,25 @@ segmentation_models 1.0.1 and its backbone libraries predate Keras 3. Importing 
   takes densenet features by layer index) and the weights are unchanged;
 * **sm's losses and metrics** (``sm.losses.*``, ``sm.metrics.*``, their sums and products): they
   gain ``get_config``/``from_config`` and are registered, so a model compiled with them reloads
-  without ``custom_objects``, with the same class weights, class indexes, per_image and threshold.
+  without ``custom_objects``, with the same class weights, class indexes, per_image and threshold;
+* **input sizes the architectures cannot take** (H or W not a multiple of 32, or of
+  6 x ``downsample_factor`` for PSPNet), which fail deep inside Keras: ``sm.Unet``, ``sm.FPN``,
+  ``sm.Linknet`` and ``sm.PSPNet`` check ``input_shape`` and say the rule, and return a
+  :class:`~sm_pixel_ce.input_sizes.SizeCheckedModel` for ``None`` sizes, which says it when
+  called on a wrong size (see :mod:`sm_pixel_ce.input_sizes`).
 
 Nothing here changes what a model computes.
 """
 
 import functools
+import inspect
 
 import numpy as np
 
 from . import compat
 from ._registry import PACKAGE, serializable
 from .compat import IS_KERAS_3
+from .input_sizes import ARCHITECTURES, SizeCheckedModel, check_input_shape, spatial_axes
 
 compat.check_sm_framework()
 
@@ -249,6 +256,43 @@ def _patch_sm_objects():
         _SM_CLASSES[name] = serializable(cls)
 
 
+# --- input sizes ---------------------------------------------------------------------------------
+
+def _size_checked(architecture, build):
+    """``build`` (e.g. ``sm.Unet``) that checks ``input_shape`` first and checks ``None`` sizes later."""
+    signature = inspect.signature(build)
+
+    @functools.wraps(build)
+    def checked(*args, **kwargs):
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError:
+            return build(*args, **kwargs)  # segmentation_models' own message
+        bound.apply_defaults()
+        arguments = bound.arguments
+        backbone = arguments.get("backbone_name")
+        input_shape = arguments.get("input_shape")
+        check_input_shape(input_shape, architecture, backbone, arguments.get("downsample_factor", 8))
+        model = build(*args, **kwargs)
+        if all(input_shape[axis] is not None for axis in spatial_axes()):
+            return model
+        return SizeCheckedModel(
+            inputs=model.input, outputs=model.output, name=model.name,
+            architecture=architecture, backbone=backbone,
+        )
+
+    return checked
+
+
+def _patch_architectures():
+    for architecture in ARCHITECTURES:
+        build = getattr(sm, architecture)
+        if not getattr(build, "_sm_pixel_ce_checked", False):
+            checked = _size_checked(architecture, build)
+            checked._sm_pixel_ce_checked = True
+            setattr(sm, architecture, checked)
+
+
 def supported_backbones():
     """Every backbone name segmentation_models offers (``sm.Backbones.models_names()``).
 
@@ -260,3 +304,4 @@ def supported_backbones():
 
 _patch_backbones()
 _patch_sm_objects()
+_patch_architectures()
