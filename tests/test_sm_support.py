@@ -168,6 +168,45 @@ def test_render_table_counts_and_marks_unrun_cells():
     assert "| FPN | a | not run | not run |" in table
 
 
+def test_table_only_renders_the_document_without_running(tmp_path, capsys):
+    from sm_pixel_ce.cli import main
+
+    results = tmp_path / "results.jsonl"
+    lines = [
+        {"flavor": "keras3", "arch": "Unet", "backbone": "resnet18", "status": "ok", "reason": "", "seconds": 3},
+        {"flavor": "keras3", "arch": "FPN", "backbone": "vgg16", "status": "error",
+         "reason": f"{compat_cli.UNFINISHED}: the build process exited early", "seconds": 0},
+    ]
+    results.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    out = tmp_path / "matrix.md"
+    assert main(["compat", "--table-only", "--results", str(results), "--out", str(out)]) == 0
+    document = out.read_text()
+    assert document.startswith("# segmentation_models support matrix")
+    assert "segmentation-models 1.0.1" in document
+    total = 4 * len(sm.Backbones.models_names())
+    assert f"| Keras 3 | 1 | 1 | {total - 2} | {total} |" in document
+    assert "| Unet | resnet18 | ok (3 s) | not run |" in document
+    assert results.read_text().count("\n") == 2  # nothing ran
+
+
+def test_resume_runs_again_only_cells_whose_worker_died(tmp_path, monkeypatch):
+    from sm_pixel_ce.cli import main
+
+    results = tmp_path / "results.jsonl"
+    lines = [
+        {"flavor": "keras3", "arch": "Unet", "backbone": "resnet18", "status": "ok", "reason": "", "seconds": 3},
+        {"flavor": "keras3", "arch": "Unet", "backbone": "vgg16", "status": "error", "reason": "build: ValueError", "seconds": 1},
+        {"flavor": "keras3", "arch": "Unet", "backbone": "vgg19", "status": "error",
+         "reason": f"{compat_cli.UNFINISHED}: the build process exited early", "seconds": 0},
+    ]
+    results.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    ran = []
+    monkeypatch.setattr(compat_cli, "run_matrix", lambda cells, *args, **kwargs: ran.extend(cells))
+    main(["compat", "--flavor", "keras3", "--archs", "Unet", "--backbones", "resnet18,vgg16,vgg19", "--resume",
+          "--results", str(results)])
+    assert ran == [("keras3", "Unet", "vgg19")]
+
+
 def test_cli_rejects_unknown_architecture(capsys):
     from sm_pixel_ce.cli import main
 

@@ -24,8 +24,8 @@ import time
 ARCHITECTURES = ("Unet", "FPN", "Linknet", "PSPNet")
 FLAVORS = ("keras3", "tf_keras")
 FLAVOR_TITLES = {"keras3": "Keras 3", "tf_keras": "tf_keras"}
-#: Smallest square input each architecture accepts: five /2 stages for the encoder-decoders;
-#: PSPNet pools its /8 features into 1, 2, 3 and 6 bins, so it needs a multiple of 6 * 8.
+#: Square input per architecture: 64 px for the encoder-decoders (multiples of 32 work); PSPNet
+#: pools its /8 features into 1, 2, 3 and 6 bins, so 48 (6 * 8) is its smallest size.
 INPUT_SIZES = {"Unet": 64, "FPN": 64, "Linknet": 64, "PSPNet": 48}
 #: Backbones that refuse inputs under 75 px (Keras's InceptionV3 check): the next accepted size.
 LARGER_INPUTS = {"inceptionv3": 96}
@@ -71,7 +71,7 @@ def run(args):
         return 2
     flavors = FLAVORS if args.flavor == "both" else (args.flavor,)
     try:
-        cells = [] if args.table_only else _chosen_cells(args)
+        cells = _chosen_cells(args)
     except ValueError as error:
         print(f"sm-pixel-ce compat: {error}", file=sys.stderr)
         return 2
@@ -80,7 +80,7 @@ def run(args):
         # A cell whose worker died (out of memory, a crash) has no answer yet: it runs again.
         done = {(r["flavor"], r["arch"], r["backbone"]) for r in read_results(args.results)
                 if UNFINISHED not in r["reason"]}
-    todo = [(f, a, b) for f in flavors for a, b in cells if (f, a, b) not in done]
+    todo = [] if args.table_only else [(f, a, b) for f in flavors for a, b in cells if (f, a, b) not in done]
     if todo:
         with tempfile.TemporaryDirectory(prefix="sm_pixel_ce_compat_") as tmp:
             run_matrix(todo, args.workdir or tmp, args.results, jobs=args.jobs, chunk=args.chunk)
@@ -89,7 +89,7 @@ def run(args):
     print(table)
     if args.out:
         with open(args.out, "w") as handle:
-            handle.write(table)
+            handle.write(render_document(results, backbones=_all_backbones(results, cells)))
         print(f"wrote {args.out}", file=sys.stderr)
     return 0 if all(r["status"] == "ok" for r in results if (r["flavor"], r["arch"], r["backbone"]) in set(todo)) else 1
 
@@ -362,6 +362,47 @@ def render_table(results, backbones, archs=ARCHITECTURES):
                     shown.append(f"{reason} ({result['seconds']:.0f} s)")
             lines.append(f"| {arch} | {backbone} | " + " | ".join(shown) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _versions():
+    from importlib import metadata
+
+    found = []
+    for package in ("segmentation-models", "tensorflow", "keras", "tf-keras"):
+        try:
+            found.append(f"{package} {metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            pass
+    return ", ".join(found)
+
+
+def render_document(results, backbones):
+    """The support matrix as a Markdown page: what a cell means, how to rerun, then the table.
+
+    Args:
+        results: Result dicts, as for :func:`render_table`.
+        backbones: Backbone names, in row order.
+
+    Returns:
+        The page's Markdown text.
+    """
+    sizes = ", ".join(f"{size} px ({arch})" for arch, size in INPUT_SIZES.items())
+    larger = ", ".join(f"{size} px on {backbone}" for backbone, size in LARGER_INPUTS.items())
+    header = f"""# segmentation_models support matrix (sm_pixel_ce)
+
+Generated with `sm-pixel-ce compat` ({_versions()}; CPU). Each cell: built with
+`encoder_weights=None` and `activation="pixel_softmax"`, one training step (SGD) with `pixel_cce`,
+saved as `.keras` and `.h5`, reloaded in a fresh process with `safe_mode=True` and no
+`custom_objects`, predictions equal within {TOLERANCE:g}. Input: {sizes}; {larger}.
+`ok (N s)`: all of that held (N: build + train + save + reload seconds on a shared 2-core machine,
+a measure of a cell's cost, not of speed); otherwise the reason; `not run`: not run in this pass
+(neither a failure nor a success).
+
+Rerun or fill it: `sm-pixel-ce compat --jobs 2 --resume --results examples/compat_results.jsonl
+--out examples/compat_matrix.md` (cells already in the results file are kept).
+
+"""
+    return header + render_table(results, backbones)
 
 
 def _main(argv):
