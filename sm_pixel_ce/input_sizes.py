@@ -56,17 +56,18 @@ def size_requirement(architecture, backbone=None, downsample_factor=8):
             f"PSPNet pools its feature map (1/{downsample_factor} of the input) into 1, 2, 3 and 6 "
             f"bins, so H and W must be multiples of 6 x downsample_factor = {multiple}"
         )
-        return multiple, multiple, reason
-    reason = (
-        f"segmentation_models' encoder halves the size 5 times (stride {ENCODER_STRIDE}) and the "
-        f"{architecture} decoder joins each upsampled map with the encoder map of the same size"
-    )
-    minimum = ENCODER_STRIDE
-    if backbone in MINIMUM_SIZES:
+    else:
+        multiple = ENCODER_STRIDE
+        reason = (
+            f"segmentation_models' encoder halves the size 5 times (stride {ENCODER_STRIDE}) and the "
+            f"{architecture} decoder joins each upsampled map with the encoder map of the same size"
+        )
+    minimum = multiple
+    if backbone in MINIMUM_SIZES:  # every architecture builds its backbone on the full input
         smallest = MINIMUM_SIZES[backbone]
-        minimum = -(-smallest // ENCODER_STRIDE) * ENCODER_STRIDE
+        minimum = -(-smallest // multiple) * multiple
         reason += f"; {backbone} also refuses inputs under {smallest} px"
-    return ENCODER_STRIDE, minimum, reason
+    return multiple, minimum, reason
 
 
 def spatial_axes(data_format=None):

@@ -28,6 +28,7 @@ def _raw(architecture):
         ("PSPNet", "resnet18", 8, (48, 48)),
         ("PSPNet", "resnet18", 4, (24, 24)),
         ("PSPNet", "resnet18", 16, (96, 96)),
+        ("PSPNet", "inceptionv3", 8, (48, 96)),  # the backbone's 75 px floor holds under PSPNet too
     ],
 )
 def test_size_requirement(architecture, backbone, factor, expected):
@@ -75,6 +76,7 @@ def test_channels_first_shapes_read_the_right_axes():
         ("Linknet", "resnet18", 96),  # accepted
         ("PSPNet", "resnet18", 64),   # rejected by sm's own check
         ("PSPNet", "resnet18", 96),   # accepted
+        ("PSPNet", "inceptionv3", 48),  # rejected: Keras's InceptionV3 refuses < 75 px
     ],
 )
 def test_rule_agrees_with_segmentation_models(architecture, backbone, size):
