@@ -19,7 +19,8 @@ DEFAULT_EPOCHS = 10
 
 def add_arguments(parser):
     """Add the ``compare`` options to ``parser``."""
-    from ..compare.variants import ARCHITECTURES, DEFAULT_VARIANTS, VARIANTS
+    from ..compare.variants import DEFAULT_VARIANTS, VARIANTS
+    from ..input_sizes import ARCHITECTURES
 
     parser.add_argument(
         "--variants",

@@ -21,14 +21,13 @@ import tempfile
 import threading
 import time
 
-ARCHITECTURES = ("Unet", "FPN", "Linknet", "PSPNet")
+from ..input_sizes import ARCHITECTURES, MINIMUM_SIZES, size_requirement
+
 FLAVORS = ("keras3", "tf_keras")
 FLAVOR_TITLES = {"keras3": "Keras 3", "tf_keras": "tf_keras"}
 #: Square input per architecture: 64 px for the encoder-decoders (multiples of 32 work); PSPNet
 #: pools its /8 features into 1, 2, 3 and 6 bins, so 48 (6 * 8) is its smallest size.
 INPUT_SIZES = {"Unet": 64, "FPN": 64, "Linknet": 64, "PSPNet": 48}
-#: Backbones that refuse inputs under 75 px (Keras's InceptionV3 check): the next accepted size.
-LARGER_INPUTS = {"inceptionv3": 96}
 CLASSES = 7
 BATCH = 2
 #: Largest |difference| of predictions before and after a reload that still counts as equal.
@@ -233,6 +232,11 @@ def _short(error):
     return f"{type(error).__name__}: {text}"[:300]
 
 
+def cell_size(arch, backbone):
+    """A cell's square input: :data:`INPUT_SIZES`, raised to what the backbone accepts (inceptionv3: 96)."""
+    return max(INPUT_SIZES[arch], size_requirement(arch, backbone)[1])
+
+
 def _build_cells(spec, folder):
     """Worker: build, train one step, save both formats and the reference predictions."""
     import numpy as np
@@ -247,7 +251,7 @@ def _build_cells(spec, folder):
         start = time.time()
         stage = "build"
         try:
-            size = LARGER_INPUTS.get(entry["backbone"], INPUT_SIZES[entry["arch"]])
+            size = cell_size(entry["arch"], entry["backbone"])
             model = getattr(sm, entry["arch"])(
                 entry["backbone"], encoder_weights=None, classes=CLASSES, activation="pixel_softmax", input_shape=(size, size, 3)
             )
@@ -387,7 +391,7 @@ def render_document(results, backbones):
         The page's Markdown text.
     """
     sizes = ", ".join(f"{size} px ({arch})" for arch, size in INPUT_SIZES.items())
-    larger = ", ".join(f"{size} px on {backbone}" for backbone, size in LARGER_INPUTS.items())
+    larger = ", ".join(f"{cell_size('Unet', backbone)} px on {backbone}" for backbone in MINIMUM_SIZES)
     header = f"""# segmentation_models support matrix (sm_pixel_ce)
 
 Generated with `sm-pixel-ce compat` ({_versions()}; CPU). Each cell: built with

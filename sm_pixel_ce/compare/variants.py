@@ -24,8 +24,6 @@ VARIANTS = {
     "cce-smooth": "pixel_softmax + pixel_cce, label_smoothing=0.1",
 }
 DEFAULT_VARIANTS = ("cce", "bce")
-#: Architectures of segmentation_models that ``--arch`` accepts.
-ARCHITECTURES = ("Unet", "FPN", "Linknet", "PSPNet")
 LABEL_SMOOTHING = 0.1
 #: BatchNormalization momentum of the compared models. Keras's 0.99 needs several hundred steps
 #: before the moving statistics used at evaluation match the data; short comparisons would then
@@ -65,7 +63,7 @@ def build_model(variant, arch, backbone, num_classes, size):
 
     Args:
         variant: A key of :data:`VARIANTS`.
-        arch: A name of :data:`ARCHITECTURES`.
+        arch: A name of :data:`sm_pixel_ce.input_sizes.ARCHITECTURES`.
         backbone: A segmentation_models backbone name.
         num_classes: C.
         size: Input side in pixels.
