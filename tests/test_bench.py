@@ -143,12 +143,33 @@ def test_train_pipeline_and_scaling_sections(tmp_path):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_load_section_times_both_ways_in_tf_keras(tmp_path, monkeypatch):
+    import sm_pixel_ce
+
+    copies = []
+    original = sm_pixel_ce.saving.read_archive_member
+    monkeypatch.setattr(
+        sm_pixel_ce.saving, "read_archive_member", lambda *a, **k: copies.append(a[1]) or original(*a, **k)
+    )
+    result = _bench(
+        tmp_path, "--skip-train", "--skip-scaling", "--no-xla", "--load-backbones", "resnet18", "--load-repeats", "2"
+    )
+    if sm_pixel_ce.KERAS_FLAVOR == "keras3":
+        assert result["load"] is None and copies == []
+        return
+    (row,) = result["load"]["rows"]
+    assert row["backbone"] == "resnet18" and row["megabytes"] > 1
+    assert row["speedup"] == pytest.approx(row["s"]["zip"] / row["s"]["copy"])
+    assert copies == ["model.weights.h5"] * 2  # the copy way only, once per repeat
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
         (["--classes", "300"], "--classes must be in [2, 254]"),
         (["--plot", "x.png", "--skip-scaling", "--skip-train"], "--plot draws the scaling sweeps"),
         (["--size", "48"], "--size must be a multiple of 32"),
+        (["--load-backbones", "resnet18,resnet19"], "unknown backbone(s) ['resnet19']"),
     ],
 )
 def test_bad_arguments_give_one_line(argv, message, capsys):

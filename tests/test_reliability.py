@@ -1,8 +1,10 @@
 """Mixed precision, XLA, dynamic shapes and damaged files: the losses stay right and errors stay clear."""
 
+import io
 import os
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ import tensorflow as tf
 
 import sm_pixel_ce
 from sm_pixel_ce import PixelCategoricalCrossentropy
-from sm_pixel_ce.compat import keras
+from sm_pixel_ce.compat import IS_KERAS_3, keras
 from sm_pixel_ce.data import make_scenes
 
 SIZE, CLASSES = 64, 7
@@ -95,6 +97,43 @@ def test_load_model_helper_round_trip(saved, scenes):
         np.testing.assert_allclose(reloaded.predict(scenes[0], verbose=0), model.predict(scenes[0], verbose=0),
                                    atol=1e-6)
         assert reloaded.loss.get_config() == model.loss.get_config()
+
+
+def test_keras_file_weights_are_read_from_a_copy_in_tf_keras(saved, scenes, monkeypatch):
+    # tf_keras hands h5py the zip member itself, and loading is quadratic in the model's size;
+    # sm_pixel_ce copies the member out first. Keras 3 does that itself, so nothing is patched there.
+    folder, model = saved
+    calls = []
+    original = sm_pixel_ce.saving.read_archive_member
+
+    def spy(archive, name, *args, **kwargs):
+        calls.append(name)
+        return original(archive, name, *args, **kwargs)
+
+    monkeypatch.setattr(sm_pixel_ce.saving, "read_archive_member", spy)
+    reloaded = keras.models.load_model(folder / "good.keras")
+    fresh = _unet()
+    fresh.load_weights(folder / "good.keras")
+    expected = model.predict(scenes[0], verbose=0)
+    for other in (reloaded, fresh):
+        np.testing.assert_allclose(other.predict(scenes[0], verbose=0), expected, atol=1e-6)
+    assert calls == ([] if IS_KERAS_3 else ["model.weights.h5", "model.weights.h5"])
+
+
+@pytest.mark.parametrize("limit, in_memory", [(1 << 30, True), (1000, False)])
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_read_archive_member_copies_exactly(tmp_path, limit, in_memory, compression):
+    data = np.random.default_rng(1).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
+    with zipfile.ZipFile(tmp_path / "a.zip", "w", compression=compression) as archive:
+        archive.writestr("other.txt", b"x" * 10)
+        archive.writestr("model.weights.h5", data)
+    with zipfile.ZipFile(tmp_path / "a.zip") as archive:
+        copy = sm_pixel_ce.saving.read_archive_member(archive, "model.weights.h5", in_memory_limit=limit)
+    with copy:
+        assert isinstance(copy, io.BytesIO) == in_memory
+        assert copy.tell() == 0 and copy.read() == data
+        copy.seek(123_456)
+        assert copy.read(10) == data[123_456:123_466]
 
 
 @pytest.mark.parametrize("name", ["good.keras", "good.h5"])

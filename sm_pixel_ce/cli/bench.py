@@ -1,7 +1,7 @@
 """``sm-pixel-ce bench``: the losses timed against TensorFlow's fused kernels, with and without XLA.
 
 Prints Markdown tables (loss + gradient per case, the U-Net train step, the input pipeline, the
-scaling sweeps) and the issue's targets; ``--json`` writes every figure, ``--plot`` draws the
+scaling sweeps, and on request loading ``.keras`` files in tf_keras) and the issue's targets; ``--json`` writes every figure, ``--plot`` draws the
 scaling sweeps. The measurement itself lives in :mod:`sm_pixel_ce.benchmarks`.
 """
 
@@ -42,6 +42,10 @@ def _int_list(text):
             f"expected comma-separated integers >= 1, received {text!r}"
         )
     return values
+
+
+def _name_list(text):
+    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 def add_arguments(parser):
@@ -98,6 +102,20 @@ def add_arguments(parser):
         default=5,
         help="timed calls per scaling point (default 5)",
     )
+    parser.add_argument(
+        "--load-backbones",
+        type=_name_list,
+        default=(),
+        metavar="NAMES",
+        help="also time load_model of a .keras FPN on these backbones, e.g. resnet18,resnet50 "
+        "(tf_keras: with sm_pixel_ce's copy of the weights vs from inside the zip)",
+    )
+    parser.add_argument(
+        "--load-repeats",
+        type=_positive,
+        default=3,
+        help="timed loads per way and backbone (default 3)",
+    )
     parser.add_argument("--json", metavar="PATH", help="write every figure as JSON to PATH")
     parser.add_argument(
         "--plot", metavar="PATH", help="draw the scaling sweeps (log-log PNG) to PATH"
@@ -153,6 +171,14 @@ def run(args):
         "machine": platform.machine(),
         "python": platform.python_version(),
     }
+    unknown = sorted(set(args.load_backbones) - set(sm_pixel_ce.supported_backbones()))
+    if unknown:
+        print(
+            f"sm-pixel-ce bench: --load-backbones: unknown backbone(s) {unknown}; expected names of "
+            f"segmentation_models, e.g. resnet18,resnet50. Received: {','.join(args.load_backbones)}",
+            file=sys.stderr,
+        )
+        return 2
     result = {"config": config}
     shape = f"{args.batch}x{args.size}x{args.size}x{args.classes}"
     _say(f"loss + gradient on {shape} float32")
@@ -198,6 +224,14 @@ def run(args):
                 f"{config['cpu_count']} CPU cores",
             )
             _say(f"scaling plot written to {args.plot}")
+    result["load"] = None
+    if args.load_backbones:
+        if sm_pixel_ce.KERAS_FLAVOR == "keras3":
+            _say("--load-backbones: Keras 3 copies the weights out itself; nothing to compare (run with TF_USE_LEGACY_KERAS=1)")
+        else:
+            result["load"] = benchmarks.load_benchmark(
+                args.load_backbones, repeats=args.load_repeats, progress=_say
+            )
     result["targets"] = targets
     result["elapsed_s"] = time.perf_counter() - started
 
@@ -314,6 +348,24 @@ def format_report(result):
                     + ", ".join(f"{name} {value:.2f}" for name, value in slope.items())
                     + " (1 = linear)\n"
                 )
+
+    load = result.get("load")
+    if load:
+        lines += [
+            "",
+            f"## Loading a .keras {load['arch']} in tf_keras ({load['size']} px, compile=False)",
+            "",
+            f"median of {load['repeats']} loads per way, interleaved; copy = weights copied out of the zip "
+            "first (sm_pixel_ce), zip = read from inside the zip (tf_keras alone)",
+            "",
+            "| backbone | file MB | copy s | zip s | x faster |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for row in load["rows"]:
+            lines.append(
+                f"| {row['backbone']} | {row['megabytes']:.0f} | {row['s']['copy']:.2f} | {row['s']['zip']:.2f} | "
+                f"{row['speedup']:.1f} |"
+            )
 
     lines += ["", "## Targets", "", "| target | measured | limit | met |", "|---|---:|---:|---|"]
     for t in result["targets"]:
