@@ -247,3 +247,24 @@ def test_full_matrix(tmp_path):
     failing = {(r["arch"], r["backbone"]): r["reason"] for r in results if r["status"] != "ok"}
     assert not failing
     assert len(results) == len(cells)
+
+
+def test_shipped_matrix_page_and_readme_counts_are_the_results():
+    # The committed page and the README's counts must say what the committed results say.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    results = compat_cli.read_results(os.path.join(root, "examples", "compat_results.jsonl"))
+    backbones = sm.Backbones.models_names()
+    assert {(r["arch"], r["backbone"]) for r in results} == {
+        (a, b) for a in compat_cli.ARCHITECTURES for b in backbones
+    }
+    table = compat_cli.render_table(results, backbones)
+    with open(os.path.join(root, "examples", "compat_matrix.md")) as page:
+        assert table in page.read()
+    with open(os.path.join(root, "README.md")) as readme:
+        text = readme.read()
+    for flavor, title in compat_cli.FLAVOR_TITLES.items():
+        mine = [r for r in results if r["flavor"] == flavor]
+        ok = sum(r["status"] == "ok" for r in mine)
+        failing = len(mine) - ok
+        not_run = len(compat_cli.ARCHITECTURES) * len(backbones) - len(mine)
+        assert f"| {title} | {ok} | {failing} | {not_run} |" in text
