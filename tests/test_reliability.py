@@ -153,6 +153,16 @@ def test_truncated_file_gives_clear_error(saved, tmp_path, name):
         sm_pixel_ce.load_model(broken)
 
 
+def test_keras_file_with_damaged_weights_gives_clear_error(saved, tmp_path):
+    folder, _ = saved
+    broken = tmp_path / "damaged.keras"
+    with zipfile.ZipFile(folder / "good.keras") as source, zipfile.ZipFile(broken, "w") as target:
+        for name in source.namelist():
+            target.writestr(name, b"not hdf5" * 100 if name.endswith(".h5") else source.read(name))
+    with pytest.raises(ValueError, match="truncated or corrupted"):
+        sm_pixel_ce.load_model(broken)
+
+
 @pytest.mark.parametrize("name", ["junk.keras", "junk.h5"])
 def test_corrupted_file_gives_clear_error(tmp_path, name):
     (tmp_path / name).write_bytes(b"not a model at all" * 100)
