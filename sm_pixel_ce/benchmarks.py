@@ -16,7 +16,6 @@ it; large buffers are made to come from ``mmap`` (``mallopt``) so that freed ten
 resident set and each call starts level. Where neither is available the figure is None.
 """
 
-import contextlib
 import ctypes
 import ctypes.util
 import gc
@@ -31,6 +30,7 @@ import tensorflow as tf
 from .activations import pixel_softmax
 from .compat import IS_KERAS_3, keras
 from .losses import PixelBinaryCrossentropy, PixelCategoricalCrossentropy
+from .saving import tf_keras_archive_reads
 
 #: Label value of the ignored pixels in the "ignore index" case.
 IGNORE_INDEX = 255
@@ -584,24 +584,6 @@ def plot_scaling(scaling, path, title=""):
     return path
 
 
-@contextlib.contextmanager
-def _tf_keras_reads(copy):
-    """tf_keras reads ``.keras`` weights from sm_pixel_ce's copy (``copy=True``) or, as tf_keras
-    itself does, from inside the zip (``copy=False``) while in this block."""
-    from tf_keras.src.saving import saving_lib
-
-    store = saving_lib.H5IOStore
-    patched = store.__init__
-    original = getattr(patched, "_original", None)
-    if original is None:
-        raise RuntimeError("sm_pixel_ce's tf_keras archive reads are not installed in this process")
-    store.__init__ = patched if copy else original
-    try:
-        yield
-    finally:
-        store.__init__ = patched
-
-
 def load_benchmark(backbones, arch="FPN", size=64, repeats=3, progress=None):
     """Time ``load_model`` of ``.keras`` files in tf_keras: weights read from sm_pixel_ce's copy,
     against tf_keras's own reads from inside the zip, interleaved load by load.
@@ -640,7 +622,7 @@ def load_benchmark(backbones, arch="FPN", size=64, repeats=3, progress=None):
                 for way in seconds:
                     keras.backend.clear_session()
                     gc.collect()
-                    with _tf_keras_reads(copy=way == "copy"):
+                    with tf_keras_archive_reads(copy=way == "copy"):
                         started = time.perf_counter()
                         keras.models.load_model(path, compile=False)
                         seconds[way].append(time.perf_counter() - started)

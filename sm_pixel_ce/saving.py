@@ -4,6 +4,7 @@ Also mends, at import, how tf_keras reads the weights of a ``.keras`` file (see
 ``_patch_tf_keras_archive_reads``): without it a large model takes minutes to load.
 """
 
+import contextlib
 import io
 import os
 import shutil
@@ -131,8 +132,38 @@ def _patch_tf_keras_archive_reads():
             raise
 
     __init__._sm_pixel_ce = True
-    __init__._original = original_init  # for sm-pixel-ce bench, which times both
+    __init__._original = original_init
     store.__init__ = __init__
+
+
+@contextlib.contextmanager
+def tf_keras_archive_reads(copy):
+    """Choose, inside this block, how tf_keras reads a ``.keras`` file's weights: from
+    sm_pixel_ce's copy (``copy=True``, the default after import) or from inside the zip, as tf_keras
+    alone does (``copy=False``). For ``sm-pixel-ce bench``, which times both.
+
+    Args:
+        copy: Read from the copy.
+
+    Yields:
+        None.
+
+    Example:
+        >>> with tf_keras_archive_reads(copy=False):
+        ...     model = keras.models.load_model("unet.keras")  # tf_keras's own, slow reads
+    """
+    from tf_keras.src.saving import saving_lib
+
+    store = saving_lib.H5IOStore
+    patched = store.__init__
+    original = getattr(patched, "_original", None)
+    if original is None:
+        raise RuntimeError("sm_pixel_ce's tf_keras archive reads are not installed in this process")
+    store.__init__ = patched if copy else original
+    try:
+        yield
+    finally:
+        store.__init__ = patched
 
 
 if not IS_KERAS_3:

@@ -226,12 +226,9 @@ def run(args):
             _say(f"scaling plot written to {args.plot}")
     result["load"] = None
     if args.load_backbones:
-        if sm_pixel_ce.KERAS_FLAVOR == "keras3":
+        result["load"] = benchmarks.load_benchmark(args.load_backbones, repeats=args.load_repeats, progress=_say)
+        if result["load"] is None:
             _say("--load-backbones: Keras 3 copies the weights out itself; nothing to compare (run with TF_USE_LEGACY_KERAS=1)")
-        else:
-            result["load"] = benchmarks.load_benchmark(
-                args.load_backbones, repeats=args.load_repeats, progress=_say
-            )
     result["targets"] = targets
     result["elapsed_s"] = time.perf_counter() - started
 
