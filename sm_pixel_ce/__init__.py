@@ -7,7 +7,7 @@ class names) with the running Keras, Keras 3 or tf_keras.
 from ._registry import get, list_names
 from ._version import __version__
 from .activations import PixelSoftmax, pixel_softmax
-from .compat import KERAS_FLAVOR
+from .flavor import KERAS_FLAVOR
 from .losses import (
     PixelBinaryCrossentropy,
     PixelCategoricalCrossentropy,

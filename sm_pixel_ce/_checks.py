@@ -22,7 +22,9 @@ def class_axis(axis, rank, where, min_rank=1):
     """Validate ``axis`` against a tensor of rank ``rank`` and return it as a non-negative int."""
     axis_argument(axis, where)
     if rank is None:
-        raise ValueError(f"{where}: the input's rank must be known. Received an input of unknown rank.")
+        raise ValueError(
+            f"{where}: the input's rank must be known. Received an input of unknown rank."
+        )
     if rank < min_rank:
         raise ValueError(
             f"{where}: expected an input of rank >= {min_rank} (e.g. (N, H, W, C)). "

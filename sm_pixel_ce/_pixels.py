@@ -24,7 +24,9 @@ _MEAN_REDUCTIONS = ("sum_over_batch_size", "mean")
 
 def check_reduction(reduction, where):
     if reduction not in REDUCTIONS:
-        raise ValueError(f"{where}: unknown `reduction`. Expected one of {REDUCTIONS}. Received: reduction={reduction!r}")
+        raise ValueError(
+            f"{where}: unknown `reduction`. Expected one of {REDUCTIONS}. Received: reduction={reduction!r}"
+        )
     return reduction
 
 
@@ -67,7 +69,9 @@ class Pixels:
         class_axis = _checks.class_axis(axis, rank, where, min_rank=2)
         num_classes = y_pred.shape[class_axis]
         if num_classes is None:
-            raise ValueError(f"{where}: the class axis (axis={axis}) of the predictions must have a known size. Received shape {y_pred.shape}.")
+            raise ValueError(
+                f"{where}: the class axis (axis={axis}) of the predictions must have a known size. Received shape {y_pred.shape}."
+            )
         if not binary and num_classes < 2:
             raise ValueError(
                 f"{where}: a softmax cross-entropy needs at least 2 classes on axis {axis}; "
@@ -140,20 +144,33 @@ class Pixels:
         )
         if true_shape.rank == rank:
             channels_first_true = true_shape.rank >= 3 and true_shape[1] == c and axis == rank - 1
-            if channels_first_true and tuple(true_shape[:1]) + tuple(true_shape[2:]) + (c,) == tuple(pred_shape):
+            if channels_first_true and tuple(true_shape[:1]) + tuple(true_shape[2:]) + (
+                c,
+            ) == tuple(pred_shape):
                 message += (
                     " The labels look channels_first (N, C, H, W) while the predictions are "
                     "channels_last: move the class axis of the labels last (np.moveaxis(y, 1, -1)), "
                     "or give channels_first predictions with axis=1."
                 )
-            elif axis == 1 and true_shape[-1] == c and tuple(true_shape[:1]) + (c,) + tuple(true_shape[1:-1]) == tuple(pred_shape):
+            elif (
+                axis == 1
+                and true_shape[-1] == c
+                and tuple(true_shape[:1]) + (c,) + tuple(true_shape[1:-1]) == tuple(pred_shape)
+            ):
                 message += (
                     " The labels look channels_last (N, H, W, C) while axis=1 says the predictions "
                     "are channels_first: move the class axis of the labels to position 1."
                 )
             elif true_shape[axis] is not None and true_shape[axis] != c:
-                message += f" The class counts differ: labels have {true_shape[axis]}, predictions {c}."
-        elif true_shape.rank == rank - 1 and axis == rank - 1 and rank >= 3 and pred_shape[1] is not None:
+                message += (
+                    f" The class counts differ: labels have {true_shape[axis]}, predictions {c}."
+                )
+        elif (
+            true_shape.rank == rank - 1
+            and axis == rank - 1
+            and rank >= 3
+            and pred_shape[1] is not None
+        ):
             if tuple(true_shape[1:]) == tuple(pred_shape[2:]):
                 message += (
                     f" The predictions look channels_first (N, C, H, W) with {pred_shape[1]} classes: "
@@ -184,7 +201,9 @@ class Pixels:
                 tf.reduce_max(labels),
             )
         elif not labels.dtype.is_integer:
-            raise ValueError(f"{where}: expected an integer or integer-valued float mask. Received dtype {labels.dtype.name}.")
+            raise ValueError(
+                f"{where}: expected an integer or integer-valued float mask. Received dtype {labels.dtype.name}."
+            )
         labels = tf.cast(labels, tf.int32)
         valid = None
         in_range = tf.logical_and(labels >= 0, labels < num_values)
@@ -192,7 +211,9 @@ class Pixels:
             valid = tf.not_equal(labels, ignore_index)
             in_range = tf.logical_or(in_range, tf.logical_not(valid))
         expected = f"values in [0, {num_values - 1}]" + (
-            f" or the ignore_index {ignore_index}" if ignore_index is not None else " (no ignore_index is set)"
+            f" or the ignore_index {ignore_index}"
+            if ignore_index is not None
+            else " (no ignore_index is set)"
         )
         self.checks += _checks.data(
             tf.reduce_all(in_range),
@@ -261,7 +282,11 @@ def reduce(pixels, losses, weights, sample_weight, reduction):
     if sw is not None:
         weighted = weighted * tf.cast(sw, weighted.dtype)
     if reduction in ("none", None):
-        return _checked(pixels, tf.reshape(weighted, pixels.spatial_shape), tf.reduce_all(tf.math.is_finite(losses)))
+        return _checked(
+            pixels,
+            tf.reshape(weighted, pixels.spatial_shape),
+            tf.reduce_all(tf.math.is_finite(losses)),
+        )
     total = tf.reduce_sum(weighted)
     if reduction == "sum":
         return _checked(pixels, total, tf.math.is_finite(total))

@@ -18,7 +18,7 @@ Each object is recorded here under its names and made known to Keras in three wa
 import difflib
 import importlib
 
-from .compat import IS_KERAS_3, keras
+from .flavor import IS_KERAS_3, keras
 
 PACKAGE = "sm_pixel_ce"
 
@@ -49,7 +49,9 @@ def register(kind, *aliases):
         ... class MyLoss(keras.losses.Loss): ...
     """
     if kind not in _REGISTRY:
-        raise ValueError(f"Unknown kind. Expected one of {sorted(_REGISTRY)}. Received: kind={kind!r}")
+        raise ValueError(
+            f"Unknown kind. Expected one of {sorted(_REGISTRY)}. Received: kind={kind!r}"
+        )
 
     def decorator(obj):
         names = (obj.__name__, *aliases)
@@ -124,7 +126,9 @@ def list_names(kind=None):
     if kind is None:
         return sorted(name for table in _REGISTRY.values() for name in table)
     if kind not in _REGISTRY:
-        raise ValueError(f"Unknown kind. Expected one of {sorted(_REGISTRY)}. Received: kind={kind!r}")
+        raise ValueError(
+            f"Unknown kind. Expected one of {sorted(_REGISTRY)}. Received: kind={kind!r}"
+        )
     return sorted(_REGISTRY[kind])
 
 
@@ -154,7 +158,9 @@ def get(name, kind=None):
     close = difflib.get_close_matches(str(name), names, n=1)
     hint = f' Did you mean "{close[0]}"?' if close else ""
     what = "name" if kind is None else f"{kind} name"
-    raise ValueError(f"Unknown sm_pixel_ce {what}. Expected one of {names}. Received: {name!r}.{hint}")
+    raise ValueError(
+        f"Unknown sm_pixel_ce {what}. Expected one of {names}. Received: {name!r}.{hint}"
+    )
 
 
 def is_registered(name):

@@ -4,7 +4,7 @@ import tensorflow as tf
 
 from . import _checks
 from ._registry import register
-from .compat import keras
+from .flavor import keras
 
 
 @register("activation")

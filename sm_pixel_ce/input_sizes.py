@@ -18,7 +18,7 @@ model whose output is smaller than its input. This module says the rule instead:
 import tensorflow as tf
 
 from ._registry import register
-from .compat import IS_KERAS_3, keras
+from .flavor import IS_KERAS_3, keras
 
 #: Architectures whose encoder output (stride 32) is joined with upsampled decoder maps.
 ENCODER_STRIDE = 32
@@ -99,12 +99,15 @@ def size_error(sizes, architecture, backbone, multiple, minimum, reason, receive
         The error message, or None when every known size is allowed.
     """
     wrong = {
-        axis: size for axis, size in sizes.items()
+        axis: size
+        for axis, size in sizes.items()
         if size is not None and (size % multiple or size < minimum)
     }
     if not wrong:
         return None
-    fixes = "; ".join(f"{axis} {size} -> {_nearest(size, multiple, minimum)}" for axis, size in wrong.items())
+    fixes = "; ".join(
+        f"{axis} {size} -> {_nearest(size, multiple, minimum)}" for axis, size in wrong.items()
+    )
     return (
         f"{_rule(architecture, backbone, multiple, minimum, reason)}. Received: {received}. Pad or "
         f"resize the images (nearest sizes that work: {fixes}); a model built with "
@@ -120,7 +123,9 @@ def _rule(architecture, backbone, multiple, minimum, reason):
     )
 
 
-def check_input_shape(input_shape, architecture, backbone=None, downsample_factor=8, data_format=None):
+def check_input_shape(
+    input_shape, architecture, backbone=None, downsample_factor=8, data_format=None
+):
     """Raise a ``ValueError`` that states segmentation_models' size rule if ``input_shape`` breaks it.
 
     Args:
@@ -165,7 +170,12 @@ def check_input_shape(input_shape, architecture, backbone=None, downsample_facto
             f"for sizes that vary."
         )
     message = size_error(
-        {"height": height, "width": width}, architecture, backbone, multiple, minimum, reason,
+        {"height": height, "width": width},
+        architecture,
+        backbone,
+        multiple,
+        minimum,
+        reason,
         f"input_shape={shape}",
     )
     if message:
@@ -206,13 +216,34 @@ class SizeCheckedModel(keras.Model):
     # Each Keras saves a functional subclass as a functional model only when its constructor's
     # positional arguments are those of its Functional class, which differ between the two.
     if IS_KERAS_3:
-        def __init__(self, inputs, outputs, name=None, *, architecture="Unet", backbone=None,
-                     data_format=None, **kwargs):
+
+        def __init__(
+            self,
+            inputs,
+            outputs,
+            name=None,
+            *,
+            architecture="Unet",
+            backbone=None,
+            data_format=None,
+            **kwargs,
+        ):
             super().__init__(inputs, outputs, name=name, **kwargs)
             self._set_size_check(architecture, backbone, data_format)
     else:
-        def __init__(self, inputs, outputs, name=None, trainable=True, *, architecture="Unet",
-                     backbone=None, data_format=None, **kwargs):
+
+        def __init__(
+            self,
+            inputs,
+            outputs,
+            name=None,
+            trainable=True,
+            *,
+            architecture="Unet",
+            backbone=None,
+            data_format=None,
+            **kwargs,
+        ):
             super().__init__(inputs, outputs, name=name, trainable=trainable, **kwargs)
             self._set_size_check(architecture, backbone, data_format)
 
@@ -239,7 +270,12 @@ class SizeCheckedModel(keras.Model):
         axes = [axis + 1 for axis in spatial_axes(self.data_format)]
         static = {name: image.shape[axis] for name, axis in zip(("height", "width"), axes)}
         message = size_error(
-            static, self.architecture, self.backbone, multiple, minimum, reason,
+            static,
+            self.architecture,
+            self.backbone,
+            multiple,
+            minimum,
+            reason,
             f"an input of shape {tuple(image.shape)}",
         )
         if message:
@@ -250,7 +286,8 @@ class SizeCheckedModel(keras.Model):
         allowed = tf.reduce_all(tf.logical_and(sizes % multiple == 0, sizes >= minimum))
         rule = _rule(self.architecture, self.backbone, multiple, minimum, reason)
         assertion = tf.debugging.Assert(
-            allowed, [f"{rule}. Received: an input of height and width", sizes, "Pad or resize the images."]
+            allowed,
+            [f"{rule}. Received: an input of height and width", sizes, "Pad or resize the images."],
         )
         with tf.control_dependencies([assertion]):
             flat[0] = tf.identity(image)
@@ -259,7 +296,9 @@ class SizeCheckedModel(keras.Model):
     def get_config(self):
         config = super().get_config()
         config["size_check"] = {
-            "architecture": self.architecture, "backbone": self.backbone, "data_format": self.data_format
+            "architecture": self.architecture,
+            "backbone": self.backbone,
+            "data_format": self.data_format,
         }
         return config
 
@@ -269,6 +308,8 @@ class SizeCheckedModel(keras.Model):
         size_check = config.pop("size_check", {})
         model = super().from_config(config, custom_objects=custom_objects)
         model._set_size_check(
-            size_check.get("architecture", "Unet"), size_check.get("backbone"), size_check.get("data_format")
+            size_check.get("architecture", "Unet"),
+            size_check.get("backbone"),
+            size_check.get("data_format"),
         )
         return model

@@ -12,7 +12,7 @@ import tensorflow as tf
 from . import _checks, _pixels
 from ._registry import register, serializable
 from ._version import __version__
-from .compat import IS_KERAS_3, keras
+from .flavor import IS_KERAS_3, keras
 
 
 def _scores(y_pred, from_logits, op_type, where):
@@ -100,7 +100,11 @@ def pixel_categorical_crossentropy(
         # An einsum with ones, not reduce_sum(axis=-1): XLA on CPU reduces a short minor axis
         # slowly (+30% on the whole loss at 7 classes), and matvec is slow without XLA.
         row_sum = tf.einsum("pc,c->p", labels, tf.ones([num_classes], labels.dtype))
-        min_label, min_sum, max_sum = tf.reduce_min(labels), tf.reduce_min(row_sum), tf.reduce_max(row_sum)
+        min_label, min_sum, max_sum = (
+            tf.reduce_min(labels),
+            tf.reduce_min(row_sum),
+            tf.reduce_max(row_sum),
+        )
         # Every pixel labelled (the usual case): the extreme sums within the tolerance of 1
         # settle it. Only batches with unlabelled or stray pixels pay for checking each pixel.
         rows_ok = tf.cond(
@@ -136,10 +140,14 @@ def pixel_categorical_crossentropy(
         if from_logits and not label_smoothing:
             losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=scores)
         else:
-            log_p = tf.nn.log_softmax(scores, axis=-1) if from_logits else _log_probabilities(scores)
+            log_p = (
+                tf.nn.log_softmax(scores, axis=-1) if from_logits else _log_probabilities(scores)
+            )
             losses = -tf.gather(log_p, labels[:, None], batch_dims=1)[:, 0]
             if label_smoothing:
-                losses = (1.0 - label_smoothing) * losses - label_smoothing * tf.reduce_mean(log_p, axis=-1)
+                losses = (1.0 - label_smoothing) * losses - label_smoothing * tf.reduce_mean(
+                    log_p, axis=-1
+                )
     return _pixels.reduce(pixels, losses, weights, sample_weight, reduction)
 
 
@@ -224,7 +232,9 @@ def pixel_binary_crossentropy(
     else:
         p = tf.clip_by_value(scores, _pixels.EPSILON, 1.0 - _pixels.EPSILON)
         losses = -(labels * tf.math.log(p) + (1.0 - labels) * tf.math.log(1.0 - p))
-    return _pixels.reduce(pixels, tf.reduce_mean(losses, axis=-1), weights, sample_weight, reduction)
+    return _pixels.reduce(
+        pixels, tf.reduce_mean(losses, axis=-1), weights, sample_weight, reduction
+    )
 
 
 def _sums_to_one_or_zero(sums):
@@ -270,13 +280,19 @@ class _PixelLoss(keras.losses.Loss):
             # tf_keras knows fewer reduction names, and reads `reduction` to decide how to scale
             # the loss across replicas: it sees every mean as "sum_over_batch_size".
             mean_like = reduction in ("sum_over_batch_size", "mean", "mean_with_sample_weight")
-            super().__init__(name=name, reduction="sum_over_batch_size" if mean_like else (reduction or "none"))
+            super().__init__(
+                name=name, reduction="sum_over_batch_size" if mean_like else (reduction or "none")
+            )
         self._pixel_reduction = reduction
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         with tf.name_scope(self.name):
             value = type(self)._fn(
-                y_true, y_pred, sample_weight=sample_weight, reduction=self._pixel_reduction, **self._options()
+                y_true,
+                y_pred,
+                sample_weight=sample_weight,
+                reduction=self._pixel_reduction,
+                **self._options(),
             )
             if not IS_KERAS_3 and self.reduction == "sum_over_batch_size":
                 value = value * tf.cast(_pixels.replicas(), value.dtype)

@@ -12,10 +12,12 @@ import tensorflow as tf
 
 from . import _checks, _pixels
 from ._registry import register
-from .compat import keras
+from .flavor import keras
 
 
-def pixel_confusion_matrix(y_true, y_pred, num_classes=None, ignore_index=None, axis=-1, sample_weight=None):
+def pixel_confusion_matrix(
+    y_true, y_pred, num_classes=None, ignore_index=None, axis=-1, sample_weight=None
+):
     """Confusion matrix of per-pixel argmax predictions: ``cm[t, p]`` counts pixels of class ``t``
     predicted as ``p``.
 
@@ -53,7 +55,9 @@ def pixel_confusion_matrix(y_true, y_pred, num_classes=None, ignore_index=None, 
         weights = weights * tf.cast(pixels.pixel_sample_weight(sample_weight), tf.float64)
     with tf.control_dependencies(pixels.checks):
         weights = tf.identity(weights)
-    return tf.math.confusion_matrix(labels, predicted, num_classes=pixels.num_classes, weights=weights, dtype=tf.float64)
+    return tf.math.confusion_matrix(
+        labels, predicted, num_classes=pixels.num_classes, weights=weights, dtype=tf.float64
+    )
 
 
 def mean_iou_from_confusion(cm):
@@ -110,7 +114,10 @@ class PixelMeanIoU(keras.metrics.Metric):
         self.ignore_index = _checks.ignore_index(ignore_index, where)
         self.axis = _checks.axis_argument(axis, where)
         self.confusion = self.add_weight(
-            name="confusion", shape=(self.num_classes, self.num_classes), initializer="zeros", dtype="float64"
+            name="confusion",
+            shape=(self.num_classes, self.num_classes),
+            initializer="zeros",
+            dtype="float64",
         )
 
     def update_state(self, y_true, y_pred, sample_weight=None):
@@ -120,7 +127,9 @@ class PixelMeanIoU(keras.metrics.Metric):
         self.confusion.assign_add(cm)
 
     def result(self):
-        return tf.cast(mean_iou_from_confusion(tf.convert_to_tensor(self.confusion)), self.dtype or "float32")
+        return tf.cast(
+            mean_iou_from_confusion(tf.convert_to_tensor(self.confusion)), self.dtype or "float32"
+        )
 
     def reset_state(self):
         self.confusion.assign(tf.zeros_like(self.confusion))
@@ -159,16 +168,24 @@ class PixelAccuracy(keras.metrics.Metric):
         where = type(self).__name__
         self.ignore_index = _checks.ignore_index(ignore_index, where)
         self.axis = _checks.axis_argument(axis, where)
-        self.correct = self.add_weight(name="correct", shape=(), initializer="zeros", dtype="float64")
-        self.counted = self.add_weight(name="counted", shape=(), initializer="zeros", dtype="float64")
+        self.correct = self.add_weight(
+            name="correct", shape=(), initializer="zeros", dtype="float64"
+        )
+        self.counted = self.add_weight(
+            name="counted", shape=(), initializer="zeros", dtype="float64"
+        )
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        cm = pixel_confusion_matrix(y_true, y_pred, None, self.ignore_index, self.axis, sample_weight)
+        cm = pixel_confusion_matrix(
+            y_true, y_pred, None, self.ignore_index, self.axis, sample_weight
+        )
         self.correct.assign_add(tf.linalg.trace(cm))
         self.counted.assign_add(tf.reduce_sum(cm))
 
     def result(self):
-        accuracy = tf.math.divide_no_nan(tf.convert_to_tensor(self.correct), tf.convert_to_tensor(self.counted))
+        accuracy = tf.math.divide_no_nan(
+            tf.convert_to_tensor(self.correct), tf.convert_to_tensor(self.counted)
+        )
         return tf.cast(accuracy, self.dtype or "float32")
 
     def reset_state(self):

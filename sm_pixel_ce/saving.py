@@ -11,7 +11,7 @@ import shutil
 import tempfile
 import zipfile
 
-from .compat import IS_KERAS_3, keras
+from .flavor import IS_KERAS_3, keras
 
 #: A ``.keras`` file's weights up to this size are read into memory before tf_keras opens them;
 #: larger ones go to a temporary file (Keras 3 draws the same line).
@@ -64,7 +64,9 @@ def load_model(path, compile=True, safe_mode=True):
 def _kind(path):
     if os.path.isdir(path):
         return "savedmodel"
-    return {".keras": "keras", ".h5": "h5", ".hdf5": "h5"}.get(os.path.splitext(path)[1].lower(), "other")
+    return {".keras": "keras", ".h5": "h5", ".hdf5": "h5"}.get(
+        os.path.splitext(path)[1].lower(), "other"
+    )
 
 
 def _is_hdf5(path):

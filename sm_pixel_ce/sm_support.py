@@ -28,12 +28,12 @@ import inspect
 
 import numpy as np
 
-from . import compat
+from . import flavor
 from ._registry import PACKAGE, serializable
-from .compat import IS_KERAS_3
+from .flavor import IS_KERAS_3
 from .input_sizes import ARCHITECTURES, SizeCheckedModel, check_input_shape, spatial_axes
 
-compat.check_sm_framework()
+flavor.check_sm_framework()
 
 import classification_models.models._common_blocks as _blocks  # noqa: E402
 import segmentation_models as sm  # noqa: E402
@@ -46,6 +46,7 @@ _INCEPTION_RESNET = "inceptionresnetv2"
 
 
 # --- Lambda layers -------------------------------------------------------------------------------
+
 
 class _NamedFunction:
     """A function that tf_keras's ``Lambda`` saves by its registered name.
@@ -166,7 +167,15 @@ _ARGUMENTS = {
     "CategoricalFocalLoss": ("alpha", "gamma", "class_indexes"),
     "BinaryFocalLoss": ("alpha", "gamma"),
     "IOUScore": ("class_weights", "class_indexes", "threshold", "per_image", "smooth", "name"),
-    "FScore": ("beta", "class_weights", "class_indexes", "threshold", "per_image", "smooth", "name"),
+    "FScore": (
+        "beta",
+        "class_weights",
+        "class_indexes",
+        "threshold",
+        "per_image",
+        "smooth",
+        "name",
+    ),
     "Precision": ("class_weights", "class_indexes", "threshold", "per_image", "smooth", "name"),
     "Recall": ("class_weights", "class_indexes", "threshold", "per_image", "smooth", "name"),
 }
@@ -187,7 +196,9 @@ def _plain(value):
 
 
 def _sm_get_config(self):
-    return {argument: _plain(getattr(self, argument)) for argument in _ARGUMENTS[type(self).__name__]}
+    return {
+        argument: _plain(getattr(self, argument)) for argument in _ARGUMENTS[type(self).__name__]
+    }
 
 
 def _sm_from_config(cls, config):
@@ -231,7 +242,8 @@ def _patch_sm_objects():
         cls.__name__: cls
         for module in (sm.losses, sm.metrics)
         for cls in vars(module).values()
-        if isinstance(cls, type) and issubclass(cls, _sm_objects.KerasObject)
+        if isinstance(cls, type)
+        and issubclass(cls, _sm_objects.KerasObject)
         and cls not in (_sm_objects.Loss, _sm_objects.Metric, _sm_objects.KerasObject)
     }
     classes.pop("SumOfLosses", None)
@@ -258,6 +270,7 @@ def _patch_sm_objects():
 
 # --- input sizes ---------------------------------------------------------------------------------
 
+
 def _size_checked(architecture, build):
     """``build`` (e.g. ``sm.Unet``) that checks ``input_shape`` first and checks ``None`` sizes later."""
     signature = inspect.signature(build)
@@ -272,13 +285,18 @@ def _size_checked(architecture, build):
         arguments = bound.arguments
         backbone = arguments.get("backbone_name")
         input_shape = arguments.get("input_shape")
-        check_input_shape(input_shape, architecture, backbone, arguments.get("downsample_factor", 8))
+        check_input_shape(
+            input_shape, architecture, backbone, arguments.get("downsample_factor", 8)
+        )
         model = build(*args, **kwargs)
         if all(input_shape[axis] is not None for axis in spatial_axes()):
             return model
         return SizeCheckedModel(
-            inputs=model.input, outputs=model.output, name=model.name,
-            architecture=architecture, backbone=backbone,
+            inputs=model.input,
+            outputs=model.output,
+            name=model.name,
+            architecture=architecture,
+            backbone=backbone,
         )
 
     return checked

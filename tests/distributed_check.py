@@ -21,10 +21,12 @@ if MODE == "mirrored":
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 import sm_pixel_ce  # noqa: E402
+
 if os.environ.get("KERAS_TRACEBACK_FILTERING") == "0":
     import keras as _k
+
     _k.config.disable_traceback_filtering()
-from sm_pixel_ce.compat import keras  # noqa: E402
+from sm_pixel_ce.flavor import keras  # noqa: E402
 
 C, SIZE, BATCH, STEPS = 4, 16, 8, 3
 CLASS_WEIGHTS = [0.2, 1.0, 3.0, 0.5]
@@ -54,8 +56,14 @@ def unet():
     import segmentation_models as sm
 
     keras.utils.set_random_seed(1)
-    model = sm.Unet("resnet18", encoder_weights=None, classes=C, activation="pixel_softmax",
-                    input_shape=(32, 32, 3), decoder_filters=(32, 16, 16, 8, 8))
+    model = sm.Unet(
+        "resnet18",
+        encoder_weights=None,
+        classes=C,
+        activation="pixel_softmax",
+        input_shape=(32, 32, 3),
+        decoder_filters=(32, 16, 16, 8, 8),
+    )
     for layer in model.layers:  # frozen batch norm: the forward pass no longer depends on the split
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
@@ -66,14 +74,20 @@ def train(build, x, y, strategy=None):
     scope = strategy.scope() if strategy is not None else tf.distribute.get_strategy().scope()
     with scope:
         model = build()
-        model.compile(keras.optimizers.SGD(0.5),
-                      loss=sm_pixel_ce.PixelCategoricalCrossentropy(class_weights=CLASS_WEIGHTS, ignore_index=255))
+        model.compile(
+            keras.optimizers.SGD(0.5),
+            loss=sm_pixel_ce.PixelCategoricalCrossentropy(
+                class_weights=CLASS_WEIGHTS, ignore_index=255
+            ),
+        )
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH)
     if MODE == "worker":
         # Every worker builds the same global batches; sharding by data after tf.distribute's
         # rebatching gives worker i the i-th half of each one, as MirroredStrategy splits them.
         options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA
+        )
         dataset = dataset.with_options(options)
     if MODE in ("worker", "single") and sm_pixel_ce.KERAS_FLAVOR == "keras3":
         # Keras 3.15's fit cannot run under MultiWorkerMirroredStrategy whatever the loss (it
@@ -108,14 +122,27 @@ if MODE == "mirrored":
     model = small_model()
     loss = sm_pixel_ce.PixelCategoricalCrossentropy(class_weights=CLASS_WEIGHTS, ignore_index=255)
     half = BATCH // 2
-    per_replica_mean = float(np.mean([loss(y[i:i + half], model(x[i:i + half])) for i in (0, half)]))
+    per_replica_mean = float(
+        np.mean([loss(y[i : i + half], model(x[i : i + half])) for i in (0, half)])
+    )
     global_mean = float(loss(y[:BATCH], model(x[:BATCH])))
     single_loss, single_w = train(small_model, x, y)
     dist_loss, dist_w = train(small_model, x, y, strategy)
-    rel = max(float(np.max(np.abs(a - b)) / (np.max(np.abs(a)) + 1e-12)) for a, b in zip(single_w, dist_w))
-    print(json.dumps({"replicas": strategy.num_replicas_in_sync, "single_loss": single_loss,
-                      "first_batch_global_mean": global_mean, "first_batch_per_replica_mean": per_replica_mean,
-                      "distributed_loss": dist_loss, "max_relative_weight_difference": rel}))
+    rel = max(
+        float(np.max(np.abs(a - b)) / (np.max(np.abs(a)) + 1e-12)) for a, b in zip(single_w, dist_w)
+    )
+    print(
+        json.dumps(
+            {
+                "replicas": strategy.num_replicas_in_sync,
+                "single_loss": single_loss,
+                "first_batch_global_mean": global_mean,
+                "first_batch_per_replica_mean": per_replica_mean,
+                "distributed_loss": dist_loss,
+                "max_relative_weight_difference": rel,
+            }
+        )
+    )
 elif MODE in ("worker", "single"):
     x, y = data()
     x = np.stack([np.resize(img, (32, 32, 3)) for img in x])

@@ -17,8 +17,15 @@ def log_softmax(z, axis=-1):
     return z - m - np.log(np.exp(z - m).sum(axis=axis, keepdims=True))
 
 
-def pixel_cce(labels, logits, class_weights=None, ignore_index=None, smoothing=0.0, sample_weight=None,
-              reduction="mean"):
+def pixel_cce(
+    labels,
+    logits,
+    class_weights=None,
+    ignore_index=None,
+    smoothing=0.0,
+    sample_weight=None,
+    reduction="mean",
+):
     """Channels-last logits (..., C); integer labels (...) -> Σ sw·w[y]·ℓ / Σ w[y] (PyTorch-style)."""
     logits = np.asarray(logits, np.float64)
     c = logits.shape[-1]
@@ -30,9 +37,16 @@ def pixel_cce(labels, logits, class_weights=None, ignore_index=None, smoothing=0
     loss = -(target * logp).sum(-1)
     w = np.ones(c) if class_weights is None else np.asarray(class_weights, np.float64)
     pw = w[safe] * valid
-    sw = np.ones(labels.shape) if sample_weight is None else np.broadcast_to(
-        np.asarray(sample_weight, np.float64).reshape(
-            np.shape(sample_weight) + (1,) * (labels.ndim - np.ndim(sample_weight))), labels.shape)
+    sw = (
+        np.ones(labels.shape)
+        if sample_weight is None
+        else np.broadcast_to(
+            np.asarray(sample_weight, np.float64).reshape(
+                np.shape(sample_weight) + (1,) * (labels.ndim - np.ndim(sample_weight))
+            ),
+            labels.shape,
+        )
+    )
     terms = sw * pw * loss
     if reduction == "none":
         return terms

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from reference import softmax
+
 from sm_pixel_ce import PixelSoftmax, pixel_softmax
-from sm_pixel_ce.compat import keras
+from sm_pixel_ce.flavor import keras
 
 
 def test_matches_numpy(rng):
@@ -18,7 +18,9 @@ def test_matches_numpy(rng):
 
 def test_channels_first_axis(rng):
     x = rng.normal(0, 4, (2, 7, 5, 6)).astype(np.float32)
-    np.testing.assert_allclose(pixel_softmax(x, axis=1).numpy(), softmax(x, axis=1), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        pixel_softmax(x, axis=1).numpy(), softmax(x, axis=1), rtol=1e-5, atol=1e-7
+    )
 
 
 def test_stable_for_huge_logits(rng):
@@ -32,7 +34,9 @@ def test_stable_for_huge_logits(rng):
 
 def test_shift_invariance(rng):
     x = rng.normal(size=(1, 3, 3, 5)).astype(np.float32)
-    np.testing.assert_allclose(pixel_softmax(x).numpy(), pixel_softmax(x + 100.0).numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        pixel_softmax(x).numpy(), pixel_softmax(x + 100.0).numpy(), atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("dtype", [tf.float16, tf.bfloat16])
@@ -40,7 +44,9 @@ def test_half_precision_computes_in_float32(rng, dtype):
     x = tf.cast(rng.normal(0, 4, (2, 4, 4, 7)), dtype)
     p = pixel_softmax(x)
     assert p.dtype == tf.float32
-    np.testing.assert_allclose(p.numpy(), softmax(tf.cast(x, tf.float32).numpy()), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        p.numpy(), softmax(tf.cast(x, tf.float32).numpy()), rtol=1e-5, atol=1e-7
+    )
     assert p._keras_logits.dtype == tf.float32
 
 
@@ -78,7 +84,9 @@ def test_layer_under_mixed_precision_outputs_float32(rng):
     try:
         inputs = keras.Input((4, 4, 3))
         logits = keras.layers.Conv2D(5, 1)(inputs)
-        model = keras.Model(inputs, [PixelSoftmax()(logits), keras.layers.Activation("pixel_softmax")(logits)])
+        model = keras.Model(
+            inputs, [PixelSoftmax()(logits), keras.layers.Activation("pixel_softmax")(logits)]
+        )
         for out in model(rng.normal(size=(2, 4, 4, 3)).astype(np.float32)):
             assert out.dtype == tf.float32
             np.testing.assert_allclose(out.numpy().sum(-1), 1.0, rtol=1e-6)

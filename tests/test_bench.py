@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import reference
 
-from sm_pixel_ce import benchmarks
+from sm_pixel_ce import bench as benchmarks
 from sm_pixel_ce.cli import main
 
 BATCH, SIZE, CLASSES = 2, 16, 5
@@ -149,10 +149,19 @@ def test_load_section_times_both_ways_in_tf_keras(tmp_path, monkeypatch):
     copies = []
     original = sm_pixel_ce.saving.read_archive_member
     monkeypatch.setattr(
-        sm_pixel_ce.saving, "read_archive_member", lambda *a, **k: copies.append(a[1]) or original(*a, **k)
+        sm_pixel_ce.saving,
+        "read_archive_member",
+        lambda *a, **k: copies.append(a[1]) or original(*a, **k),
     )
     result = _bench(
-        tmp_path, "--skip-train", "--skip-scaling", "--no-xla", "--load-backbones", "resnet18", "--load-repeats", "2"
+        tmp_path,
+        "--skip-train",
+        "--skip-scaling",
+        "--no-xla",
+        "--load-backbones",
+        "resnet18",
+        "--load-repeats",
+        "2",
     )
     if sm_pixel_ce.KERAS_FLAVOR == "keras3":
         assert result["load"] is None and copies == []
@@ -166,9 +175,9 @@ def test_load_section_times_both_ways_in_tf_keras(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--classes", "300"], "--classes must be in [2, 254]"),
-        (["--plot", "x.png", "--skip-scaling", "--skip-train"], "--plot draws the scaling sweeps"),
-        (["--size", "48"], "--size must be a multiple of 32"),
+        (["--classes", "300"], "classes must be in [2, 254]"),
+        (["--plot", "x.png", "--skip-scaling", "--skip-train"], "plot draws the scaling sweeps"),
+        (["--size", "48"], "size must be a multiple of 32"),
         (["--load-backbones", "resnet18,resnet19"], "unknown backbone(s) ['resnet19']"),
     ],
 )

@@ -13,7 +13,7 @@ from PIL import Image
 from sm_pixel_ce.cli import main
 from sm_pixel_ce.compare import evaluation
 from sm_pixel_ce.compare.variants import class_weights_from_frequencies, targets_for
-from sm_pixel_ce.compat import keras
+from sm_pixel_ce.flavor import keras
 
 # --- NumPy metrics -------------------------------------------------------------------------------
 

@@ -26,8 +26,13 @@ def _last_json(stdout):
 
 
 def test_mirrored_strategy_equals_single_device():
-    result = subprocess.run([sys.executable, SCRIPT, "mirrored"], capture_output=True, text=True, env=_env(),
-                            timeout=600)
+    result = subprocess.run(
+        [sys.executable, SCRIPT, "mirrored"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = _last_json(result.stdout)
     assert report["replicas"] == 2
@@ -35,7 +40,9 @@ def test_mirrored_strategy_equals_single_device():
     assert report["max_relative_weight_difference"] <= 1e-5
     # The data make replicas count very different pixels: averaging per replica would be wrong.
     assert abs(report["first_batch_per_replica_mean"] - report["first_batch_global_mean"]) > 0.02
-    np.testing.assert_allclose(report["single_loss"][0], report["first_batch_global_mean"], rtol=1e-5)
+    np.testing.assert_allclose(
+        report["single_loss"][0], report["first_batch_global_mean"], rtol=1e-5
+    )
 
 
 def _free_ports(count):
@@ -52,12 +59,25 @@ def test_multi_worker_mirrored_strategy_two_processes(tmp_path):
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     processes = []
     for index in range(2):
-        config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
-        processes.append(subprocess.Popen(
-            [sys.executable, SCRIPT, "worker", str(tmp_path / f"worker{index}.npz")],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(TF_CONFIG=config)))
-    single = subprocess.run([sys.executable, SCRIPT, "single", str(tmp_path / "single.npz")],
-                            capture_output=True, text=True, env=_env(), timeout=600)
+        config = json.dumps(
+            {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        )
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, SCRIPT, "worker", str(tmp_path / f"worker{index}.npz")],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=_env(TF_CONFIG=config),
+            )
+        )
+    single = subprocess.run(
+        [sys.executable, SCRIPT, "single", str(tmp_path / "single.npz")],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=600,
+    )
     outputs = [p.communicate(timeout=600) for p in processes]
     for p, (_, err) in zip(processes, outputs):
         assert p.returncode == 0, err[-3000:]

@@ -5,7 +5,7 @@ import pytest
 import segmentation_models as sm
 import tensorflow as tf
 
-from sm_pixel_ce.compat import keras
+from sm_pixel_ce.flavor import keras
 from sm_pixel_ce.input_sizes import SizeCheckedModel, check_input_shape, size_requirement
 
 CLASSES = 3
@@ -18,13 +18,19 @@ def _raw(architecture):
 
 # --- the rule, on its own ----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "architecture, backbone, factor, expected",
     [
         ("Unet", "resnet18", 8, (32, 32)),
         ("FPN", "vgg16", 8, (32, 32)),
         ("Linknet", "mobilenetv2", 8, (32, 32)),
-        ("Unet", "inceptionv3", 8, (32, 96)),  # Keras's InceptionV3 refuses < 75 px; 96 is the next multiple
+        (
+            "Unet",
+            "inceptionv3",
+            8,
+            (32, 96),
+        ),  # Keras's InceptionV3 refuses < 75 px; 96 is the next multiple
         ("PSPNet", "resnet18", 8, (48, 48)),
         ("PSPNet", "resnet18", 4, (24, 24)),
         ("PSPNet", "resnet18", 16, (96, 96)),
@@ -38,21 +44,57 @@ def test_size_requirement(architecture, backbone, factor, expected):
 @pytest.mark.parametrize(
     "architecture, kwargs, shape, expected, absent",
     [
-        ("Unet", {}, (65, 65, 3), ["multiples of 32", "input_shape=(65, 65, 3)", "height 65 -> 64 or 96",
-                                   "width 65 -> 64 or 96"], []),
+        (
+            "Unet",
+            {},
+            (65, 65, 3),
+            [
+                "multiples of 32",
+                "input_shape=(65, 65, 3)",
+                "height 65 -> 64 or 96",
+                "width 65 -> 64 or 96",
+            ],
+            [],
+        ),
         ("FPN", {}, (96, 80, 3), ["FPN on resnet18", "width 80 -> 64 or 96"], ["height 96"]),
         ("Linknet", {}, (16, 64, 3), ["at least 32", "height 16 -> 32"], ["width 64"]),
-        ("Unet", {"backbone_name": "inceptionv3"}, (64, 64, 3), ["at least 96", "75 px", "height 64 -> 96"], []),
-        ("PSPNet", {}, (64, 64, 3), ["multiples of 48", "6 x downsample_factor = 48", "64 -> 48 or 96"], []),
-        ("PSPNet", {"downsample_factor": 4}, (60, 60, 3), ["multiples of 24", "60 -> 48 or 72"], []),
-        ("PSPNet", {}, (None, None, 3), ["PSPNet needs a fixed input size", "input_shape=(384, 384, 3)"], []),
+        (
+            "Unet",
+            {"backbone_name": "inceptionv3"},
+            (64, 64, 3),
+            ["at least 96", "75 px", "height 64 -> 96"],
+            [],
+        ),
+        (
+            "PSPNet",
+            {},
+            (64, 64, 3),
+            ["multiples of 48", "6 x downsample_factor = 48", "64 -> 48 or 96"],
+            [],
+        ),
+        (
+            "PSPNet",
+            {"downsample_factor": 4},
+            (60, 60, 3),
+            ["multiples of 24", "60 -> 48 or 72"],
+            [],
+        ),
+        (
+            "PSPNet",
+            {},
+            (None, None, 3),
+            ["PSPNet needs a fixed input size", "input_shape=(384, 384, 3)"],
+            [],
+        ),
         ("Unet", {}, (64, 64), ["3 values", "Received: input_shape=(64, 64)"], []),
     ],
 )
 def test_builders_state_the_rule(architecture, kwargs, shape, expected, absent):
     kwargs = {"backbone_name": "resnet18", **kwargs}
     with pytest.raises(ValueError) as error:
-        getattr(sm, architecture)(input_shape=shape, encoder_weights=None, classes=CLASSES, **kwargs)
+        getattr(sm, architecture)(
+            input_shape=shape, encoder_weights=None, classes=CLASSES, **kwargs
+        )
     for text in expected:
         assert text in str(error.value)
     for text in absent:
@@ -67,15 +109,16 @@ def test_channels_first_shapes_read_the_right_axes():
 
 # --- the rule against segmentation_models itself -------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "architecture, backbone, size",
     [
-        ("Unet", "resnet18", 48),     # rejected: sm fails in Concatenate
-        ("Unet", "resnet18", 64),     # accepted: sm builds, output the input's size
-        ("Unet", "vgg16", 80),        # rejected: sm builds, but the output is smaller than the input
+        ("Unet", "resnet18", 48),  # rejected: sm fails in Concatenate
+        ("Unet", "resnet18", 64),  # accepted: sm builds, output the input's size
+        ("Unet", "vgg16", 80),  # rejected: sm builds, but the output is smaller than the input
         ("Linknet", "resnet18", 96),  # accepted
-        ("PSPNet", "resnet18", 64),   # rejected by sm's own check
-        ("PSPNet", "resnet18", 96),   # accepted
+        ("PSPNet", "resnet18", 64),  # rejected by sm's own check
+        ("PSPNet", "resnet18", 96),  # accepted
         ("PSPNet", "inceptionv3", 48),  # rejected: Keras's InceptionV3 refuses < 75 px
     ],
 )
@@ -84,7 +127,9 @@ def test_rule_agrees_with_segmentation_models(architecture, backbone, size):
     multiple, minimum, _ = size_requirement(architecture, backbone)
     accepted = size % multiple == 0 and size >= minimum
     try:
-        model = _raw(architecture)(backbone, input_shape=(size, size, 3), encoder_weights=None, classes=CLASSES)
+        model = _raw(architecture)(
+            backbone, input_shape=(size, size, 3), encoder_weights=None, classes=CLASSES
+        )
         works = tuple(model.output.shape[1:3]) == (size, size)
     except ValueError:
         works = False
@@ -93,22 +138,37 @@ def test_rule_agrees_with_segmentation_models(architecture, backbone, size):
 
 # --- sizes that vary: checked when the model is called --------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def dynamic_unet():
     keras.utils.set_random_seed(0)
-    return sm.Unet("resnet18", input_shape=(None, None, 3), encoder_weights=None, classes=CLASSES,
-                   activation="pixel_softmax")
+    return sm.Unet(
+        "resnet18",
+        input_shape=(None, None, 3),
+        encoder_weights=None,
+        classes=CLASSES,
+        activation="pixel_softmax",
+    )
 
 
 def test_dynamic_model_is_the_same_functional_model(dynamic_unet):
     assert isinstance(dynamic_unet, SizeCheckedModel)
     assert (dynamic_unet.architecture, dynamic_unet.backbone) == ("Unet", "resnet18")
-    static = sm.Unet("resnet18", input_shape=(64, 64, 3), encoder_weights=None, classes=CLASSES,
-                     activation="pixel_softmax")
-    assert [type(layer).__name__ for layer in dynamic_unet.layers] == [type(layer).__name__ for layer in static.layers]
+    static = sm.Unet(
+        "resnet18",
+        input_shape=(64, 64, 3),
+        encoder_weights=None,
+        classes=CLASSES,
+        activation="pixel_softmax",
+    )
+    assert [type(layer).__name__ for layer in dynamic_unet.layers] == [
+        type(layer).__name__ for layer in static.layers
+    ]
     plain = keras.Model(dynamic_unet.input, dynamic_unet.output)  # the same graph, no check
     images = np.random.default_rng(0).uniform(size=(2, 96, 128, 3)).astype(np.float32)
-    np.testing.assert_array_equal(dynamic_unet.predict(images, verbose=0), plain.predict(images, verbose=0))
+    np.testing.assert_array_equal(
+        dynamic_unet.predict(images, verbose=0), plain.predict(images, verbose=0)
+    )
 
 
 def _assert_states_rule(error, sizes):
@@ -135,8 +195,13 @@ def test_traced_call_with_unknown_size_states_the_rule(dynamic_unet):
 
 def test_predict_and_fit_on_wrong_size_state_the_rule():
     keras.utils.set_random_seed(0)
-    model = sm.Unet("resnet18", input_shape=(None, None, 3), encoder_weights=None, classes=CLASSES,
-                    activation="pixel_softmax")
+    model = sm.Unet(
+        "resnet18",
+        input_shape=(None, None, 3),
+        encoder_weights=None,
+        classes=CLASSES,
+        activation="pixel_softmax",
+    )
     model.compile("sgd", loss="pixel_cce")
     with pytest.raises((ValueError, tf.errors.InvalidArgumentError), match="multiples of 32"):
         model.predict(np.zeros((1, 65, 65, 3), np.float32), verbose=0)
@@ -152,7 +217,8 @@ def test_dynamic_model_reloads_with_its_check(dynamic_unet, tmp_path, extension)
     assert isinstance(reloaded, SizeCheckedModel)
     assert (reloaded.architecture, reloaded.backbone) == ("Unet", "resnet18")
     images = np.random.default_rng(1).uniform(size=(1, 64, 96, 3)).astype(np.float32)
-    np.testing.assert_allclose(reloaded.predict(images, verbose=0), dynamic_unet.predict(images, verbose=0),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        reloaded.predict(images, verbose=0), dynamic_unet.predict(images, verbose=0), atol=1e-6
+    )
     with pytest.raises(ValueError, match="multiples of 32"):
         reloaded(np.zeros((1, 64, 100, 3), np.float32))

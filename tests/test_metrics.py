@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from sm_pixel_ce import PixelAccuracy, PixelMeanIoU
-from sm_pixel_ce.compat import IS_KERAS_3, keras
+from sm_pixel_ce.flavor import IS_KERAS_3, keras
 from sm_pixel_ce.metrics import pixel_confusion_matrix
 
 
@@ -121,10 +121,19 @@ class TestPixelMeanIoU:
         metric = PixelMeanIoU(num_classes=7, ignore_index=255, axis=1, name="miou")
         config = metric.get_config()
         assert {k: config[k] for k in ("num_classes", "ignore_index", "axis", "name")} == {
-            "num_classes": 7, "ignore_index": 255, "axis": 1, "name": "miou"}
+            "num_classes": 7,
+            "ignore_index": 255,
+            "axis": 1,
+            "name": "miou",
+        }
         clone = keras.metrics.deserialize(keras.metrics.serialize(metric))
         assert isinstance(clone, PixelMeanIoU)
-        assert (clone.num_classes, clone.ignore_index, clone.axis, clone.name) == (7, 255, 1, "miou")
+        assert (clone.num_classes, clone.ignore_index, clone.axis, clone.name) == (
+            7,
+            255,
+            1,
+            "miou",
+        )
 
     def test_default_name(self):
         assert PixelMeanIoU(num_classes=3).name == "pixel_miou"
@@ -160,7 +169,9 @@ class TestPixelAccuracy:
         assert (clone.ignore_index, clone.axis, clone.name) == (0, -1, "pixel_accuracy")
 
 
-@pytest.mark.skipif(not IS_KERAS_3, reason="tf_keras wraps a metric class given by string as a function")
+@pytest.mark.skipif(
+    not IS_KERAS_3, reason="tf_keras wraps a metric class given by string as a function"
+)
 def test_string_names_in_keras3():
     assert isinstance(keras.metrics.get("pixel_accuracy"), PixelAccuracy)
 
@@ -170,7 +181,9 @@ def test_model_reloads_with_metrics(tmp_path, rng, extension):
     inputs = keras.Input((8, 8, 3))
     outputs = keras.layers.Conv2D(4, 1, activation="pixel_softmax")(inputs)
     model = keras.Model(inputs, outputs)
-    model.compile("adam", loss="pixel_cce", metrics=[PixelMeanIoU(4, ignore_index=255), PixelAccuracy()])
+    model.compile(
+        "adam", loss="pixel_cce", metrics=[PixelMeanIoU(4, ignore_index=255), PixelAccuracy()]
+    )
     images = rng.random((2, 8, 8, 3)).astype("float32")
     masks = rng.integers(0, 4, (2, 8, 8))
     model.fit(images, masks, epochs=1, verbose=0)

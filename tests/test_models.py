@@ -12,8 +12,8 @@ import pytest
 import segmentation_models as sm
 
 from sm_pixel_ce import PixelBinaryCrossentropy, PixelCategoricalCrossentropy
-from sm_pixel_ce.compat import IS_KERAS_3, keras
 from sm_pixel_ce.data import make_scenes
+from sm_pixel_ce.flavor import IS_KERAS_3, keras
 
 SIZE, CLASSES = 64, 7
 
@@ -56,8 +56,9 @@ def _reload_in_fresh_process(folder, saved, exported=()):
         json.dump({"saved": list(saved), "exported": list(exported)}, f)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     env.pop("SM_FRAMEWORK", None)
-    result = subprocess.run([sys.executable, "-c", RELOAD, folder], capture_output=True, text=True, env=env,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", RELOAD, folder], capture_output=True, text=True, env=env, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     with open(os.path.join(folder, "reloaded.json")) as f:
         return json.load(f)
@@ -81,10 +82,17 @@ def test_unet_trains_saves_and_reloads(tmp_path, scenes, variant):
     images, masks = scenes
     keras.utils.set_random_seed(0)
     activation = "pixel_softmax" if variant == "cce" else "sigmoid"
-    model = sm.Unet("resnet18", encoder_weights=None, classes=CLASSES, activation=activation,
-                    input_shape=(SIZE, SIZE, 3))
+    model = sm.Unet(
+        "resnet18",
+        encoder_weights=None,
+        classes=CLASSES,
+        activation=activation,
+        input_shape=(SIZE, SIZE, 3),
+    )
     if variant == "cce":
-        loss = PixelCategoricalCrossentropy(class_weights=[0.3] + [1.0] * 6, ignore_index=255, label_smoothing=0.05)
+        loss = PixelCategoricalCrossentropy(
+            class_weights=[0.3] + [1.0] * 6, ignore_index=255, label_smoothing=0.05
+        )
     else:
         loss = PixelBinaryCrossentropy(ignore_index=255)
     history = _train(model, loss, images[:4], masks[:4])
@@ -113,13 +121,20 @@ def test_unet_trains_saves_and_reloads(tmp_path, scenes, variant):
         assert reloaded[name]["loss_config"] == loss.get_config(), name
         assert np.isfinite(reloaded[name].get("step", 0.0)), name
     for name in exported:
-        np.testing.assert_allclose(np.load(tmp_path / f"pred_{name}.npy"), expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            np.load(tmp_path / f"pred_{name}.npy"), expected, rtol=1e-5, atol=1e-6
+        )
 
 
 def test_string_names_compile_and_reload(tmp_path, scenes):
     images, masks = scenes
-    model = sm.Unet("resnet18", encoder_weights=None, classes=CLASSES, activation="pixel_softmax",
-                    input_shape=(SIZE, SIZE, 3))
+    model = sm.Unet(
+        "resnet18",
+        encoder_weights=None,
+        classes=CLASSES,
+        activation="pixel_softmax",
+        input_shape=(SIZE, SIZE, 3),
+    )
     model.compile("adam", loss="pixel_cce")
     assert np.isfinite(model.train_on_batch(images[:2], np.where(masks[:2] == 255, 0, masks[:2])))
     np.save(tmp_path / "x.npy", images[:2])
@@ -129,4 +144,6 @@ def test_string_names_compile_and_reload(tmp_path, scenes):
     assert reloaded["named.keras"]["loss_class"] == "PixelCategoricalCrossentropy"
     assert reloaded["named.keras"]["loss_config"] == PixelCategoricalCrossentropy().get_config()
     assert np.isfinite(reloaded["named.keras"]["step"])
-    np.testing.assert_allclose(np.load(tmp_path / "pred_named_keras.npy"), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.load(tmp_path / "pred_named_keras.npy"), expected, rtol=1e-5, atol=1e-6
+    )

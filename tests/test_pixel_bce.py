@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from reference import pixel_bce
+
 from sm_pixel_ce import PixelBinaryCrossentropy, pixel_binary_crossentropy
-from sm_pixel_ce.compat import keras
+from sm_pixel_ce.flavor import keras
 
 N, H, W, C = 2, 5, 6, 4
 
@@ -36,17 +36,24 @@ def test_integer_mask_equals_one_hot(data):
     logits, labels = data
     expected = pixel_binary_crossentropy(one_hot(labels), sigmoid(logits)).numpy()
     for y in (labels.astype("uint8"), labels[..., None].astype("int32"), labels.astype("float32")):
-        np.testing.assert_allclose(pixel_binary_crossentropy(y, sigmoid(logits)).numpy(), expected, rtol=1e-6)
+        np.testing.assert_allclose(
+            pixel_binary_crossentropy(y, sigmoid(logits)).numpy(), expected, rtol=1e-6
+        )
 
 
 def test_from_logits_and_channels_first(data):
     logits, labels = data
     expected = pixel_bce(one_hot(labels), logits)
-    np.testing.assert_allclose(pixel_binary_crossentropy(labels, logits, from_logits=True).numpy(), expected, rtol=1e-5)
-    first = PixelBinaryCrossentropy(axis=1, from_logits=True)(labels, np.moveaxis(logits, -1, 1)).numpy()
+    np.testing.assert_allclose(
+        pixel_binary_crossentropy(labels, logits, from_logits=True).numpy(), expected, rtol=1e-5
+    )
+    first = PixelBinaryCrossentropy(axis=1, from_logits=True)(
+        labels, np.moveaxis(logits, -1, 1)
+    ).numpy()
     np.testing.assert_allclose(first, expected, rtol=1e-5)
-    dense_first = PixelBinaryCrossentropy(axis=1)(np.moveaxis(one_hot(labels), -1, 1),
-                                                  sigmoid(np.moveaxis(logits, -1, 1))).numpy()
+    dense_first = PixelBinaryCrossentropy(axis=1)(
+        np.moveaxis(one_hot(labels), -1, 1), sigmoid(np.moveaxis(logits, -1, 1))
+    ).numpy()
     np.testing.assert_allclose(dense_first, expected, rtol=1e-5)
 
 
@@ -58,7 +65,9 @@ def test_ignore_index_and_smoothing(rng, data):
     expected = pixel_bce(one_hot(np.where(valid, labels, 0)), logits, valid=valid, smoothing=0.2)
     loss = PixelBinaryCrossentropy(ignore_index=255, label_smoothing=0.2)
     np.testing.assert_allclose(loss(labels, sigmoid(logits)).numpy(), expected, rtol=1e-5)
-    keras_smooth = keras.losses.BinaryCrossentropy(label_smoothing=0.2)(one_hot(labels[valid]), tf.sigmoid(logits[valid]))
+    keras_smooth = keras.losses.BinaryCrossentropy(label_smoothing=0.2)(
+        one_hot(labels[valid]), tf.sigmoid(logits[valid])
+    )
     np.testing.assert_allclose(expected, keras_smooth.numpy(), rtol=1e-4)
 
 
@@ -71,7 +80,9 @@ def test_single_channel_binary_masks(rng):
     loss = PixelBinaryCrossentropy(ignore_index=255)
     np.testing.assert_allclose(loss(mask, sigmoid(logits)).numpy(), expected, rtol=1e-5)
     # The same mask as dense (N, H, W, 1) labels, the void value in the channel.
-    np.testing.assert_allclose(loss(mask[..., None].astype("float32"), sigmoid(logits)).numpy(), expected, rtol=1e-5)
+    np.testing.assert_allclose(
+        loss(mask[..., None].astype("float32"), sigmoid(logits)).numpy(), expected, rtol=1e-5
+    )
 
 
 def test_fused_gradient_from_sigmoid_output():
@@ -95,10 +106,18 @@ def test_stable_for_huge_logits(rng):
 
 
 def test_config_and_names():
-    loss = PixelBinaryCrossentropy(axis=1, from_logits=True, label_smoothing=0.1, ignore_index=255, name="b")
+    loss = PixelBinaryCrossentropy(
+        axis=1, from_logits=True, label_smoothing=0.1, ignore_index=255, name="b"
+    )
     config = loss.get_config()
-    assert config == {"axis": 1, "from_logits": True, "label_smoothing": 0.1, "ignore_index": 255,
-                      "reduction": "sum_over_batch_size", "name": "b"}
+    assert config == {
+        "axis": 1,
+        "from_logits": True,
+        "label_smoothing": 0.1,
+        "ignore_index": 255,
+        "reduction": "sum_over_batch_size",
+        "name": "b",
+    }
     restored = keras.losses.deserialize(keras.losses.serialize(loss))
     assert type(restored) is PixelBinaryCrossentropy and restored.get_config() == config
     for name in ("pixel_bce", "pixel_binary_crossentropy", "PixelBinaryCrossentropy"):

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from reference import log_softmax, pixel_cce, softmax
 
 import sm_pixel_ce
-from reference import log_softmax, pixel_cce, softmax
 from sm_pixel_ce import PixelCategoricalCrossentropy, pixel_categorical_crossentropy, pixel_softmax
-from sm_pixel_ce.compat import keras
+from sm_pixel_ce.flavor import keras
 
 N, H, W, C = 2, 5, 6, 7
 
@@ -29,7 +29,9 @@ class TestValues:
         probs = pixel_softmax(logits)
         got = pixel_categorical_crossentropy(labels, probs).numpy()
         np.testing.assert_allclose(got, pixel_cce(labels, logits), rtol=1e-5)
-        keras_value = keras.losses.CategoricalCrossentropy()(one_hot(labels), tf.nn.softmax(logits)).numpy()
+        keras_value = keras.losses.CategoricalCrossentropy()(
+            one_hot(labels), tf.nn.softmax(logits)
+        ).numpy()
         np.testing.assert_allclose(got, keras_value, rtol=1e-5)
 
     def test_probabilities_not_from_softmax_match_keras(self, rng):
@@ -65,7 +67,9 @@ class TestValues:
     def test_channels_first_equals_channels_last(self, data, kind):
         logits, labels = data
         loss_last = PixelCategoricalCrossentropy(class_weights=np.arange(1, C + 1), ignore_index=2)
-        loss_first = PixelCategoricalCrossentropy(axis=1, class_weights=np.arange(1, C + 1), ignore_index=2)
+        loss_first = PixelCategoricalCrossentropy(
+            axis=1, class_weights=np.arange(1, C + 1), ignore_index=2
+        )
         logits_first = np.moveaxis(logits, -1, 1)
         y_last = labels if kind == "integer" else one_hot(labels)
         y_first = labels if kind == "integer" else np.moveaxis(one_hot(labels), -1, 1)
@@ -74,7 +78,9 @@ class TestValues:
         np.testing.assert_allclose(got, expected, rtol=1e-6)
         if kind == "integer":
             np.testing.assert_allclose(
-                got, pixel_cce(labels, logits, class_weights=np.arange(1, C + 1), ignore_index=2), rtol=1e-5
+                got,
+                pixel_cce(labels, logits, class_weights=np.arange(1, C + 1), ignore_index=2),
+                rtol=1e-5,
             )
 
     def test_channels_first_per_pixel_map_keeps_pixel_order(self, data):
@@ -83,7 +89,9 @@ class TestValues:
             labels, pixel_softmax(np.moveaxis(logits, -1, 1), axis=1)
         ).numpy()
         assert per_pixel.shape == (N, H, W)
-        np.testing.assert_allclose(per_pixel, pixel_cce(labels, logits, reduction="none"), rtol=1e-5)
+        np.testing.assert_allclose(
+            per_pixel, pixel_cce(labels, logits, reduction="none"), rtol=1e-5
+        )
 
     def test_class_weights_and_ignore_index(self, rng, data):
         logits, labels = data
@@ -133,7 +141,9 @@ class TestValues:
         for y in (labels, one_hot(labels)):
             np.testing.assert_allclose(loss(y, pixel_softmax(logits)).numpy(), expected, rtol=1e-5)
             np.testing.assert_allclose(
-                PixelCategoricalCrossentropy(label_smoothing=smoothing, from_logits=True)(y, logits).numpy(),
+                PixelCategoricalCrossentropy(label_smoothing=smoothing, from_logits=True)(
+                    y, logits
+                ).numpy(),
                 expected,
                 rtol=1e-5,
             )
@@ -158,7 +168,9 @@ class TestValues:
         np.testing.assert_allclose(got, ref, rtol=1e-5)
         per_pixel = rng.uniform(0, 2, (N, H, W))
         ref = pixel_cce(labels, logits, np.linspace(0.5, 2, C), 3, sample_weight=per_pixel)
-        np.testing.assert_allclose(loss(labels, probs, sample_weight=per_pixel).numpy(), ref, rtol=1e-5)
+        np.testing.assert_allclose(
+            loss(labels, probs, sample_weight=per_pixel).numpy(), ref, rtol=1e-5
+        )
         np.testing.assert_allclose(
             loss(labels, probs, sample_weight=per_pixel[..., None]).numpy(), ref, rtol=1e-5
         )
@@ -166,7 +178,9 @@ class TestValues:
     def test_sample_weight_matches_keras_with_neutral_options(self, data):
         logits, labels = data
         sw = np.array([0.5, 1.5])
-        got = PixelCategoricalCrossentropy()(labels, pixel_softmax(logits), sample_weight=sw).numpy()
+        got = PixelCategoricalCrossentropy()(
+            labels, pixel_softmax(logits), sample_weight=sw
+        ).numpy()
         expected = keras.losses.CategoricalCrossentropy()(
             one_hot(labels), tf.nn.softmax(logits), sample_weight=sw[:, None, None]
         )
@@ -179,11 +193,17 @@ class TestValues:
         probs = pixel_softmax(logits)
         per_pixel = pixel_cce(labels, logits, weights, 1, sample_weight=sw, reduction="none")
         none = PixelCategoricalCrossentropy(class_weights=weights, ignore_index=1, reduction="none")
-        np.testing.assert_allclose(none(labels, probs, sample_weight=sw).numpy(), per_pixel, rtol=1e-5)
+        np.testing.assert_allclose(
+            none(labels, probs, sample_weight=sw).numpy(), per_pixel, rtol=1e-5
+        )
         total = PixelCategoricalCrossentropy(class_weights=weights, ignore_index=1, reduction="sum")
-        np.testing.assert_allclose(total(labels, probs, sample_weight=sw).numpy(), per_pixel.sum(), rtol=1e-5)
+        np.testing.assert_allclose(
+            total(labels, probs, sample_weight=sw).numpy(), per_pixel.sum(), rtol=1e-5
+        )
         counted = (labels != 1) * weights[np.where(labels != 1, labels, 0)] * sw[:, None, None]
-        mws = PixelCategoricalCrossentropy(class_weights=weights, ignore_index=1, reduction="mean_with_sample_weight")
+        mws = PixelCategoricalCrossentropy(
+            class_weights=weights, ignore_index=1, reduction="mean_with_sample_weight"
+        )
         np.testing.assert_allclose(
             mws(labels, probs, sample_weight=sw).numpy(), per_pixel.sum() / counted.sum(), rtol=1e-5
         )
@@ -202,7 +222,9 @@ class TestValues:
             assert probs.dtype == tf.float32
             value = pixel_categorical_crossentropy(labels, probs)
             assert value.dtype == tf.float32
-            np.testing.assert_allclose(value.numpy(), pixel_cce(labels, tf.cast(logits, dtype).numpy()), rtol=1e-4)
+            np.testing.assert_allclose(
+                value.numpy(), pixel_cce(labels, tf.cast(logits, dtype).numpy()), rtol=1e-4
+            )
             plain = pixel_categorical_crossentropy(labels, tf.cast(tf.nn.softmax(logits), dtype))
             assert plain.dtype == tf.float32 and np.isfinite(plain.numpy())
 
@@ -237,8 +259,11 @@ class TestFusedGradient:
     def test_model_fit_step_through_activation_layer(self):
         # One pixel, a bias as the only weight: after one SGD step (lr 1), bias -= (p - y).
         inputs = keras.Input((1, 1, 1))
-        dense = keras.layers.Dense(3, kernel_initializer="zeros",
-                                   bias_initializer=keras.initializers.Constant(self.logits.ravel()))
+        dense = keras.layers.Dense(
+            3,
+            kernel_initializer="zeros",
+            bias_initializer=keras.initializers.Constant(self.logits.ravel()),
+        )
         outputs = keras.layers.Activation("pixel_softmax")(dense(inputs))
         model = keras.Model(inputs, outputs)
         model.compile(keras.optimizers.SGD(1.0), loss="pixel_cce")
@@ -249,19 +274,32 @@ class TestFusedGradient:
 
 class TestConfig:
     def test_config_round_trip(self):
-        loss = PixelCategoricalCrossentropy(axis=1, from_logits=True, label_smoothing=0.1,
-                                            class_weights=np.array([0.5, 1, 2]), ignore_index=255,
-                                            reduction="sum", name="my_cce")
+        loss = PixelCategoricalCrossentropy(
+            axis=1,
+            from_logits=True,
+            label_smoothing=0.1,
+            class_weights=np.array([0.5, 1, 2]),
+            ignore_index=255,
+            reduction="sum",
+            name="my_cce",
+        )
         config = loss.get_config()
-        assert config == {"axis": 1, "from_logits": True, "label_smoothing": 0.1,
-                          "class_weights": [0.5, 1.0, 2.0], "ignore_index": 255,
-                          "reduction": "sum", "name": "my_cce"}
+        assert config == {
+            "axis": 1,
+            "from_logits": True,
+            "label_smoothing": 0.1,
+            "class_weights": [0.5, 1.0, 2.0],
+            "ignore_index": 255,
+            "reduction": "sum",
+            "name": "my_cce",
+        }
         assert PixelCategoricalCrossentropy.from_config(config).get_config() == config
         restored = keras.losses.deserialize(keras.losses.serialize(loss))
         assert type(restored) is PixelCategoricalCrossentropy and restored.get_config() == config
 
-    @pytest.mark.parametrize("name", ["pixel_cce", "pixel_categorical_crossentropy",
-                                      "PixelCategoricalCrossentropy"])
+    @pytest.mark.parametrize(
+        "name", ["pixel_cce", "pixel_categorical_crossentropy", "PixelCategoricalCrossentropy"]
+    )
     def test_string_names(self, name):
         loss = keras.losses.get(name)
         assert isinstance(loss, PixelCategoricalCrossentropy)
@@ -281,10 +319,19 @@ PROBS = np.full((2, 4, 4, 3), 1 / 3, np.float32)
     [
         ({}, np.zeros((2, 3, 4, 4), np.float32), PROBS, "look channels_first"),
         ({}, np.zeros((2, 4, 5)), PROBS, r"Received labels of shape \(2, 4, 5\)"),
-        ({}, np.zeros((2, 4, 4, 5), np.float32), PROBS, "class counts differ: labels have 5, predictions 3"),
+        (
+            {},
+            np.zeros((2, 4, 4, 5), np.float32),
+            PROBS,
+            "class counts differ: labels have 5, predictions 3",
+        ),
         ({}, np.zeros((4, 4)), PROBS, "integer mask of shape"),
-        ({"axis": 1}, np.zeros((2, 4, 4, 3), np.float32), np.full((2, 3, 4, 4), 1 / 3, np.float32),
-         "look channels_last"),
+        (
+            {"axis": 1},
+            np.zeros((2, 4, 4, 3), np.float32),
+            np.full((2, 3, 4, 4), 1 / 3, np.float32),
+            "look channels_last",
+        ),
         ({}, np.full((2, 4, 4), 3), PROBS, r"expected values in \[0, 2\].*Received: 3, 3"),
         ({}, np.full((2, 4, 4), -1), PROBS, "out of range"),
         ({"ignore_index": 255}, np.full((2, 4, 4), 7), PROBS, "or the ignore_index 255"),
@@ -333,7 +380,10 @@ def test_graph_mode_checks_fail_the_step():
 def test_dynamic_shapes_mismatch_is_caught_in_graph():
     fn = tf.function(
         lambda y, p: pixel_categorical_crossentropy(y, p),
-        input_signature=[tf.TensorSpec([None, None, None], tf.int64), tf.TensorSpec([None, None, None, 3])],
+        input_signature=[
+            tf.TensorSpec([None, None, None], tf.int64),
+            tf.TensorSpec([None, None, None, 3]),
+        ],
     )
     np.testing.assert_allclose(fn(LABELS, PROBS).numpy(), np.log(3), rtol=1e-6)
     with pytest.raises(tf.errors.InvalidArgumentError, match="differ in shape"):

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from reference import pixel_bce, pixel_cce, softmax
 
 from sm_pixel_ce import pixel_binary_crossentropy, pixel_categorical_crossentropy, pixel_softmax
-from sm_pixel_ce.compat import keras
+from sm_pixel_ce.flavor import keras
 
 PROPERTY = settings(max_examples=30, deadline=None, derandomize=True, database=None)
 # float32 loss against the float64 reference.
@@ -92,8 +92,15 @@ def bce_options(p):
 
 def cce_reference(p, reduction):
     reduction = {"sum_over_batch_size": "mean"}.get(reduction, reduction)
-    return pixel_cce(p.labels, p.logits, p.class_weights, p.ignore_index, p.smoothing,
-                     p.sample_weight, reduction=reduction)
+    return pixel_cce(
+        p.labels,
+        p.logits,
+        p.class_weights,
+        p.ignore_index,
+        p.smoothing,
+        p.sample_weight,
+        reduction=reduction,
+    )
 
 
 def bce_reference(p, reduction):

@@ -13,8 +13,8 @@ import tensorflow as tf
 
 import sm_pixel_ce
 from sm_pixel_ce import PixelCategoricalCrossentropy
-from sm_pixel_ce.compat import IS_KERAS_3, keras
 from sm_pixel_ce.data import make_scenes
+from sm_pixel_ce.flavor import IS_KERAS_3, keras
 
 SIZE, CLASSES = 64, 7
 
@@ -27,7 +27,9 @@ def scenes():
 def _unet(**kwargs):
     keras.utils.set_random_seed(0)
     kwargs.setdefault("input_shape", (SIZE, SIZE, 3))
-    return sm.Unet("resnet18", encoder_weights=None, classes=CLASSES, activation="pixel_softmax", **kwargs)
+    return sm.Unet(
+        "resnet18", encoder_weights=None, classes=CLASSES, activation="pixel_softmax", **kwargs
+    )
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
@@ -36,7 +38,9 @@ def test_unet_trains_under_mixed_precision(scenes, policy):
     keras.mixed_precision.set_global_policy(policy)
     try:
         model = _unet()
-        model.compile(keras.optimizers.Adam(1e-3), loss=PixelCategoricalCrossentropy(ignore_index=255))
+        model.compile(
+            keras.optimizers.Adam(1e-3), loss=PixelCategoricalCrossentropy(ignore_index=255)
+        )
         losses = [float(np.ravel(model.train_on_batch(images, masks))[0]) for _ in range(3)]
         probabilities = model(images[:2])
     finally:
@@ -50,20 +54,27 @@ def _conv_net():
     keras.utils.set_random_seed(0)
     inputs = keras.Input((SIZE, SIZE, 3))
     hidden = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
-    return keras.Model(inputs, keras.layers.Activation("pixel_softmax")(keras.layers.Conv2D(CLASSES, 1)(hidden)))
+    return keras.Model(
+        inputs, keras.layers.Activation("pixel_softmax")(keras.layers.Conv2D(CLASSES, 1)(hidden))
+    )
 
 
 @pytest.mark.parametrize("build", ["unet", "conv"])
 def test_trains_with_xla_and_matches_plain_graph(scenes, build):
-    if build == "unet" and not sm_pixel_ce.compat.IS_KERAS_3:
-        pytest.skip("tf_keras's UpSampling2D gradient (ResizeNearestNeighborGrad) has no XLA CPU kernel "
-                    "in TF 2.21: segmentation_models' decoder cannot train under XLA there, whatever the loss")
+    if build == "unet" and not sm_pixel_ce.flavor.IS_KERAS_3:
+        pytest.skip(
+            "tf_keras's UpSampling2D gradient (ResizeNearestNeighborGrad) has no XLA CPU kernel "
+            "in TF 2.21: segmentation_models' decoder cannot train under XLA there, whatever the loss"
+        )
     images, masks = scenes
     values = {}
     for jit in (False, True):
         model = _unet() if build == "unet" else _conv_net()
-        model.compile(keras.optimizers.SGD(1e-2), loss=PixelCategoricalCrossentropy(class_weights=[0.5] + [1.0] * 6),
-                      jit_compile=jit)
+        model.compile(
+            keras.optimizers.SGD(1e-2),
+            loss=PixelCategoricalCrossentropy(class_weights=[0.5] + [1.0] * 6),
+            jit_compile=jit,
+        )
         values[jit] = [float(np.ravel(model.train_on_batch(images, masks))[0]) for _ in range(3)]
     assert all(np.isfinite(values[True]))
     np.testing.assert_allclose(values[True], values[False], rtol=1e-3)
@@ -84,7 +95,9 @@ def test_dynamic_input_shape_trains_small_predicts_large(scenes):
 def saved(tmp_path_factory, scenes):
     folder = tmp_path_factory.mktemp("saved")
     model = _unet()
-    model.compile("adam", loss=PixelCategoricalCrossentropy(class_weights=[0.5] + [1.0] * 6, ignore_index=255))
+    model.compile(
+        "adam", loss=PixelCategoricalCrossentropy(class_weights=[0.5] + [1.0] * 6, ignore_index=255)
+    )
     model.save(folder / "good.keras")
     model.save(folder / "good.h5")
     return folder, model
@@ -94,8 +107,9 @@ def test_load_model_helper_round_trip(saved, scenes):
     folder, model = saved
     for name in ("good.keras", "good.h5"):
         reloaded = sm_pixel_ce.load_model(folder / name)
-        np.testing.assert_allclose(reloaded.predict(scenes[0], verbose=0), model.predict(scenes[0], verbose=0),
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            reloaded.predict(scenes[0], verbose=0), model.predict(scenes[0], verbose=0), atol=1e-6
+        )
         assert reloaded.loss.get_config() == model.loss.get_config()
 
 
@@ -134,7 +148,9 @@ def test_read_archive_member_copies_exactly(tmp_path, limit, in_memory, compress
         archive.writestr("other.txt", b"x" * 10)
         archive.writestr("model.weights.h5", data)
     with zipfile.ZipFile(tmp_path / "a.zip") as archive:
-        copy = sm_pixel_ce.saving.read_archive_member(archive, "model.weights.h5", in_memory_limit=limit)
+        copy = sm_pixel_ce.saving.read_archive_member(
+            archive, "model.weights.h5", in_memory_limit=limit
+        )
     with copy:
         assert isinstance(copy, io.BytesIO) == in_memory
         assert copy.tell() == 0 and copy.read() == data
@@ -192,5 +208,7 @@ def test_loading_without_import_names_the_package(saved):
         "    print('ERROR', e)\n"
     )
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
     assert "ERROR" in result.stdout and "sm_pixel_ce" in result.stdout.split("ERROR", 1)[1]

@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 import segmentation_models as sm
 
-from sm_pixel_ce import compat
-from sm_pixel_ce.cli import compat as compat_cli
-from sm_pixel_ce.compat import IS_KERAS_3, KERAS_FLAVOR, keras
+from sm_pixel_ce import flavor, support_matrix
+from sm_pixel_ce.flavor import IS_KERAS_3, KERAS_FLAVOR, keras
 from sm_pixel_ce.sm_support import _MendedLayers, scaled_residual
 
 
@@ -25,7 +24,12 @@ def run_python(code, **env):
     for name, value in env.items():
         if value is None:
             del environment[name]
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=environment)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=environment,
+    )
 
 
 # --- segmentation_models' framework --------------------------------------------------------------
@@ -33,7 +37,8 @@ def run_python(code, **env):
 
 def test_segmentation_models_imports_without_environment_variable():
     result = run_python(
-        "import sm_pixel_ce, segmentation_models as sm; print('FRAMEWORK', sm.framework())", SM_FRAMEWORK=None
+        "import sm_pixel_ce, segmentation_models as sm; print('FRAMEWORK', sm.framework())",
+        SM_FRAMEWORK=None,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "FRAMEWORK tf.keras" in result.stdout
@@ -50,7 +55,7 @@ def test_unworkable_framework_variable_is_a_clear_error():
 def test_segmentation_models_already_on_another_framework(monkeypatch):
     monkeypatch.setattr(sm, "_KERAS_FRAMEWORK", "keras")
     with pytest.raises(ImportError, match=r"sm.set_framework\('tf.keras'\)"):
-        compat.check_sm_framework()
+        flavor.check_sm_framework()
 
 
 # --- what the backbones need ---------------------------------------------------------------------
@@ -58,7 +63,9 @@ def test_segmentation_models_already_on_another_framework(monkeypatch):
 
 def test_python_lambda_is_replaced_by_named_function():
     mended = _MendedLayers(keras.layers, lambda_replacement=scaled_residual)
-    layer = mended.Lambda(lambda inputs, scale: inputs[0] + inputs[1] * scale, arguments={"scale": 0.5})
+    layer = mended.Lambda(
+        lambda inputs, scale: inputs[0] + inputs[1] * scale, arguments={"scale": 0.5}
+    )
     assert layer.function is not None and getattr(layer.function, "__name__", "") != "<lambda>"
     out = layer([np.ones((1, 2), "float32"), np.full((1, 2), 4.0, "float32")])
     np.testing.assert_allclose(np.asarray(out), [[3.0, 3.0]])
@@ -105,9 +112,9 @@ def test_sm_objects_compute_the_same_after_round_trip(rng):
     gt = np.eye(3, dtype="float32")[rng.integers(0, 3, (2, 8, 8))]
     pr = rng.random((2, 8, 8, 3)).astype("float32")
     pr /= pr.sum(-1, keepdims=True)
-    loss = sm.losses.CategoricalCELoss(class_weights=np.array([0.5, 1.0, 2.0])) + 2 * sm.losses.DiceLoss(
-        per_image=True, class_indexes=[1, 2]
-    )
+    loss = sm.losses.CategoricalCELoss(
+        class_weights=np.array([0.5, 1.0, 2.0])
+    ) + 2 * sm.losses.DiceLoss(per_image=True, class_indexes=[1, 2])
     clone = type(loss).from_config(json.loads(json.dumps(loss.get_config())))
     np.testing.assert_allclose(float(clone(gt, pr)), float(loss(gt, pr)), rtol=1e-6)
 
@@ -116,7 +123,7 @@ RELOAD_SM_OBJECTS = """
     import json, sys
     import numpy as np
     import sm_pixel_ce
-    from sm_pixel_ce.compat import keras
+    from sm_pixel_ce.flavor import keras
     out = {}
     for path in sys.argv[1:]:
         model = keras.models.load_model(path, safe_mode=True)
@@ -127,11 +134,15 @@ RELOAD_SM_OBJECTS = """
 
 
 def test_model_compiled_with_sm_losses_and_metrics_reloads_in_fresh_process(tmp_path, rng):
-    loss = sm.losses.CategoricalCELoss(class_weights=np.array([0.5, 1.0, 2.0])) + 2 * sm.losses.DiceLoss(
-        per_image=True, class_indexes=[1, 2]
-    )
-    metrics = [sm.metrics.IOUScore(threshold=0.5, per_image=True), sm.metrics.f2_score, sm.metrics.precision,
-               sm.metrics.Recall(class_indexes=[0, 2])]
+    loss = sm.losses.CategoricalCELoss(
+        class_weights=np.array([0.5, 1.0, 2.0])
+    ) + 2 * sm.losses.DiceLoss(per_image=True, class_indexes=[1, 2])
+    metrics = [
+        sm.metrics.IOUScore(threshold=0.5, per_image=True),
+        sm.metrics.f2_score,
+        sm.metrics.precision,
+        sm.metrics.Recall(class_indexes=[0, 2]),
+    ]
     inputs = keras.Input((8, 8, 3))
     model = keras.Model(inputs, keras.layers.Conv2D(3, 1, activation="pixel_softmax")(inputs))
     model.compile("adam", loss=loss, metrics=metrics)
@@ -144,13 +155,19 @@ def test_model_compiled_with_sm_losses_and_metrics_reloads_in_fresh_process(tmp_
         np.save(path.rsplit(".", 1)[0] + ".npy", images)
         paths.append(path)
     code = textwrap.dedent(RELOAD_SM_OBJECTS)
-    result = subprocess.run([sys.executable, "-c", code, *paths], capture_output=True, text=True,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    result = subprocess.run(
+        [sys.executable, "-c", code, *paths],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     reloaded = json.loads(result.stdout.split("RESULT ", 1)[1])
     for path in paths:
         assert reloaded[path]["loss"] == loss.get_config()
-        np.testing.assert_allclose(reloaded[path]["predictions"], model.predict(images, verbose=0), atol=1e-6)
+        np.testing.assert_allclose(
+            reloaded[path]["predictions"], model.predict(images, verbose=0), atol=1e-6
+        )
 
 
 # --- the support matrix --------------------------------------------------------------------------
@@ -158,10 +175,24 @@ def test_model_compiled_with_sm_losses_and_metrics_reloads_in_fresh_process(tmp_
 
 def test_render_table_counts_and_marks_unrun_cells():
     results = [
-        {"flavor": "keras3", "arch": "Unet", "backbone": "a", "status": "ok", "reason": "", "seconds": 3.2},
-        {"flavor": "tf_keras", "arch": "Unet", "backbone": "a", "status": "error", "reason": "build: X|Y", "seconds": 1},
+        {
+            "flavor": "keras3",
+            "arch": "Unet",
+            "backbone": "a",
+            "status": "ok",
+            "reason": "",
+            "seconds": 3.2,
+        },
+        {
+            "flavor": "tf_keras",
+            "arch": "Unet",
+            "backbone": "a",
+            "status": "error",
+            "reason": "build: X|Y",
+            "seconds": 1,
+        },
     ]
-    table = compat_cli.render_table(results, backbones=["a"], archs=("Unet", "FPN"))
+    table = support_matrix.render_table(results, backbones=["a"], archs=("Unet", "FPN"))
     assert "| Keras 3 | 1 | 0 | 1 | 2 |" in table
     assert "| tf_keras | 0 | 1 | 1 | 2 |" in table
     assert "| Unet | a | ok (3 s) | build: X\\|Y (1 s) |" in table
@@ -173,13 +204,26 @@ def test_table_only_renders_the_document_without_running(tmp_path, capsys):
 
     results = tmp_path / "results.jsonl"
     lines = [
-        {"flavor": "keras3", "arch": "Unet", "backbone": "resnet18", "status": "ok", "reason": "", "seconds": 3},
-        {"flavor": "keras3", "arch": "FPN", "backbone": "vgg16", "status": "error",
-         "reason": f"{compat_cli.UNFINISHED}: the build process exited early", "seconds": 0},
+        {
+            "flavor": "keras3",
+            "arch": "Unet",
+            "backbone": "resnet18",
+            "status": "ok",
+            "reason": "",
+            "seconds": 3,
+        },
+        {
+            "flavor": "keras3",
+            "arch": "FPN",
+            "backbone": "vgg16",
+            "status": "error",
+            "reason": f"{support_matrix.UNFINISHED}: the build process exited early",
+            "seconds": 0,
+        },
     ]
     results.write_text("".join(json.dumps(line) + "\n" for line in lines))
     out = tmp_path / "matrix.md"
-    assert main(["compat", "--table-only", "--results", str(results), "--out", str(out)]) == 0
+    assert main(["matrix", "--table-only", "--results", str(results), "--out", str(out)]) == 0
     document = out.read_text()
     assert document.startswith("# segmentation_models support matrix")
     assert "segmentation-models 1.0.1" in document
@@ -194,30 +238,67 @@ def test_resume_runs_again_only_cells_whose_worker_died(tmp_path, monkeypatch):
 
     results = tmp_path / "results.jsonl"
     lines = [
-        {"flavor": "keras3", "arch": "Unet", "backbone": "resnet18", "status": "ok", "reason": "", "seconds": 3},
-        {"flavor": "keras3", "arch": "Unet", "backbone": "vgg16", "status": "error", "reason": "build: ValueError", "seconds": 1},
-        {"flavor": "keras3", "arch": "Unet", "backbone": "vgg19", "status": "error",
-         "reason": f"{compat_cli.UNFINISHED}: the build process exited early", "seconds": 0},
+        {
+            "flavor": "keras3",
+            "arch": "Unet",
+            "backbone": "resnet18",
+            "status": "ok",
+            "reason": "",
+            "seconds": 3,
+        },
+        {
+            "flavor": "keras3",
+            "arch": "Unet",
+            "backbone": "vgg16",
+            "status": "error",
+            "reason": "build: ValueError",
+            "seconds": 1,
+        },
+        {
+            "flavor": "keras3",
+            "arch": "Unet",
+            "backbone": "vgg19",
+            "status": "error",
+            "reason": f"{support_matrix.UNFINISHED}: the build process exited early",
+            "seconds": 0,
+        },
     ]
     results.write_text("".join(json.dumps(line) + "\n" for line in lines))
     ran = []
-    monkeypatch.setattr(compat_cli, "run_matrix", lambda cells, *args, **kwargs: ran.extend(cells))
-    main(["compat", "--flavor", "keras3", "--archs", "Unet", "--backbones", "resnet18,vgg16,vgg19", "--resume",
-          "--results", str(results)])
+    monkeypatch.setattr(
+        support_matrix, "run_matrix", lambda cells, *args, **kwargs: ran.extend(cells)
+    )
+    main(
+        [
+            "matrix",
+            "--flavor",
+            "keras3",
+            "--archs",
+            "Unet",
+            "--backbones",
+            "resnet18,vgg16,vgg19",
+            "--resume",
+            "--results",
+            str(results),
+        ]
+    )
     assert ran == [("keras3", "Unet", "vgg19")]
 
 
 def test_cli_rejects_unknown_architecture(capsys):
     from sm_pixel_ce.cli import main
 
-    assert main(["compat", "--archs", "Nope"]) == 2
+    assert main(["matrix", "--archs", "Nope"]) == 2
     assert "unknown architecture" in capsys.readouterr().err
 
 
 def run_cells(cells, tmp_path, jobs=1, chunk=None):
-    results = compat_cli.run_matrix(
+    results = support_matrix.run_matrix(
         [(KERAS_FLAVOR, arch, backbone) for arch, backbone in cells],
-        str(tmp_path), str(tmp_path / "results.jsonl"), jobs=jobs, chunk=chunk or len(cells),
+        str(tmp_path),
+        str(tmp_path / "results.jsonl"),
+        jobs=jobs,
+        chunk=chunk or len(cells),
     )
     return {(r["arch"], r["backbone"]): r for r in results}
 
@@ -227,22 +308,37 @@ def test_fast_subset_builds_trains_and_reloads(tmp_path):
 
     Two workers of about equal work (resnext50 and efficientnetb0 are the slow cells).
     """
-    order = [("Unet", "resnext50"), ("Unet", "vgg16"), ("FPN", "resnet18"), ("Unet", "mobilenetv2"),
-             ("PSPNet", "resnet18"),
-             ("Unet", "efficientnetb0"), ("Unet", "resnet18"), ("Unet", "seresnet18"), ("Linknet", "mobilenetv2")]
-    assert sorted(order) == sorted(compat_cli.FAST_SUBSET)
+    order = [
+        ("Unet", "resnext50"),
+        ("Unet", "vgg16"),
+        ("FPN", "resnet18"),
+        ("Unet", "mobilenetv2"),
+        ("PSPNet", "resnet18"),
+        ("Unet", "efficientnetb0"),
+        ("Unet", "resnet18"),
+        ("Unet", "seresnet18"),
+        ("Linknet", "mobilenetv2"),
+    ]
+    assert sorted(order) == sorted(support_matrix.FAST_SUBSET)
     results = run_cells(order, tmp_path, jobs=2, chunk=5)
     failing = {cell: r["reason"] for cell, r in results.items() if r["status"] != "ok"}
     assert not failing
-    assert len(results) == len(compat_cli.FAST_SUBSET)
+    assert len(results) == len(support_matrix.FAST_SUBSET)
 
 
 @pytest.mark.slow
 def test_full_matrix(tmp_path):
-    cells = [(arch, backbone) for arch in compat_cli.ARCHITECTURES for backbone in sm.Backbones.models_names()]
-    results = compat_cli.run_matrix(
+    cells = [
+        (arch, backbone)
+        for arch in support_matrix.ARCHITECTURES
+        for backbone in sm.Backbones.models_names()
+    ]
+    results = support_matrix.run_matrix(
         [(KERAS_FLAVOR, arch, backbone) for arch, backbone in cells],
-        str(tmp_path), str(tmp_path / "results.jsonl"), jobs=2, chunk=4,
+        str(tmp_path),
+        str(tmp_path / "results.jsonl"),
+        jobs=2,
+        chunk=4,
     )
     failing = {(r["arch"], r["backbone"]): r["reason"] for r in results if r["status"] != "ok"}
     assert not failing
@@ -252,19 +348,21 @@ def test_full_matrix(tmp_path):
 def test_shipped_matrix_page_and_readme_counts_are_the_results():
     # The committed page and the README's counts must say what the committed results say.
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    results = compat_cli.read_results(os.path.join(root, "examples", "compat_results.jsonl"))
+    results = support_matrix.read_results(
+        os.path.join(root, "examples", "support_matrix_results.jsonl")
+    )
     backbones = sm.Backbones.models_names()
     assert {(r["arch"], r["backbone"]) for r in results} == {
-        (a, b) for a in compat_cli.ARCHITECTURES for b in backbones
+        (a, b) for a in support_matrix.ARCHITECTURES for b in backbones
     }
-    table = compat_cli.render_table(results, backbones)
-    with open(os.path.join(root, "examples", "compat_matrix.md")) as page:
+    table = support_matrix.render_table(results, backbones)
+    with open(os.path.join(root, "examples", "support_matrix.md")) as page:
         assert table in page.read()
     with open(os.path.join(root, "README.md")) as readme:
         text = readme.read()
-    for flavor, title in compat_cli.FLAVOR_TITLES.items():
+    for flavor, title in support_matrix.FLAVOR_TITLES.items():
         mine = [r for r in results if r["flavor"] == flavor]
         ok = sum(r["status"] == "ok" for r in mine)
         failing = len(mine) - ok
-        not_run = len(compat_cli.ARCHITECTURES) * len(backbones) - len(mine)
+        not_run = len(support_matrix.ARCHITECTURES) * len(backbones) - len(mine)
         assert f"| {title} | {ok} | {failing} | {not_run} |" in text

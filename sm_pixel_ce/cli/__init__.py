@@ -15,7 +15,10 @@ SUBCOMMANDS = {
     "demo": ("demo", "train a small U-Net with pixel_softmax + pixel_cce on generated scenes"),
     "compare": ("compare", "train CCE and BCE side by side and report which is better, and why"),
     "bench": ("bench", "time the losses against TensorFlow's fused kernels"),
-    "compat": ("compat", "build/train/save/reload every segmentation_models architecture x backbone"),
+    "matrix": (
+        "matrix",
+        "build/train/save/reload every segmentation_models architecture x backbone",
+    ),
 }
 
 
@@ -41,7 +44,10 @@ def main(argv=None):
             except ModuleNotFoundError as error:
                 if error.name != f"{__name__}.{module_name}":
                     raise
-                print(f"sm-pixel-ce: the '{name}' command is not available in this version.", file=sys.stderr)
+                print(
+                    f"sm-pixel-ce: the '{name}' command is not available in this version.",
+                    file=sys.stderr,
+                )
                 return 2
             modules[name].add_arguments(sub)
     args = parser.parse_args(argv)

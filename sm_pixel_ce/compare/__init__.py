@@ -1,11 +1,12 @@
 """``sm-pixel-ce compare``: train the same model with each loss set-up and score them alike.
 
-``variants`` (models and losses), ``training`` (one variant), ``experiment`` (split, seeds,
+``job`` (one run, :func:`run_compare`), ``variants`` (models and losses), ``training`` (one variant), ``experiment`` (split, seeds,
 save/reload), ``evaluation`` (NumPy metrics), ``report`` (tables, JSON, Markdown), ``plots``.
 """
 
 from .evaluation import confusion_matrix, expected_calibration_error, per_class_iou, score
 from .experiment import Settings, Split, run_comparison, split
+from .job import check_compare_arguments, run_compare
 from .variants import DEFAULT_VARIANTS, VARIANTS
 
 __all__ = [
@@ -13,9 +14,11 @@ __all__ = [
     "Settings",
     "Split",
     "VARIANTS",
+    "check_compare_arguments",
     "confusion_matrix",
     "expected_calibration_error",
     "per_class_iou",
+    "run_compare",
     "run_comparison",
     "score",
     "split",

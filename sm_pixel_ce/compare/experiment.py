@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from ..compat import keras
+from ..flavor import keras
 from .training import predict, train_variant
 from .variants import build_model, probabilities_of
 

@@ -6,7 +6,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from ..compat import keras
+from ..flavor import keras
 from . import evaluation
 from .variants import build_model, loss_for, probabilities_of, targets_for
 

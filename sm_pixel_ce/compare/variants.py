@@ -12,7 +12,7 @@ Every variant has the same layers with weights, so all start from the same initi
 
 import numpy as np
 
-from ..compat import keras
+from ..flavor import keras
 from ..losses import PixelBinaryCrossentropy, PixelCategoricalCrossentropy
 
 #: Variant names in report order, with a one-line description.

@@ -6,7 +6,7 @@ import time, so the flavour is fixed for the life of the process:
 * Keras 3 (TensorFlow's default ``tf.keras`` since 2.16, the same objects as ``import keras``);
 * tf_keras (``TF_USE_LEGACY_KERAS=1``), the Keras 2 line.
 
-Everything in sm_pixel_ce builds on ``compat.keras``, the ``tf.keras`` that segmentation_models
+Everything in sm_pixel_ce builds on ``flavor.keras``, the ``tf.keras`` that segmentation_models
 itself uses when ``SM_FRAMEWORK=tf.keras``.
 """
 

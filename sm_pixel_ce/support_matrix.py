@@ -1,14 +1,14 @@
-"""``sm-pixel-ce compat``: the support matrix of segmentation_models architectures x backbones.
+"""The support matrix (``sm-pixel-ce matrix``): segmentation_models architectures x backbones.
 
 Each cell is one architecture on one backbone in one Keras flavour: build (``encoder_weights=None``,
 ``activation="pixel_softmax"``), train one step with ``pixel_cce``, save as ``.keras`` and ``.h5``,
 reload both in a *fresh* process with ``safe_mode=True`` and no ``custom_objects``, and compare
 predictions. A cell is ``ok`` only when all of that held; otherwise it carries the reason.
 
-The flavour is fixed per process, so the work runs in worker processes (``--jobs`` at a time),
+The flavour is fixed per process, so the work runs in worker processes (``jobs`` at a time),
 each building a few cells and then reloading all their files in one more process (one TensorFlow
 import for many files). Results are appended to a JSON-lines file, so a matrix can be run in
-parts (``--resume`` skips cells already there) and the Markdown table always shows every cell:
+parts (``resume`` skips cells already there) and the Markdown table always shows every cell:
 ``ok``, its reason, or ``not run``.
 """
 
@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 
-from ..input_sizes import ARCHITECTURES, MINIMUM_SIZES, size_requirement
+from .input_sizes import ARCHITECTURES, MINIMUM_SIZES, size_requirement
 
 FLAVORS = ("keras3", "tf_keras")
 FLAVOR_TITLES = {"keras3": "Keras 3", "tf_keras": "tf_keras"}
@@ -50,62 +50,112 @@ FAST_SUBSET = (
 )
 
 
-def add_arguments(parser):
-    parser.add_argument("--flavor", choices=(*FLAVORS, "both"), default="both", help="Keras flavour(s) to run (default: both)")
-    parser.add_argument("--archs", default=",".join(ARCHITECTURES), help="comma-separated architectures (default: all)")
-    parser.add_argument("--backbones", default="all", help="comma-separated backbones, or 'all' (default)")
-    parser.add_argument("--subset", choices=("fast",), help="run the fast subset instead of archs x backbones")
-    parser.add_argument("--jobs", type=int, default=1, help="worker processes at a time (default: 1)")
-    parser.add_argument("--chunk", type=int, default=4, help="cells per worker process (default: 4)")
-    parser.add_argument("--results", default="compat_results.jsonl", help="JSON-lines file of cell results, appended to")
-    parser.add_argument("--resume", action="store_true", help="skip cells already in --results")
-    parser.add_argument("--out", help="write the Markdown table here (it is always printed)")
-    parser.add_argument("--table-only", action="store_true", help="only render the table from --results")
-    parser.add_argument("--workdir", help="where saved models go (default: a temporary folder)")
+def choose_cells(archs=ARCHITECTURES, backbones="all", subset=None):
+    """The (architecture, backbone) cells to run.
 
+    Args:
+        archs: Architecture names. Defaults to all four.
+        backbones: Backbone names, or ``"all"`` for every segmentation_models backbone. Defaults to
+            ``"all"``.
+        subset: ``"fast"`` for :data:`FAST_SUBSET` instead of ``archs`` x ``backbones``. Defaults to
+            None.
 
-def run(args):
-    if args.jobs < 1 or args.chunk < 1:
-        print(f"sm-pixel-ce compat: --jobs and --chunk must be >= 1. Received: --jobs={args.jobs} --chunk={args.chunk}", file=sys.stderr)
-        return 2
-    flavors = FLAVORS if args.flavor == "both" else (args.flavor,)
-    try:
-        cells = _chosen_cells(args)
-    except ValueError as error:
-        print(f"sm-pixel-ce compat: {error}", file=sys.stderr)
-        return 2
-    done = set()
-    if args.resume and os.path.exists(args.results):
-        # A cell whose worker died (out of memory, a crash) has no answer yet: it runs again.
-        done = {(r["flavor"], r["arch"], r["backbone"]) for r in read_results(args.results)
-                if UNFINISHED not in r["reason"]}
-    todo = [] if args.table_only else [(f, a, b) for f in flavors for a, b in cells if (f, a, b) not in done]
-    if todo:
-        with tempfile.TemporaryDirectory(prefix="sm_pixel_ce_compat_") as tmp:
-            run_matrix(todo, args.workdir or tmp, args.results, jobs=args.jobs, chunk=args.chunk)
-    results = read_results(args.results) if os.path.exists(args.results) else []
-    table = render_table(results, backbones=_all_backbones(results, cells))
-    print(table)
-    if args.out:
-        with open(args.out, "w") as handle:
-            handle.write(render_document(results, backbones=_all_backbones(results, cells)))
-        print(f"wrote {args.out}", file=sys.stderr)
-    return 0 if all(r["status"] == "ok" for r in results if (r["flavor"], r["arch"], r["backbone"]) in set(todo)) else 1
+    Returns:
+        A list of ``(arch, backbone)``.
 
+    Raises:
+        ValueError: An unknown architecture or backbone.
 
-def _chosen_cells(args):
-    if args.subset == "fast":
+    Example:
+        >>> choose_cells(["Unet"], ["resnet18"])
+        [('Unet', 'resnet18')]
+    """
+    if subset == "fast":
         return list(FAST_SUBSET)
-    archs = [a for a in args.archs.split(",") if a]
+    if subset is not None:
+        raise ValueError(f"unknown subset. Expected 'fast' or None. Received: subset={subset!r}")
     unknown = [a for a in archs if a not in ARCHITECTURES]
     if unknown:
-        raise ValueError(f"unknown architecture. Expected some of {list(ARCHITECTURES)}. Received: --archs={args.archs}")
+        raise ValueError(
+            f"unknown architecture {unknown}. Expected some of {list(ARCHITECTURES)}. "
+            f"Received: archs={list(archs)}"
+        )
     known = list_backbones()
-    backbones = known if args.backbones == "all" else [b for b in args.backbones.split(",") if b]
-    unknown = [b for b in backbones if b not in known]
+    chosen = known if backbones == "all" else list(backbones)
+    unknown = [b for b in chosen if b not in known]
     if unknown:
-        raise ValueError(f"unknown backbone(s) {unknown}. Expected some of {known}. Received: --backbones={args.backbones}")
-    return [(a, b) for a in archs for b in backbones]
+        raise ValueError(
+            f"unknown backbone(s) {unknown}. Expected some of {known}. Received: backbones={chosen}"
+        )
+    return [(a, b) for a in archs for b in chosen]
+
+
+def support_matrix(
+    cells,
+    results_path,
+    flavors=FLAVORS,
+    resume=False,
+    table_only=False,
+    out=None,
+    workdir=None,
+    jobs=1,
+    chunk=4,
+    progress=sys.stderr,
+):
+    """Run the support matrix (or only render it) and return its table.
+
+    Args:
+        cells: ``(arch, backbone)`` pairs, e.g. from :func:`choose_cells`.
+        results_path: JSON-lines file of cell results, appended to as cells finish.
+        flavors: Keras flavours to run. Defaults to both.
+        resume: Skip cells already in ``results_path`` (except unfinished ones). Defaults to False.
+        table_only: Run nothing; only render what ``results_path`` holds. Defaults to False.
+        out: Write the whole Markdown page here. Defaults to None.
+        workdir: Folder for saved models; a temporary folder when None. Defaults to None.
+        jobs: Worker processes at a time. Defaults to 1.
+        chunk: Cells per worker process. Defaults to 4.
+        progress: Stream for one line per finished cell. Defaults to stderr.
+
+    Returns:
+        ``(table, all_ok)``: the Markdown table of every cell, and whether every cell run in this
+        call is ``ok``.
+
+    Raises:
+        ValueError: ``jobs`` or ``chunk`` below 1.
+
+    Example:
+        >>> table, ok = support_matrix([("Unet", "resnet18")], "results.jsonl", flavors=("keras3",))
+    """
+    if jobs < 1 or chunk < 1:
+        raise ValueError(f"jobs and chunk must be >= 1. Received: jobs={jobs}, chunk={chunk}")
+    done = set()
+    if resume and os.path.exists(results_path):
+        # A cell whose worker died (out of memory, a crash) has no answer yet: it runs again.
+        done = {
+            (r["flavor"], r["arch"], r["backbone"])
+            for r in read_results(results_path)
+            if UNFINISHED not in r["reason"]
+        }
+    todo = (
+        []
+        if table_only
+        else [(f, a, b) for f in flavors for a, b in cells if (f, a, b) not in done]
+    )
+    if todo:
+        with tempfile.TemporaryDirectory(prefix="sm_pixel_ce_matrix_") as tmp:
+            run_matrix(
+                todo, workdir or tmp, results_path, jobs=jobs, chunk=chunk, progress=progress
+            )
+    results = read_results(results_path) if os.path.exists(results_path) else []
+    backbones = _all_backbones(results, cells)
+    if out:
+        with open(out, "w") as handle:
+            handle.write(render_document(results, backbones=backbones))
+    ran = set(todo)
+    all_ok = all(
+        r["status"] == "ok" for r in results if (r["flavor"], r["arch"], r["backbone"]) in ran
+    )
+    return render_table(results, backbones=backbones), all_ok
 
 
 def list_backbones():
@@ -186,7 +236,12 @@ def _run_chunk(cells, folder):
         key = (cell[1], cell[2])
         result = built.get(key)
         if result is None:
-            finished[key] = _result(cell, "error", f"{UNFINISHED}: the build process exited early (crash or out of memory)", 0.0)
+            finished[key] = _result(
+                cell,
+                "error",
+                f"{UNFINISHED}: the build process exited early (crash or out of memory)",
+                0.0,
+            )
         elif result["status"] != "ok":
             finished[key] = result
     to_reload = [c for c in cells if (c[1], c[2]) not in finished]
@@ -196,7 +251,9 @@ def _run_chunk(cells, folder):
             key = (cell[1], cell[2])
             build, reload = built[key], reloaded.get(key)
             if reload is None:
-                reload = _result(cell, "error", f"reload: {UNFINISHED} (the reload process exited early)", 0.0)
+                reload = _result(
+                    cell, "error", f"reload: {UNFINISHED} (the reload process exited early)", 0.0
+                )
             seconds = build["seconds"] + reload["seconds"]
             finished[key] = {**reload, "seconds": round(seconds, 1)}
     for _, arch, backbone in cells:  # the saved models: up to 1.5 GB each (senet154)
@@ -209,9 +266,11 @@ def _run_chunk(cells, folder):
 
 
 def _worker(argv, flavor, folder):
-    command = [sys.executable, "-m", "sm_pixel_ce.cli.compat", *argv]
+    command = [sys.executable, "-m", "sm_pixel_ce.support_matrix", *argv]
     with open(os.path.join(folder, f"{argv[0]}.log"), "w") as log:
-        process = subprocess.run(command, stdout=subprocess.PIPE, stderr=log, text=True, env=_env(flavor))
+        process = subprocess.run(
+            command, stdout=subprocess.PIPE, stderr=log, text=True, env=_env(flavor)
+        )
     results = {}
     for line in process.stdout.splitlines():
         if line.startswith("{"):
@@ -222,7 +281,14 @@ def _worker(argv, flavor, folder):
 
 def _result(cell, status, reason, seconds):
     flavor, arch, backbone = cell
-    return {"flavor": flavor, "arch": arch, "backbone": backbone, "status": status, "reason": reason, "seconds": round(seconds, 1)}
+    return {
+        "flavor": flavor,
+        "arch": arch,
+        "backbone": backbone,
+        "status": status,
+        "reason": reason,
+        "seconds": round(seconds, 1),
+    }
 
 
 def _short(error):
@@ -243,8 +309,8 @@ def _build_cells(spec, folder):
     import segmentation_models as sm
 
     import sm_pixel_ce
-    from sm_pixel_ce.compat import KERAS_FLAVOR, keras
     from sm_pixel_ce.data.scenes import make_scenes
+    from sm_pixel_ce.flavor import KERAS_FLAVOR, keras
 
     for entry in spec:
         cell = (KERAS_FLAVOR, entry["arch"], entry["backbone"])
@@ -253,12 +319,20 @@ def _build_cells(spec, folder):
         try:
             size = cell_size(entry["arch"], entry["backbone"])
             model = getattr(sm, entry["arch"])(
-                entry["backbone"], encoder_weights=None, classes=CLASSES, activation="pixel_softmax", input_shape=(size, size, 3)
+                entry["backbone"],
+                encoder_weights=None,
+                classes=CLASSES,
+                activation="pixel_softmax",
+                input_shape=(size, size, 3),
             )
             stage = "train"
             # Plain SGD keeps no optimizer slots: the saved files are a third of Adam's, which is
             # most of a cell's time for the large backbones (senet154: 1.5 GB per file with Adam).
-            model.compile("sgd", loss="pixel_cce", metrics=[sm_pixel_ce.PixelMeanIoU(CLASSES), sm_pixel_ce.PixelAccuracy()])
+            model.compile(
+                "sgd",
+                loss="pixel_cce",
+                metrics=[sm_pixel_ce.PixelMeanIoU(CLASSES), sm_pixel_ce.PixelAccuracy()],
+            )
             images, masks = make_scenes(BATCH, size, seed=0)
             model.train_on_batch(images, masks.astype("int32"))
             predictions = model.predict(images, verbose=0)
@@ -279,7 +353,7 @@ def _reload_cells(spec, folder):
     import numpy as np
 
     import sm_pixel_ce  # noqa: F401  (what a user's fresh process does before loading)
-    from sm_pixel_ce.compat import KERAS_FLAVOR, keras
+    from sm_pixel_ce.flavor import KERAS_FLAVOR, keras
 
     for entry in spec:
         cell = (KERAS_FLAVOR, entry["arch"], entry["backbone"])
@@ -292,14 +366,22 @@ def _reload_cells(spec, folder):
         for extension in FORMATS:
             try:
                 model = keras.models.load_model(base + extension, safe_mode=True)
-                difference = float(np.max(np.abs(model.predict(reference["images"], verbose=0) - reference["predictions"])))
+                difference = float(
+                    np.max(
+                        np.abs(
+                            model.predict(reference["images"], verbose=0) - reference["predictions"]
+                        )
+                    )
+                )
                 if not difference <= TOLERANCE:
                     problems.append(f"reload {extension}: predictions differ by {difference:.3g}")
             except Exception as error:
                 problems.append(f"reload {extension}: {_short(error)}")
             keras.backend.clear_session()
         status = "error" if problems else "ok"
-        print(json.dumps(_result(cell, status, "; ".join(problems), time.time() - start)), flush=True)
+        print(
+            json.dumps(_result(cell, status, "; ".join(problems), time.time() - start)), flush=True
+        )
 
 
 def read_results(path):
@@ -349,8 +431,13 @@ def render_table(results, backbones, archs=ARCHITECTURES):
         cells = [by_cell.get((flavor, a, b)) for a in archs for b in backbones]
         ok = sum(1 for c in cells if c and c["status"] == "ok")
         failing = sum(1 for c in cells if c and c["status"] != "ok")
-        lines.append(f"| {FLAVOR_TITLES[flavor]} | {ok} | {failing} | {total - ok - failing} | {total} |")
-    lines += ["", "| Architecture | Backbone | " + " | ".join(FLAVOR_TITLES[f] for f in FLAVORS) + " |"]
+        lines.append(
+            f"| {FLAVOR_TITLES[flavor]} | {ok} | {failing} | {total - ok - failing} | {total} |"
+        )
+    lines += [
+        "",
+        "| Architecture | Backbone | " + " | ".join(FLAVOR_TITLES[f] for f in FLAVORS) + " |",
+    ]
     lines.append("|---|---|" + "---|" * len(FLAVORS))
     for arch in archs:
         for backbone in backbones:
@@ -391,10 +478,12 @@ def render_document(results, backbones):
         The page's Markdown text.
     """
     sizes = ", ".join(f"{size} px ({arch})" for arch, size in INPUT_SIZES.items())
-    larger = ", ".join(f"{cell_size('Unet', backbone)} px on {backbone}" for backbone in MINIMUM_SIZES)
+    larger = ", ".join(
+        f"{cell_size('Unet', backbone)} px on {backbone}" for backbone in MINIMUM_SIZES
+    )
     header = f"""# segmentation_models support matrix (sm_pixel_ce)
 
-Generated with `sm-pixel-ce compat` ({_versions()}; CPU). Each cell: built with
+Generated with `sm-pixel-ce matrix` ({_versions()}; CPU). Each cell: built with
 `encoder_weights=None` and `activation="pixel_softmax"`, one training step (SGD) with `pixel_cce`,
 saved as `.keras` and `.h5`, reloaded in a fresh process with `safe_mode=True` and no
 `custom_objects`, predictions equal within {TOLERANCE:g}. Input: {sizes}; {larger}.
@@ -402,8 +491,8 @@ saved as `.keras` and `.h5`, reloaded in a fresh process with `safe_mode=True` a
 a measure of a cell's cost, not of speed); otherwise the reason; `not run`: not run in this pass
 (neither a failure nor a success).
 
-Rerun or fill it: `sm-pixel-ce compat --jobs 2 --resume --results examples/compat_results.jsonl
---out examples/compat_matrix.md` (cells already in the results file are kept).
+Rerun or fill it: `sm-pixel-ce matrix --jobs 2 --resume --results
+examples/support_matrix_results.jsonl --out examples/support_matrix.md` (cells already in the results file are kept).
 
 """
     return header + render_table(results, backbones)

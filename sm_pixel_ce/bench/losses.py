@@ -1,0 +1,224 @@
+"""Loss + gradient of ``pixel_cce`` / ``pixel_bce`` against TensorFlow's fused kernels (the floor)
+and against what people write instead, in graph mode and under XLA."""
+
+import numpy as np
+import tensorflow as tf
+
+from ..activations import pixel_softmax
+from ..flavor import keras
+from ..losses import PixelBinaryCrossentropy, PixelCategoricalCrossentropy
+from .timing import loss_and_gradient, memory_method, peak_memory, time_interleaved_spread
+
+#: Label value of the ignored pixels in the "ignore index" case.
+IGNORE_INDEX = 255
+#: Share of pixels set to IGNORE_INDEX in that case.
+IGNORED_SHARE = 0.05
+
+# Targets of the issue: (case, floor it is compared with, largest ratio).
+LOSS_TARGETS = (
+    ("cce_softmax", "floor_dense", 1.10),
+    ("cce_logits_uint8", "floor_sparse", 1.10),
+    ("cce_weighted_ignore", "floor_sparse", 1.40),
+)
+
+
+def make_inputs(batch, size, classes, seed=0):
+    """Logits and the same labels in every form the cases take.
+
+    Args:
+        batch: Images per batch.
+        size: Side of the square images.
+        classes: Number of classes, 2 to 255 (uint8 masks, 255 kept for the ignore index).
+        seed: Seed of the random logits and labels. Defaults to 0.
+
+    Returns:
+        A dict of NumPy arrays: ``logits`` float32 ``(N, S, S, C)``; ``mask`` uint8 ``(N, S, S)``;
+        ``mask_int32``; ``onehot`` float32 ``(N, S, S, C)``; ``mask_ignore`` uint8 with
+        ``IGNORED_SHARE`` of the pixels set to ``IGNORE_INDEX``; ``class_weights`` ``(C,)``.
+    """
+    if not 2 <= classes < IGNORE_INDEX:
+        raise ValueError(
+            f"bench: classes must be in [2, {IGNORE_INDEX - 1}]. Received: classes={classes}"
+        )
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0.0, 2.0, (batch, size, size, classes)).astype(np.float32)
+    mask = rng.integers(0, classes, (batch, size, size)).astype(np.uint8)
+    ignored = rng.random(mask.shape) < IGNORED_SHARE
+    return {
+        "logits": logits,
+        "mask": mask,
+        "mask_int32": mask.astype(np.int32),
+        "onehot": np.eye(classes, dtype=np.float32)[mask],
+        "mask_ignore": np.where(ignored, IGNORE_INDEX, mask).astype(np.uint8),
+        "class_weights": np.linspace(0.5, 1.5, classes).round(3),
+    }
+
+
+def _keras_cce(labels, probabilities):
+    return tf.reduce_mean(keras.losses.categorical_crossentropy(labels, probabilities))
+
+
+def loss_cases(class_weights):
+    """The cases: name -> (description, floor, label key, ``fn(labels, logits) -> scalar``).
+
+    A floor's own floor is itself. Each ``fn`` starts from the logits, as a model's last layer
+    would hand them over, so that every case includes its own activation.
+    """
+    cce = PixelCategoricalCrossentropy()
+    cce_logits = PixelCategoricalCrossentropy(from_logits=True)
+    cce_weighted = PixelCategoricalCrossentropy(
+        from_logits=True, class_weights=list(class_weights), ignore_index=IGNORE_INDEX
+    )
+    bce = PixelBinaryCrossentropy()
+
+    def flattened(labels, logits):
+        # The model ends in a softmax; the loss reshapes to (N, H*W, C), which hides the logits
+        # from Keras, so it takes the log of clipped probabilities.
+        classes = logits.shape[-1]
+        probabilities = tf.reshape(
+            keras.activations.softmax(logits), [tf.shape(logits)[0], -1, classes]
+        )
+        return _keras_cce(tf.reshape(labels, tf.shape(probabilities)), probabilities)
+
+    def hand_softmax(labels, logits):
+        e = tf.exp(logits)
+        return _keras_cce(labels, e / tf.reduce_sum(e, axis=-1, keepdims=True))
+
+    return {
+        "floor_dense": (
+            "tf.nn.softmax_cross_entropy_with_logits (one-hot)",
+            "floor_dense",
+            "onehot",
+            lambda y, z: tf.reduce_mean(
+                tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=z)
+            ),
+        ),
+        "floor_sparse": (
+            "tf.nn.sparse_softmax_cross_entropy_with_logits (int32)",
+            "floor_sparse",
+            "mask_int32",
+            lambda y, z: tf.reduce_mean(
+                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=z)
+            ),
+        ),
+        "cce_softmax": (
+            "pixel_cce on pixel_softmax output (one-hot)",
+            "floor_dense",
+            "onehot",
+            lambda y, z: cce(y, pixel_softmax(z)),
+        ),
+        "cce_logits": (
+            "pixel_cce(from_logits=True) (one-hot)",
+            "floor_dense",
+            "onehot",
+            lambda y, z: cce_logits(y, z),
+        ),
+        "cce_logits_uint8": (
+            "pixel_cce(from_logits=True), uint8 masks",
+            "floor_sparse",
+            "mask",
+            lambda y, z: cce_logits(y, z),
+        ),
+        "cce_weighted_ignore": (
+            "pixel_cce, class weights + ignore_index, uint8",
+            "floor_sparse",
+            "mask_ignore",
+            lambda y, z: cce_weighted(y, z),
+        ),
+        "bce_sigmoid": (
+            "pixel_bce on sigmoid output (one-hot)",
+            "floor_dense",
+            "onehot",
+            lambda y, z: bce(y, tf.sigmoid(z)),
+        ),
+        "keras_softmax_cce": (
+            "Keras softmax + categorical_crossentropy",
+            "floor_dense",
+            "onehot",
+            lambda y, z: _keras_cce(y, keras.activations.softmax(z)),
+        ),
+        "keras_reshape_cce": (
+            "softmax -> reshape (N, H*W, C) -> Keras CCE",
+            "floor_dense",
+            "onehot",
+            flattened,
+        ),
+        "keras_hand_softmax": (
+            "exp / sum(exp) softmax + Keras CCE",
+            "floor_dense",
+            "onehot",
+            hand_softmax,
+        ),
+    }
+
+
+def loss_benchmark(batch, size, classes, repeats, warmup, xla=True, progress=None):
+    """Loss + gradient of every case, with and without XLA.
+
+    Args:
+        batch, size, classes: Input shape ``(batch, size, size, classes)``, float32.
+        repeats: Timed calls per case (median taken).
+        warmup: Untimed calls per case first.
+        xla: Also time each case compiled with ``jit_compile=True``. Defaults to True.
+        progress: Callable taking a line of progress text, or None. Defaults to None.
+
+    Returns:
+        A dict: ``cases`` (list of per-case dicts: name, description, floor, and per mode
+        ``"graph"``/``"xla"``: ``ms``, ``ratio`` (to the floor's median in the same mode),
+        ``peak_bytes``, ``loss``), ``memory_method`` and ``targets`` (list of dicts).
+    """
+    say = progress or (lambda line: None)
+    data = make_inputs(batch, size, classes)
+    cases = loss_cases(data["class_weights"])
+    logits = tf.constant(data["logits"])
+    labels = {
+        key: tf.constant(data[key]) for key in ("onehot", "mask", "mask_int32", "mask_ignore")
+    }
+    method = memory_method()
+    modes = ("graph", "xla") if xla else ("graph",)
+    results = {
+        name: {"name": name, "description": d, "floor": f} for name, (d, f, _, _) in cases.items()
+    }
+    for mode in modes:
+        say(
+            f"loss + gradient ({mode}): tracing {len(cases)} cases, {warmup} warm-up + {repeats} timed calls each"
+        )
+        steps = {
+            name: loss_and_gradient(fn, mode == "xla") for name, (_, _, _, fn) in cases.items()
+        }
+        calls = {
+            name: (lambda step=step, y=labels[key]: step(y, logits)[0].numpy())
+            for (name, step), (_, _, key, _) in zip(steps.items(), cases.values())
+        }
+        spread = time_interleaved_spread(calls, repeats, warmup)
+        for name, (_, floor, _, _) in cases.items():
+            results[name][mode] = {
+                "ms": spread[name][1],
+                "ms_quartiles": [spread[name][0], spread[name][2]],
+                "ratio": spread[name][1] / spread[floor][1],
+                "peak_bytes": peak_memory(calls[name], method),
+                "loss": float(calls[name]()),
+            }
+    return {
+        "cases": list(results.values()),
+        "memory_method": method,
+        "targets": loss_targets(results, modes),
+    }
+
+
+def loss_targets(results, modes):
+    """The issue's ratio targets, checked on ``results`` (name -> case dict)."""
+    targets = []
+    for mode in modes:
+        for case, floor, limit in LOSS_TARGETS:
+            ratio = results[case][mode]["ms"] / results[floor][mode]["ms"]
+            targets.append(
+                {
+                    "name": f"{case} / {floor} ({mode})",
+                    "ratio": ratio,
+                    "limit": limit,
+                    "kind": "max",
+                    "met": ratio <= limit,
+                }
+            )
+    return targets
