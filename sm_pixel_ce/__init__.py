@@ -4,6 +4,12 @@ Importing the package registers ``"pixel_softmax"``, ``"pixel_cce"`` and ``"pixe
 class names) with the running Keras, Keras 3 or tf_keras.
 """
 
+from ._quiet import quiet_imports
+
+# The command line opens quietly: TensorFlow and segmentation_models print on import (see _quiet).
+with quiet_imports():
+    from . import flavor, sm_support  # noqa: F401
+
 from ._registry import get, list_names
 from ._version import __version__
 from .activations import PixelSoftmax, pixel_softmax

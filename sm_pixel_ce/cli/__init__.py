@@ -3,7 +3,8 @@ and ``run(args) -> int``; this table is the only place that lists them.
 
 A subcommand's module is imported only when that subcommand runs. TensorFlow is imported
 regardless, ``--help`` included (about 5 s): ``sm_pixel_ce`` registers its names on import, and this
-module lives inside it.
+module lives inside it. TensorFlow's start-up lines are hidden unless ``--verbose`` is given
+(see ``sm_pixel_ce._quiet``, which acts on the way in, before TensorFlow is imported).
 """
 
 import argparse
@@ -31,13 +32,23 @@ def main(argv=None):
     Returns:
         The exit status.
     """
-    parser = argparse.ArgumentParser(prog="sm-pixel-ce", description=__doc__.splitlines()[0])
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show TensorFlow's start-up logs and TensorFlow/Keras warnings (hidden by default)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="sm-pixel-ce",
+        description="sm_pixel_ce: per-pixel softmax and cross-entropies for segmentation_models.",
+        parents=[verbose],
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     argv = sys.argv[1:] if argv is None else list(argv)
     chosen = next((a for a in argv if not a.startswith("-")), None)
     modules = {}
     for name, (module_name, help_text) in SUBCOMMANDS.items():
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub = commands.add_parser(name, help=help_text, description=help_text, parents=[verbose])
         if name == chosen:
             try:
                 modules[name] = importlib.import_module(f"{__name__}.{module_name}")
