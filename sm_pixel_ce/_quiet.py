@@ -62,9 +62,11 @@ def verbose_requested(argv=None):
 def quiet_imports():
     """Hold back what the imports inside print, on the quiet command line only.
 
-    Sets ``TF_CPP_MIN_LOG_LEVEL=2`` (a user's own value is kept) so that TensorFlow's later INFO
-    and WARNING lines stay hidden too; errors still reach stderr. Hides Python warnings from
-    TensorFlow, Keras and segmentation_models for the rest of the process.
+    Sets ``TF_CPP_MIN_LOG_LEVEL=3`` (a user's own value is kept) so that TensorFlow's later C++
+    lines stay hidden too: its ERROR level carries harmless start-up news on a CPU machine
+    ("failed call to cuInit", "oneDNN supports DT_INT32 only on platforms with AVX-512"), while
+    real failures arrive as Python exceptions, which the command line reports in one line. Hides
+    Python warnings from TensorFlow, Keras and segmentation_models for the rest of the process.
 
     Example:
         >>> with quiet_imports():
@@ -73,7 +75,7 @@ def quiet_imports():
     if not is_command_line() or verbose_requested():
         yield
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     warnings.filterwarnings("ignore", module=NOISY_MODULES)
     sys.stderr.flush()
     saved = os.dup(2)
