@@ -12,7 +12,8 @@ import tensorflow as tf
 
 
 def axis_argument(axis, where):
-    """Validate that ``axis`` is an integer (its range is checked when the input's rank is known)."""
+    """Validate that ``axis`` is an integer (its range is checked when the input's rank is
+    known)."""
     if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
         raise ValueError(f"{where}: `axis` must be an integer. Received: axis={axis!r}")
     return int(axis)
@@ -41,7 +42,8 @@ def class_axis(axis, rank, where, min_rank=1):
 def label_smoothing(value, where):
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
         raise ValueError(
-            f"{where}: `label_smoothing` must be a number in [0, 1]. Received: label_smoothing={value!r}"
+            f"{where}: `label_smoothing` must be a number in [0, 1]. "
+            f"Received: label_smoothing={value!r}"
         )
     return float(value)
 
@@ -75,7 +77,8 @@ def class_weights(value, where):
         )
     if not np.all(np.isfinite(weights)) or np.any(weights < 0):
         raise ValueError(
-            f"{where}: `class_weights` must be finite and >= 0. Received: class_weights={weights.tolist()}"
+            f"{where}: `class_weights` must be finite and >= 0. "
+            f"Received: class_weights={weights.tolist()}"
         )
     if not np.any(weights > 0):
         raise ValueError(

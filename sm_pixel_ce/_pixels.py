@@ -25,13 +25,15 @@ _MEAN_REDUCTIONS = ("sum_over_batch_size", "mean")
 def check_reduction(reduction, where):
     if reduction not in REDUCTIONS:
         raise ValueError(
-            f"{where}: unknown `reduction`. Expected one of {REDUCTIONS}. Received: reduction={reduction!r}"
+            f"{where}: unknown `reduction`. Expected one of {REDUCTIONS}. "
+            f"Received: reduction={reduction!r}"
         )
     return reduction
 
 
 def logits_behind(y_pred, op_type):
-    """The logits behind a softmax/sigmoid output (Keras's ``_keras_logits`` or the graph op), else None."""
+    """The logits behind a softmax/sigmoid output (Keras's ``_keras_logits`` or the graph op),
+    else None."""
     logits = getattr(y_pred, "_keras_logits", None)
     if logits is not None:
         return logits
@@ -70,7 +72,8 @@ class Pixels:
         num_classes = y_pred.shape[class_axis]
         if num_classes is None:
             raise ValueError(
-                f"{where}: the class axis (axis={axis}) of the predictions must have a known size. Received shape {y_pred.shape}."
+                f"{where}: the class axis (axis={axis}) of the predictions must have a known size. "
+                f"Received shape {y_pred.shape}."
             )
         if not binary and num_classes < 2:
             raise ValueError(
@@ -104,7 +107,7 @@ class Pixels:
 
     def _labels(self, y_true):
         y_true = tf.convert_to_tensor(y_true)
-        where, rank, axis, num_classes = self.where, self.rank, self.class_axis, self.num_classes
+        rank, axis, num_classes = self.rank, self.class_axis, self.num_classes
         pred_shape = self.pred_shape
         true_shape = y_true.shape
         spatial = pred_shape[:axis].concatenate(pred_shape[axis + 1 :])
@@ -149,7 +152,8 @@ class Pixels:
             ) == tuple(pred_shape):
                 message += (
                     " The labels look channels_first (N, C, H, W) while the predictions are "
-                    "channels_last: move the class axis of the labels last (np.moveaxis(y, 1, -1)), "
+                    "channels_last: move the class axis of the labels last "
+                    "(np.moveaxis(y, 1, -1)), "
                     "or give channels_first predictions with axis=1."
                 )
             elif (
@@ -173,7 +177,8 @@ class Pixels:
         ):
             if tuple(true_shape[1:]) == tuple(pred_shape[2:]):
                 message += (
-                    f" The predictions look channels_first (N, C, H, W) with {pred_shape[1]} classes: "
+                    f" The predictions look channels_first (N, C, H, W) with {pred_shape[1]} "
+                    "classes: "
                     "pass axis=1."
                 )
         return message
@@ -196,13 +201,15 @@ class Pixels:
             self.checks += _checks.data(
                 tf.reduce_all(tf.equal(labels, tf.round(labels))),
                 f"{where}: the integer mask holds non-integer values. Masks resized with bilinear "
-                "interpolation do this; resize masks with nearest-neighbour. (min, max of the mask)",
+                "interpolation do this; resize masks with nearest-neighbour. "
+                "(min, max of the mask)",
                 tf.reduce_min(labels),
                 tf.reduce_max(labels),
             )
         elif not labels.dtype.is_integer:
             raise ValueError(
-                f"{where}: expected an integer or integer-valued float mask. Received dtype {labels.dtype.name}."
+                f"{where}: expected an integer or integer-valued float mask. "
+                f"Received dtype {labels.dtype.name}."
             )
         labels = tf.cast(labels, tf.int32)
         valid = None
@@ -246,7 +253,8 @@ class Pixels:
         if sw.shape.rank == rank - 1 and sw.shape.is_compatible_with(spatial):
             self.checks += _checks.data(
                 tf.reduce_all(tf.equal(tf.shape(sw), self.spatial_shape)),
-                f"{self.where}: sample_weight and predictions differ in shape (sample_weight, pixels).",
+                f"{self.where}: sample_weight and predictions differ in shape "
+                "(sample_weight, pixels).",
                 tf.shape(sw),
                 self.spatial_shape,
             )

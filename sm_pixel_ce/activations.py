@@ -1,4 +1,5 @@
-"""``pixel_softmax``: a softmax over the class axis of every pixel, and its layer ``PixelSoftmax``."""
+"""``pixel_softmax``: a softmax over the class axis of every pixel, and its layer
+``PixelSoftmax``."""
 
 import tensorflow as tf
 

@@ -56,7 +56,8 @@ def run_demo(
     x_val, y_val, x_train, y_train = scenes[:split], masks[:split], scenes[split:], masks[split:]
     if log:
         log(
-            f"sm_pixel_ce {__version__} on {KERAS_FLAVOR}: {len(x_train)} training and {len(x_val)} "
+            f"sm_pixel_ce {__version__} on {KERAS_FLAVOR}: {len(x_train)} training and "
+            f"{len(x_val)} "
             f"validation scenes, {size}x{size}, {NUM_CLASSES} classes"
         )
     model = sm.Unet(

@@ -30,7 +30,8 @@ SM_FRAMEWORK = "tf.keras"
 
 
 def check_sm_framework():
-    """Raise a clear error when segmentation_models is (or would be) on a framework that cannot work.
+    """Raise a clear error when segmentation_models is (or would be) on a framework that cannot
+    work.
 
     segmentation_models' ``"keras"`` framework builds with standalone Keras, which is Keras 3
     here: it fails to import (``keras.utils.generic_utils``) and, in a tf_keras process, would mix

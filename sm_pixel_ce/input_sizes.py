@@ -59,7 +59,8 @@ def size_requirement(architecture, backbone=None, downsample_factor=8):
     else:
         multiple = ENCODER_STRIDE
         reason = (
-            f"segmentation_models' encoder halves the size 5 times (stride {ENCODER_STRIDE}) and the "
+            "segmentation_models' encoder halves the size 5 times "
+            f"(stride {ENCODER_STRIDE}) and the "
             f"{architecture} decoder joins each upsampled map with the encoder map of the same size"
         )
     minimum = multiple
@@ -126,7 +127,8 @@ def _rule(architecture, backbone, multiple, minimum, reason):
 def check_input_shape(
     input_shape, architecture, backbone=None, downsample_factor=8, data_format=None
 ):
-    """Raise a ``ValueError`` that states segmentation_models' size rule if ``input_shape`` breaks it.
+    """Raise a ``ValueError`` that states segmentation_models' size rule if ``input_shape`` breaks
+    it.
 
     Args:
         input_shape: ``(H, W, C)`` (channels_last) or ``(C, H, W)``; ``None`` for a size that
@@ -166,7 +168,8 @@ def check_input_shape(
         raise ValueError(
             f"PSPNet needs a fixed input size: segmentation_models sizes its pooling bins for one "
             f"size, multiples of {multiple} (6 x downsample_factor={downsample_factor}). Received: "
-            f"input_shape={shape}. Use e.g. input_shape=({example}, {example}, 3), or Unet/FPN/Linknet "
+            f"input_shape={shape}. Use e.g. input_shape=({example}, {example}, 3), "
+            "or Unet/FPN/Linknet "
             f"for sizes that vary."
         )
     message = size_error(

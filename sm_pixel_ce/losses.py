@@ -79,7 +79,7 @@ def pixel_categorical_crossentropy(
         >>> y_true = np.array([[[0, 2], [1, 255]]])            # (1, 2, 2) integer mask
         >>> y_pred = sm_pixel_ce.pixel_softmax(np.random.randn(1, 2, 2, 3))
         >>> loss = pixel_categorical_crossentropy(y_true, y_pred, ignore_index=255)
-        >>> model.compile("adam", loss="pixel_cce")            # or PixelCategoricalCrossentropy(...)
+        >>> model.compile("adam", loss="pixel_cce")  # or PixelCategoricalCrossentropy(...)
     """
     where = "pixel_categorical_crossentropy"
     label_smoothing = _checks.label_smoothing(label_smoothing, where)
@@ -312,9 +312,10 @@ class _PixelLoss(keras.losses.Loss):
         unknown = sorted(set(config) - known)
         if unknown:
             raise ValueError(
-                f"{cls.__name__}: the saved configuration has option(s) {unknown} that this version "
-                f"of sm_pixel_ce ({__version__}) does not know; the model was probably saved by a newer "
-                f"version: upgrade sm_pixel_ce. Expected options among {sorted(known)}. Received: {config}"
+                f"{cls.__name__}: the saved configuration has option(s) {unknown} that this "
+                f"version of sm_pixel_ce ({__version__}) does not know; the model was probably "
+                "saved by a newer version: upgrade sm_pixel_ce. "
+                f"Expected options among {sorted(known)}. Received: {config}"
             )
         return cls(**config)
 
@@ -330,7 +331,8 @@ class PixelCategoricalCrossentropy(_PixelLoss):
         class_weights: One weight per class, or None. Defaults to None.
         ignore_index: Integer-mask value not counted, or None. Defaults to None.
         reduction: ``"sum_over_batch_size"`` (weighted mean), ``"mean"``,
-            ``"mean_with_sample_weight"``, ``"sum"`` or ``"none"``. Defaults to "sum_over_batch_size".
+            ``"mean_with_sample_weight"``, ``"sum"`` or ``"none"``.
+            Defaults to "sum_over_batch_size".
         name: Defaults to "pixel_categorical_crossentropy".
 
     Returns:

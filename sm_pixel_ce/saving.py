@@ -1,4 +1,5 @@
-"""``load_model``: reload any model saved with sm_pixel_ce objects, with a clear error when it cannot.
+"""``load_model``: reload any model saved with sm_pixel_ce objects, with a clear error when it
+cannot.
 
 Also mends, at import, how tf_keras reads the weights of a ``.keras`` file (see
 ``_patch_tf_keras_archive_reads``): without it a large model takes minutes to load.
@@ -42,12 +43,14 @@ def load_model(path, compile=True, safe_mode=True):
     kind = _kind(path)
     if kind == "keras" and not zipfile.is_zipfile(path):
         raise ValueError(
-            f"{path!r} is not a readable .keras file: a .keras model is a zip archive, and this file "
+            f"{path!r} is not a readable .keras file: a .keras model is a zip archive, "
+            "and this file "
             "is not one (truncated or corrupted: save it again)."
         )
     if kind == "h5" and not _is_hdf5(path):
         raise ValueError(
-            f"{path!r} is not a readable .h5 file: no HDF5 signature (truncated or corrupted: save it again)."
+            f"{path!r} is not a readable .h5 file: no HDF5 signature "
+            "(truncated or corrupted: save it again)."
         )
     kwargs = {"compile": compile}
     if IS_KERAS_3 or kind == "keras":
@@ -108,7 +111,8 @@ def _patch_tf_keras_archive_reads():
     tf_keras (2.x, frozen) hands h5py the zip member itself (``ZipExtFile`` over a ``GFile``). h5py
     seeks back and forth, and each backward seek in a zip member re-reads it from its start, so
     loading takes time quadratic in the model's size: a 950 MB senet154 FPN had not loaded after
-    27 minutes on 2 cores. Keras 3 fixed the same code by extracting the member first (keras-team/keras#19852);
+    27 minutes on 2 cores. Keras 3 fixed the same code by extracting the member first
+    (keras-team/keras#19852);
     this does that for tf_keras. Saving and ``.h5`` files are untouched.
     """
     try:

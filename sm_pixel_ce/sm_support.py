@@ -272,7 +272,8 @@ def _patch_sm_objects():
 
 
 def _size_checked(architecture, build):
-    """``build`` (e.g. ``sm.Unet``) that checks ``input_shape`` first and checks ``None`` sizes later."""
+    """``build`` (e.g. ``sm.Unet``) that checks ``input_shape`` first and checks ``None`` sizes
+    later."""
     signature = inspect.signature(build)
 
     @functools.wraps(build)

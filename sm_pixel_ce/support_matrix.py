@@ -170,7 +170,8 @@ def list_backbones():
 
 
 def run_matrix(cells, workdir, results_path, jobs=1, chunk=4, progress=sys.stderr):
-    """Run ``cells`` (``(flavor, arch, backbone)``) in worker processes; append results as they come.
+    """Run ``cells`` (``(flavor, arch, backbone)``) in worker processes; append results as they
+    come.
 
     Args:
         cells: The cells to run.
@@ -299,7 +300,8 @@ def _short(error):
 
 
 def cell_size(arch, backbone):
-    """A cell's square input: :data:`INPUT_SIZES`, raised to what the backbone accepts (inceptionv3: 96)."""
+    """A cell's square input: :data:`INPUT_SIZES`, raised to what the backbone accepts
+    (inceptionv3: 96)."""
     return max(INPUT_SIZES[arch], size_requirement(arch, backbone)[1])
 
 
@@ -417,7 +419,8 @@ def render_table(results, backbones, archs=ARCHITECTURES):
     """The support matrix as Markdown: one row per architecture x backbone, one column per flavour.
 
     Args:
-        results: Result dicts (``flavor``, ``arch``, ``backbone``, ``status``, ``reason``, ``seconds``).
+        results: Result dicts (``flavor``, ``arch``, ``backbone``, ``status``, ``reason``,
+            ``seconds``).
         backbones: Backbone names, in row order.
         archs: Architectures, in row order. Defaults to all four.
 
@@ -492,7 +495,8 @@ a measure of a cell's cost, not of speed); otherwise the reason; `not run`: not 
 (neither a failure nor a success).
 
 Rerun or fill it: `sm-pixel-ce matrix --jobs 2 --resume --results
-examples/support_matrix_results.jsonl --out examples/support_matrix.md` (cells already in the results file are kept).
+examples/support_matrix_results.jsonl --out examples/support_matrix.md` (cells already in the \
+results file are kept).
 
 """
     return header + render_table(results, backbones)

@@ -26,7 +26,8 @@ def pixel_cce(
     sample_weight=None,
     reduction="mean",
 ):
-    """Channels-last logits (..., C); integer labels (...) -> Σ sw·w[y]·ℓ / Σ w[y] (PyTorch-style)."""
+    """Channels-last logits (..., C); integer labels (...) -> Σ sw·w[y]·ℓ / Σ w[y]
+    (PyTorch-style)."""
     logits = np.asarray(logits, np.float64)
     c = logits.shape[-1]
     labels = np.asarray(labels).astype(np.int64)

@@ -524,7 +524,8 @@ def test_neg_inf_logit_for_non_target_class_is_probability_zero(form):
 @pytest.mark.parametrize("form", ["from_logits", "pixel_softmax"])
 def test_neg_inf_logit_with_dense_labels_is_reported_not_finite(form):
     # Documented: TF's fused dense kernel computes 0·(-inf) = NaN, so with dense labels a -inf
-    # logit is reported as non-finite predictions (the integer-mask path above gives the exact loss).
+    # logit is reported as non-finite predictions (the integer-mask path above gives the exact
+    # loss).
     labels = np.where(LABELS == 2, 0, LABELS)
     logits = with_value(LOGITS, (Ellipsis, 2), -np.inf)
     y_pred = logits if form == "from_logits" else pixel_softmax(logits)

@@ -117,7 +117,8 @@ def _check_report(out, classes, variants, ignore_index=None):
             [v for v in ious if v is not None]
         )
 
-        # Fresh load, no custom_objects: same argmax, and Keras's own "accuracy" gives keras_accuracy.
+        # Fresh load, no custom_objects: same argmax, and Keras's own "accuracy" gives
+        # keras_accuracy.
         model = keras.models.load_model(os.path.join(out, f"model_{r['variant']}.keras"))
         outputs = np.asarray(model(saved["val_images"], training=False))
         size = labels.shape[1]

@@ -1,4 +1,5 @@
-"""The --data folder loader (tf.data, palette masks, nearest resize, clear errors) and the scenes."""
+"""The --data folder loader (tf.data, palette masks, nearest resize, clear errors) and the
+scenes."""
 
 import numpy as np
 import pytest

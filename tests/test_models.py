@@ -38,11 +38,14 @@ RELOAD = textwrap.dedent(
         model = load(folder + "/" + name)
         np.save(folder + "/pred_" + name.replace(".", "_") + ".npy", model.predict(x, verbose=0))
         # A string or class given to compile() comes back as given; resolve it as Keras does.
-        loss = model.loss if isinstance(model.loss, keras.losses.Loss) else keras.losses.get(model.loss)
+        loss = model.loss
+        if not isinstance(loss, keras.losses.Loss):
+            loss = keras.losses.get(loss)
         out[name] = {"loss_class": type(loss).__name__, "loss_config": loss.get_config(),
                      "activation": model.layers[-1].get_config()["activation"]}
         if name.endswith(".keras"):  # the reloaded, compiled model trains on
-            out[name]["step"] = float(np.ravel(model.train_on_batch(x, np.zeros(x.shape[:3], "uint8")))[0])
+            step = model.train_on_batch(x, np.zeros(x.shape[:3], "uint8"))
+            out[name]["step"] = float(np.ravel(step)[0])
     for name in spec["exported"]:
         served = tf.saved_model.load(folder + "/" + name)
         np.save(folder + "/pred_" + name + ".npy", served.serve(tf.constant(x)).numpy())

@@ -1,4 +1,5 @@
-"""Mixed precision, XLA, dynamic shapes and damaged files: the losses stay right and errors stay clear."""
+"""Mixed precision, XLA, dynamic shapes and damaged files: the losses stay right and errors
+stay clear."""
 
 import io
 import os
@@ -64,7 +65,8 @@ def test_trains_with_xla_and_matches_plain_graph(scenes, build):
     if build == "unet" and not sm_pixel_ce.flavor.IS_KERAS_3:
         pytest.skip(
             "tf_keras's UpSampling2D gradient (ResizeNearestNeighborGrad) has no XLA CPU kernel "
-            "in TF 2.21: segmentation_models' decoder cannot train under XLA there, whatever the loss"
+            "in TF 2.21: segmentation_models' decoder cannot train under XLA there, "
+            "whatever the loss"
         )
     images, masks = scenes
     values = {}
@@ -115,7 +117,8 @@ def test_load_model_helper_round_trip(saved, scenes):
 
 def test_keras_file_weights_are_read_from_a_copy_in_tf_keras(saved, scenes, monkeypatch):
     # tf_keras hands h5py the zip member itself, and loading is quadratic in the model's size;
-    # sm_pixel_ce copies the member out first. Keras 3 does that itself, so nothing is patched there.
+    # sm_pixel_ce copies the member out first. Keras 3 does that itself, so nothing is patched
+    # there.
     folder, model = saved
     calls = []
     original = sm_pixel_ce.saving.read_archive_member

@@ -128,7 +128,10 @@ RELOAD_SM_OBJECTS = """
     for path in sys.argv[1:]:
         model = keras.models.load_model(path, safe_mode=True)
         images = np.load(path.rsplit(".", 1)[0] + ".npy")
-        out[path] = {"loss": model.loss.get_config(), "predictions": model.predict(images, verbose=0).tolist()}
+        out[path] = {
+            "loss": model.loss.get_config(),
+            "predictions": model.predict(images, verbose=0).tolist(),
+        }
     print("RESULT", json.dumps(out))
 """
 
@@ -360,8 +363,8 @@ def test_shipped_matrix_page_and_readme_counts_are_the_results():
         assert table in page.read()
     with open(os.path.join(root, "README.md")) as readme:
         text = readme.read()
-    for flavor, title in support_matrix.FLAVOR_TITLES.items():
-        mine = [r for r in results if r["flavor"] == flavor]
+    for keras_flavor, title in support_matrix.FLAVOR_TITLES.items():
+        mine = [r for r in results if r["flavor"] == keras_flavor]
         ok = sum(r["status"] == "ok" for r in mine)
         failing = len(mine) - ok
         not_run = len(support_matrix.ARCHITECTURES) * len(backbones) - len(mine)

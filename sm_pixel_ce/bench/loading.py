@@ -28,7 +28,8 @@ def load_benchmark(backbones, arch="FPN", size=64, repeats=3, progress=None):
         (zip / copy).
 
     Example:
-        >>> load_benchmark(["resnet101"])["rows"][0]["speedup"]  # tf_keras, 177 MB, 2 cores: about 4.5
+        >>> # tf_keras, 177 MB, 2 cores: about 4.5
+        >>> load_benchmark(["resnet101"])["rows"][0]["speedup"]
     """
     if IS_KERAS_3:
         return None
@@ -58,7 +59,8 @@ def load_benchmark(backbones, arch="FPN", size=64, repeats=3, progress=None):
                         seconds[way].append(time.perf_counter() - started)
                     if progress:
                         progress(
-                            f"load {arch} {backbone}: {way} {seconds[way][-1]:.1f} s ({repeat + 1}/{repeats})"
+                            f"load {arch} {backbone}: {way} {seconds[way][-1]:.1f} s "
+                            f"({repeat + 1}/{repeats})"
                         )
             medians = {way: statistics.median(values) for way, values in seconds.items()}
             rows.append(

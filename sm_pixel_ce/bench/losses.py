@@ -181,7 +181,8 @@ def loss_benchmark(batch, size, classes, repeats, warmup, xla=True, progress=Non
     }
     for mode in modes:
         say(
-            f"loss + gradient ({mode}): tracing {len(cases)} cases, {warmup} warm-up + {repeats} timed calls each"
+            f"loss + gradient ({mode}): tracing {len(cases)} cases, {warmup} warm-up + "
+            f"{repeats} timed calls each"
         )
         steps = {
             name: loss_and_gradient(fn, mode == "xla") for name, (_, _, _, fn) in cases.items()

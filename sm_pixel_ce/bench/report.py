@@ -17,12 +17,15 @@ def format_report(result):
         None: "peak memory not measurable here",
     }[loss["memory_method"]]
     lines = [
-        f"## Loss + gradient, {config['batch']}x{config['size']}x{config['size']}x{config['classes']} float32",
+        f"## Loss + gradient, {config['batch']}x{config['size']}x{config['size']}"
+        f"x{config['classes']} float32",
         "",
-        f"TensorFlow {config['tensorflow']}, {config['keras_flavor']}, {config['cpu_count']} CPU cores "
-        f"({', '.join(sorted(set(config['devices'])))}); median of {config['repeats']} calls after "
-        f"{config['warmup']} warm-up, cases interleaved; x floor = median / the floor's median in the "
-        f"same mode; {memory}.",
+        f"TensorFlow {config['tensorflow']}, {config['keras_flavor']}, "
+        f"{config['cpu_count']} CPU cores "
+        f"({', '.join(sorted(set(config['devices'])))}); "
+        f"median of {config['repeats']} calls after "
+        f"{config['warmup']} warm-up, cases interleaved; x floor = median / the floor's median "
+        f"in the same mode; {memory}.",
         "",
         "| case | floor | "
         + " | ".join(f"{title} ms | x floor | peak MB" for _, title in modes)
@@ -40,7 +43,8 @@ def format_report(result):
     if gauge:
         # Keras's softmax + CCE runs the floor's own kernel: its distance from 1.00 is the noise.
         lines.append(
-            "\nnoise gauge: Keras softmax + CCE runs the dense floor's own kernel; its x floor here: "
+            "\nnoise gauge: Keras softmax + CCE runs the dense floor's own kernel; "
+            "its x floor here: "
             + ", ".join(f"{title} {gauge[mode]['ratio']:.2f}" for mode, title in modes)
             + " (far from 1.00 means a busy machine: rerun)."
         )
@@ -51,12 +55,14 @@ def format_report(result):
         pipeline = train["pipeline"]
         lines += [
             "",
-            f"## U-Net (resnet18) train step, batch {config['batch']}, {config['size']}x{config['size']}",
+            f"## U-Net (resnet18) train step, batch {config['batch']}, "
+            f"{config['size']}x{config['size']}",
             "",
             "| variant | median ms | x Keras |",
             "|---|---:|---:|",
             f"| softmax + categorical_crossentropy (one-hot) | {ms['keras_cce']:.0f} | 1.00 |",
-            f"| pixel_softmax + pixel_cce (one-hot) | {ms['pixel_cce']:.0f} | {train['steps']['ratio']:.3f} |",
+            f"| pixel_softmax + pixel_cce (one-hot) | {ms['pixel_cce']:.0f} | "
+            f"{train['steps']['ratio']:.3f} |",
             f"| pixel_softmax + pixel_cce (uint8 masks) | {ms['pixel_cce_uint8']:.0f} | "
             f"{train['steps']['ratio_uint8']:.3f} |",
             "",
@@ -69,7 +75,8 @@ def format_report(result):
         ):
             p = pipeline[name]
             lines.append(
-                f"| {title} | {p['label_bytes_per_batch'] / 2**20:.2f} | {p['batches_per_s_alone']:.0f} | "
+                f"| {title} | {p['label_bytes_per_batch'] / 2**20:.2f} | "
+                f"{p['batches_per_s_alone']:.0f} | "
                 f"{p['fit_steps_per_s']:.2f} |"
             )
         lines.append(
@@ -92,7 +99,8 @@ def format_report(result):
             for p in points:
                 a, b = p["ms"]["pixel_cce"], p["ms"]["floor_sparse"]
                 lines.append(
-                    f"| {p[key]} | {p['pixels']} | {p['classes']} | {a:.1f} | {b:.1f} | {a / b:.2f} |"
+                    f"| {p[key]} | {p['pixels']} | {p['classes']} | {a:.1f} | {b:.1f} | "
+                    f"{a / b:.2f} |"
                 )
             slope = scaling[sweep]["slope"]
             if slope:
@@ -108,7 +116,8 @@ def format_report(result):
             "",
             f"## Loading a .keras {load['arch']} in tf_keras ({load['size']} px, compile=False)",
             "",
-            f"median of {load['repeats']} loads per way, interleaved; copy = weights copied out of the zip "
+            f"median of {load['repeats']} loads per way, interleaved; "
+            "copy = weights copied out of the zip "
             "first (sm_pixel_ce), zip = read from inside the zip (tf_keras alone)",
             "",
             "| backbone | file MB | copy s | zip s | x faster |",
@@ -116,7 +125,8 @@ def format_report(result):
         ]
         for row in load["rows"]:
             lines.append(
-                f"| {row['backbone']} | {row['megabytes']:.0f} | {row['s']['copy']:.2f} | {row['s']['zip']:.2f} | "
+                f"| {row['backbone']} | {row['megabytes']:.0f} | {row['s']['copy']:.2f} | "
+                f"{row['s']['zip']:.2f} | "
                 f"{row['speedup']:.1f} |"
             )
 
@@ -124,7 +134,8 @@ def format_report(result):
     for t in result["targets"]:
         sign = "<=" if t["kind"] == "max" else ">="
         lines.append(
-            f"| {t['name']} | {t['ratio']:.3f} | {sign} {t['limit']:.2f} | {'yes' if t['met'] else 'NO'} |"
+            f"| {t['name']} | {t['ratio']:.3f} | {sign} {t['limit']:.2f} | "
+            f"{'yes' if t['met'] else 'NO'} |"
         )
     lines.append(f"\nelapsed: {result['elapsed_s']:.0f} s")
     return "\n".join(lines)

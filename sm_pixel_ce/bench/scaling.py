@@ -1,4 +1,5 @@
-"""How ``pixel_cce`` scales with the pixels and the classes, against the sparse floor; its picture."""
+"""How ``pixel_cce`` scales with the pixels and the classes, against the sparse floor; its
+picture."""
 
 import os
 

@@ -40,7 +40,8 @@ def check_bench_arguments(
     """
     if not 2 <= classes <= 254:
         raise ValueError(
-            f"classes must be in [2, 254] (uint8 masks, 255 is the ignore index). Received: {classes}"
+            "classes must be in [2, 254] (uint8 masks, 255 is the ignore index). "
+            f"Received: {classes}"
         )
     if scaling and any(not 2 <= c <= 254 for c in scaling_classes):
         raise ValueError(
@@ -58,7 +59,8 @@ def check_bench_arguments(
     unknown = sorted(set(load_backbones) - set(supported_backbones()))
     if unknown:
         raise ValueError(
-            f"load backbones: unknown backbone(s) {unknown}; expected names of segmentation_models, "
+            f"load backbones: unknown backbone(s) {unknown}; "
+            "expected names of segmentation_models, "
             f"e.g. resnet18,resnet50. Received: {','.join(load_backbones)}"
         )
 
@@ -90,7 +92,8 @@ def run_bench(
         repeats, warmup: Timed and untimed calls per loss case. Default 20 and 3.
         xla: Also time under ``jit_compile=True``. Defaults to True.
         train: Time the U-Net train step and the input pipeline. Defaults to True.
-        train_repeats, fit_steps: Timed train steps per variant, fit steps per pipeline. Default 5, 3.
+        train_repeats, fit_steps: Timed train steps per variant, fit steps per pipeline.
+            Default 5, 3.
         scaling: Run the image-side and class-count sweeps. Defaults to True.
         scaling_sides, scaling_classes, scaling_repeats: The sweeps. Defaults to
             ``DEFAULT_SIDES``, ``DEFAULT_CLASS_COUNTS`` and 5.
@@ -149,7 +152,8 @@ def run_bench(
             plot_scaling(
                 result["scaling"],
                 plot,
-                title=f"pixel_cce (pixel_softmax output, uint8 masks), loss + gradient, batch {batch}, "
+                title="pixel_cce (pixel_softmax output, uint8 masks), loss + gradient, "
+                f"batch {batch}, "
                 f"{config['cpu_count']} CPU cores",
             )
             say(f"scaling plot written to {plot}")

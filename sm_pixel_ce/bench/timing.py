@@ -1,4 +1,5 @@
-"""Timing and peak memory of compiled calls: interleaved medians, the resident-set or allocator peak.
+"""Timing and peak memory of compiled calls: interleaved medians, the resident-set or allocator
+peak.
 
 Every timing is a median over calls of one compiled ``tf.function`` (with or without XLA), the
 cases interleaved call by call (A B C A B C ...), so that a slow moment of the machine falls on
@@ -50,7 +51,8 @@ def time_interleaved(calls, repeats, warmup):
 
 
 def time_interleaved_spread(calls, repeats, warmup):
-    """As :func:`time_interleaved`, returning name -> (25th percentile, median, 75th percentile) ms."""
+    """As :func:`time_interleaved`, returning name -> (25th percentile, median, 75th percentile)
+    ms."""
     for _ in range(warmup):
         for call in calls.values():
             call()

@@ -10,7 +10,8 @@ from ..flavor import keras
 from .timing import time_interleaved
 
 TRAIN_TARGET = 1.02
-# float32 one-hot holds 4 bytes per class per pixel, a uint8 mask 1 byte per pixel: 28x at 7 classes.
+# float32 one-hot holds 4 bytes per class per pixel, a uint8 mask 1 byte per pixel:
+# 28x at 7 classes.
 LABEL_BYTES_PER_CLASS_TARGET = 4.0
 
 
@@ -83,7 +84,8 @@ def train_benchmark(batch, size, classes, repeats, warmup, fit_steps=3, progress
     }
 
     say(
-        f"input pipeline: one-hot float32 vs uint8 masks, alone and feeding fit ({fit_steps} steps each)"
+        "input pipeline: one-hot float32 vs uint8 masks, alone and feeding fit "
+        f"({fit_steps} steps each)"
     )
     pipelines = {
         "onehot_float32": tf.data.Dataset.from_tensor_slices((images, onehot)),

@@ -121,7 +121,8 @@ def run(args):
     print()
     reloads = ", ".join(f"{r['variant']} {r['reload_max_abs_diff']:.1e}" for r in results)
     print(
-        f"Models saved as {out}/model_<variant>.keras and reloaded; largest output difference: {reloads}"
+        f"Models saved as {out}/model_<variant>.keras and reloaded; "
+        f"largest output difference: {reloads}"
     )
     print(f"Report: {out}/report.md, {out}/report.json; wall time {config['wall_seconds']:.0f} s")
     return 0

@@ -1,7 +1,8 @@
 """``sm-pixel-ce compare``: train the same model with each loss set-up and score them alike.
 
-``job`` (one run, :func:`run_compare`), ``variants`` (models and losses), ``training`` (one variant), ``experiment`` (split, seeds,
-save/reload), ``evaluation`` (NumPy metrics), ``report`` (tables, JSON, Markdown), ``plots``.
+``job`` (one run, :func:`run_compare`), ``variants`` (models and losses), ``training`` (one
+variant), ``experiment`` (split, seeds, save/reload), ``evaluation`` (NumPy metrics), ``report``
+(tables, JSON, Markdown), ``plots``.
 """
 
 from .evaluation import confusion_matrix, expected_calibration_error, per_class_iou, score

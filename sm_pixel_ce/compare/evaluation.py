@@ -48,7 +48,8 @@ def confusion_matrix(labels, predictions, num_classes, ignore_index=None):
 
 
 def per_class_iou(matrix):
-    """IoU of each class from a confusion matrix; None for a class absent from labels and predictions.
+    """IoU of each class from a confusion matrix; None for a class absent from labels and
+    predictions.
 
     Args:
         matrix: ``(C, C)`` confusion matrix (rows true, columns predicted).

@@ -42,7 +42,8 @@ class Settings:
 
 @dataclasses.dataclass
 class Split:
-    """Training and validation arrays: float32 images ``(N, S, S, 3)``, integer masks ``(N, S, S)``."""
+    """Training and validation arrays: float32 images ``(N, S, S, 3)``, integer masks
+    ``(N, S, S)``."""
 
     train_images: np.ndarray
     train_masks: np.ndarray
@@ -106,7 +107,8 @@ def run_comparison(data, settings, out_dir, log=print):
         keras.backend.clear_session()
         for variant in settings.variants:
             log(
-                f"[{variant}] seed {seed}: training {settings.epochs} epochs on {len(data.train_images)} images"
+                f"[{variant}] seed {seed}: training {settings.epochs} epochs on "
+                f"{len(data.train_images)} images"
             )
             result, model, probabilities = train_variant(
                 variant, data, settings, initial_weights, seed, log
@@ -118,7 +120,8 @@ def run_comparison(data, settings, out_dir, log=print):
                 predictions[variant] = probabilities
             runs[variant].append(result)
             log(
-                f"[{variant}] mIoU {result['miou']:.3f}  pixel accuracy {result['pixel_accuracy']:.3f}"
+                f"[{variant}] mIoU {result['miou']:.3f}  "
+                f"pixel accuracy {result['pixel_accuracy']:.3f}"
                 f"  keras accuracy {result['keras_accuracy']:.3f}  ({result['seconds']:.0f} s)"
             )
             del model

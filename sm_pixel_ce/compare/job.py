@@ -108,7 +108,8 @@ def run_compare(
         out: Output folder: ``report.json``, ``report.md``, pictures, ``predictions.npz``, models.
             Defaults to ``"sm-pixel-ce-compare"``.
         variants: Variant names from ``VARIANTS``, in report order. Defaults to ``("cce", "bce")``.
-        data: Folder with ``images/`` and ``masks/``; None for the generated scenes. Defaults to None.
+        data: Folder with ``images/`` and ``masks/``; None for the generated scenes.
+            Defaults to None.
         classes: Number of classes (required with ``data``; 7 for the scenes). Defaults to None.
         ignore_index: Mask value not counted, or None. Defaults to None.
         size: Square input side. Defaults to 64.
@@ -157,7 +158,8 @@ def run_compare(
     tf.get_logger().setLevel("ERROR")
     if backbone not in sm.get_available_backbone_names():
         raise ValueError(
-            f"--backbone must be a segmentation_models backbone, e.g. resnet18; received {backbone!r}."
+            "--backbone must be a segmentation_models backbone, e.g. resnet18; "
+            f"received {backbone!r}."
         )
     if data is None:
         classes = NUM_CLASSES if classes is None else classes
@@ -172,7 +174,8 @@ def run_compare(
         all_images, all_masks = load_folder(data, classes, size, ignore_index)
         if len(all_images) < 2:
             raise DataError(
-                f"{data}: need at least 2 image/mask pairs to hold some out; found {len(all_images)}."
+                f"{data}: need at least 2 image/mask pairs to hold some out; "
+                f"found {len(all_images)}."
             )
         class_names = [f"class {c}" for c in range(classes)]
         source = os.path.abspath(data)
@@ -194,7 +197,8 @@ def run_compare(
     os.makedirs(out, exist_ok=True)
     log(
         f"Comparing {', '.join(variants)}: sm.{arch}({backbone!r}) on {source}, "
-        f"{len(held_out.train_images)} train / {len(held_out.val_images)} val images, {epochs} epochs, "
+        f"{len(held_out.train_images)} train / {len(held_out.val_images)} val images, "
+        f"{epochs} epochs, "
         f"{seeds} seed(s), Keras {KERAS_FLAVOR}"
     )
     runs, predictions = run_comparison(held_out, settings, out, log=log)
@@ -245,7 +249,8 @@ def run_compare(
 
 
 def _save_predictions(path, held_out, predictions):
-    """Validation images, labels and each variant's argmax, for checking the report independently."""
+    """Validation images, labels and each variant's argmax, for checking the report
+    independently."""
     np.savez_compressed(
         path,
         val_images=held_out.val_images,

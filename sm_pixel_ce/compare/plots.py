@@ -1,4 +1,5 @@
-"""Pictures of the comparison (matplotlib, Agg backend): learning curves, per-class IoU, predictions."""
+"""Pictures of the comparison (matplotlib, Agg backend): learning curves, per-class IoU,
+predictions."""
 
 import numpy as np
 

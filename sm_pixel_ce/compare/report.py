@@ -1,4 +1,5 @@
-"""Aggregate runs over seeds and write the comparison as a table, ``report.json`` and ``report.md``."""
+"""Aggregate runs over seeds and write the comparison as a table, ``report.json`` and
+``report.md``."""
 
 import json
 import os
@@ -139,16 +140,19 @@ def write_json(path, config, results):
 
 
 def write_markdown(path, config, results, class_names, images):
-    """Write ``report.md``: configuration, the two tables, and the pictures (paths relative to it)."""
+    """Write ``report.md``: configuration, the two tables, and the pictures (paths relative to
+    it)."""
     folder = os.path.dirname(os.path.abspath(path))
     lines = [
         "# sm-pixel-ce compare",
         "",
-        f"Data: {config['data']}; {config['train_images']} training / {config['val_images']} validation "
+        f"Data: {config['data']}; {config['train_images']} training / "
+        f"{config['val_images']} validation "
         f"images of {config['size']}x{config['size']} px, {config['classes']} classes"
         + (f", ignore value {config['ignore_index']}" if config["ignore_index"] is not None else "")
         + ".",
-        f"Model: sm.{config['arch']}({config['backbone']!r}, encoder_weights=None); Adam lr={config['lr']}, "
+        f"Model: sm.{config['arch']}({config['backbone']!r}, encoder_weights=None); "
+        f"Adam lr={config['lr']}, "
         f"{config['epochs']} epochs, batch {config['batch_size']}, seeds {config['seed_list']}; "
         f"Keras flavour {config['keras']}; wall time {config['wall_seconds']:.0f} s.",
         "",
@@ -159,10 +163,11 @@ def write_markdown(path, config, results, class_names, images):
         table(results, markdown=True),
         "",
         "mIoU, pixel acc (argmax) and ECE (max probability, 15 bins) are computed in NumPy on the "
-        "validation split. Keras 'accuracy' is what `metrics=[\"accuracy\"]` reported on the same "
-        "split; binary_accuracy is the per-channel `p > 0.5` accuracy that Keras <= 2.2 reported as "
-        "'accuracy' with `loss=\"binary_crossentropy\"`. Losses differ per variant and are not "
-        "comparable across rows. Epochs to 90%: first epoch reaching 90% of the variant's best val mIoU.",
+        "validation split. Keras 'accuracy' is what `metrics=[\"accuracy\"]` reported on the "
+        "same split; binary_accuracy is the per-channel `p > 0.5` accuracy that Keras <= 2.2 "
+        "reported as 'accuracy' with `loss=\"binary_crossentropy\"`. Losses differ per variant "
+        "and are not comparable across rows. Epochs to 90%: first epoch reaching 90% of the "
+        "variant's best val mIoU.",
         "",
         "## Per-class IoU",
         "",

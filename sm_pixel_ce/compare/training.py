@@ -82,7 +82,8 @@ class _EpochScores(keras.callbacks.Callback):
         )
         self.curve.append(evaluation.mean_iou(evaluation.per_class_iou(matrix)))
         self.log(
-            f"  {self.variant:<13} epoch {epoch + 1:>3}/{settings.epochs}  loss {logs.get('loss', np.nan):.4f}"
+            f"  {self.variant:<13} epoch {epoch + 1:>3}/{settings.epochs}  "
+            f"loss {logs.get('loss', np.nan):.4f}"
             f"  val_loss {self.val_loss[-1]:.4f}  val keras accuracy {self.keras_accuracy[-1]:.3f}"
             f"  val mIoU {self.curve[-1]:.3f}"
         )

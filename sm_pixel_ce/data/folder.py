@@ -41,7 +41,8 @@ def pair_files(folder):
         path = os.path.join(folder, sub)
         if not os.path.isdir(path):
             raise DataError(
-                f"{folder}: expected a folder {path}/ (layout: DIR/images/*, DIR/masks/*); it does not exist."
+                f"{folder}: expected a folder {path}/ (layout: DIR/images/*, DIR/masks/*); "
+                "it does not exist."
             )
         files = {}
         for name in sorted(os.listdir(path)):
@@ -50,7 +51,8 @@ def pair_files(folder):
                 continue
             if stem in files:
                 raise DataError(
-                    f"{path}: two files share the stem {stem!r} ({files[stem]}, {name}); stems must be unique."
+                    f"{path}: two files share the stem {stem!r} ({files[stem]}, {name}); "
+                    "stems must be unique."
                 )
             files[stem] = name
         if not files:
@@ -93,7 +95,8 @@ def read_mask(path):
             mode = image.mode
             if mode not in _INDEX_MODES:
                 raise DataError(
-                    f"{path}: masks must be 8-bit greyscale (L) or palette (P) PNGs of class indices. "
+                    f"{path}: masks must be 8-bit greyscale (L) or palette (P) PNGs of class "
+                    "indices. "
                     f"Received mode {mode}."
                 )
             return np.asarray(image, dtype=np.uint8)
@@ -116,7 +119,8 @@ def check_mask(path, mask, classes, ignore_index=None):
             else " (no --ignore-index set)"
         )
         raise DataError(
-            f"{path}: mask value(s) {bad.tolist()[:5]} out of range; expected {expected} for --classes {classes}."
+            f"{path}: mask value(s) {bad.tolist()[:5]} out of range; "
+            f"expected {expected} for --classes {classes}."
         )
 
 
@@ -125,7 +129,8 @@ def _read_mask_for_dataset(path):
 
 
 def folder_dataset(pairs, size):
-    """A ``tf.data.Dataset`` of ``(image, mask)``: float32 ``(size, size, 3)``, uint8 ``(size, size)``.
+    """A ``tf.data.Dataset`` of ``(image, mask)``: float32 ``(size, size, 3)``, uint8
+    ``(size, size)``.
 
     Args:
         pairs: ``(image_path, mask_path)`` list from :func:`pair_files`.
@@ -162,7 +167,8 @@ def load_folder(folder, classes, size=64, ignore_index=None):
         folder: ``DIR`` with ``images/`` and ``masks/``.
         classes: Number of classes; mask values must be in ``[0, classes)`` or ``ignore_index``.
         size: Side the images and masks are resized to. Defaults to 64.
-        ignore_index: Mask value that marks pixels not to count (e.g. 255), or None. Defaults to None.
+        ignore_index: Mask value that marks pixels not to count (e.g. 255), or None.
+            Defaults to None.
 
     Returns:
         ``(images, masks)``: float32 ``(N, size, size, 3)`` in [0, 1], uint8 ``(N, size, size)``.
