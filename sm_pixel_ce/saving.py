@@ -56,12 +56,86 @@ def load_model(path, compile=True, safe_mode=True):
     if IS_KERAS_3 or kind == "keras":
         kwargs["safe_mode"] = safe_mode
     try:
-        return keras.models.load_model(path, **kwargs)
+        model = keras.models.load_model(path, **kwargs)
     except (OSError, EOFError, zipfile.BadZipFile, KeyError) as error:
         raise ValueError(
             f"Could not read the model in {path!r}: the file is damaged (truncated or corrupted: "
             f"save it again). Received: {type(error).__name__}: {error}"
         ) from error
+    if IS_KERAS_3 and kind == "h5" and compile:
+        mend_keras3_h5_training(model, path)
+    return model
+
+
+def mend_keras3_h5_training(model, path):
+    """Make a model that Keras 3 loaded from ``.h5`` train on, with its saved optimizer state.
+
+    Keras 3's legacy ``.h5`` loader builds the optimizer on ``model._trainable_variables``, which is
+    empty for a functional model (its layers own the variables), so restoring the saved slots fails
+    with a logged warning and the first ``fit`` raises "Unknown variable: ... This optimizer can
+    only be called for the variables it was originally built with" (Keras's own losses too). It
+    also compiles a loss saved by name as its *class*, which trains (Keras instantiates it) but
+    cannot be saved again. Here the optimizer is rebuilt from its config on the model's trainable
+    variables and given the saved slots and iteration count, class-valued losses become default
+    instances, and the model is compiled again with the rest of its compile arguments.
+
+    Args:
+        model: A compiled Keras 3 model just loaded from ``path``.
+        path: The ``.h5`` file it came from (its ``optimizer_weights`` are read again).
+
+    Returns:
+        The same model, compiled with the rebuilt optimizer.
+
+    Example:
+        >>> model = keras.models.load_model("unet.h5")
+        >>> mend_keras3_h5_training(model, "unet.h5").fit(images, masks)
+    """
+    config = getattr(getattr(model, "_compile_config", None), "config", None)
+    if not getattr(model, "compiled", False) or config is None:
+        return model
+    config = dict(config)
+    optimizer = model.optimizer
+    known = getattr(optimizer, "_trainable_variables", None)
+    if optimizer is not None and known is not None and len(known) != len(model.trainable_variables):
+        fresh = optimizer.__class__.from_config(optimizer.get_config())
+        fresh.build(model.trainable_variables)
+        saved = _saved_optimizer_weights(path)
+        if saved is not None and [v.shape for v in saved] == [
+            tuple(v.shape) for v in fresh.variables
+        ]:
+            fresh.set_weights(saved)
+        config["optimizer"] = fresh
+    config["loss"] = _instances(config.get("loss"))
+    model.compile(**config)
+    return model
+
+
+def _instances(loss):
+    """``loss`` with every loss class (as the ``.h5`` loader restores names) made an instance."""
+    if isinstance(loss, type):
+        return loss()
+    if isinstance(loss, dict):
+        return {key: _instances(value) for key, value in loss.items()}
+    if isinstance(loss, (list, tuple)):
+        return type(loss)(_instances(value) for value in loss)
+    return loss
+
+
+def _saved_optimizer_weights(path):
+    """The optimizer slot values saved in an ``.h5`` file, in saved order, or None."""
+    import h5py
+    import numpy as np
+
+    with h5py.File(path, "r") as file:
+        if "optimizer_weights" not in file:
+            return None
+        group = file["optimizer_weights"]
+        names = list(group.attrs.get("weight_names", []))
+        chunk = 0
+        while f"weight_names{chunk}" in group.attrs:  # long name lists are split by h5 header size
+            names += list(group.attrs[f"weight_names{chunk}"])
+            chunk += 1
+        return [np.asarray(group[n.decode() if isinstance(n, bytes) else n]) for n in names]
 
 
 def _kind(path):
