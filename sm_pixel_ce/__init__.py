@@ -13,6 +13,7 @@ with quiet_imports():
 from ._registry import get, list_names
 from ._version import __version__
 from .activations import PixelSoftmax, pixel_softmax
+from .exporting import export
 from .flavor import KERAS_FLAVOR
 from .losses import (
     PixelBinaryCrossentropy,
@@ -32,6 +33,7 @@ __all__ = [
     "PixelMeanIoU",
     "PixelSoftmax",
     "__version__",
+    "export",
     "get",
     "list_names",
     "load_model",

@@ -20,6 +20,7 @@ SUBCOMMANDS = {
         "matrix",
         "build/train/save/reload every segmentation_models architecture x backbone",
     ),
+    "export": ("export", "export a model to TFLite, ONNX or a TF Serving SavedModel, and check it"),
 }
 
 

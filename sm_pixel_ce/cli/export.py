@@ -1,0 +1,85 @@
+"""``sm-pixel-ce export``: parse, call :func:`sm_pixel_ce.export`, print the check.
+
+Exit status: 0 when the export passed its check, 1 when the check failed or the model file,
+the calibration data or a runtime cannot be used, 2 for bad arguments.
+"""
+
+import sys
+
+from ..exporting import DataError, MissingRuntimeError, ModelFileError, export
+from ..exporting.convert import FORMATS, QUANTIZATIONS
+
+
+def add_arguments(parser):
+    """Add the ``export`` options to ``parser``."""
+    parser.add_argument("model", metavar="MODEL", help=".keras, .h5 or SavedModel to export")
+    parser.add_argument(
+        "--format",
+        default="tflite",
+        metavar="F",
+        help=f"one of {', '.join(FORMATS)} (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--out", required=True, metavar="PATH", help="file to write (a folder for saved_model)"
+    )
+    parser.add_argument(
+        "--size",
+        metavar="H[,W]",
+        help="trace a model built with None sizes at this size (required for tflite then)",
+    )
+    parser.add_argument(
+        "--quantize", metavar="Q", help=f"one of {', '.join(QUANTIZATIONS)} (default: float32)"
+    )
+    parser.add_argument(
+        "--calibration",
+        metavar="DIR",
+        help="folder of images, or with images/ (and masks/): int8 calibration and check inputs",
+    )
+    parser.add_argument(
+        "--int8-io", action="store_true", help="tflite int8: uint8 input and output"
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        help="largest |probability difference| allowed (default: 1e-4 for float32 exports, "
+        "reported only for quantized ones)",
+    )
+    parser.add_argument("--no-check", action="store_true", help="write the file only")
+    parser.add_argument("--json", metavar="REPORT", help="write the report as JSON here")
+
+
+def run(args):
+    try:
+        report = export(
+            args.model,
+            args.out,
+            format=args.format,
+            size=args.size,
+            quantize=args.quantize,
+            calibration=args.calibration,
+            check=not args.no_check,
+            int8_io=args.int8_io,
+            tolerance=args.tolerance,
+        )
+    except (ModelFileError, DataError, MissingRuntimeError, RuntimeError) as error:
+        print(f"sm-pixel-ce export: {_one_line(error)}", file=sys.stderr)
+        return 1
+    except ValueError as error:
+        print(f"sm-pixel-ce export: {_one_line(error)}", file=sys.stderr)
+        return 2
+    print(report.format_text())
+    if args.json:
+        report.write_json(args.json)
+        print(f"wrote {args.json}", file=sys.stderr)
+    if report.passed is False:
+        print(
+            f"sm-pixel-ce export: the {args.format} file differs from Keras by "
+            f"{report.max_difference:.3g}, more than the tolerance {report.tolerance:g}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _one_line(error):
+    return " ".join(str(error).split()) or type(error).__name__

@@ -1,0 +1,196 @@
+"""The check after every export: run the file in its own runtime, compare with Keras ``predict``.
+
+* TFLite: ``ai_edge_litert`` (``tf.lite.Interpreter`` when it is not installed);
+* ONNX: ``onnxruntime`` (CPU);
+* SavedModel: ``tf.saved_model.load`` in a fresh process that imports neither sm_pixel_ce nor
+  segmentation_models.
+
+Each runtime runs the whole sample batch per call; latency is the median call time (after one
+warm-up call) divided by the number of images, as for Keras ``predict`` on the same batch.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from .errors import MissingRuntimeError, require
+
+#: Timed calls per runtime (after one warm-up call).
+REPEATS = 5
+
+
+def _median_per_image(seconds, count):
+    return float(np.median(seconds)) / count
+
+
+def keras_predict(model, images, repeats=REPEATS):
+    """Keras ``predict`` on ``images`` (one batch): ``(outputs, seconds per image)``."""
+    outputs = model.predict(images, batch_size=len(images), verbose=0)
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.predict(images, batch_size=len(images), verbose=0)
+        seconds.append(time.perf_counter() - start)
+    return np.asarray(outputs, np.float32), _median_per_image(seconds, len(images))
+
+
+def _tflite_interpreter(path):
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter(model_path=path, num_threads=os.cpu_count()), "ai_edge_litert"
+    except ImportError:
+        pass
+    import tensorflow as tf
+
+    interpreter = getattr(tf.lite, "Interpreter", None)
+    if interpreter is None:
+        raise MissingRuntimeError(
+            "checking a TFLite file needs ai_edge_litert (the [export] extra): "
+            "pip install 'sm_pixel_ce[export]'"
+        )
+    return interpreter(model_path=path, num_threads=os.cpu_count()), "tf.lite.Interpreter"
+
+
+def run_tflite(path, images, repeats=REPEATS):
+    """Run a ``.tflite`` file on ``images``.
+
+    uint8 input and output (``int8_io``) are quantized and dequantized with the file's own scale
+    and zero point, so the outputs compare with Keras's probabilities.
+
+    Returns:
+        ``(outputs, seconds per image, runtime name)``.
+    """
+    interpreter, runtime = _tflite_interpreter(path)
+    (source,) = interpreter.get_input_details()
+    interpreter.resize_tensor_input(source["index"], list(images.shape))
+    interpreter.allocate_tensors()
+    (target,) = interpreter.get_output_details()
+    feed = images
+    if source["dtype"] == np.uint8:
+        scale, zero = source["quantization"]
+        feed = np.clip(np.round(images / scale + zero), 0, 255).astype(np.uint8)
+
+    def call():
+        interpreter.set_tensor(source["index"], feed)
+        interpreter.invoke()
+        return interpreter.get_tensor(target["index"])
+
+    outputs = call()
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        seconds.append(time.perf_counter() - start)
+    if target["dtype"] == np.uint8:
+        scale, zero = target["quantization"]
+        outputs = (outputs.astype(np.float32) - zero) * scale
+    return np.asarray(outputs, np.float32), _median_per_image(seconds, len(images)), runtime
+
+
+def run_onnx(path, images, repeats=REPEATS):
+    """Run a ``.onnx`` file on ``images`` with onnxruntime's CPU provider.
+
+    Returns:
+        ``(outputs, seconds per image, runtime name)``.
+    """
+    ort = require("onnxruntime", "checking an ONNX file")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # its notices about tf2onnx's resize attributes are not ours
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: images}
+    outputs = session.run(None, feed)[0]
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        session.run(None, feed)
+        seconds.append(time.perf_counter() - start)
+    return np.asarray(outputs, np.float32), _median_per_image(seconds, len(images)), "onnxruntime"
+
+
+def run_saved_model(path, images, repeats=REPEATS):
+    """Run a SavedModel's ``serving_default`` in a fresh process with TensorFlow alone.
+
+    Returns:
+        ``(outputs, seconds per image, runtime name)``.
+
+    Raises:
+        RuntimeError: The process failed, or it imported sm_pixel_ce or segmentation_models.
+    """
+    source_file = os.path.join(os.path.dirname(__file__), "_serve_check.py")
+    with open(source_file) as handle:
+        source = handle.read()
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
+    with tempfile.TemporaryDirectory(prefix="sm_pixel_ce_check_") as tmp:
+        inputs, outputs = os.path.join(tmp, "in.npz"), os.path.join(tmp, "out.npz")
+        np.savez(inputs, images=images)
+        process = subprocess.run(
+            [sys.executable, "-c", source, os.path.abspath(path), inputs, outputs, str(repeats)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp,
+        )
+        if process.returncode != 0 or not os.path.exists(outputs):
+            lines = [line for line in process.stderr.splitlines() if line.strip()]
+            raise RuntimeError(
+                "tf.saved_model.load could not run the SavedModel in a fresh process: "
+                + (lines[-1] if lines else f"exit status {process.returncode}")
+            )
+        result = np.load(outputs)
+        if result["loaded"].size:
+            raise RuntimeError(
+                f"the SavedModel needed {list(result['loaded'])} to load; it must need "
+                "TensorFlow alone"
+            )
+        return (
+            np.asarray(result["outputs"], np.float32),
+            _median_per_image(result["seconds"], len(images)),
+            "tf.saved_model.load",
+        )
+
+
+RUNNERS = {"tflite": run_tflite, "onnx": run_onnx, "saved_model": run_saved_model}
+
+
+def labels(probabilities):
+    """Per-pixel classes: argmax over the class axis, or ``> 0.5`` for one channel."""
+    if probabilities.shape[-1] == 1:
+        return (probabilities[..., 0] > 0.5).astype(np.int64)
+    return np.argmax(probabilities, axis=-1)
+
+
+def agreement(reference, outputs):
+    """``(largest |difference|, fraction of pixels whose class agrees)`` of two outputs.
+
+    Raises:
+        ValueError: The shapes differ.
+    """
+    if reference.shape != outputs.shape:
+        raise ValueError(
+            f"the exported model's output shape differs from Keras's. Expected: {reference.shape}."
+            f" Received: {outputs.shape}"
+        )
+    difference = float(np.max(np.abs(reference.astype(np.float64) - outputs)))
+    return difference, float(np.mean(labels(reference) == labels(outputs)))
+
+
+def mean_iou(probabilities, masks):
+    """Mean IoU of predicted classes against integer ``masks`` over the classes seen in either.
+
+    Mask values outside the model's classes (e.g. 255 borders) are not counted.
+    """
+    classes = max(2, probabilities.shape[-1])
+    predicted = labels(probabilities)
+    counted = masks < classes
+    ious = []
+    for c in range(classes):
+        truth, guess = (masks == c) & counted, (predicted == c) & counted
+        union = np.sum(truth | guess)
+        if union:
+            ious.append(np.sum(truth & guess) / union)
+    return float(np.mean(ious)) if ious else float("nan")

@@ -1,0 +1,189 @@
+"""``export``: a trained Keras model to TFLite, ONNX or a TF Serving SavedModel, then checked."""
+
+import os
+
+import numpy as np
+
+from ..data.scenes import make_scenes
+from ..flavor import KERAS_FLAVOR, keras
+from . import check as checks
+from . import convert, tracing
+from .calibration import read_calibration
+from .errors import ModelFileError
+from .report import ExportReport, directory_bytes
+
+#: Largest |probability difference| a float32 export may have from Keras.
+DEFAULT_TOLERANCE = 1e-4
+#: Generated sample images for the check when there is no calibration folder.
+GENERATED_SAMPLES = 4
+#: At most this many calibration images are checked (all of them calibrate int8).
+CHECKED_SAMPLES = 16
+
+
+def export(
+    model_or_path,
+    out,
+    format="tflite",
+    size=None,
+    quantize=None,
+    calibration=None,
+    check=True,
+    int8_io=False,
+    tolerance=None,
+    opset=convert.ONNX_OPSET,
+):
+    """Export a Keras model to TFLite, ONNX or a TF Serving SavedModel, and check the file.
+
+    The model is traced at one input signature (batch size free): at ``size`` when given, else at
+    the model's own size (ONNX and SavedModel keep an unknown H and W unknown). The file is then
+    loaded in its own runtime (``ai_edge_litert``, ``onnxruntime``, or ``tf.saved_model.load`` in a
+    process without sm_pixel_ce) and run on sample inputs (the calibration images if given, else
+    generated scenes) next to Keras ``predict``.
+
+    Args:
+        model_or_path: A Keras model, or a ``.keras``/``.h5``/SavedModel path that
+            :func:`sm_pixel_ce.load_model` reads.
+        out: The file to write (a folder for ``"saved_model"``).
+        format: ``"tflite"``, ``"onnx"`` or ``"saved_model"``. Defaults to ``"tflite"``.
+        size: ``H``, ``(H, W)`` or ``"H,W"``: trace a model built with ``None`` sizes at this
+            size (the architecture's size rule applies). Required for TFLite when the model has
+            ``None`` sizes. Defaults to None.
+        quantize: None (float32), ``"float16"``, ``"dynamic"`` or ``"int8"`` (full integer,
+            needs ``calibration``); not for ``"saved_model"``. Defaults to None.
+        calibration: A folder of images, or of ``images/`` (and ``masks/`` to report the mIoU
+            change), resized to the export size as ``compare --data`` does. Defaults to None.
+        check: Run the check. Defaults to True.
+        int8_io: TFLite int8 only: uint8 input and output instead of float32. Defaults to False.
+        tolerance: Largest |probability difference| allowed. Defaults to None: 1e-4 for float32
+            exports, nothing enforced for quantized ones (their agreement is reported).
+        opset: The ONNX opset. Defaults to 17.
+
+    Returns:
+        An :class:`ExportReport`; ``report.passed`` is False when the check found a difference
+        beyond the tolerance.
+
+    Raises:
+        ValueError: An unknown format or quantization, int8 without calibration, a size the
+            architecture cannot take, a TFLite export of a ``None``-size model without ``size``.
+        ModelFileError: The model file is missing or unreadable.
+        DataError: The calibration folder is missing, empty or unreadable.
+        MissingRuntimeError: A converter or runtime of the ``[export]`` extra is not installed.
+
+    Example:
+        >>> report = sm_pixel_ce.export("unet.keras", "unet.tflite", size=256)
+        >>> report.max_difference < 1e-4
+        True
+    """
+    _check_options(format, quantize, calibration, int8_io, tolerance)
+    model = _model(model_or_path)
+    height, width = tracing.export_size(model, tracing.parse_size(size), format)
+    sample_height, sample_width = tracing.sample_size(height, width, model)
+    masks = None
+    if calibration is not None:
+        images, masks = read_calibration(calibration, sample_height, sample_width)
+        source = f"calibration images ({sample_height}x{sample_width})"
+    else:
+        images = _generated(sample_height, sample_width, model)
+        source = f"generated images ({sample_height}x{sample_width})"
+    serve = tracing.serving_function(model, height, width)
+    out = os.fspath(out)
+    folder = os.path.dirname(os.path.abspath(out))
+    os.makedirs(folder, exist_ok=True)
+    if format == "tflite":
+        data = convert.to_tflite(serve, quantize, images, int8_io)
+        with open(out, "wb") as handle:
+            handle.write(data)
+    elif format == "onnx":
+        convert.to_onnx(serve, out, quantize, images, opset)
+    else:
+        convert.to_saved_model(model, serve, out)
+    channels = tracing.model_input(model)[2]
+    report = ExportReport(
+        format=format,
+        quantize=quantize,
+        path=out,
+        file_bytes=directory_bytes(out),
+        input_shape=[None, height, width, channels],
+        input_dtype="uint8" if int8_io else "float32",
+        flavor=KERAS_FLAVOR,
+    )
+    if not check:
+        return report
+    images = images[:CHECKED_SAMPLES]
+    masks = None if masks is None else masks[:CHECKED_SAMPLES]
+    reference, keras_seconds = checks.keras_predict(model, images)
+    outputs, seconds, runtime = checks.RUNNERS[format](out, images)
+    difference, agreement = checks.agreement(reference, outputs)
+    if tolerance is None and quantize is None:
+        tolerance = DEFAULT_TOLERANCE
+    report.checked = True
+    report.runtime = runtime
+    report.samples = len(images)
+    report.sample_source = source
+    report.max_difference = difference
+    report.argmax_agreement = agreement
+    report.tolerance = tolerance
+    report.passed = None if tolerance is None else bool(difference <= tolerance)
+    report.runtime_ms_per_image = 1000 * seconds
+    report.keras_ms_per_image = 1000 * keras_seconds
+    if masks is not None:
+        report.miou_keras = checks.mean_iou(reference, masks)
+        report.miou_export = checks.mean_iou(outputs, masks)
+    return report
+
+
+def _check_options(format, quantize, calibration, int8_io, tolerance):
+    if format not in convert.FORMATS:
+        raise ValueError(
+            f"unknown export format. Expected one of {list(convert.FORMATS)}. "
+            f"Received: format={format!r}"
+        )
+    if quantize is not None and quantize not in convert.QUANTIZATIONS:
+        raise ValueError(
+            f"unknown quantization. Expected None or one of {list(convert.QUANTIZATIONS)}. "
+            f"Received: quantize={quantize!r}"
+        )
+    if quantize is not None and format == "saved_model":
+        raise ValueError(
+            "a SavedModel is exported in float32; quantize applies to 'tflite' and 'onnx'. "
+            f"Received: format='saved_model', quantize={quantize!r}"
+        )
+    if quantize == "int8" and calibration is None:
+        raise ValueError(
+            "int8 quantization calibrates on sample images: pass --calibration DIR (a folder of "
+            "images, or one with images/). Received: calibration=None"
+        )
+    if int8_io and not (format == "tflite" and quantize == "int8"):
+        raise ValueError(
+            "uint8 input and output (--int8-io) are for TFLite int8 exports. "
+            f"Received: format={format!r}, quantize={quantize!r}, int8_io=True"
+        )
+    if tolerance is not None and not tolerance >= 0:
+        raise ValueError(f"tolerance must be >= 0. Received: tolerance={tolerance!r}")
+
+
+def _model(model_or_path):
+    if isinstance(model_or_path, keras.Model):
+        return model_or_path
+    if not isinstance(model_or_path, (str, os.PathLike)):
+        raise ValueError(
+            "export takes a Keras model or the path of a saved one. "
+            f"Received: model_or_path of type {type(model_or_path).__name__}"
+        )
+    from ..saving import load_model
+
+    try:
+        return load_model(model_or_path, compile=False)
+    except (OSError, ValueError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelFileError(first) from None
+
+
+def _generated(height, width, model):
+    """Generated scenes (shapes on textured backgrounds), cropped to ``height`` x ``width``."""
+    channels = tracing.model_input(model)[2]
+    images, _ = make_scenes(GENERATED_SAMPLES, max(height, width), seed=0)
+    images = images[:, :height, :width]
+    if channels != 3:
+        images = np.repeat(images.mean(axis=-1, keepdims=True), channels, axis=-1)
+    return np.ascontiguousarray(images, np.float32)
