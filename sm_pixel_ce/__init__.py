@@ -13,11 +13,13 @@ with quiet_imports():
 from ._registry import get, list_names
 from ._version import __version__
 from .activations import PixelSoftmax, pixel_softmax
+from .class_weights import class_weights
 from .exporting import export
 from .flavor import KERAS_FLAVOR
 from .losses import (
     PixelBinaryCrossentropy,
     PixelCategoricalCrossentropy,
+    PixelCategoricalFocalCrossentropy,
     pixel_binary_crossentropy,
     pixel_categorical_crossentropy,
 )
@@ -30,9 +32,11 @@ __all__ = [
     "PixelAccuracy",
     "PixelBinaryCrossentropy",
     "PixelCategoricalCrossentropy",
+    "PixelCategoricalFocalCrossentropy",
     "PixelMeanIoU",
     "PixelSoftmax",
     "__version__",
+    "class_weights",
     "export",
     "get",
     "list_names",

@@ -59,6 +59,33 @@ def ignore_index(value, where):
     return int(value)
 
 
+def focal_gamma(value, where):
+    """Validate the focal exponent: a finite number >= 0."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not np.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(
+            f"{where}: `focal_gamma` must be a finite number >= 0 (0 is the plain "
+            f"cross-entropy). Received: focal_gamma={value!r}"
+        )
+    return float(value)
+
+
+def top_k(value, where):
+    """Validate the hard-pixel fraction: None, or a number in (0, 1]."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 < value <= 1.0:
+        raise ValueError(
+            f"{where}: `top_k` must be a fraction of the counted pixels in (0, 1], or None for "
+            f"every pixel. Received: top_k={value!r}"
+        )
+    return float(value)
+
+
 def class_weights(value, where):
     """Validate per-class weights; returns a tuple of floats or None."""
     if value is None:

@@ -2,6 +2,7 @@
 
 Both flatten labels and predictions to (pixels, classes) the same way (see ``_pixels``), accept
 dense or integer labels, and reduce to the weighted mean ``Σ w·ℓ / Σ w`` over counted pixels.
+Both take a focal term (``focal_gamma``) and hard-pixel mining (``top_k``) for rare classes.
 """
 
 import inspect
@@ -40,14 +41,20 @@ def pixel_categorical_crossentropy(
     ignore_index=None,
     sample_weight=None,
     reduction="sum_over_batch_size",
+    focal_gamma=0.0,
+    top_k=None,
 ):
     """Categorical cross-entropy over every pixel, reduced to a weighted mean.
 
     Per pixel ``i`` with target ``y`` and predicted probabilities ``p`` (softmax over ``axis``):
-    ``ℓᵢ = -Σ_c y'_c log p_c`` with ``y' = (1 - s)·y + s/C`` (label smoothing ``s``). Reduced:
+    ``ℓᵢ = -Σ_c y'_c (1 - p_c)^γ log p_c`` with ``y' = (1 - s)·y + s/C`` (label smoothing ``s``,
+    focal exponent ``γ``, 0 for the plain cross-entropy). Reduced:
     ``Σᵢ swᵢ·w[yᵢ]·ℓᵢ / Σᵢ w[yᵢ]`` over counted pixels, as PyTorch's ``cross_entropy`` with
     ``weight`` and ``ignore_index``; an all-ignored batch gives 0. Keras ``sample_weight`` ``sw``
-    scales terms as in Keras (per image ``(N,)`` or per pixel ``(N, H, W)``).
+    scales terms as in Keras (per image ``(N,)`` or per pixel ``(N, H, W)``). With ``top_k``
+    only the ⌈top_k·n⌉ counted pixels of largest ``ℓᵢ`` (ranked before any weight) enter both
+    sums (DeepLab's ``top_k_percent_pixels``); under ``tf.distribute`` they are chosen among
+    the pixels of all replicas, as on one device.
 
     Labels and predictions are flattened to ``(pixels, C)`` by one operation; channels_first
     tensors (``axis=1``) are transposed to channels-last first. When ``y_pred`` is the output of
@@ -71,6 +78,11 @@ def pixel_categorical_crossentropy(
         reduction: ``"sum_over_batch_size"`` (or ``"mean"``): the weighted mean above;
             ``"mean_with_sample_weight"``: divide by ``Σ sw·w``; ``"sum"``; ``"none"``: the
             per-pixel weighted losses ``(N, H, W)``. Defaults to "sum_over_batch_size".
+        focal_gamma: ``γ >= 0``. On probabilities the loss then equals Keras's
+            ``CategoricalFocalCrossentropy(alpha=1, gamma=γ)``; from logits it is computed with
+            log-softmax. Defaults to 0.0.
+        top_k: Fraction in (0, 1] of the counted pixels kept (the hardest), or None for all;
+            with ``reduction="none"`` the pixels not kept are 0. Defaults to None.
 
     Returns:
         A float32 scalar (or ``(N, H, W)`` for ``reduction="none"``).
@@ -85,6 +97,8 @@ def pixel_categorical_crossentropy(
     label_smoothing = _checks.label_smoothing(label_smoothing, where)
     ignore_index = _checks.ignore_index(ignore_index, where)
     class_weights = _checks.class_weights(class_weights, where)
+    focal_gamma = _checks.focal_gamma(focal_gamma, where)
+    top_k = _checks.top_k(top_k, where)
     _pixels.check_reduction(reduction, where)
 
     scores, from_logits = _scores(y_pred, from_logits, "Softmax", where)
@@ -122,15 +136,19 @@ def pixel_categorical_crossentropy(
             max_sum,
         )
         weights = row_sum if cw is None else tf.einsum("pc,c->p", labels, cw)
+        counted = row_sum > 0
         target = labels
         if label_smoothing:
             target = labels * (1.0 - label_smoothing) + label_smoothing / num_classes
-        if from_logits:
+        if focal_gamma:
+            losses = -tf.reduce_sum(target * _focal_log_p(scores, from_logits, focal_gamma), -1)
+        elif from_logits:
             losses = tf.nn.softmax_cross_entropy_with_logits(labels=target, logits=scores)
         else:
             losses = -tf.reduce_sum(target * _log_probabilities(scores), axis=-1)
     else:
         labels, valid = pixels.integer_labels(ignore_index)
+        counted = valid
         if cw is not None:
             weights = tf.gather(cw, labels)
             if valid is not None:
@@ -139,15 +157,22 @@ def pixel_categorical_crossentropy(
             weights = None if valid is None else tf.cast(valid, scores.dtype)
         if from_logits and not label_smoothing:
             losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=scores)
+            if focal_gamma:
+                # ℓ = (1 - p_y)^γ·ce with p_y = exp(-ce): per pixel, on the fused kernel's output.
+                losses = losses * _focal_factor(-tf.math.expm1(-losses), focal_gamma)
         else:
-            log_p = (
-                tf.nn.log_softmax(scores, axis=-1) if from_logits else _log_probabilities(scores)
-            )
+            if focal_gamma:
+                log_p = _focal_log_p(scores, from_logits, focal_gamma)
+            elif from_logits:
+                log_p = tf.nn.log_softmax(scores, axis=-1)
+            else:
+                log_p = _log_probabilities(scores)
             losses = -tf.gather(log_p, labels[:, None], batch_dims=1)[:, 0]
             if label_smoothing:
                 losses = (1.0 - label_smoothing) * losses - label_smoothing * tf.reduce_mean(
                     log_p, axis=-1
                 )
+    weights = _mine(losses, counted, weights, top_k)
     return _pixels.reduce(pixels, losses, weights, sample_weight, reduction)
 
 
@@ -161,13 +186,18 @@ def pixel_binary_crossentropy(
     ignore_index=None,
     sample_weight=None,
     reduction="sum_over_batch_size",
+    focal_gamma=0.0,
+    top_k=None,
 ):
     """Binary cross-entropy per class channel, averaged over channels and counted pixels.
 
     The baseline to compare ``pixel_cce`` with: each channel is an independent sigmoid.
-    Per pixel ``ℓᵢ = mean_c -(y'_c log p_c + (1 - y'_c) log(1 - p_c))`` with
-    ``y' = (1 - s)·y + s/2``; reduced ``Σᵢ swᵢ·wᵢ·ℓᵢ / Σᵢ wᵢ`` where ``wᵢ`` is 0 for ignored
-    pixels and 1 otherwise. With neutral options this equals Keras's ``binary_crossentropy``.
+    Per pixel ``ℓᵢ = mean_c -(y'_c log p_c + (1 - y'_c) log(1 - p_c))·(1 - p'_c)^γ`` with
+    ``y' = (1 - s)·y + s/2`` and ``p'_c = y'_c p_c + (1 - y'_c)(1 - p_c)`` (torchvision's
+    ``sigmoid_focal_loss`` without alpha; ``γ = 0`` is the plain BCE); reduced
+    ``Σᵢ swᵢ·wᵢ·ℓᵢ / Σᵢ wᵢ`` where ``wᵢ`` is 0 for ignored pixels and 1 otherwise, over the
+    hardest pixels only with ``top_k`` (as for :func:`pixel_categorical_crossentropy`). With
+    neutral options this equals Keras's ``binary_crossentropy``.
 
     Args:
         y_true: Dense labels of ``y_pred``'s shape with values in [0, 1] (one-hot or
@@ -181,6 +211,9 @@ def pixel_binary_crossentropy(
             channel of dense labels), or None. Defaults to None.
         sample_weight: Keras sample weights, ``(N,)`` or ``(N, H, W)``, or None. Defaults to None.
         reduction: As for :func:`pixel_categorical_crossentropy`. Defaults to "sum_over_batch_size".
+        focal_gamma: ``γ >= 0``. Defaults to 0.0.
+        top_k: Fraction in (0, 1] of the counted pixels kept (the hardest), or None for all.
+            Defaults to None.
 
     Returns:
         A float32 scalar (or ``(N, H, W)`` for ``reduction="none"``).
@@ -192,6 +225,8 @@ def pixel_binary_crossentropy(
     where = "pixel_binary_crossentropy"
     label_smoothing = _checks.label_smoothing(label_smoothing, where)
     ignore_index = _checks.ignore_index(ignore_index, where)
+    focal_gamma = _checks.focal_gamma(focal_gamma, where)
+    top_k = _checks.top_k(top_k, where)
     _pixels.check_reduction(reduction, where)
 
     scores, from_logits = _scores(y_pred, from_logits, "Sigmoid", where)
@@ -229,22 +264,64 @@ def pixel_binary_crossentropy(
         labels = labels * (1.0 - label_smoothing) + 0.5 * label_smoothing
     if from_logits:
         losses = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=scores)
+        if focal_gamma:
+            # 1 - p'_c from the logits: exact for confident pixels, where 1 - sigmoid rounds to 0.
+            miss = labels * tf.sigmoid(-scores) + (1.0 - labels) * tf.sigmoid(scores)
+            losses = losses * _focal_factor(miss, focal_gamma)
     else:
         p = tf.clip_by_value(scores, _pixels.EPSILON, 1.0 - _pixels.EPSILON)
         losses = -(labels * tf.math.log(p) + (1.0 - labels) * tf.math.log(1.0 - p))
-    return _pixels.reduce(
-        pixels, tf.reduce_mean(losses, axis=-1), weights, sample_weight, reduction
-    )
+        if focal_gamma:
+            miss = labels * (1.0 - p) + (1.0 - labels) * p
+            losses = losses * _focal_factor(miss, focal_gamma)
+    losses = tf.reduce_mean(losses, axis=-1)
+    counted = None if weights is None else weights > 0
+    weights = _mine(losses, counted, weights, top_k)
+    return _pixels.reduce(pixels, losses, weights, sample_weight, reduction)
 
 
 def _sums_to_one_or_zero(sums):
     return tf.logical_or(tf.abs(sums - 1) <= _pixels.ROW_SUM_TOLERANCE, tf.equal(sums, 0))
 
 
-def _log_probabilities(probabilities):
-    """Keras's treatment of probabilities: renormalise along classes, clip, log."""
+def _clipped_probabilities(probabilities):
+    """Keras's treatment of probabilities: renormalise along classes, clip."""
     p = probabilities / tf.reduce_sum(probabilities, axis=-1, keepdims=True)
-    return tf.math.log(tf.clip_by_value(p, _pixels.EPSILON, 1.0 - _pixels.EPSILON))
+    return tf.clip_by_value(p, _pixels.EPSILON, 1.0 - _pixels.EPSILON)
+
+
+def _log_probabilities(probabilities):
+    return tf.math.log(_clipped_probabilities(probabilities))
+
+
+# Smallest normal float32: (1 - p)^γ is evaluated at no less, so that its gradient
+# γ(1 - p)^(γ-1) stays finite for γ < 1 where p rounds to 1.
+_TINY = 1.1754944e-38
+
+
+def _focal_factor(miss, gamma):
+    """``(1 - p)^γ`` from ``miss = 1 - p``."""
+    return tf.pow(tf.maximum(miss, _TINY), gamma)
+
+
+def _focal_log_p(scores, from_logits, gamma):
+    """``(1 - p_c)^γ·log p_c`` per class: from log-softmax for logits, else as Keras's focal loss
+    does (renormalised, clipped probabilities)."""
+    if from_logits:
+        log_p = tf.nn.log_softmax(scores, axis=-1)
+        return _focal_factor(-tf.math.expm1(log_p), gamma) * log_p
+    p = _clipped_probabilities(scores)
+    return _focal_factor(1.0 - p, gamma) * tf.math.log(p)
+
+
+def _mine(losses, counted, weights, top_k):
+    """The pixel weights with the pixels hard-pixel mining drops set to 0."""
+    if top_k is None or top_k == 1.0:
+        return weights
+    kept = _pixels.hardest(losses, counted, top_k)
+    if weights is None:
+        return tf.cast(kept, losses.dtype)
+    return tf.where(kept, weights, tf.zeros_like(weights))
 
 
 def _class_weight_tensor(class_weights, num_classes, dtype, where):
@@ -330,6 +407,9 @@ class PixelCategoricalCrossentropy(_PixelLoss):
         label_smoothing: Mix targets with the uniform 1/C, in [0, 1]. Defaults to 0.0.
         class_weights: One weight per class, or None. Defaults to None.
         ignore_index: Integer-mask value not counted, or None. Defaults to None.
+        focal_gamma: Focal exponent ``γ >= 0`` (0: plain cross-entropy). Defaults to 0.0.
+        top_k: Fraction in (0, 1] of the counted pixels kept, the hardest, or None for all.
+            Defaults to None.
         reduction: ``"sum_over_batch_size"`` (weighted mean), ``"mean"``,
             ``"mean_with_sample_weight"``, ``"sum"`` or ``"none"``.
             Defaults to "sum_over_batch_size".
@@ -341,6 +421,7 @@ class PixelCategoricalCrossentropy(_PixelLoss):
     Example:
         >>> loss = PixelCategoricalCrossentropy(class_weights=[0.2] + [1.0] * 6, ignore_index=255)
         >>> model.compile("adam", loss=loss)   # or simply loss="pixel_cce"
+        >>> hard = PixelCategoricalCrossentropy(focal_gamma=2.0, top_k=0.25, ignore_index=255)
     """
 
     _fn = staticmethod(pixel_categorical_crossentropy)
@@ -352,6 +433,8 @@ class PixelCategoricalCrossentropy(_PixelLoss):
         label_smoothing=0.0,
         class_weights=None,
         ignore_index=None,
+        focal_gamma=0.0,
+        top_k=None,
         reduction="sum_over_batch_size",
         name="pixel_categorical_crossentropy",
     ):
@@ -363,6 +446,8 @@ class PixelCategoricalCrossentropy(_PixelLoss):
         weights = _checks.class_weights(class_weights, where)
         self.class_weights = None if weights is None else list(weights)
         self.ignore_index = _checks.ignore_index(ignore_index, where)
+        self.focal_gamma = _checks.focal_gamma(focal_gamma, where)
+        self.top_k = _checks.top_k(top_k, where)
 
     def get_config(self):
         return {
@@ -371,6 +456,8 @@ class PixelCategoricalCrossentropy(_PixelLoss):
             "label_smoothing": self.label_smoothing,
             "class_weights": self.class_weights,
             "ignore_index": self.ignore_index,
+            "focal_gamma": self.focal_gamma,
+            "top_k": self.top_k,
             "reduction": self._pixel_reduction,
             "name": self.name,
         }
@@ -385,6 +472,9 @@ class PixelBinaryCrossentropy(_PixelLoss):
         from_logits: Whether predictions are logits. Defaults to False.
         label_smoothing: Mix targets with 1/2, in [0, 1]. Defaults to 0.0.
         ignore_index: Label value not counted, or None. Defaults to None.
+        focal_gamma: Sigmoid focal exponent ``γ >= 0`` (0: plain BCE). Defaults to 0.0.
+        top_k: Fraction in (0, 1] of the counted pixels kept, the hardest, or None for all.
+            Defaults to None.
         reduction: As for :class:`PixelCategoricalCrossentropy`. Defaults to "sum_over_batch_size".
         name: Defaults to "pixel_binary_crossentropy".
 
@@ -404,6 +494,8 @@ class PixelBinaryCrossentropy(_PixelLoss):
         from_logits=False,
         label_smoothing=0.0,
         ignore_index=None,
+        focal_gamma=0.0,
+        top_k=None,
         reduction="sum_over_batch_size",
         name="pixel_binary_crossentropy",
     ):
@@ -413,6 +505,8 @@ class PixelBinaryCrossentropy(_PixelLoss):
         self.from_logits = bool(from_logits)
         self.label_smoothing = _checks.label_smoothing(label_smoothing, where)
         self.ignore_index = _checks.ignore_index(ignore_index, where)
+        self.focal_gamma = _checks.focal_gamma(focal_gamma, where)
+        self.top_k = _checks.top_k(top_k, where)
 
     def get_config(self):
         return {
@@ -420,6 +514,47 @@ class PixelBinaryCrossentropy(_PixelLoss):
             "from_logits": self.from_logits,
             "label_smoothing": self.label_smoothing,
             "ignore_index": self.ignore_index,
+            "focal_gamma": self.focal_gamma,
+            "top_k": self.top_k,
             "reduction": self._pixel_reduction,
             "name": self.name,
         }
+
+
+@register("loss", "pixel_focal", "pixel_categorical_focal_crossentropy")
+class PixelCategoricalFocalCrossentropy(PixelCategoricalCrossentropy):
+    """``PixelCategoricalCrossentropy`` with ``focal_gamma=2`` by default: ``"pixel_focal"``.
+
+    Every option is :class:`PixelCategoricalCrossentropy`'s; only the defaults of
+    ``focal_gamma`` and ``name`` differ. On probabilities it equals Keras's
+    ``CategoricalFocalCrossentropy(alpha=1, gamma=2)``, with ``ignore_index``, class weights and
+    the weighted mean of ``pixel_cce``.
+
+    Example:
+        >>> model.compile("adam", loss="pixel_focal")
+        >>> model.compile("adam", loss=PixelCategoricalFocalCrossentropy(ignore_index=255))
+    """
+
+    def __init__(
+        self,
+        axis=-1,
+        from_logits=False,
+        label_smoothing=0.0,
+        class_weights=None,
+        ignore_index=None,
+        focal_gamma=2.0,
+        top_k=None,
+        reduction="sum_over_batch_size",
+        name="pixel_categorical_focal_crossentropy",
+    ):
+        super().__init__(
+            axis=axis,
+            from_logits=from_logits,
+            label_smoothing=label_smoothing,
+            class_weights=class_weights,
+            ignore_index=ignore_index,
+            focal_gamma=focal_gamma,
+            top_k=top_k,
+            reduction=reduction,
+            name=name,
+        )

@@ -1,0 +1,172 @@
+"""Class weights from the label frequencies of a set of masks, streamed batch by batch.
+
+Three classic recipes for rare classes, each returning one weight per class that can be passed
+straight to ``class_weights=`` of ``pixel_cce``:
+
+* ``"median_frequency"``: SegNet's median-frequency balancing (Eigen & Fergus);
+* ``"inverse_frequency"``: scikit-learn's ``"balanced"``, ``n / (K·n_c)``;
+* ``"enet"``: ENet's ``1 / ln(1.02 + n_c / n)``.
+"""
+
+import warnings
+
+import numpy as np
+import tensorflow as tf
+
+METHODS = ("median_frequency", "inverse_frequency", "enet")
+# Images counted at once from an array: bounds the temporary arrays, whatever the data's size.
+_CHUNK_IMAGES = 64
+
+
+def class_weights(masks, num_classes, method="median_frequency", ignore_index=None):
+    """One weight per class from how often each class appears in ``masks``.
+
+    "Counted" pixels are those not equal to ``ignore_index``; ``n_c`` is the number of counted
+    pixels of class ``c`` and ``n`` of all classes. Methods:
+
+    * ``"median_frequency"``: ``freq(c) = n_c / (counted pixels of the images in which c
+      appears)`` and ``w_c = median(freq over present classes) / freq(c)``;
+    * ``"inverse_frequency"``: ``w_c = n / (K·n_c)``, ``K`` the number of classes present;
+    * ``"enet"``: ``w_c = 1 / ln(1.02 + n_c / n)``.
+
+    A class absent from every mask gets weight 0 (with a warning that names it): it has nothing
+    to weigh, and a made-up weight would only matter once it appears.
+
+    Args:
+        masks: Integer masks ``(N, H, W)`` or ``(N, H, W, 1)`` (NumPy or tensor), or a
+            ``tf.data.Dataset`` yielding masks or ``(image, mask[, ...])`` tuples, batched
+            (``(N, H, W)``, ``(N, H, W, 1)``) or not (``(H, W)``, ``(H, W, 1)``). Read one batch
+            at a time, never held whole.
+        num_classes: Number of classes ``C``; every counted mask value must be in [0, C).
+        method: One of ``"median_frequency"``, ``"inverse_frequency"``, ``"enet"``.
+            Defaults to "median_frequency".
+        ignore_index: Mask value not counted, or None. Defaults to None.
+
+    Returns:
+        A list of ``C`` floats ``>= 0``.
+
+    Raises:
+        ValueError: For an unknown method, a mask value out of range (named in the message), or
+            masks with no counted pixel.
+
+    Example:
+        >>> weights = sm_pixel_ce.class_weights(train_masks, 7, ignore_index=255)
+        >>> model.compile("adam", loss=sm_pixel_ce.PixelCategoricalCrossentropy(
+        ...     class_weights=weights, ignore_index=255))
+    """
+    where = "class_weights"
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
+        raise ValueError(
+            f"{where}: `num_classes` must be an integer >= 1. Received: num_classes={num_classes!r}"
+        )
+    if num_classes < 1:
+        raise ValueError(
+            f"{where}: `num_classes` must be an integer >= 1. Received: num_classes={num_classes}"
+        )
+    if method not in METHODS:
+        raise ValueError(
+            f"{where}: unknown `method`. Expected one of {METHODS}. Received: method={method!r}"
+        )
+    if ignore_index is not None and (
+        isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer))
+    ):
+        raise ValueError(
+            f"{where}: `ignore_index` must be an integer or None. "
+            f"Received: ignore_index={ignore_index!r}"
+        )
+
+    pixels = np.zeros(num_classes, np.int64)  # n_c
+    image_pixels = np.zeros(num_classes, np.int64)  # counted pixels of the images holding c
+    for batch in _batches(masks):
+        counts = _count(batch, num_classes, ignore_index)  # (images, C)
+        pixels += counts.sum(axis=0)
+        image_pixels += ((counts > 0) * counts.sum(axis=1, keepdims=True)).sum(axis=0)
+
+    total = pixels.sum()
+    if total == 0:
+        raise ValueError(
+            f"{where}: the masks hold no counted pixel (empty, or every pixel equals "
+            f"ignore_index={ignore_index}). Received: {num_classes} classes."
+        )
+    present = pixels > 0
+    absent = np.flatnonzero(~present).tolist()
+    if absent:
+        warnings.warn(
+            f"{where}: class(es) {absent} appear in no mask; their weight is 0.", stacklevel=2
+        )
+    weights = np.zeros(num_classes)
+    n_c = pixels[present].astype(np.float64)
+    if method == "median_frequency":
+        frequency = n_c / image_pixels[present]
+        weights[present] = np.median(frequency) / frequency
+    elif method == "inverse_frequency":
+        weights[present] = total / (present.sum() * n_c)
+    else:
+        weights[present] = 1.0 / np.log(1.02 + n_c / total)
+    return [float(w) for w in weights]
+
+
+def _batches(masks):
+    """Masks as NumPy batches ``(images, H, W)``, one at a time."""
+    if isinstance(masks, tf.data.Dataset):
+        for element in masks:
+            if isinstance(element, dict):
+                raise ValueError(
+                    "class_weights: a dataset of dicts is not supported; map it to masks or "
+                    f"(image, mask) first. Received an element with keys {sorted(element)}."
+                )
+            if isinstance(element, (tuple, list)):
+                if len(element) < 2:
+                    raise ValueError(
+                        "class_weights: a dataset of tuples must yield (image, mask, ...). "
+                        f"Received a tuple of {len(element)}."
+                    )
+                element = element[1]
+            mask = np.asarray(element)
+            if mask.ndim == 2 or (mask.ndim == 3 and mask.shape[-1] == 1):
+                mask = mask[None]  # one image, (H, W) or (H, W, 1)
+            yield _images(mask)
+        return
+    array = masks if isinstance(masks, np.ndarray) else np.asarray(masks)
+    images = _images(array)
+    for start in range(0, len(images), _CHUNK_IMAGES):
+        yield images[start : start + _CHUNK_IMAGES]
+
+
+def _images(mask):
+    if mask.ndim == 4 and mask.shape[-1] == 1:
+        mask = mask[..., 0]
+    if mask.ndim != 3:
+        raise ValueError(
+            "class_weights: expected integer masks (N, H, W) or (N, H, W, 1). "
+            f"Received shape {mask.shape}."
+        )
+    if not (np.issubdtype(mask.dtype, np.integer) or np.issubdtype(mask.dtype, np.floating)):
+        raise ValueError(f"class_weights: expected integer masks. Received dtype {mask.dtype}.")
+    return mask
+
+
+def _count(images, num_classes, ignore_index):
+    """Counted pixels per image and class, ``(images, C)``, after checking the values."""
+    flat = images.reshape(len(images), -1)
+    if np.issubdtype(flat.dtype, np.floating):
+        if not np.all(flat == np.round(flat)):
+            bad = flat[flat != np.round(flat)][0]
+            raise ValueError(
+                f"class_weights: masks must hold integer values (resize them with "
+                f"nearest-neighbour). Received: value {bad}."
+            )
+    flat = flat.astype(np.int64)
+    counted = np.ones(flat.shape, bool) if ignore_index is None else flat != ignore_index
+    bad = counted & ((flat < 0) | (flat >= num_classes))
+    if bad.any():
+        value = int(flat[bad][0])
+        raise ValueError(
+            f"class_weights: mask value {value} is out of range; expected values in "
+            f"[0, {num_classes - 1}]"
+            + (f" or ignore_index {ignore_index}" if ignore_index is not None else "")
+            + f" for num_classes={num_classes}. Received: value {value}."
+        )
+    rows = np.broadcast_to(np.arange(len(flat))[:, None], flat.shape)
+    codes = rows[counted] * num_classes + flat[counted]
+    return np.bincount(codes, minlength=len(flat) * num_classes).reshape(len(flat), num_classes)
