@@ -99,8 +99,10 @@ def run_onnx(path, images, repeats=REPEATS):
         ``(outputs, seconds per image, runtime name)``.
     """
     ort = require("onnxruntime", "checking an ONNX file")
+    # Its warnings about tf2onnx's resize attributes (tf_half_pixel_for_nn) are not the user's.
+    ort.set_default_logger_severity(3)
     options = ort.SessionOptions()
-    options.log_severity_level = 3  # its notices about tf2onnx's resize attributes are not ours
+    options.log_severity_level = 3
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     feed = {session.get_inputs()[0].name: images}
     outputs = session.run(None, feed)[0]

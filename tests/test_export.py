@@ -1,0 +1,261 @@
+"""``sm_pixel_ce.export`` and ``sm-pixel-ce export``: each exported file is run here in its own
+runtime (ai_edge_litert, onnxruntime, TensorFlow alone in a fresh process) on inputs the check did
+not see, against Keras ``predict``; the check itself must fail on a file that disagrees.
+
+One tiny U-Net (mobilenetv2, small decoder, ``None`` sizes, random weights) serves every test.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import segmentation_models as sm
+from PIL import Image
+
+import sm_pixel_ce
+from sm_pixel_ce.cli import main
+from sm_pixel_ce.exporting import check as checks
+from sm_pixel_ce.exporting import tracing
+from sm_pixel_ce.flavor import KERAS_FLAVOR
+
+CLASSES = 3
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def model():
+    return sm.Unet(
+        "mobilenetv2",
+        encoder_weights=None,
+        classes=CLASSES,
+        activation="pixel_softmax",
+        input_shape=(None, None, 3),
+        decoder_filters=(16, 16, 8, 8, 8),
+    )
+
+
+@pytest.fixture(scope="module")
+def model_file(model, tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("model") / "unet.keras")
+    model.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def calibration(tmp_path_factory):
+    """A --data-style folder: 6 RGB images of 80x72 (resized on reading) with 3-class masks."""
+    root = tmp_path_factory.mktemp("calibration")
+    rng = np.random.default_rng(3)
+    (root / "images").mkdir()
+    (root / "masks").mkdir()
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 256, (80, 72, 3), dtype=np.uint8)).save(
+            root / "images" / f"s{i}.png"
+        )
+        Image.fromarray(rng.integers(0, CLASSES, (80, 72), dtype=np.uint8), "L").save(
+            root / "masks" / f"s{i}.png"
+        )
+    return str(root)
+
+
+def _inputs(height=SIZE, width=SIZE, seed=7):
+    return np.random.default_rng(seed).random((2, height, width, 3)).astype(np.float32)
+
+
+def _run_tflite(path, images):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=path)
+    (source,) = interpreter.get_input_details()
+    interpreter.resize_tensor_input(source["index"], list(images.shape))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(source["index"], images)
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+
+def _run_onnx(path, images):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: images})[0]
+
+
+def test_tflite_float32_agrees_with_keras(model, tmp_path):
+    out = str(tmp_path / "unet.tflite")
+    report = sm_pixel_ce.export(model, out, format="tflite", size=SIZE)
+    assert report.checked and report.passed is True
+    assert report.runtime in ("ai_edge_litert", "tf.lite.Interpreter")
+    assert report.max_difference <= 1e-4 and report.argmax_agreement == 1.0
+    assert report.input_shape == [None, SIZE, SIZE, 3]
+    assert report.file_bytes == os.path.getsize(out) > 100_000  # the weights are in the file
+    assert report.runtime_ms_per_image > 0 and report.keras_ms_per_image > 0
+    images = _inputs()
+    expected = model.predict(images, verbose=0)
+    got = _run_tflite(out, images)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    np.testing.assert_array_equal(got.argmax(-1), expected.argmax(-1))
+
+
+def test_onnx_keeps_height_and_width_dynamic(model, tmp_path):
+    out = str(tmp_path / "unet.onnx")
+    report = sm_pixel_ce.export(model, out, format="onnx")
+    assert report.passed is True and report.input_shape == [None, None, None, 3]
+    for height, width in ((SIZE, SIZE), (96, 128)):
+        images = _inputs(height, width)
+        np.testing.assert_allclose(
+            _run_onnx(out, images), model.predict(images, verbose=0), atol=1e-4
+        )
+
+
+def test_saved_model_loads_with_tensorflow_alone(model, tmp_path):
+    out = str(tmp_path / "serving")
+    report = sm_pixel_ce.export(model, out, format="saved_model")
+    assert report.runtime == "tf.saved_model.load" and report.passed is True
+    images = _inputs(96, 64)
+    np.save(tmp_path / "in.npy", images)
+    code = (
+        "import sys, numpy as np, tensorflow as tf\n"
+        f"f = tf.saved_model.load({out!r}).signatures['serving_default']\n"
+        f"x = np.load({str(tmp_path / 'in.npy')!r})\n"
+        f"np.save({str(tmp_path / 'out.npy')!r}, f(images=tf.constant(x))['outputs'].numpy())\n"
+        "assert 'sm_pixel_ce' not in sys.modules and 'segmentation_models' not in sys.modules\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path, env=env)
+    np.testing.assert_allclose(
+        np.load(tmp_path / "out.npy"), model.predict(images, verbose=0), atol=1e-5
+    )
+
+
+def test_check_fails_when_the_file_disagrees(model_file, tmp_path, monkeypatch, capsys):
+    """A file whose outputs are off by 1e-3 (a perturbed serving graph) exits 1."""
+    traced = tracing.serving_function
+
+    def perturbed(model, height, width):
+        serve = traced(model, height, width)
+
+        @tf_function(serve.input_signature)
+        def off(images):
+            return {tracing.OUTPUT_NAME: serve(images)[tracing.OUTPUT_NAME] + 1e-3}
+
+        return off
+
+    monkeypatch.setattr(tracing, "serving_function", perturbed)
+    out = str(tmp_path / "off.tflite")
+    report_path = str(tmp_path / "report.json")
+    status = main(["export", model_file, "--out", out, "--size", "64", "--json", report_path])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "more than the tolerance 0.0001" in err
+    report = json.load(open(report_path))
+    assert report["passed"] is False and report["max_difference"] == pytest.approx(1e-3, rel=0.05)
+    # The same file passes with a tolerance above its difference: the check measures, not guesses.
+    assert main(["export", model_file, "--out", out, "--size", "64", "--tolerance", "2e-3"]) == 0
+
+
+def tf_function(signature):
+    import tensorflow as tf
+
+    return tf.function(input_signature=signature)
+
+
+def test_int8_tflite_reports_agreement_and_miou(model, calibration, tmp_path):
+    out = str(tmp_path / "int8.tflite")
+    report = sm_pixel_ce.export(
+        model, out, size=SIZE, quantize="int8", calibration=calibration, int8_io=True
+    )
+    assert report.passed is None and report.tolerance is None  # reported, not enforced
+    assert report.input_dtype == "uint8" and report.samples == 6
+    from sm_pixel_ce.exporting.calibration import read_calibration
+
+    images, masks = read_calibration(calibration, SIZE, SIZE)
+    assert images.shape == (6, SIZE, SIZE, 3) and masks.shape == (6, SIZE, SIZE)
+    expected = model.predict(images, verbose=0)
+    got, _, _ = checks.run_tflite(out, images)
+    assert report.max_difference == pytest.approx(np.abs(got - expected).max(), rel=1e-5)
+    assert report.argmax_agreement == pytest.approx(np.mean(got.argmax(-1) == expected.argmax(-1)))
+    assert report.miou_keras == pytest.approx(_miou(expected.argmax(-1), masks))
+    assert report.miou_change == pytest.approx(_miou(got.argmax(-1), masks) - report.miou_keras)
+    # int8 is not float32: with tolerance 0 the same export fails its check.
+    strict = sm_pixel_ce.export(
+        model, out, size=SIZE, quantize="int8", calibration=calibration, tolerance=0
+    )
+    assert strict.passed is False and strict.max_difference > 0
+
+
+def _miou(predicted, masks):
+    ious = []
+    for c in range(CLASSES):
+        union = np.sum((predicted == c) | (masks == c))
+        if union:
+            ious.append(np.sum((predicted == c) & (masks == c)) / union)
+    return float(np.mean(ious))
+
+
+@pytest.mark.parametrize(
+    "format, quantize", [("tflite", "dynamic"), ("tflite", "float16"), ("onnx", "dynamic")]
+)
+def test_quantized_exports_run_close_to_keras(model, tmp_path, format, quantize):
+    out = str(tmp_path / f"q.{format}")
+    report = sm_pixel_ce.export(model, out, format=format, size=SIZE, quantize=quantize)
+    assert report.passed is None and report.max_difference < 0.1
+    images = _inputs()
+    got = (_run_tflite if format == "tflite" else _run_onnx)(out, images)
+    assert np.abs(got - model.predict(images, verbose=0)).max() < 0.1
+
+
+@pytest.mark.parametrize(
+    "argv, status, words",
+    [
+        (["missing.keras"], 1, "No saved model at"),
+        (["{corrupt}"], 1, "not a readable .keras file"),
+        (["{model}", "--format", "coreml"], 2, "unknown export format"),
+        (["{model}", "--quantize", "int8", "--size", "64"], 2, "pass --calibration DIR"),
+        (["{model}", "--quantize", "int4", "--size", "64"], 2, "unknown quantization"),
+        (["{model}", "--size", "65"], 2, "multiples of 32"),
+        (["{model}"], 2, "pass --size H[,W]"),
+        (["{model}", "--size", "64", "--calibration", "{empty}"], 1, "holds no"),
+        (["{model}", "--size", "64", "--calibration", "nowhere"], 1, "does not exist"),
+        (["{model}", "--format", "saved_model", "--quantize", "int8"], 2, "float32"),
+    ],
+    ids=[
+        "missing-model",
+        "corrupt-model",
+        "unknown-format",
+        "int8-without-calibration",
+        "unknown-quantize",
+        "size-rule",
+        "tflite-needs-size",
+        "empty-calibration",
+        "missing-calibration",
+        "saved-model-quantize",
+    ],
+)
+def test_bad_input_is_one_line(model_file, tmp_path, capsys, argv, status, words):
+    corrupt = tmp_path / "corrupt.keras"
+    corrupt.write_bytes(b"not a zip")
+    (tmp_path / "empty").mkdir()
+    names = {"model": model_file, "corrupt": str(corrupt), "empty": str(tmp_path / "empty")}
+    argv = [a.format(**names) for a in argv]
+    assert main(["export", *argv, "--out", str(tmp_path / "m.tflite")]) == status
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sm-pixel-ce export: ") and words in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_missing_runtime_names_the_extra(model_file, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tf2onnx", None)  # import tf2onnx now raises ImportError
+    out = str(tmp_path / "m.onnx")
+    assert main(["export", model_file, "--format", "onnx", "--out", out]) == 1
+    err = capsys.readouterr().err
+    assert "sm_pixel_ce[export]" in err and len(err.strip().splitlines()) == 1
+
+
+def test_flavour_is_reported(model, tmp_path):
+    report = sm_pixel_ce.export(model, str(tmp_path / "m.tflite"), size=SIZE, check=False)
+    assert report.flavor == KERAS_FLAVOR and not report.checked
+    assert "not checked" in report.format_text()
