@@ -1,5 +1,8 @@
 """Independent NumPy references for the pixel losses (float64, written from the definitions)."""
 
+from fractions import Fraction
+from math import ceil
+
 import numpy as np
 
 EPS = 1e-7
@@ -25,9 +28,12 @@ def pixel_cce(
     smoothing=0.0,
     sample_weight=None,
     reduction="mean",
+    gamma=0.0,
+    top_k=None,
 ):
     """Channels-last logits (..., C); integer labels (...) -> Σ sw·w[y]·ℓ / Σ w[y]
-    (PyTorch-style)."""
+    (PyTorch-style), ℓ = -Σ_c y'_c (1 - p_c)^γ log p_c; with ``top_k`` only the kept pixels
+    (:func:`top_k_kept`) enter either sum."""
     logits = np.asarray(logits, np.float64)
     c = logits.shape[-1]
     labels = np.asarray(labels).astype(np.int64)
@@ -35,9 +41,11 @@ def pixel_cce(
     safe = np.where(valid, labels, 0)
     logp = log_softmax(logits)
     target = np.eye(c)[safe] * (1 - smoothing) + smoothing / c
-    loss = -(target * logp).sum(-1)
+    loss = -(target * (1 - np.exp(logp)) ** gamma * logp).sum(-1)
     w = np.ones(c) if class_weights is None else np.asarray(class_weights, np.float64)
     pw = w[safe] * valid
+    if top_k is not None:
+        pw = pw * top_k_kept(loss, valid, top_k)
     sw = (
         np.ones(labels.shape)
         if sample_weight is None
@@ -57,11 +65,31 @@ def pixel_cce(
     return 0.0 if den == 0 else terms.sum() / den
 
 
-def pixel_bce(labels_onehot, logits, valid=None, smoothing=0.0):
-    """Mean over channels of sigmoid BCE, mean over counted pixels."""
+def pixel_bce(labels_onehot, logits, valid=None, smoothing=0.0, gamma=0.0, top_k=None):
+    """Mean over channels of sigmoid BCE (times torchvision's focal term ``(1 - p_t)^γ``),
+    mean over counted (and, with ``top_k``, kept) pixels."""
     z = np.asarray(logits, np.float64)
     y = np.asarray(labels_onehot, np.float64) * (1 - smoothing) + 0.5 * smoothing
     per = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
+    # torchvision.ops.sigmoid_focal_loss, alpha=-1 (none):
+    p = 1 / (1 + np.exp(-z))
+    p_t = p * y + (1 - p) * (1 - y)
+    per = per * (1 - p_t) ** gamma
     loss = per.mean(-1)
     valid = np.ones(loss.shape, bool) if valid is None else valid
+    if top_k is not None:
+        valid = valid & top_k_kept(loss, valid, top_k)
     return 0.0 if valid.sum() == 0 else (loss * valid).sum() / valid.sum()
+
+
+def top_k_kept(loss, counted, top_k):
+    """DeepLab-style hard-pixel mining: of the n counted pixels, the ceil(top_k·n) with the
+    largest loss (earlier pixels first among equal losses, in C order)."""
+    shape = np.shape(loss)
+    loss, counted = np.ravel(loss), np.ravel(np.broadcast_to(counted, shape))
+    candidates = np.flatnonzero(counted)
+    k = ceil(Fraction(str(top_k)) * len(candidates))
+    order = np.argsort(-loss[candidates], kind="stable")
+    kept = np.zeros(loss.shape, bool)
+    kept[candidates[order[:k]]] = True
+    return kept.reshape(shape)
