@@ -115,6 +115,8 @@ def test_config_and_names():
         "from_logits": True,
         "label_smoothing": 0.1,
         "ignore_index": 255,
+        "focal_gamma": 0.0,
+        "top_k": None,
         "reduction": "sum_over_batch_size",
         "name": "b",
     }

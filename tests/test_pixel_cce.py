@@ -290,6 +290,8 @@ class TestConfig:
             "label_smoothing": 0.1,
             "class_weights": [0.5, 1.0, 2.0],
             "ignore_index": 255,
+            "focal_gamma": 0.0,
+            "top_k": None,
             "reduction": "sum",
             "name": "my_cce",
         }
