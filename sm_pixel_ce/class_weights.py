@@ -82,22 +82,60 @@ def class_weights(masks, num_classes, method="median_frequency", ignore_index=No
         pixels += counts.sum(axis=0)
         image_pixels += ((counts > 0) * counts.sum(axis=1, keepdims=True)).sum(axis=0)
 
-    total = pixels.sum()
-    if total == 0:
+    if pixels.sum() == 0:
         raise ValueError(
             f"{where}: the masks hold no counted pixel (empty, or every pixel equals "
             f"ignore_index={ignore_index}). Received: {num_classes} classes."
         )
+    return weights_from_counts(pixels, method, image_pixels, stacklevel=3)
+
+
+def weights_from_counts(pixels, method="median_frequency", image_pixels=None, stacklevel=2):
+    """The weights of :func:`class_weights` from pixel counts already made.
+
+    Args:
+        pixels: Counted pixels per class ``n_c``, ``(C,)``.
+        method: As for :func:`class_weights`. Defaults to "median_frequency".
+        image_pixels: For ``"median_frequency"`` only: per class, the counted pixels of the
+            images in which the class appears, ``(C,)``. Defaults to None.
+        stacklevel: Of the warning about absent classes. Defaults to 2.
+
+    Returns:
+        A list of ``C`` floats ``>= 0`` (0 for absent classes, with a warning).
+
+    Example:
+        >>> weights_from_counts([600, 300, 100], "inverse_frequency")
+        [0.5555555555555556, 1.1111111111111112, 3.3333333333333335]
+    """
+    where = "class_weights"
+    if method not in METHODS:
+        raise ValueError(
+            f"{where}: unknown `method`. Expected one of {METHODS}. Received: method={method!r}"
+        )
+    pixels = np.asarray(pixels, np.int64)
+    if pixels.ndim != 1 or pixels.sum() <= 0 or np.any(pixels < 0):
+        raise ValueError(
+            f"{where}: expected pixel counts per class, >= 0 and not all 0. "
+            f"Received: {pixels.tolist()}"
+        )
+    if method == "median_frequency" and image_pixels is None:
+        raise ValueError(
+            f"{where}: method='median_frequency' needs `image_pixels` (the pixels of the images "
+            "holding each class); pass the masks to class_weights() instead. Received: None"
+        )
+    num_classes = len(pixels)
+    total = pixels.sum()
     present = pixels > 0
     absent = np.flatnonzero(~present).tolist()
     if absent:
         warnings.warn(
-            f"{where}: class(es) {absent} appear in no mask; their weight is 0.", stacklevel=2
+            f"{where}: class(es) {absent} appear in no mask; their weight is 0.",
+            stacklevel=stacklevel,
         )
     weights = np.zeros(num_classes)
     n_c = pixels[present].astype(np.float64)
     if method == "median_frequency":
-        frequency = n_c / image_pixels[present]
+        frequency = n_c / np.asarray(image_pixels, np.float64)[present]
         weights[present] = np.median(frequency) / frequency
     elif method == "inverse_frequency":
         weights[present] = total / (present.sum() * n_c)

@@ -162,3 +162,24 @@ def test_bad_masks():
 def test_public_name():
     assert sm_pixel_ce.class_weights is class_weights
     assert "class_weights" in sm_pixel_ce.__all__
+
+
+def test_weights_from_counts_equal_the_masks_path(masks):
+    from sm_pixel_ce.class_weights import weights_from_counts
+
+    counted = masks[masks != 255].astype(int)
+    pixels = np.bincount(counted, minlength=C)
+    for method in ("inverse_frequency", "enet"):
+        np.testing.assert_allclose(
+            weights_from_counts(pixels, method), reference(masks, C, method, 255), rtol=1e-12
+        )
+    with pytest.raises(ValueError, match="needs `image_pixels`"):
+        weights_from_counts(pixels)
+    with pytest.raises(ValueError, match="not all 0"):
+        weights_from_counts([0, 0], "enet")
+    with pytest.warns(UserWarning, match=r"\[1\]") as caught:
+        weights_from_counts([5, 0], "enet")
+    assert caught[0].filename == __file__
+    with pytest.warns(UserWarning) as caught:
+        class_weights(np.zeros((1, 2, 2), int), 2)
+    assert caught[0].filename == __file__
