@@ -101,6 +101,7 @@ def support_matrix(
     jobs=1,
     chunk=4,
     progress=sys.stderr,
+    export_formats=(),
 ):
     """Run the support matrix (or only render it) and return its table.
 
@@ -115,6 +116,10 @@ def support_matrix(
         jobs: Worker processes at a time. Defaults to 1.
         chunk: Cells per worker process. Defaults to 4.
         progress: Stream for one line per finished cell. Defaults to stderr.
+        export_formats: Also export each cell to these formats (``"tflite"``, ``"onnx"``) with
+            :mod:`sm_pixel_ce.exporting.matrix`; results go to the file named by
+            ``export_results_path(results_path)`` and show as one column per flavour and format.
+            Defaults to none.
 
     Returns:
         ``(table, all_ok)``: the Markdown table of every cell, and whether every cell run in this
@@ -146,16 +151,37 @@ def support_matrix(
             run_matrix(
                 todo, workdir or tmp, results_path, jobs=jobs, chunk=chunk, progress=progress
             )
+    from .exporting.matrix import export_results_path, read_export_results, run_export_matrix
+
+    exports_path = export_results_path(results_path)
+    exported = []
+    if export_formats and not table_only:
+        finished = {
+            (r["flavor"], r["arch"], r["backbone"], r["format"])
+            for r in (read_export_results(exports_path) if resume else [])
+            if UNFINISHED not in r["reason"]
+        }
+        to_export = [
+            (f, a, b)
+            for f in flavors
+            for a, b in cells
+            if any((f, a, b, x) not in finished for x in export_formats)
+        ]
+        if to_export:
+            exported = run_export_matrix(
+                to_export, exports_path, export_formats, chunk=chunk, progress=progress
+            )
     results = read_results(results_path) if os.path.exists(results_path) else []
+    exports = read_export_results(exports_path)
     backbones = _all_backbones(results, cells)
     if out:
         with open(out, "w") as handle:
-            handle.write(render_document(results, backbones=backbones))
+            handle.write(render_document(results, backbones=backbones, exports=exports))
     ran = set(todo)
     all_ok = all(
         r["status"] == "ok" for r in results if (r["flavor"], r["arch"], r["backbone"]) in ran
-    )
-    return render_table(results, backbones=backbones), all_ok
+    ) and all(r["status"] == "ok" for r in exported)
+    return render_table(results, backbones=backbones, exports=exports), all_ok
 
 
 def list_backbones():
@@ -415,7 +441,7 @@ def _all_backbones(results, cells):
     return names
 
 
-def render_table(results, backbones, archs=ARCHITECTURES):
+def render_table(results, backbones, archs=ARCHITECTURES, exports=()):
     """The support matrix as Markdown: one row per architecture x backbone, one column per flavour.
 
     Args:
@@ -423,10 +449,21 @@ def render_table(results, backbones, archs=ARCHITECTURES):
             ``seconds``).
         backbones: Backbone names, in row order.
         archs: Architectures, in row order. Defaults to all four.
+        exports: Export result dicts (with ``format``) from :mod:`sm_pixel_ce.exporting.matrix`:
+            one more column per flavour and format that has any. Defaults to none.
 
     Returns:
         The Markdown text: counts per flavour, then the table; unrun cells read ``not run``.
     """
+    from .exporting.matrix import FORMAT_TITLES
+
+    export_cells = {(r["flavor"], r["arch"], r["backbone"], r["format"]): r for r in exports}
+    export_columns = [
+        (flavor, format)
+        for flavor in FLAVORS
+        for format in FORMAT_TITLES
+        if any(key[0] == flavor and key[3] == format for key in export_cells)
+    ]
     by_cell = {(r["flavor"], r["arch"], r["backbone"]): r for r in results}
     total = len(archs) * len(backbones)
     lines = ["| Flavour | ok | failing | not run | total |", "|---|---|---|---|---|"]
@@ -437,11 +474,18 @@ def render_table(results, backbones, archs=ARCHITECTURES):
         lines.append(
             f"| {FLAVOR_TITLES[flavor]} | {ok} | {failing} | {total - ok - failing} | {total} |"
         )
-    lines += [
-        "",
-        "| Architecture | Backbone | " + " | ".join(FLAVOR_TITLES[f] for f in FLAVORS) + " |",
-    ]
-    lines.append("|---|---|" + "---|" * len(FLAVORS))
+    for flavor, format in export_columns:
+        cells = [export_cells.get((flavor, a, b, format)) for a in archs for b in backbones]
+        ok = sum(1 for c in cells if c and c["status"] == "ok")
+        failing = sum(1 for c in cells if c and c["status"] != "ok")
+        lines.append(
+            f"| {FLAVOR_TITLES[flavor]}, export to {FORMAT_TITLES[format]} | {ok} | {failing} | "
+            f"{total - ok - failing} | {total} |"
+        )
+    titles = [FLAVOR_TITLES[f] for f in FLAVORS]
+    titles += [f"{FLAVOR_TITLES[f]} {FORMAT_TITLES[x]}" for f, x in export_columns]
+    lines += ["", "| Architecture | Backbone | " + " | ".join(titles) + " |"]
+    lines.append("|---|---|" + "---|" * len(titles))
     for arch in archs:
         for backbone in backbones:
             shown = []
@@ -454,6 +498,14 @@ def render_table(results, backbones, archs=ARCHITECTURES):
                 else:
                     reason = result["reason"].replace("|", "\\|")
                     shown.append(f"{reason} ({result['seconds']:.0f} s)")
+            for flavor, format in export_columns:
+                result = export_cells.get((flavor, arch, backbone, format))
+                if result is None:
+                    shown.append("not run")
+                elif result["status"] == "ok":
+                    shown.append(f"ok ({result['max_difference']:.0e})")
+                else:
+                    shown.append(result["reason"].replace("|", "\\|"))
             lines.append(f"| {arch} | {backbone} | " + " | ".join(shown) + " |")
     return "\n".join(lines) + "\n"
 
@@ -470,12 +522,13 @@ def _versions():
     return ", ".join(found)
 
 
-def render_document(results, backbones):
+def render_document(results, backbones, exports=()):
     """The support matrix as a Markdown page: what a cell means, how to rerun, then the table.
 
     Args:
         results: Result dicts, as for :func:`render_table`.
         backbones: Backbone names, in row order.
+        exports: Export result dicts, as for :func:`render_table`. Defaults to none.
 
     Returns:
         The page's Markdown text.
@@ -499,7 +552,16 @@ examples/support_matrix_results.jsonl --out examples/support_matrix.md` (cells a
 results file are kept).
 
 """
-    return header + render_table(results, backbones)
+    if exports:
+        header += (
+            "Export columns (`--export-formats tflite,onnx`, results in "
+            "`examples/support_matrix_export_results.jsonl`): the same architecture and backbone "
+            "built with `input_shape=(None, None, 3)` (PSPNet at its size), exported with "
+            "`sm_pixel_ce.export` to TFLite at the cell's size and to ONNX with dynamic H and W; "
+            "`ok (d)`: the file ran in ai_edge_litert / onnxruntime within 1e-4 of Keras "
+            "(d: the largest probability difference).\n\n"
+        )
+    return header + render_table(results, backbones, exports=exports)
 
 
 def _main(argv):

@@ -19,6 +19,7 @@ import sm_pixel_ce
 from sm_pixel_ce.cli import main
 from sm_pixel_ce.exporting import check as checks
 from sm_pixel_ce.exporting import tracing
+from sm_pixel_ce.exporting.matrix import EXPORT_FORMATS, FAST_EXPORT_SUBSET, export_cell
 from sm_pixel_ce.flavor import KERAS_FLAVOR
 
 CLASSES = 3
@@ -259,3 +260,38 @@ def test_flavour_is_reported(model, tmp_path):
     report = sm_pixel_ce.export(model, str(tmp_path / "m.tflite"), size=SIZE, check=False)
     assert report.flavor == KERAS_FLAVOR and not report.checked
     assert "not checked" in report.format_text()
+
+
+def test_support_matrix_shows_one_column_per_format():
+    from sm_pixel_ce.support_matrix import render_table
+
+    cell = {"flavor": "keras3", "arch": "Unet", "backbone": "resnet18"}
+    results = [{**cell, "status": "ok", "reason": "", "seconds": 3.0}]
+    exports = [
+        {**cell, "format": "tflite", "status": "ok", "reason": "", "max_difference": 2e-6},
+        {
+            **cell,
+            "format": "onnx",
+            "status": "error",
+            "reason": "export: X",
+            "max_difference": None,
+        },
+    ]
+    table = render_table(results, ["resnet18"], archs=("Unet",), exports=exports)
+    assert "| Keras 3, export to TFLite | 1 | 0 | 0 | 1 |" in table
+    assert "| Keras 3, export to ONNX | 0 | 1 | 0 | 1 |" in table
+    assert (
+        "| Architecture | Backbone | Keras 3 | tf_keras | Keras 3 TFLite | Keras 3 ONNX |" in table
+    )
+    assert "| Unet | resnet18 | ok (3 s) | not run | ok (2e-06) | export: X |" in table
+    assert "TFLite" not in render_table(results, ["resnet18"], archs=("Unet",))
+
+
+@pytest.mark.parametrize("arch, backbone", FAST_EXPORT_SUBSET)
+def test_fast_subset_exports_to_every_format(arch, backbone, tmp_path):
+    """The support matrix's export cells (efficientnet's FixedDropout and swish; PSPNet)."""
+    results = export_cell(arch, backbone, EXPORT_FORMATS, str(tmp_path))
+    assert [r["format"] for r in results] == list(EXPORT_FORMATS)
+    for result in results:
+        assert result["status"] == "ok", result
+        assert result["max_difference"] <= 1e-4 and result["flavor"] == KERAS_FLAVOR

@@ -41,6 +41,12 @@ def add_arguments(parser):
         "--table-only", action="store_true", help="only render the table from --results"
     )
     parser.add_argument("--workdir", help="where saved models go (default: a temporary folder)")
+    parser.add_argument(
+        "--export-formats",
+        default="",
+        help="also export each cell to these formats (tflite,onnx), one column each; results in "
+        "the --results file's *_export_results.jsonl sibling",
+    )
 
 
 def run(args):
@@ -57,6 +63,7 @@ def run(args):
             workdir=args.workdir,
             jobs=args.jobs,
             chunk=args.chunk,
+            export_formats=[f for f in args.export_formats.split(",") if f],
         )
     except ValueError as error:
         print(f"sm-pixel-ce matrix: {error}", file=sys.stderr)
