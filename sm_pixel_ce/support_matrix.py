@@ -181,7 +181,8 @@ def support_matrix(
     all_ok = all(
         r["status"] == "ok" for r in results if (r["flavor"], r["arch"], r["backbone"]) in ran
     ) and all(r["status"] == "ok" for r in exported)
-    return render_table(results, backbones=backbones, exports=exports), all_ok
+    table = render_table(results, backbones=backbones) + _export_section(exports, backbones)
+    return table, all_ok
 
 
 def list_backbones():
@@ -441,7 +442,7 @@ def _all_backbones(results, cells):
     return names
 
 
-def render_table(results, backbones, archs=ARCHITECTURES, exports=()):
+def render_table(results, backbones, archs=ARCHITECTURES):
     """The support matrix as Markdown: one row per architecture x backbone, one column per flavour.
 
     Args:
@@ -449,21 +450,10 @@ def render_table(results, backbones, archs=ARCHITECTURES, exports=()):
             ``seconds``).
         backbones: Backbone names, in row order.
         archs: Architectures, in row order. Defaults to all four.
-        exports: Export result dicts (with ``format``) from :mod:`sm_pixel_ce.exporting.matrix`:
-            one more column per flavour and format that has any. Defaults to none.
 
     Returns:
         The Markdown text: counts per flavour, then the table; unrun cells read ``not run``.
     """
-    from .exporting.matrix import FORMAT_TITLES
-
-    export_cells = {(r["flavor"], r["arch"], r["backbone"], r["format"]): r for r in exports}
-    export_columns = [
-        (flavor, format)
-        for flavor in FLAVORS
-        for format in FORMAT_TITLES
-        if any(key[0] == flavor and key[3] == format for key in export_cells)
-    ]
     by_cell = {(r["flavor"], r["arch"], r["backbone"]): r for r in results}
     total = len(archs) * len(backbones)
     lines = ["| Flavour | ok | failing | not run | total |", "|---|---|---|---|---|"]
@@ -474,18 +464,11 @@ def render_table(results, backbones, archs=ARCHITECTURES, exports=()):
         lines.append(
             f"| {FLAVOR_TITLES[flavor]} | {ok} | {failing} | {total - ok - failing} | {total} |"
         )
-    for flavor, format in export_columns:
-        cells = [export_cells.get((flavor, a, b, format)) for a in archs for b in backbones]
-        ok = sum(1 for c in cells if c and c["status"] == "ok")
-        failing = sum(1 for c in cells if c and c["status"] != "ok")
-        lines.append(
-            f"| {FLAVOR_TITLES[flavor]}, export to {FORMAT_TITLES[format]} | {ok} | {failing} | "
-            f"{total - ok - failing} | {total} |"
-        )
-    titles = [FLAVOR_TITLES[f] for f in FLAVORS]
-    titles += [f"{FLAVOR_TITLES[f]} {FORMAT_TITLES[x]}" for f, x in export_columns]
-    lines += ["", "| Architecture | Backbone | " + " | ".join(titles) + " |"]
-    lines.append("|---|---|" + "---|" * len(titles))
+    lines += [
+        "",
+        "| Architecture | Backbone | " + " | ".join(FLAVOR_TITLES[f] for f in FLAVORS) + " |",
+    ]
+    lines.append("|---|---|" + "---|" * len(FLAVORS))
     for arch in archs:
         for backbone in backbones:
             shown = []
@@ -498,14 +481,6 @@ def render_table(results, backbones, archs=ARCHITECTURES, exports=()):
                 else:
                     reason = result["reason"].replace("|", "\\|")
                     shown.append(f"{reason} ({result['seconds']:.0f} s)")
-            for flavor, format in export_columns:
-                result = export_cells.get((flavor, arch, backbone, format))
-                if result is None:
-                    shown.append("not run")
-                elif result["status"] == "ok":
-                    shown.append(f"ok ({result['max_difference']:.0e})")
-                else:
-                    shown.append(result["reason"].replace("|", "\\|"))
             lines.append(f"| {arch} | {backbone} | " + " | ".join(shown) + " |")
     return "\n".join(lines) + "\n"
 
@@ -552,16 +527,15 @@ examples/support_matrix_results.jsonl --out examples/support_matrix.md` (cells a
 results file are kept).
 
 """
-    if exports:
-        header += (
-            "Export columns (`--export-formats tflite,onnx`, results in "
-            "`examples/support_matrix_export_results.jsonl`): the same architecture and backbone "
-            "built with `input_shape=(None, None, 3)` (PSPNet at its size), exported with "
-            "`sm_pixel_ce.export` to TFLite at the cell's size and to ONNX with dynamic H and W; "
-            "`ok (d)`: the file ran in ai_edge_litert / onnxruntime within 1e-4 of Keras "
-            "(d: the largest probability difference).\n\n"
-        )
-    return header + render_table(results, backbones, exports=exports)
+    return header + render_table(results, backbones) + _export_section(exports, backbones)
+
+
+def _export_section(exports, backbones):
+    if not exports:
+        return ""
+    from .exporting.matrix import render_export_section
+
+    return "\n" + render_export_section(exports, backbones)
 
 
 def _main(argv):

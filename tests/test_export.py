@@ -263,28 +263,19 @@ def test_flavour_is_reported(model, tmp_path):
 
 
 def test_support_matrix_shows_one_column_per_format():
-    from sm_pixel_ce.support_matrix import render_table
+    from sm_pixel_ce.exporting.matrix import render_export_section
 
     cell = {"flavor": "keras3", "arch": "Unet", "backbone": "resnet18"}
-    results = [{**cell, "status": "ok", "reason": "", "seconds": 3.0}]
     exports = [
         {**cell, "format": "tflite", "status": "ok", "reason": "", "max_difference": 2e-6},
-        {
-            **cell,
-            "format": "onnx",
-            "status": "error",
-            "reason": "export: X",
-            "max_difference": None,
-        },
+        {**cell, "format": "onnx", "status": "error", "reason": "export: X"},
     ]
-    table = render_table(results, ["resnet18"], archs=("Unet",), exports=exports)
-    assert "| Keras 3, export to TFLite | 1 | 0 | 0 | 1 |" in table
-    assert "| Keras 3, export to ONNX | 0 | 1 | 0 | 1 |" in table
-    assert (
-        "| Architecture | Backbone | Keras 3 | tf_keras | Keras 3 TFLite | Keras 3 ONNX |" in table
-    )
-    assert "| Unet | resnet18 | ok (3 s) | not run | ok (2e-06) | export: X |" in table
-    assert "TFLite" not in render_table(results, ["resnet18"], archs=("Unet",))
+    table = render_export_section(exports, ["resnet18", "vgg16"], archs=("Unet",))
+    assert "| Keras 3 | TFLite | 1 | 0 | 1 | 2 |" in table
+    assert "| Keras 3 | ONNX | 0 | 1 | 1 | 2 |" in table
+    assert "| Architecture | Backbone | Keras 3 TFLite | Keras 3 ONNX |" in table
+    assert "| Unet | resnet18 | ok (2e-06) | export: X |" in table
+    assert "vgg16 |" not in table  # a cell not run has no row
 
 
 @pytest.mark.parametrize("arch, backbone", FAST_EXPORT_SUBSET)

@@ -17,7 +17,8 @@ import sys
 import tempfile
 import time
 
-from ..support_matrix import FLAVORS, UNFINISHED, _env, _short, cell_size
+from ..input_sizes import ARCHITECTURES
+from ..support_matrix import FLAVOR_TITLES, FLAVORS, UNFINISHED, _env, _short, cell_size
 
 EXPORT_FORMATS = ("tflite", "onnx")
 FORMAT_TITLES = {"tflite": "TFLite", "onnx": "ONNX"}
@@ -187,6 +188,67 @@ def read_export_results(path):
                 r = json.loads(line)
                 latest[(r["flavor"], r["arch"], r["backbone"], r["format"])] = r
     return list(latest.values())
+
+
+def render_export_section(exports, backbones, archs=ARCHITECTURES):
+    """The export columns as Markdown: counts per flavour and format, then one row per cell run.
+
+    Args:
+        exports: Result dicts from :func:`run_export_matrix` (``flavor``, ``arch``, ``backbone``,
+            ``format``, ``status``, ``reason``, ``max_difference``).
+        backbones: Backbone names, in row order.
+        archs: Architectures, in row order. Defaults to all four.
+
+    Returns:
+        The Markdown text; cells with no export result are counted as ``not run`` and left out
+        of the rows.
+    """
+    by_cell = {(r["flavor"], r["arch"], r["backbone"], r["format"]): r for r in exports}
+    columns = [
+        (flavor, format)
+        for flavor in FLAVORS
+        for format in FORMAT_TITLES
+        if any(key[0] == flavor and key[3] == format for key in by_cell)
+    ]
+    total = len(archs) * len(backbones)
+    lines = [
+        "## Export to TFLite and ONNX (float32)",
+        "",
+        "Each cell built with `input_shape=(None, None, 3)` (PSPNet at its size) and exported with "
+        "`sm_pixel_ce.export`: TFLite traced at the cell's size, ONNX with H and W dynamic; `ok "
+        "(d)`: the file ran in ai_edge_litert / onnxruntime within 1e-4 of Keras `predict` (d: "
+        "the largest probability difference). Run with `sm-pixel-ce matrix --export-formats "
+        "tflite,onnx`; results in `examples/support_matrix_export_results.jsonl`.",
+        "",
+        "| Flavour | Format | ok | failing | not run | total |",
+        "|---|---|---|---|---|---|",
+    ]
+    for flavor, format in columns:
+        cells = [by_cell.get((flavor, a, b, format)) for a in archs for b in backbones]
+        ok = sum(1 for c in cells if c and c["status"] == "ok")
+        failing = sum(1 for c in cells if c and c["status"] != "ok")
+        lines.append(
+            f"| {FLAVOR_TITLES[flavor]} | {FORMAT_TITLES[format]} | {ok} | {failing} | "
+            f"{total - ok - failing} | {total} |"
+        )
+    titles = [f"{FLAVOR_TITLES[f]} {FORMAT_TITLES[x]}" for f, x in columns]
+    lines += ["", "| Architecture | Backbone | " + " | ".join(titles) + " |"]
+    lines.append("|---|---|" + "---|" * len(titles))
+    for arch in archs:
+        for backbone in backbones:
+            found = [by_cell.get((f, arch, backbone, x)) for f, x in columns]
+            if not any(found):
+                continue
+            shown = []
+            for result in found:
+                if result is None:
+                    shown.append("not run")
+                elif result["status"] == "ok":
+                    shown.append(f"ok ({result['max_difference']:.0e})")
+                else:
+                    shown.append(result["reason"].replace("|", "\\|"))
+            lines.append(f"| {arch} | {backbone} | " + " | ".join(shown) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _main(argv):
