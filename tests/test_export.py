@@ -221,6 +221,7 @@ def test_quantized_exports_run_close_to_keras(model, tmp_path, format, quantize)
         (["{model}"], 2, "pass --size H[,W]"),
         (["{model}", "--size", "64", "--calibration", "{empty}"], 1, "holds no"),
         (["{model}", "--size", "64", "--calibration", "nowhere"], 1, "does not exist"),
+        (["{model}", "--size", "64", "--calibration", "{unreadable}"], 1, "cannot decode"),
         (["{model}", "--format", "saved_model", "--quantize", "int8"], 2, "float32"),
     ],
     ids=[
@@ -233,6 +234,7 @@ def test_quantized_exports_run_close_to_keras(model, tmp_path, format, quantize)
         "tflite-needs-size",
         "empty-calibration",
         "missing-calibration",
+        "unreadable-calibration",
         "saved-model-quantize",
     ],
 )
@@ -240,7 +242,14 @@ def test_bad_input_is_one_line(model_file, tmp_path, capsys, argv, status, words
     corrupt = tmp_path / "corrupt.keras"
     corrupt.write_bytes(b"not a zip")
     (tmp_path / "empty").mkdir()
-    names = {"model": model_file, "corrupt": str(corrupt), "empty": str(tmp_path / "empty")}
+    (tmp_path / "unreadable").mkdir()
+    (tmp_path / "unreadable" / "a.png").write_bytes(b"not an image")
+    names = {
+        "model": model_file,
+        "corrupt": str(corrupt),
+        "empty": str(tmp_path / "empty"),
+        "unreadable": str(tmp_path / "unreadable"),
+    }
     argv = [a.format(**names) for a in argv]
     assert main(["export", *argv, "--out", str(tmp_path / "m.tflite")]) == status
     err = capsys.readouterr().err.strip()
