@@ -3,13 +3,18 @@ scenes."""
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
 
 from sm_pixel_ce.data import (
     CLASS_NAMES,
     NUM_CLASSES,
+    ArraySource,
     DataError,
+    FolderSource,
+    check_pairs,
     load_folder,
+    locate_bad_file,
     make_scenes,
     pair_files,
 )
@@ -123,3 +128,99 @@ def test_value_255_without_ignore_index_is_an_error(tmp_path):
     _write_folder(tmp_path)
     with pytest.raises(DataError, match=r"\[255\] out of range.*no --ignore-index set"):
         load_folder(str(tmp_path), classes=3, size=32)
+
+
+# --- per-file checks and streaming -----------------------------------------------------------
+
+
+def _truncate(path, keep=0.5):
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+@pytest.mark.parametrize(
+    "damage, culprit, message",
+    [
+        ("image", "images/img1.png", "images/img1.png: cannot decode the image"),
+        ("jpeg", "images/img2.jpg", "images/img2.jpg: cannot decode the image"),
+        ("mask", "masks/img3.png", "masks/img3.png: cannot read the mask"),
+        ("garbage", "images/img0.png", "images/img0.png: cannot decode the image"),
+        ("size", "masks/img1.png", "the mask is 16x32 px but its image"),
+    ],
+)
+def test_a_bad_file_is_named_and_can_be_skipped(tmp_path, damage, culprit, message):
+    _write_folder(tmp_path)
+    if damage == "image":
+        _truncate(tmp_path / "images" / "img1.png")
+    elif damage == "jpeg":
+        _truncate(tmp_path / "images" / "img2.jpg", 0.6)
+    elif damage == "mask":
+        _truncate(tmp_path / "masks" / "img3.png")
+    elif damage == "garbage":
+        (tmp_path / "images" / "img0.png").write_bytes(b"not an image at all")
+    else:
+        Image.fromarray(_mask(1, 32)[:, :16].copy()).save(tmp_path / "masks" / "img1.png")
+    pairs = pair_files(str(tmp_path))
+    with pytest.raises(DataError) as info:
+        check_pairs(pairs, 3, 255)
+    text = str(info.value)
+    assert len(text.splitlines()) == 1 and text.startswith(str(tmp_path / culprit))
+    assert message in text
+    if damage == "size":  # names both files
+        assert str(tmp_path / "images" / "img1.png") in text
+    with pytest.raises(DataError, match="cannot decode|cannot read|px but its image"):
+        load_folder(str(tmp_path), classes=3, size=32, ignore_index=255)
+    good, skipped = check_pairs(pairs, 3, 255, skip_bad=True)
+    assert len(good) == 3 and [s["file"] for s in skipped] == [str(tmp_path / culprit)]
+    assert skipped[0]["reason"] == text
+
+
+def test_skip_bad_does_not_skip_options_that_do_not_fit(tmp_path):
+    _write_folder(tmp_path)
+    with pytest.raises(DataError, match=r"\[255\] out of range"):
+        check_pairs(pair_files(str(tmp_path)), 3, skip_bad=True)
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "masks" / "img0.png")
+    with pytest.raises(DataError, match="Received mode RGB"):
+        check_pairs(pair_files(str(tmp_path)), 3, 255, skip_bad=True)
+
+
+def test_a_file_tensorflow_cannot_decode_is_located(tmp_path):
+    _write_folder(tmp_path)
+    pairs = pair_files(str(tmp_path))
+    _truncate(tmp_path / "images" / "img2.jpg", 0.6)  # after the check, as if found mid-training
+    with pytest.raises(tf.errors.OpError) as info:
+        list(FolderSource(pairs, 32).dataset().batch(4))
+    bad = FolderSource(pairs, 32).locate_error(info.value)
+    assert isinstance(bad, DataError)
+    assert str(bad).startswith(str(tmp_path / "images" / "img2.jpg") + ": cannot decode the image")
+    _write_folder(tmp_path / "again")
+    pairs = pair_files(str(tmp_path / "again"))
+    (tmp_path / "again" / "masks" / "img1.png").write_bytes(b"broken")
+    with pytest.raises(tf.errors.OpError) as info:
+        list(FolderSource(pairs, 32).dataset().batch(4))
+    bad = locate_bad_file(pairs, info.value)
+    assert str(bad).startswith(str(tmp_path / "again" / "masks" / "img1.png") + ": cannot read")
+
+
+def test_folder_source_streams_what_load_folder_loads(tmp_path):
+    _write_folder(tmp_path, count=6, side=64, jpeg_at=(2, 5))
+    images, masks = load_folder(str(tmp_path), classes=3, size=32, ignore_index=255)
+    source = FolderSource(pair_files(str(tmp_path)), 32)
+    assert len(source) == 6 and source.names[2].endswith("img2.jpg")
+    streamed = list(source.subset([4, 1]).dataset().batch(2).as_numpy_iterator())
+    np.testing.assert_array_equal(streamed[0][0], images[[4, 1]])
+    np.testing.assert_array_equal(streamed[0][1], masks[[4, 1]])
+    # Shuffled by file name with a seed: the same order as shuffling the arrays in memory.
+    order = [m for _, m in source.dataset(shuffle_seed=3).as_numpy_iterator()]
+    expected = [
+        m
+        for _, m in tf.data.Dataset.from_tensor_slices((images, masks))
+        .shuffle(6, seed=3)
+        .as_numpy_iterator()
+    ]
+    np.testing.assert_array_equal(np.stack(order), np.stack(expected))
+    array = ArraySource(images, masks)
+    np.testing.assert_array_equal(
+        np.stack([m for _, m in array.dataset(shuffle_seed=3).as_numpy_iterator()]),
+        np.stack(expected),
+    )

@@ -1,15 +1,29 @@
-"""One ``compare`` run: check the arguments, load or generate the data, train every variant,
-score, draw and write the report. :func:`run_compare` is what ``sm-pixel-ce compare`` calls."""
+"""One ``compare`` run: check the arguments, check the data folder file by file, stream every
+variant's training and scoring from disk, write each finished run at once, and draw and write the
+report. :func:`run_compare` is what ``sm-pixel-ce compare`` calls."""
 
+import json
 import os
 import time
+import zipfile
 
 import numpy as np
 
-from ..data import CLASS_NAMES, NUM_CLASSES, DataError, load_folder, make_scenes
+from ..data import (
+    CLASS_NAMES,
+    NUM_CLASSES,
+    ArraySource,
+    DataError,
+    FolderSource,
+    check_pairs,
+    fingerprint,
+    make_scenes,
+    pair_files,
+)
 from ..flavor import KERAS_FLAVOR
 from . import plots, report
-from .experiment import Settings, run_comparison, split
+from .experiment import RUNS, Settings, finished_runs, run_comparison, run_name, split
+from .training import SAMPLE
 from .variants import DEFAULT_VARIANTS, VARIANTS
 
 DEFAULT_OUT = "sm-pixel-ce-compare"
@@ -17,6 +31,29 @@ DEFAULT_OUT = "sm-pixel-ce-compare"
 # the variants.
 DEFAULT_SCENES = 160
 DEFAULT_EPOCHS = 10
+#: The file in the output folder holding the configuration its runs were trained with.
+RUN_CONFIG = "run_config.json"
+# run_config key -> how the difference is named when --resume meets another configuration.
+_CONFIG_NAMES = {
+    "data": "--data",
+    "files": "the image/mask pairs used (names, order or count)",
+    "keras": "the Keras flavour (TF_USE_LEGACY_KERAS)",
+}
+
+
+class CompareInterrupted(Exception):
+    """Ctrl-C stopped :func:`run_compare`; every run finished before it is saved.
+
+    Attributes:
+        out: The output folder.
+        finished: ``(variant, seed)`` of the runs saved there.
+        missing: ``(variant, seed)`` of the runs asked for and not finished.
+    """
+
+    def __init__(self, out, finished, missing):
+        self.out, self.finished, self.missing = out, finished, missing
+        saved = ", ".join(f"{v} seed {s}" for v, s in finished) or "none"
+        super().__init__(f"interrupted; finished runs saved in {out}/{RUNS}: {saved}")
 
 
 def check_compare_arguments(
@@ -32,12 +69,16 @@ def check_compare_arguments(
     batch_size=8,
     lr=1e-3,
     seeds=1,
+    steps_per_epoch=None,
+    predictions="sample",
+    encoder_weights=None,
 ):
     """Raise a ``ValueError`` naming the option (as spelled on the command line) that is wrong.
 
     Args:
         variants, data, classes, ignore_index, size, val_fraction, images, arch, epochs,
-            batch_size, lr, seeds: As for :func:`run_compare`.
+            batch_size, lr, seeds, steps_per_epoch, predictions, encoder_weights: As for
+            :func:`run_compare`.
 
     Raises:
         ValueError: What the option takes and what it received.
@@ -65,6 +106,18 @@ def check_compare_arguments(
         (batch_size >= 1, f"--batch-size must be >= 1; received {batch_size}."),
         (lr > 0, f"--lr must be > 0; received {lr}."),
         (seeds >= 1, f"--seeds must be >= 1; received {seeds}."),
+        (
+            steps_per_epoch is None or steps_per_epoch >= 1,
+            f"--steps-per-epoch must be >= 1; received {steps_per_epoch}.",
+        ),
+        (
+            predictions in ("sample", "all"),
+            f"--predictions must be sample or all; received {predictions!r}.",
+        ),
+        (
+            encoder_weights is None or bool(str(encoder_weights).strip()),
+            "--encoder-weights must be none, imagenet or a file path; received an empty value.",
+        ),
         (images >= 2, f"--images must be >= 2; received {images}."),
         (
             classes is None or classes >= 2,
@@ -100,25 +153,48 @@ def run_compare(
     lr=1e-3,
     seed=0,
     seeds=1,
+    encoder_weights=None,
+    freeze_encoder=False,
+    augment=False,
+    steps_per_epoch=None,
+    skip_bad=False,
+    resume=False,
+    predictions="sample",
     log=None,
 ):
     """Train the same model once per variant (and seed), score all alike, and write the report.
 
+    The data stream from disk through ``tf.data`` (decode, resize, batch, prefetch) and every
+    metric is accumulated batch by batch, so memory does not grow with the folder. Each
+    finished (variant, seed) run is written to ``out/runs/`` at once; with ``resume`` the runs
+    already there are not trained again.
+
     Args:
-        out: Output folder: ``report.json``, ``report.md``, pictures, ``predictions.npz``, models.
-            Defaults to ``"sm-pixel-ce-compare"``.
+        out: Output folder: ``report.json``, ``report.md``, pictures, ``predictions.npz``, models,
+            ``runs/``. Defaults to ``"sm-pixel-ce-compare"``.
         variants: Variant names from ``VARIANTS``, in report order. Defaults to ``("cce", "bce")``.
         data: Folder with ``images/`` and ``masks/``; None for the generated scenes.
             Defaults to None.
         classes: Number of classes (required with ``data``; 7 for the scenes). Defaults to None.
         ignore_index: Mask value not counted, or None. Defaults to None.
         size: Square input side. Defaults to 64.
-        val_fraction: Held-out fraction. Defaults to 0.25.
+        val_fraction: Held-out fraction, drawn over the file names. Defaults to 0.25.
         images: Number of generated scenes without ``data``. Defaults to 160.
         arch, backbone: segmentation_models model. Defaults to ``"Unet"``, ``"resnet18"``.
         epochs, batch_size, lr: Adam schedule. Defaults to 10, 8, 1e-3.
         seed: First seed (split, initial weights, batch order). Defaults to 0.
         seeds: Runs per variant, seeds ``seed`` .. ``seed + seeds - 1``. Defaults to 1.
+        encoder_weights: None, ``"imagenet"`` or the path of a backbone weights file.
+            Defaults to None.
+        freeze_encoder: segmentation_models' ``encoder_freeze``. Defaults to False.
+        augment: Random horizontal flip and crop/scale of the training pairs. Defaults to False.
+        steps_per_epoch: Batches per epoch, or None for one pass. Defaults to None.
+        skip_bad: Skip damaged pairs (listed in the report) instead of stopping.
+            Defaults to False.
+        resume: Keep the runs already in ``out`` (same configuration required).
+            Defaults to False.
+        predictions: ``"sample"`` (the first validation images) or ``"all"``: what
+            ``predictions.npz`` holds. Defaults to ``"sample"``.
         log: Callable given progress lines. Defaults to None.
 
     Returns:
@@ -126,8 +202,12 @@ def run_compare(
         aggregated result dict per variant, and the class names.
 
     Raises:
-        ValueError: A bad argument (see :func:`check_compare_arguments`) or backbone.
+        ValueError: A bad argument (see :func:`check_compare_arguments`) or backbone, or an
+            output folder that holds runs of another configuration (or any, without
+            ``resume``).
         DataError: The data folder cannot be used; the message names the file at fault.
+        EncoderWeightsError: The encoder weights are missing or do not fit.
+        CompareInterrupted: Ctrl-C; the finished runs are saved.
 
     Example:
         >>> config, results, names = run_compare("results", epochs=1, images=16)
@@ -140,6 +220,8 @@ def run_compare(
     start = time.perf_counter()
     log = log or (lambda line: None)
     variants = tuple(variants)
+    if encoder_weights is not None and str(encoder_weights).lower() in ("none", "imagenet"):
+        encoder_weights = None if str(encoder_weights).lower() == "none" else "imagenet"
     check_compare_arguments(
         variants,
         data,
@@ -153,6 +235,9 @@ def run_compare(
         batch_size,
         lr,
         seeds,
+        steps_per_epoch,
+        predictions,
+        encoder_weights,
     )
     # Retracing warnings are expected: every variant is a new model with its own functions.
     tf.get_logger().setLevel("ERROR")
@@ -161,26 +246,57 @@ def run_compare(
             "--backbone must be a segmentation_models backbone, e.g. resnet18; "
             f"received {backbone!r}."
         )
+    skipped = []
     if data is None:
         classes = NUM_CLASSES if classes is None else classes
         if classes != NUM_CLASSES:
             raise ValueError(
                 f"the generated scenes have {NUM_CLASSES} classes; received --classes {classes}."
             )
-        all_images, all_masks = make_scenes(images, size=size, seed=seed)
+        # The scenes stay in memory, but flow through the same tf.data pipeline.
+        source = ArraySource(*make_scenes(images, size=size, seed=seed))
         class_names = list(CLASS_NAMES)
-        source = f"generated scenes (make_scenes({images}, size={size}, seed={seed}))"
+        description = f"generated scenes (make_scenes({images}, size={size}, seed={seed}))"
     else:
-        all_images, all_masks = load_folder(data, classes, size, ignore_index)
-        if len(all_images) < 2:
+        pairs = pair_files(data)
+        log(f"Checking {len(pairs)} image/mask pairs in {data}")
+        pairs, skipped = check_pairs(pairs, classes, ignore_index, skip_bad=skip_bad)
+        for bad in skipped:
+            log(f"  skipped: {bad['reason']}")
+        if len(pairs) < 2:
             raise DataError(
-                f"{data}: need at least 2 image/mask pairs to hold some out; "
-                f"found {len(all_images)}."
+                f"{data}: need at least 2 usable image/mask pairs to hold some out; "
+                f"found {len(pairs)}."
             )
+        source = FolderSource(pairs, size)
         class_names = [f"class {c}" for c in range(classes)]
-        source = os.path.abspath(data)
+        description = os.path.abspath(data)
 
-    held_out = split(all_images, all_masks, val_fraction, seed)
+    held_out = split(source, val_fraction, seed)
+    weights_name = encoder_weights
+    if encoder_weights not in (None, "imagenet"):
+        weights_name = os.path.abspath(encoder_weights)
+    run_config = {
+        "data": description,
+        "files": f"{len(source)} pairs, sha256 {fingerprint(source.names)}",
+        "classes": classes,
+        "ignore_index": ignore_index,
+        "size": size,
+        "val_fraction": val_fraction,
+        "arch": arch,
+        "backbone": backbone,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "encoder_weights": weights_name,
+        "freeze_encoder": freeze_encoder,
+        "augment": augment,
+        "steps_per_epoch": steps_per_epoch,
+        "predictions": predictions,
+        "keras": KERAS_FLAVOR,
+    }
+    _claim_output_folder(out, run_config, resume)
     settings = Settings(
         variants=variants,
         classes=classes,
@@ -193,17 +309,32 @@ def run_compare(
         lr=lr,
         seed=seed,
         seeds=seeds,
+        encoder_weights=encoder_weights,
+        freeze_encoder=freeze_encoder,
+        augment=augment,
+        steps_per_epoch=steps_per_epoch,
+        predictions=predictions,
     )
-    os.makedirs(out, exist_ok=True)
     log(
-        f"Comparing {', '.join(variants)}: sm.{arch}({backbone!r}) on {source}, "
-        f"{len(held_out.train_images)} train / {len(held_out.val_images)} val images, "
+        f"Comparing {', '.join(variants)}: sm.{arch}({backbone!r}, "
+        f"encoder_weights={weights_name!r}) on {description}, "
+        f"{len(held_out.train)} train / {len(held_out.val)} val images, "
         f"{epochs} epochs, "
         f"{seeds} seed(s), Keras {KERAS_FLAVOR}"
     )
-    runs, predictions = run_comparison(held_out, settings, out, log=log)
+    try:
+        runs = run_comparison(held_out, settings, out, log=log)
+    except KeyboardInterrupt:
+        done = finished_runs(out)
+        wanted = [(v, seed + k) for k in range(seeds) for v in variants]
+        raise CompareInterrupted(out, done, [r for r in wanted if r not in done]) from None
     results = report.aggregate(runs)
 
+    sample_images, sample_masks = _first(held_out.val, SAMPLE)
+    samples = {}
+    for v in variants:
+        with np.load(os.path.join(out, RUNS, run_name(v, seed), "sample.npz")) as saved:
+            samples[v] = saved["predictions"]
     pictures = [
         ("Validation mIoU per epoch", os.path.join(out, "compare_curves.png")),
         ("Per-class IoU", os.path.join(out, "compare_per_class_iou.png")),
@@ -213,26 +344,30 @@ def run_compare(
     plots.per_class_bars(pictures[1][1], results, class_names)
     plots.prediction_grid(
         pictures[2][1],
-        held_out.val_images,
-        held_out.val_masks,
-        predictions,
+        sample_images,
+        sample_masks,
+        samples,
         classes,
         ignore_index,
         class_names=class_names,
     )
 
     config = {
-        "data": source,
+        "data": description,
         "classes": classes,
         "class_names": class_names,
         "ignore_index": ignore_index,
         "size": size,
         "val_fraction": val_fraction,
-        "train_images": len(held_out.train_images),
-        "val_images": len(held_out.val_images),
+        "train_images": len(held_out.train),
+        "val_images": len(held_out.val),
         "variants": list(variants),
         "arch": arch,
         "backbone": backbone,
+        "encoder_weights": weights_name,
+        "freeze_encoder": freeze_encoder,
+        "augment": augment,
+        "steps_per_epoch": steps_per_epoch,
         "epochs": epochs,
         "batch_size": batch_size,
         "lr": lr,
@@ -240,23 +375,94 @@ def run_compare(
         "seeds": seeds,
         "seed_list": [seed + k for k in range(seeds)],
         "keras": KERAS_FLAVOR,
+        "skipped": skipped,
+        "predictions": predictions,
         "wall_seconds": time.perf_counter() - start,
     }
     report.write_json(os.path.join(out, "report.json"), config, results)
     report.write_markdown(os.path.join(out, "report.md"), config, results, class_names, pictures)
-    _save_predictions(os.path.join(out, "predictions.npz"), held_out, predictions)
+    _save_predictions(
+        os.path.join(out, "predictions.npz"), held_out.val, out, variants, seed, predictions
+    )
     return config, results, class_names
 
 
-def _save_predictions(path, held_out, predictions):
-    """Validation images, labels and each variant's argmax, for checking the report
-    independently."""
-    np.savez_compressed(
-        path,
-        val_images=held_out.val_images,
-        val_masks=held_out.val_masks,
-        **{
-            f"pred_{v.replace('-', '_')}": p.argmax(-1).astype(np.uint8)
-            for v, p in predictions.items()
-        },
-    )
+def _claim_output_folder(out, run_config, resume):
+    """Refuse a folder whose finished runs would be lost or mixed with another configuration;
+    then record this run's configuration there."""
+    path = os.path.join(out, RUN_CONFIG)
+    done = finished_runs(out)
+    if done and not resume:
+        raise ValueError(
+            f"--out {out} already holds {len(done)} finished run(s); pass --resume to keep them "
+            "and train only the missing ones, or choose another --out."
+        )
+    if resume and os.path.isfile(path):
+        with open(path) as f:
+            before = json.load(f)
+        differences = [
+            f"{_CONFIG_NAMES.get(key, '--' + key.replace('_', '-'))} "
+            f"{before.get(key)!r} there, {value!r} here"
+            for key, value in run_config.items()
+            if before.get(key) != value
+        ]
+        if differences:
+            raise ValueError(
+                f"--resume: {out} was run with another configuration: "
+                + "; ".join(differences)
+                + ". Resume with the same options, or choose another --out."
+            )
+    os.makedirs(out, exist_ok=True)
+    temporary = path + ".tmp"
+    with open(temporary, "w") as f:
+        json.dump(run_config, f, indent=2)
+        f.write("\n")
+    os.replace(temporary, path)
+
+
+def _first(source, count):
+    """The first ``count`` images and masks of a source, as arrays."""
+    images, masks = next(iter(source.dataset().batch(count)))
+    return images.numpy(), masks.numpy()
+
+
+def _save_predictions(path, val, out, variants, seed, mode):
+    """``predictions.npz``: validation images, labels and each variant's argmax (first seed), for
+    checking the report independently; the first :data:`SAMPLE` images, or all of them
+    (``mode="all"``), written batch by batch."""
+    count = len(val) if mode == "all" else min(SAMPLE, len(val))
+
+    def batches(index):
+        for pair in val.dataset().take(count).batch(64):
+            yield pair[index].numpy()
+
+    def predictions(variant):
+        folder = os.path.join(out, RUNS, run_name(variant, seed))
+        if mode != "all":
+            with np.load(os.path.join(folder, "sample.npz")) as saved:
+                yield saved["predictions"][:count]
+            return
+        array = np.load(os.path.join(folder, "val_predictions.npy"), mmap_mode="r")
+        for i in range(0, count, 64):
+            yield np.array(array[i : i + 64])
+
+    size = val.size
+    members = [
+        ("val_images", (count, size, size, 3), np.float32, batches(0)),
+        ("val_masks", (count, size, size), np.uint8, batches(1)),
+    ] + [
+        (f"pred_{v.replace('-', '_')}", (count, size, size), np.uint8, predictions(v))
+        for v in variants
+    ]
+    with zipfile.ZipFile(path + ".tmp", "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+        for name, shape, dtype, chunks in members:
+            with archive.open(name + ".npy", "w", force_zip64=True) as f:
+                header = {
+                    "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                    "fortran_order": False,
+                    "shape": shape,
+                }
+                np.lib.format.write_array_header_2_0(f, header)
+                for chunk in chunks:
+                    f.write(np.ascontiguousarray(chunk, dtype).tobytes())
+    os.replace(path + ".tmp", path)

@@ -84,7 +84,7 @@ def prediction_grid(
         path: PNG path.
         images: ``(N, S, S, 3)`` validation images in [0, 1].
         masks: ``(N, S, S)`` ground truth.
-        predictions: ``{variant: (N, S, S, C) probabilities}``.
+        predictions: ``{variant: (N, S, S) predicted classes}`` (the argmax).
         num_classes: C.
         ignore_index: Label value drawn white, or None. Defaults to None.
         count: Number of images. Defaults to 4.
@@ -99,7 +99,7 @@ def prediction_grid(
     )
     for row in range(count):
         panels = [np.clip(images[row], 0, 1), colourise(masks[row], num_classes, ignore_index)]
-        panels += [colourise(p[row].argmax(-1), num_classes) for p in predictions.values()]
+        panels += [colourise(p[row], num_classes) for p in predictions.values()]
         for col, panel in enumerate(panels):
             ax = axes[row, col]
             ax.imshow(panel, interpolation="nearest")

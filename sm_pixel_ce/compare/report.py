@@ -151,8 +151,17 @@ def write_markdown(path, config, results, class_names, images):
         f"images of {config['size']}x{config['size']} px, {config['classes']} classes"
         + (f", ignore value {config['ignore_index']}" if config["ignore_index"] is not None else "")
         + ".",
-        f"Model: sm.{config['arch']}({config['backbone']!r}, encoder_weights=None); "
-        f"Adam lr={config['lr']}, "
+        f"Model: sm.{config['arch']}({config['backbone']!r}, "
+        f"encoder_weights={config.get('encoder_weights')!r}"
+        + (", encoder_freeze=True" if config.get("freeze_encoder") else "")
+        + "); "
+        + ("augmented (flip, crop/scale); " if config.get("augment") else "")
+        + (
+            f"{config['steps_per_epoch']} steps per epoch; "
+            if config.get("steps_per_epoch")
+            else ""
+        )
+        + f"Adam lr={config['lr']}, "
         f"{config['epochs']} epochs, batch {config['batch_size']}, seeds {config['seed_list']}; "
         f"Keras flavour {config['keras']}; wall time {config['wall_seconds']:.0f} s.",
         "",
@@ -169,6 +178,16 @@ def write_markdown(path, config, results, class_names, images):
         "and are not comparable across rows. Epochs to 90%: first epoch reaching 90% of the "
         "variant's best val mIoU.",
         "",
+        *(
+            [
+                f"Skipped {len(config['skipped'])} damaged pair(s) (--skip-bad):",
+                "",
+                *[f"- {bad['reason']}" for bad in config["skipped"]],
+                "",
+            ]
+            if config.get("skipped")
+            else []
+        ),
         "## Per-class IoU",
         "",
         per_class_table(results, class_names, markdown=True),

@@ -1,5 +1,7 @@
-"""Train one variant from given initial weights, scoring the validation split after every epoch."""
+"""Train one variant from given initial weights, streaming the data from its source, and score
+the validation split after every epoch, batch by batch."""
 
+import math
 import sys
 import time
 
@@ -24,8 +26,12 @@ def keras_accuracy_metric(y_true, y_pred):
     return keras.metrics.CategoricalAccuracy()
 
 
-# Validation images per eager forward pass.
-_EVAL_BATCH = 32
+#: Validation images per eager forward pass.
+EVAL_BATCH = 32
+#: Validation images whose predictions are kept for the pictures and ``predictions.npz``.
+SAMPLE = 16
+#: Largest scale change of ``--augment``'s random crop: a square of 60 % to 100 % of the side.
+AUGMENT_MIN_SCALE = 0.6
 
 
 def _counted(masks, ignore_index, variant):
@@ -35,52 +41,124 @@ def _counted(masks, ignore_index, variant):
     return int(np.sum(np.asarray(masks) != ignore_index))
 
 
-def predict(model, images):
-    """Outputs of ``model`` on ``images``, computed eagerly in chunks (no function to trace)."""
-    return np.concatenate(
-        [
-            np.asarray(model(images[i : i + _EVAL_BATCH], training=False))
-            for i in range(0, len(images), _EVAL_BATCH)
-        ]
-    )
+def augment(dataset, seed, size):
+    """A random horizontal flip and a random square crop (60-100 % of the side) resized back to
+    ``size``, the same for an image and its mask (bilinear for the image, nearest neighbour for
+    the mask, so no class value is invented). Drawn afresh every pass, from ``seed``.
+
+    Args:
+        dataset: ``(image, mask)`` elements.
+        seed: Seed of the random draws.
+        size: Side of the elements.
+
+    Returns:
+        The augmented dataset.
+    """
+    draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+
+    def transform(pair, draw):
+        image, mask = pair
+        u = tf.random.stateless_uniform([4], seed=tf.stack([draw, tf.constant(seed, tf.int64)]))
+        scale = AUGMENT_MIN_SCALE + u[1] * (1.0 - AUGMENT_MIN_SCALE)
+        top, left = u[2] * (1.0 - scale), u[3] * (1.0 - scale)
+        box = tf.stack([top, left, top + scale, left + scale])[None]
+        image = tf.image.crop_and_resize(image[None], box, [0], (size, size))[0]
+        mask = tf.image.crop_and_resize(
+            tf.cast(mask, tf.float32)[None, ..., None], box, [0], (size, size), method="nearest"
+        )[0, ..., 0]
+        flip = u[0] < 0.5
+        image = tf.where(flip, image[:, ::-1], image)
+        mask = tf.where(flip, mask[:, ::-1], mask)
+        return tf.clip_by_value(image, 0.0, 1.0), tf.cast(mask, tf.uint8)
+
+    return tf.data.Dataset.zip((dataset, draws)).map(transform, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def training_dataset(variant, source, settings, seed):
+    """Batches of ``source`` for ``variant``: shuffled with ``seed`` afresh every epoch (the
+    same order for every variant), optionally augmented, prefetched; repeated when
+    ``settings.steps_per_epoch`` is set."""
+    data = source.dataset(shuffle_seed=seed)
+    if settings.augment:
+        data = augment(data, seed, settings.size)
+    data = data.batch(settings.batch_size)
+    if variant == "reshape":
+        data = data.map(
+            lambda x, y: (x, targets_for(variant, y, settings.classes, settings.ignore_index))
+        )
+    if settings.steps_per_epoch:
+        data = data.repeat()
+    return data.prefetch(tf.data.AUTOTUNE)
+
+
+def evaluate(model, variant, source, loss, settings, calibration=True, sink=None):
+    """One streamed pass over ``source``: scores, Keras's ``"accuracy"`` and the loss.
+
+    Called eagerly, the outputs keep the logits behind their softmax/sigmoid, so the loss is the
+    fused one Keras's own validation would report.
+
+    Args:
+        model: The model.
+        variant: Its variant name.
+        source: A data source (``FolderSource``/``ArraySource``).
+        loss: The variant's loss.
+        settings: :class:`~sm_pixel_ce.compare.experiment.Settings`.
+        calibration: Also accumulate ECE and binary accuracy. Defaults to True.
+        sink: Called with ``(start, images, masks, probabilities)`` for every batch, or None.
+
+    Returns:
+        The :class:`~sm_pixel_ce.compare.evaluation.StreamingScore` result, with
+        ``keras_accuracy`` and ``val_loss``.
+    """
+    scores = evaluation.StreamingScore(settings.classes, settings.ignore_index, calibration)
+    metric, losses, weights, start = None, [], [], 0
+    for images, masks in source.dataset().batch(EVAL_BATCH):
+        targets = targets_for(variant, masks, settings.classes, settings.ignore_index)
+        outputs = model(images, training=False)
+        metric = metric or keras_accuracy_metric(targets, outputs)
+        metric.update_state(targets, outputs)
+        losses.append(float(loss(targets, outputs)))
+        weights.append(_counted(masks, settings.ignore_index, variant))
+        probabilities = probabilities_of(variant, outputs, settings.size)
+        scores.update(probabilities, masks.numpy())
+        if sink is not None:
+            sink(start, images.numpy(), masks.numpy(), probabilities)
+        start += len(masks)
+    result = scores.result()
+    result["keras_accuracy"] = float(metric.result())
+    result["val_loss"] = float(np.average(losses, weights=weights)) if sum(weights) else 0.0
+    return result
 
 
 class _EpochScores(keras.callbacks.Callback):
-    """After each epoch: predict the validation images once; record mIoU, loss, Keras accuracy.
+    """After each epoch: one streamed pass over the validation images (mIoU, loss, Keras
+    accuracy; all metrics after the last epoch, handing each batch to ``sink``)."""
 
-    One eager pass serves all three, instead of Keras's validation pass plus a prediction (each
-    traced anew for every variant). Called eagerly, the outputs keep the logits behind their
-    softmax/sigmoid, so the loss is the fused one Keras's own validation would report.
-    """
-
-    def __init__(self, variant, images, masks, targets, loss, settings, log):
+    def __init__(self, variant, source, loss, settings, log, sink=None):
         super().__init__()
-        self.variant, self.images, self.masks, self.targets = variant, images, masks, targets
-        self.loss, self.settings, self.log = loss, settings, log
+        self.variant, self.source, self.loss = variant, source, loss
+        self.settings, self.log, self.sink = settings, log, sink
         self.curve, self.val_loss, self.keras_accuracy = [], [], []
-        self.probabilities = None
+        self.final = None
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         settings = self.settings
-        metric = None
-        losses, weights, chunks = [], [], []
-        for start in range(0, len(self.images), _EVAL_BATCH):
-            part = slice(start, start + _EVAL_BATCH)
-            outputs = self.model(self.images[part], training=False)
-            metric = metric or keras_accuracy_metric(self.targets[part], outputs)
-            metric.update_state(self.targets[part], outputs)
-            losses.append(float(self.loss(self.targets[part], outputs)))
-            weights.append(_counted(self.masks[part], settings.ignore_index, self.variant))
-            chunks.append(np.asarray(outputs))
-        outputs = np.concatenate(chunks)
-        self.keras_accuracy.append(float(metric.result()))
-        self.val_loss.append(float(np.average(losses, weights=weights)) if sum(weights) else 0.0)
-        self.probabilities = probabilities_of(self.variant, outputs, settings.size)
-        matrix = evaluation.confusion_matrix(
-            self.masks, self.probabilities.argmax(-1), settings.classes, settings.ignore_index
+        last = epoch + 1 == settings.epochs
+        result = evaluate(
+            self.model,
+            self.variant,
+            self.source,
+            self.loss,
+            settings,
+            calibration=last,
+            sink=self.sink if last else None,
         )
-        self.curve.append(evaluation.mean_iou(evaluation.per_class_iou(matrix)))
+        if last:
+            self.final = result
+        self.keras_accuracy.append(result["keras_accuracy"])
+        self.val_loss.append(result["val_loss"])
+        self.curve.append(result["miou"])
         self.log(
             f"  {self.variant:<13} epoch {epoch + 1:>3}/{settings.epochs}  "
             f"loss {logs.get('loss', np.nan):.4f}"
@@ -89,8 +167,54 @@ class _EpochScores(keras.callbacks.Callback):
         )
 
 
-def train_variant(variant, data, settings, initial_weights, seed, log=print):
-    """Train ``variant`` and score it on the validation split.
+class _Progress(keras.callbacks.Callback):
+    """A progress bar within an epoch on a terminal (redrawn in place, erased at the epoch's
+    end); elsewhere a line every ``interval`` seconds of a long epoch. On stderr, so that stdout
+    keeps one summary line per epoch."""
+
+    def __init__(self, variant, epochs, steps, stream=None, interval=60.0):
+        super().__init__()
+        self.variant, self.epochs, self.steps = variant, epochs, steps
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.interval = 0.2 if self.tty else interval
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.began = epoch, time.perf_counter()
+        self.shown = self.began
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        if now - self.shown < self.interval:
+            return
+        self.shown = now
+        done = batch + 1
+        left = (now - self.began) / done * max(self.steps - done, 0)
+        loss = (logs or {}).get("loss")
+        width = 24
+        filled = int(width * done / max(self.steps, 1))
+        text = (
+            f"  {self.variant:<13} epoch {self.epoch + 1:>3}/{self.epochs} "
+            f"[{'=' * filled}{'.' * (width - filled)}] {done}/{self.steps}"
+            + (f"  loss {float(loss):.4f}" if loss is not None else "")
+            + f"  ETA {int(left) // 60}:{int(left) % 60:02d}"
+        )
+        if self.tty:
+            self.stream.write("\r" + text + "\033[K")
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.tty:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def train_variant(
+    variant, data, settings, initial_weights, seed, class_counts, log=print, sink=None
+):
+    """Train ``variant`` and score it on the validation split, streaming both from disk.
 
     Args:
         variant: A key of :data:`~sm_pixel_ce.compare.variants.VARIANTS`.
@@ -98,47 +222,72 @@ def train_variant(variant, data, settings, initial_weights, seed, log=print):
         settings: A :class:`~sm_pixel_ce.compare.experiment.Settings`.
         initial_weights: The weights every variant starts from (``model.get_weights()``).
         seed: Seed of this run: shuffling order and any randomness in training.
+        class_counts: Function returning the training masks' per-class pixel counts (see
+            :func:`~sm_pixel_ce.compare.variants.loss_for`).
         log: Function printing one line. Defaults to print.
+        sink: Given every validation batch after the last epoch (see :func:`evaluate`).
 
     Returns:
-        ``(result, model, probabilities)``: the metrics dict, the trained model and the validation
-        probabilities ``(N, H, W, C)``.
+        ``(result, model)``: the metrics dict and the trained model.
+
+    Raises:
+        DataError: A file that cannot be read turned up while streaming; it is named.
     """
-    num_classes, ignore_index = settings.classes, settings.ignore_index
+    num_classes = settings.classes
     keras.utils.set_random_seed(seed)
-    model = build_model(variant, settings.arch, settings.backbone, num_classes, settings.size)
+    model = build_model(
+        variant,
+        settings.arch,
+        settings.backbone,
+        num_classes,
+        settings.size,
+        freeze_encoder=settings.freeze_encoder,
+    )
     model.set_weights(initial_weights)
-    loss = loss_for(variant, data.train_masks, num_classes, ignore_index)
+    loss = loss_for(variant, class_counts, num_classes, settings.ignore_index)
     model.compile(optimizer=keras.optimizers.Adam(settings.lr), loss=loss, metrics=["accuracy"])
-    train = tf.data.Dataset.from_tensor_slices(
-        (data.train_images, targets_for(variant, data.train_masks, num_classes, ignore_index))
-    )
-    # The same seed gives every variant the same batches in the same order.
-    train = train.shuffle(len(data.train_images), seed=seed, reshuffle_each_iteration=True)
-    train = train.batch(settings.batch_size)
-    val_targets = targets_for(variant, data.val_masks, num_classes, ignore_index)
-    scores = _EpochScores(
-        variant, data.val_images, data.val_masks, val_targets, loss, settings, log
-    )
+    train = training_dataset(variant, data.train, settings, seed)
+    steps = settings.steps_per_epoch or math.ceil(len(data.train) / settings.batch_size)
+    scores = _EpochScores(variant, data.val, loss, settings, log, sink)
     start = time.perf_counter()
-    history = model.fit(
-        train,
-        epochs=settings.epochs,
-        shuffle=False,  # the dataset shuffles, seeded
-        callbacks=[scores],
-        verbose=1 if sys.stdout.isatty() else 0,
-    ).history
+    try:
+        history = model.fit(
+            train,
+            epochs=settings.epochs,
+            steps_per_epoch=settings.steps_per_epoch,
+            shuffle=False,  # the dataset shuffles, seeded
+            callbacks=[_Progress(variant, settings.epochs, steps), scores],
+            verbose=0,
+        ).history
+    except tf.errors.OpError as error:
+        bad = data.train.locate_error(error) or data.val.locate_error(error)
+        if bad is None:
+            raise
+        raise bad from None
     seconds = time.perf_counter() - start
-    probabilities = scores.probabilities
+    final = scores.final
     result = {
         "variant": variant,
         "seed": seed,
-        **evaluation.score(probabilities, data.val_masks, num_classes, ignore_index),
-        "keras_accuracy": scores.keras_accuracy[-1],
+        **{k: final[k] for k in ("miou", "pixel_accuracy", "per_class_iou")},
+        "binary_accuracy": final["binary_accuracy"],
+        "ece": final["ece"],
+        "keras_accuracy": final["keras_accuracy"],
         "train_loss": float(history["loss"][-1]),
-        "val_loss": scores.val_loss[-1],
+        "val_loss": final["val_loss"],
         "epochs_to_90": evaluation.epochs_to_fraction(scores.curve, 0.9),
         "val_miou_per_epoch": [float(v) for v in scores.curve],
         "seconds": float(seconds),
     }
-    return result, model, probabilities
+    return result, model
+
+
+def max_output_difference(model, other, variant, source, size):
+    """Largest absolute difference between two models' probabilities over ``source``,
+    streamed."""
+    largest = 0.0
+    for images, _ in source.dataset().batch(EVAL_BATCH):
+        a = probabilities_of(variant, model(images, training=False), size)
+        b = probabilities_of(variant, other(images, training=False), size)
+        largest = max(largest, float(np.max(np.abs(a - b))))
+    return largest

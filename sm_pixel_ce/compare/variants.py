@@ -45,10 +45,27 @@ def class_weights_from_frequencies(masks, num_classes, ignore_index=None):
     Returns:
         A list of C positive floats.
     """
+    return class_weights_from_counts(count_classes(masks, num_classes, ignore_index))
+
+
+def count_classes(masks, num_classes, ignore_index=None):
+    """Pixels of each class in ``masks`` (ignored pixels and values >= C not counted).
+
+    Returns:
+        int64 ``(C,)``. Summing it over batches gives the counts of the whole set.
+    """
     labels = np.asarray(masks).astype(np.int64).ravel()
     if ignore_index is not None:
         labels = labels[labels != ignore_index]
-    frequency = np.bincount(labels, minlength=num_classes)[:num_classes] / max(labels.size, 1)
+    return np.bincount(labels, minlength=num_classes)[:num_classes]
+
+
+def class_weights_from_counts(counts):
+    """Median-frequency class weights (see :func:`class_weights_from_frequencies`) from the
+    per-class pixel counts :func:`count_classes` gives, e.g. summed over streamed batches."""
+    counts = np.asarray(counts, np.int64)
+    num_classes = len(counts)
+    frequency = counts / max(int(counts.sum()), 1)
     present = frequency > 0
     if not present.any():
         return [1.0] * num_classes
@@ -58,8 +75,10 @@ def class_weights_from_frequencies(masks, num_classes, ignore_index=None):
     return [float(w) for w in weights / weights.mean()]
 
 
-def build_model(variant, arch, backbone, num_classes, size):
-    """Build the model of ``variant`` (uncompiled), with ``encoder_weights=None``.
+def build_model(
+    variant, arch, backbone, num_classes, size, encoder_weights=None, freeze_encoder=False
+):
+    """Build the model of ``variant`` (uncompiled).
 
     Args:
         variant: A key of :data:`VARIANTS`.
@@ -67,6 +86,10 @@ def build_model(variant, arch, backbone, num_classes, size):
         backbone: A segmentation_models backbone name.
         num_classes: C.
         size: Input side in pixels.
+        encoder_weights: None (random), ``"imagenet"`` (segmentation_models' download, cached
+            in ``~/.keras/models``) or the path of a weights file of the backbone. Defaults to
+            None.
+        freeze_encoder: segmentation_models' ``encoder_freeze``. Defaults to False.
 
     BatchNormalization layers get momentum :data:`BN_MOMENTUM`, in every variant alike.
 
@@ -80,14 +103,24 @@ def build_model(variant, arch, backbone, num_classes, size):
         raise ValueError(
             f"Unknown variant. Expected one of {list(VARIANTS)}. Received: {variant!r}"
         )
+    from .encoders import encoder_weights_error, load_encoder_weights
+
     activation = {"bce": "sigmoid", "reshape": "linear"}.get(variant, "pixel_softmax")
-    model = getattr(sm, arch)(
-        backbone,
-        encoder_weights=None,
-        classes=num_classes,
-        activation=activation,
-        input_shape=(size, size, 3),
-    )
+    try:
+        model = getattr(sm, arch)(
+            backbone,
+            encoder_weights="imagenet" if encoder_weights == "imagenet" else None,
+            encoder_freeze=freeze_encoder,
+            classes=num_classes,
+            activation=activation,
+            input_shape=(size, size, 3),
+        )
+    except Exception as error:
+        if encoder_weights != "imagenet":
+            raise
+        raise encoder_weights_error(backbone, error) from None
+    if encoder_weights not in (None, "imagenet"):
+        load_encoder_weights(model, backbone, size, encoder_weights)
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = BN_MOMENTUM
@@ -98,12 +131,15 @@ def build_model(variant, arch, backbone, num_classes, size):
     return keras.Model(model.input, outputs, name=f"{model.name}_reshape")
 
 
-def loss_for(variant, train_masks, num_classes, ignore_index=None):
+def loss_for(variant, class_counts, num_classes, ignore_index=None):
     """The loss of ``variant`` (objects, so options such as ``ignore_index`` travel with it).
 
     Args:
         variant: A key of :data:`VARIANTS`.
-        train_masks: Training masks, for the class weights of ``cce-weighted``.
+        class_counts: The one hook to the training labels: a function of no arguments that
+            returns the per-class pixel counts of the training masks (int64 ``(C,)``, ignored
+            pixels excluded; :func:`count_classes` summed over one streamed pass). It is
+            computed on the first call and cached, so only variants that call it pay for it.
         num_classes: C.
         ignore_index: Label value not counted, or None. Defaults to None.
 
@@ -116,7 +152,7 @@ def loss_for(variant, train_masks, num_classes, ignore_index=None):
         # Ignored pixels get all-zero one-hot rows: 0 loss, but still in the mean, as in the recipe.
         return keras.losses.CategoricalCrossentropy()
     if variant == "cce-weighted":
-        weights = class_weights_from_frequencies(train_masks, num_classes, ignore_index)
+        weights = class_weights_from_counts(class_counts())
         return PixelCategoricalCrossentropy(class_weights=weights, ignore_index=ignore_index)
     if variant == "cce-smooth":
         return PixelCategoricalCrossentropy(
@@ -126,16 +162,19 @@ def loss_for(variant, train_masks, num_classes, ignore_index=None):
 
 
 def targets_for(variant, masks, num_classes, ignore_index=None):
-    """Labels in the form ``variant`` trains on: integer masks, or one-hot ``(N, H*W, C)``."""
+    """Labels in the form ``variant`` trains on: the integer masks ``(N, H, W)`` themselves, or
+    one-hot float32 ``(N, H*W, C)`` (a tensor; works on a batch inside ``tf.data``)."""
     if variant != "reshape":
         return masks
-    labels = np.asarray(masks).astype(np.int64).reshape(len(masks), -1)
-    one_hot = np.zeros(labels.shape + (num_classes,), np.float32)
+    import tensorflow as tf
+
+    labels = tf.cast(masks, tf.int32)
+    labels = tf.reshape(labels, (tf.shape(labels)[0], -1))
     valid = labels < num_classes
     if ignore_index is not None:
         valid &= labels != ignore_index
-    one_hot[valid, labels[valid]] = 1.0
-    return one_hot
+    # tf.one_hot gives an all-zero row for -1.
+    return tf.one_hot(tf.where(valid, labels, -1), num_classes, dtype=tf.float32)
 
 
 def probabilities_of(variant, outputs, size):

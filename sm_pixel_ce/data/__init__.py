@@ -1,14 +1,30 @@
-"""Datasets: generated scenes for tests and the default demo, and folders of your own images."""
+"""Datasets: generated scenes for tests and the default demo, and folders of your own images,
+streamed through ``tf.data``."""
 
-from .folder import DataError, folder_dataset, load_folder, pair_files
+from .folder import (
+    DataError,
+    check_pair,
+    check_pairs,
+    folder_dataset,
+    load_folder,
+    locate_bad_file,
+    pair_files,
+)
 from .scenes import CLASS_NAMES, NUM_CLASSES, make_scenes
+from .sources import ArraySource, FolderSource, fingerprint
 
 __all__ = [
+    "ArraySource",
     "CLASS_NAMES",
     "DataError",
+    "FolderSource",
     "NUM_CLASSES",
+    "check_pair",
+    "check_pairs",
+    "fingerprint",
     "folder_dataset",
     "load_folder",
+    "locate_bad_file",
     "make_scenes",
     "pair_files",
 ]

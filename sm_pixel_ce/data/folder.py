@@ -100,8 +100,11 @@ def read_mask(path):
                     f"Received mode {mode}."
                 )
             return np.asarray(image, dtype=np.uint8)
-    except OSError as error:
-        raise DataError(f"{path}: cannot read the mask ({error}).") from None
+    except DataError:
+        raise
+    except (OSError, SyntaxError, ValueError) as error:
+        # PIL reports damaged PNGs as OSError, SyntaxError ("broken PNG file") or ValueError.
+        raise DataError(f"{path}: cannot read the mask ({_first_line(error)}).") from None
 
 
 def check_mask(path, mask, classes, ignore_index=None):
@@ -124,24 +127,99 @@ def check_mask(path, mask, classes, ignore_index=None):
         )
 
 
+def _first_line(error):
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def check_pair(image_path, mask_path, classes, ignore_index=None):
+    """Open one pair fully: the image decodes, the mask is an index PNG in range, sizes agree.
+
+    Args:
+        image_path, mask_path: The pair.
+        classes: Number of classes.
+        ignore_index: Mask value not counted, or None. Defaults to None.
+
+    Returns:
+        None when the pair is usable, else ``(path, message, skippable)``: the file at fault, one
+        line naming it and what is wrong, and whether ``--skip-bad`` may drop the pair (a damaged
+        file or mismatched sizes; not a mask in the wrong mode or with values out of range,
+        which say the options do not fit the data).
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(image_path) as image:
+            image.load()  # decodes every byte: a truncated file fails here, not mid-training
+            image_size = image.size
+    except (OSError, ValueError, SyntaxError) as error:
+        return image_path, f"{image_path}: cannot decode the image ({_first_line(error)}).", True
+    try:
+        mask = read_mask(mask_path)
+    except DataError as error:
+        return mask_path, str(error), "Received mode" not in str(error)
+    if mask.shape[::-1] != image_size:
+        return (
+            mask_path,
+            f"{mask_path}: the mask is {mask.shape[1]}x{mask.shape[0]} px but its image "
+            f"{image_path} is {image_size[0]}x{image_size[1]} px; a mask must have its image's "
+            "size.",
+            True,
+        )
+    try:
+        check_mask(mask_path, mask, classes, ignore_index)
+    except DataError as error:
+        return mask_path, str(error), False
+    return None
+
+
+def check_pairs(pairs, classes, ignore_index=None, skip_bad=False, workers=None):
+    """Open every pair once before training (:func:`check_pair`), a few at a time.
+
+    Args:
+        pairs: ``(image_path, mask_path)`` list from :func:`pair_files`.
+        classes: Number of classes.
+        ignore_index: Mask value not counted, or None. Defaults to None.
+        skip_bad: Drop damaged pairs instead of stopping. Defaults to False.
+        workers: Threads (PIL decodes outside the GIL); None for the CPU count. Defaults to None.
+
+    Returns:
+        ``(good_pairs, skipped)``: the usable pairs in order, and ``[{"image", "mask", "file",
+        "reason"}]`` for each pair dropped under ``skip_bad``.
+
+    Raises:
+        DataError: The first bad pair in folder order (one line naming the file), when not
+            ``skip_bad`` or when the fault is not one ``skip_bad`` may drop.
+
+    Example:
+        >>> good, skipped = check_pairs(pair_files("my_data"), classes=21, ignore_index=255)
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    good, skipped = [], []
+    with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
+        checks = pool.map(lambda pair: check_pair(*pair, classes, ignore_index), pairs)
+        try:
+            for (image_path, mask_path), problem in zip(pairs, checks):
+                if problem is None:
+                    good.append((image_path, mask_path))
+                    continue
+                path, message, skippable = problem
+                if not (skip_bad and skippable):
+                    raise DataError(message)
+                skipped.append(
+                    {"image": image_path, "mask": mask_path, "file": path, "reason": message}
+                )
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return good, skipped
+
+
 def _read_mask_for_dataset(path):
     return read_mask(path.decode() if isinstance(path, bytes) else str(path))
 
 
-def folder_dataset(pairs, size):
-    """A ``tf.data.Dataset`` of ``(image, mask)``: float32 ``(size, size, 3)``, uint8
-    ``(size, size)``.
-
-    Args:
-        pairs: ``(image_path, mask_path)`` list from :func:`pair_files`.
-        size: Output side in pixels.
-
-    Returns:
-        The dataset, in the order of ``pairs``.
-    """
-    image_paths = tf.constant([p for p, _ in pairs])
-    mask_paths = tf.constant([m for _, m in pairs])
-
+def _load_pair(size):
     def load(image_path, mask_path):
         image = tf.io.decode_image(tf.io.read_file(image_path), channels=3, expand_animations=False)
         image = tf.image.resize(
@@ -155,13 +233,58 @@ def folder_dataset(pairs, size):
         mask.set_shape((size, size))
         return tf.clip_by_value(image, 0.0, 1.0), mask
 
-    return tf.data.Dataset.from_tensor_slices((image_paths, mask_paths)).map(
-        load, num_parallel_calls=tf.data.AUTOTUNE
+    return load
+
+
+def folder_dataset(pairs, size, shuffle_seed=None):
+    """A ``tf.data.Dataset`` of ``(image, mask)``: float32 ``(size, size, 3)``, uint8
+    ``(size, size)``, read from disk as it is consumed.
+
+    Args:
+        pairs: ``(image_path, mask_path)`` list from :func:`pair_files`.
+        size: Output side in pixels.
+        shuffle_seed: Shuffle the file names (before decoding, afresh every pass) with this
+            seed, or None to keep the order of ``pairs``. Defaults to None.
+
+    Returns:
+        The dataset.
+    """
+    paths = tf.data.Dataset.from_tensor_slices(
+        (tf.constant([p for p, _ in pairs]), tf.constant([m for _, m in pairs]))
     )
+    if shuffle_seed is not None:
+        paths = paths.shuffle(len(pairs), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return paths.map(_load_pair(size), num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def locate_bad_file(pairs, error):
+    """The pair file behind a ``tf.data`` error met while streaming ``pairs``, as a
+    :class:`DataError`, or None when no file is at fault.
+
+    A mask error already names its file; an image TensorFlow cannot decode is found by decoding
+    each image again (only on this error path).
+    """
+    message = str(getattr(error, "message", error))
+    for image_path, mask_path in pairs:
+        for path in (mask_path, image_path):
+            if path in message:
+                line = next((x for x in message.splitlines() if path in x), path)
+                line = line.split("DataError: ", 1)[-1].strip()
+                return DataError(line if line.startswith(path) else f"{path}: {line}")
+    for image_path, _ in pairs:
+        try:
+            tf.io.decode_image(tf.io.read_file(image_path), channels=3, expand_animations=False)
+        except (tf.errors.OpError, ValueError) as bad:
+            return DataError(
+                f"{image_path}: cannot decode the image "
+                f"({_first_line(getattr(bad, 'message', bad))})."
+            )
+    return None
 
 
 def load_folder(folder, classes, size=64, ignore_index=None):
-    """Load and check a data folder into memory.
+    """Load and check a small data folder into memory (``compare`` streams instead: see
+    :class:`~sm_pixel_ce.data.sources.FolderSource`).
 
     Args:
         folder: ``DIR`` with ``images/`` and ``masks/``.
@@ -174,20 +297,18 @@ def load_folder(folder, classes, size=64, ignore_index=None):
         ``(images, masks)``: float32 ``(N, size, size, 3)`` in [0, 1], uint8 ``(N, size, size)``.
 
     Raises:
-        DataError: Missing folders, unpaired files, unreadable files, out-of-range mask values.
+        DataError: Missing folders, unpaired files, unreadable files, mismatched sizes,
+            out-of-range mask values; the message names the file.
 
     Example:
         >>> images, masks = load_folder("my_data", classes=7, size=128, ignore_index=255)
     """
-    pairs = pair_files(folder)
-    for _, mask_path in pairs:
-        check_mask(mask_path, read_mask(mask_path), classes, ignore_index)
+    pairs, _ = check_pairs(pair_files(folder), classes, ignore_index)
     images, masks = [], []
     try:
         for image, mask in folder_dataset(pairs, size).batch(32).as_numpy_iterator():
             images.append(image)
             masks.append(mask)
-    except tf.errors.InvalidArgumentError as error:
-        message = str(error.message).strip().splitlines()[0]
-        raise DataError(f"{folder}: cannot decode an image ({message}).") from None
+    except tf.errors.OpError as error:
+        raise (locate_bad_file(pairs, error) or error) from None
     return np.concatenate(images), np.concatenate(masks)
