@@ -295,3 +295,32 @@ def test_fast_subset_exports_to_every_format(arch, backbone, tmp_path):
     for result in results:
         assert result["status"] == "ok", result
         assert result["max_difference"] <= 1e-4 and result["flavor"] == KERAS_FLAVOR
+
+
+#: One backbone per segmentation_models family, for the slow export matrix run.
+FAMILY_REPRESENTATIVES = (
+    "resnet18",
+    "seresnet18",
+    "resnext50",
+    "seresnext50",
+    "vgg16",
+    "densenet121",
+    "inceptionv3",
+    "inceptionresnetv2",
+    "mobilenetv2",
+    "efficientnetb0",
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["Unet", "FPN", "Linknet", "PSPNet"])
+def test_every_family_exports_under_every_architecture(arch, tmp_path):
+    """Slow (about 1 minute per cell on 2 cores): the support matrix's export columns for one
+    backbone per family, in this process's flavour."""
+    from sm_pixel_ce.exporting.matrix import run_export_matrix
+
+    cells = [(KERAS_FLAVOR, arch, backbone) for backbone in FAMILY_REPRESENTATIVES]
+    results = run_export_matrix(cells, str(tmp_path / "exports.jsonl"), chunk=5)
+    failing = [r for r in results if r["status"] != "ok"]
+    assert not failing, failing
+    assert len(results) == len(cells) * len(EXPORT_FORMATS)
