@@ -6,9 +6,12 @@ The whole recipe is the three marked lines; everything else is ordinary Keras.
 """
 
 import numpy as np
-import segmentation_models as sm  # noqa: I001  (after sm_pixel_ce: no SM_FRAMEWORK needed)
 
 import sm_pixel_ce  # (1) registers "pixel_softmax", "pixel_cce", "pixel_bce"
+
+# isort: split
+import segmentation_models as sm  # after sm_pixel_ce: no SM_FRAMEWORK needed
+
 from sm_pixel_ce.data import make_scenes
 from sm_pixel_ce.flavor import keras
 
