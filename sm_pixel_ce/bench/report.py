@@ -139,3 +139,46 @@ def format_report(result):
         )
     lines.append(f"\nelapsed: {result['elapsed_s']:.0f} s")
     return "\n".join(lines)
+
+
+def format_compare_scaling(result):
+    """The Markdown table of :func:`sm_pixel_ce.bench.streaming.run_compare_scaling`."""
+    config = result["config"]
+    lines = [
+        "## sm-pixel-ce compare: peak memory and time against the number of images",
+        "",
+        f"`compare --variants {','.join(config['variants'])} --backbone {config['backbone']} "
+        f"--epochs {config['epochs']} --batch-size {config['batch_size']}` on generated 7-class "
+        f"folders, each run in its own process; {config['cpu_count']} CPU cores. Peak RSS = "
+        "`ru_maxrss` of that process; fit = `fit` time (training and validation); epoch = the "
+        "epoch's training after its first batch (which traces the graph); val = its validation "
+        "pass.",
+        "",
+        "| images | side | train / val | peak RSS MB | wall s | fit s | epoch s | val s "
+        "| epoch ms / image |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in result["points"]:
+        if row["returncode"]:
+            lines.append(
+                f"| {row['images']} | {row['size']} | failed (exit {row['returncode']}) | "
+                f"{row['peak_rss_mb']:.0f} | {row['wall_s']:.0f} | - | - | - | - |"
+            )
+            continue
+        lines.append(
+            f"| {row['images']} | {row['size']} | {row['train_images']} / {row['val_images']} | "
+            f"{row['peak_rss_mb']:.0f} | {row['wall_s']:.0f} | {row['train_s']:.0f} | "
+            f"{row['steady_s']:.0f} | {row['validation_s']:.0f} | {row['ms_per_image']:.1f} |"
+        )
+    if result["rss_growth_mb"] is not None:
+        lines.append(
+            f"\nAt {result['main_size']} px, the fewest to the most images: peak RSS "
+            f"{result['rss_growth_mb']:+.0f} MB"
+            + (
+                f"; epoch time log-log slope {result['train_slope']:.2f} (1 = linear)."
+                if result["train_slope"] is not None
+                else "."
+            )
+        )
+    lines.append(f"\nelapsed: {result['elapsed_s']:.0f} s")
+    return "\n".join(lines)

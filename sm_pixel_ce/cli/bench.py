@@ -4,7 +4,15 @@ import argparse
 import sys
 import time
 
-from ..bench import DEFAULT_CLASS_COUNTS, DEFAULT_SIDES, format_report, run_bench
+from ..bench import (
+    DEFAULT_CLASS_COUNTS,
+    DEFAULT_SIDES,
+    format_compare_scaling,
+    format_report,
+    parse_points,
+    run_bench,
+    run_compare_scaling,
+)
 
 
 def _positive(text):
@@ -107,6 +115,30 @@ def add_arguments(parser):
         default=3,
         help="timed loads per way and backbone (default 3)",
     )
+    parser.add_argument(
+        "--compare-scaling",
+        metavar="POINTS",
+        help="instead of the loss timings: peak RSS and time of `sm-pixel-ce compare` runs on "
+        "generated folders, each in its own process; POINTS = COUNT or COUNTxSIDE "
+        "(side 128 when omitted), e.g. 500,2000,8000,2000x256",
+    )
+    parser.add_argument(
+        "--compare-backbone",
+        default="mobilenetv2",
+        help="backbone of the compare scaling runs (default mobilenetv2)",
+    )
+    parser.add_argument(
+        "--compare-epochs", type=_positive, default=1, help="compare scaling epochs (default 1)"
+    )
+    parser.add_argument(
+        "--compare-batch", type=_positive, default=8, help="compare scaling batch (default 8)"
+    )
+    parser.add_argument(
+        "--compare-workdir",
+        metavar="DIR",
+        help="generate (and keep) the compare scaling folders here (default: a temporary "
+        "folder, removed afterwards)",
+    )
     parser.add_argument("--json", metavar="PATH", help="write every figure as JSON to PATH")
     parser.add_argument(
         "--plot", metavar="PATH", help="draw the scaling sweeps (log-log PNG) to PATH"
@@ -121,6 +153,23 @@ def _say(line):
 
 
 def run(args):
+    if args.compare_scaling:
+        try:
+            points = parse_points(args.compare_scaling)
+        except ValueError as error:
+            print(f"sm-pixel-ce bench: {error}", file=sys.stderr)
+            return 2
+        result = run_compare_scaling(
+            points,
+            workdir=args.compare_workdir,
+            backbone=args.compare_backbone,
+            epochs=args.compare_epochs,
+            batch_size=args.compare_batch,
+            json_path=args.json,
+            progress=_say,
+        )
+        print(format_compare_scaling(result))
+        return 0 if all(row["returncode"] == 0 for row in result["points"]) else 1
     try:
         result = run_bench(
             batch=args.batch,

@@ -11,7 +11,13 @@ import time
 import numpy as np
 
 from ..flavor import keras
-from .training import SAMPLE, max_output_difference, train_variant
+from .training import (
+    SAMPLE,
+    check_interrupt,
+    max_output_difference,
+    stop_on_ctrl_c,
+    train_variant,
+)
 from .variants import build_model, count_classes
 
 #: Subfolder of the output folder holding one folder per finished (variant, seed) run.
@@ -194,7 +200,15 @@ def run_comparison(data, settings, out_dir, log=print):
 
     Returns:
         ``runs``: ``runs[variant]`` is the list of per-seed result dicts, in seed order.
+
+    Raises:
+        KeyboardInterrupt: Ctrl-C, at the next batch; the runs finished before are saved.
     """
+    with stop_on_ctrl_c():
+        return _run_all(data, settings, out_dir, log)
+
+
+def _run_all(data, settings, out_dir, log):
     os.makedirs(os.path.join(out_dir, RUNS), exist_ok=True)
     runs = {variant: [] for variant in settings.variants}
 
@@ -228,6 +242,7 @@ def run_comparison(data, settings, out_dir, log=print):
                 log(f"[{variant}] seed {seed}: already in {out_dir}, not trained again")
                 runs[variant].append(done)
                 continue
+            check_interrupt()
             log(
                 f"[{variant}] seed {seed}: training {settings.epochs} epochs on "
                 f"{len(data.train)} images"

@@ -1,8 +1,11 @@
 """Train one variant from given initial weights, streaming the data from its source, and score
 the validation split after every epoch, batch by batch."""
 
+import contextlib
 import math
+import signal
 import sys
+import threading
 import time
 
 import numpy as np
@@ -32,6 +35,42 @@ EVAL_BATCH = 32
 SAMPLE = 16
 #: Largest scale change of ``--augment``'s random crop: a square of 60 % to 100 % of the side.
 AUGMENT_MIN_SCALE = 0.6
+
+
+_interrupt = {"requested": False}
+
+
+@contextlib.contextmanager
+def stop_on_ctrl_c():
+    """Within this block, Ctrl-C (SIGINT) stops training at the next batch with
+    ``KeyboardInterrupt``; a second Ctrl-C stops at once.
+
+    Python's own handler can raise ``KeyboardInterrupt`` anywhere, even inside a garbage
+    collector callback, where it is printed and ignored and training goes on; the flag is
+    checked instead where raising is safe (after each batch, between runs).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if _interrupt["requested"]:
+            raise KeyboardInterrupt
+        _interrupt["requested"] = True
+
+    _interrupt["requested"] = False
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        _interrupt["requested"] = False
+
+
+def check_interrupt():
+    """Raise ``KeyboardInterrupt`` if Ctrl-C was pressed inside :func:`stop_on_ctrl_c`."""
+    if _interrupt["requested"]:
+        raise KeyboardInterrupt
 
 
 def _counted(masks, ignore_index, variant):
@@ -113,6 +152,7 @@ def evaluate(model, variant, source, loss, settings, calibration=True, sink=None
     scores = evaluation.StreamingScore(settings.classes, settings.ignore_index, calibration)
     metric, losses, weights, start = None, [], [], 0
     for images, masks in source.dataset().batch(EVAL_BATCH):
+        check_interrupt()
         targets = targets_for(variant, masks, settings.classes, settings.ignore_index)
         outputs = model(images, training=False)
         metric = metric or keras_accuracy_metric(targets, outputs)
@@ -132,7 +172,8 @@ def evaluate(model, variant, source, loss, settings, calibration=True, sink=None
 
 class _EpochScores(keras.callbacks.Callback):
     """After each epoch: one streamed pass over the validation images (mIoU, loss, Keras
-    accuracy; all metrics after the last epoch, handing each batch to ``sink``)."""
+    accuracy; all metrics after the last epoch, handing each batch to ``sink``). Also times each
+    epoch's training, its first batch (which includes tracing) and its validation pass."""
 
     def __init__(self, variant, source, loss, settings, log, sink=None):
         super().__init__()
@@ -140,8 +181,19 @@ class _EpochScores(keras.callbacks.Callback):
         self.settings, self.log, self.sink = settings, log, sink
         self.curve, self.val_loss, self.keras_accuracy = [], [], []
         self.final = None
+        self.times = {"train": [], "first_batch": [], "validation": []}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.began = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        check_interrupt()
+        if batch == 0:
+            self.times["first_batch"].append(time.perf_counter() - self.began)
 
     def on_epoch_end(self, epoch, logs=None):
+        trained = time.perf_counter()
+        self.times["train"].append(trained - self.began)
         logs = logs or {}
         settings = self.settings
         last = epoch + 1 == settings.epochs
@@ -156,6 +208,7 @@ class _EpochScores(keras.callbacks.Callback):
         )
         if last:
             self.final = result
+        self.times["validation"].append(time.perf_counter() - trained)
         self.keras_accuracy.append(result["keras_accuracy"])
         self.val_loss.append(result["val_loss"])
         self.curve.append(result["miou"])
@@ -278,6 +331,10 @@ def train_variant(
         "epochs_to_90": evaluation.epochs_to_fraction(scores.curve, 0.9),
         "val_miou_per_epoch": [float(v) for v in scores.curve],
         "seconds": float(seconds),
+        # Per epoch: training (first batch, with tracing, included) and the validation pass.
+        "epoch_seconds": scores.times["train"],
+        "first_batch_seconds": scores.times["first_batch"],
+        "validation_seconds": scores.times["validation"],
     }
     return result, model
 
