@@ -15,7 +15,6 @@ import platform
 import tempfile
 
 import numpy as np
-import segmentation_models as sm
 from PIL import Image
 
 import sm_pixel_ce
@@ -48,11 +47,14 @@ def write_folder(folder, images, masks):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--train-images", type=int, default=64)
+    parser.add_argument("--train-size", type=int, default=64)
+    parser.add_argument("--train-images", type=int, default=96)
     parser.add_argument("--calibration-images", type=int, default=16)
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--out", default="examples/deploying.md")
     args = parser.parse_args()
+    import segmentation_models as sm  # after sm_pixel_ce, which chooses its tf.keras framework
+
     keras.utils.set_random_seed(0)
     model = sm.Unet(
         "resnet18",
@@ -62,7 +64,7 @@ def main():
         input_shape=(None, None, 3),
     )
     model.compile(keras.optimizers.Adam(1e-3), loss="pixel_cce")
-    images, masks = make_scenes(args.train_images, size=args.size, seed=0)
+    images, masks = make_scenes(args.train_images, size=args.train_size, seed=0)
     model.fit(images, masks, epochs=args.epochs, batch_size=8, verbose=2)
     rows, reports = [], []
     with tempfile.TemporaryDirectory(prefix="deploying_") as tmp:
@@ -95,7 +97,8 @@ def main():
             )
     header = (
         f"U-Net resnet18 (7 classes, {model.count_params() / 1e6:.1f} M parameters), trained "
-        f"{args.epochs} epochs with `pixel_cce` on {args.train_images} generated scenes, exported "
+        f"{args.epochs} epochs with `pixel_cce` on {args.train_images} generated scenes "
+        f"({args.train_size} px), exported "
         f"at {args.size}x{args.size} from a `.keras` file with `sm_pixel_ce.export`; checked on "
         f"{args.calibration_images} held-out scenes (the `--calibration` folder, with masks). "
         f"{KERAS_FLAVOR}, TensorFlow and Keras predict on CPU ({platform.machine()}, "
