@@ -1,0 +1,54 @@
+"""The README is read from the top: the two commands on the first screen, every contents link
+lands on a heading, at most 400 lines, and CI runs the README's own test command."""
+
+import os
+import re
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _read(*path):
+    with open(os.path.join(ROOT, *path), encoding="utf-8") as file:
+        return file.read()
+
+
+def _anchor(heading):
+    """GitHub's anchor for a Markdown heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def _commands(text):
+    return re.findall(r"```bash\n(.*?)\n```", text, flags=re.S)
+
+
+def test_first_screen_holds_the_two_commands_the_example_and_the_contents():
+    readme = _read("README.md")
+    first_screen = "\n".join(readme.splitlines()[:62])
+    main_job, tests = _commands(first_screen)[:2]
+    assert main_job.startswith('pip install -e ".[test]" && sm-pixel-ce compare')
+    assert tests.startswith('pip install -e ".[test]" && ruff check . && python -m pytest')
+    assert "TF_USE_LEGACY_KERAS=1 python -m pytest" in tests
+    assert 'activation="pixel_softmax"' in first_screen and "Contents:" in first_screen
+
+
+def test_every_contents_link_lands_on_a_heading_and_every_section_is_listed():
+    readme = _read("README.md")
+    headings = re.findall(r"^## (.+)$", readme, flags=re.M)
+    anchors = {_anchor(h) for h in headings}
+    links = re.findall(r"\]\(#([^)]+)\)", readme)
+    assert links and not set(links) - anchors, sorted(set(links) - anchors)
+    contents = readme[readme.index("Contents:") :].split("\n\n")[0]
+    assert {_anchor(h) for h in headings} <= set(re.findall(r"\]\(#([^)]+)\)", contents))
+
+
+def test_readme_is_at_most_400_lines_and_its_local_links_exist():
+    readme = _read("README.md")
+    assert len(readme.splitlines()) <= 400
+    for target in re.findall(r"\]\((?!https?:|#)([^)]+)\)", readme):
+        assert os.path.exists(os.path.join(ROOT, target)), target
+
+
+def test_ci_runs_the_readme_test_command():
+    tests = _commands(_read("README.md"))[1]
+    assert tests in _read(".ci", "run")
