@@ -10,6 +10,8 @@
   no segmentation_models and no Keras.
 """
 
+import contextlib
+import logging
 import os
 import tempfile
 
@@ -101,7 +103,7 @@ def to_onnx(serve, out, quantize=None, calibration_images=None, opset=ONNX_OPSET
         _write(out, convert_float_to_float16(model_proto, keep_io_types=True).SerializeToString())
         return out
     quantization = require("onnxruntime.quantization", "ONNX quantization")
-    with tempfile.TemporaryDirectory(prefix="sm_pixel_ce_onnx_") as tmp:
+    with tempfile.TemporaryDirectory(prefix="sm_pixel_ce_onnx_") as tmp, _root_log_errors_only():
         float_path = os.path.join(tmp, "float.onnx")
         _write(float_path, model_proto.SerializeToString())
         if quantize == "dynamic":
@@ -139,6 +141,18 @@ def to_saved_model(model, serve, out):
     root.serve = serve
     tf.saved_model.save(root, out, signatures={"serving_default": serve.get_concrete_function()})
     return out
+
+
+@contextlib.contextmanager
+def _root_log_errors_only():
+    """onnxruntime's quantizer logs advice ("consider pre-processing") on the root logger."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def _write(path, data):
