@@ -86,7 +86,7 @@ def _reference_metrics(labels, predictions, classes, ignore_index=None):
 def _check_report(out, classes, variants, ignore_index=None):
     with open(os.path.join(out, "report.json")) as f:
         report = json.load(f)
-    assert set(report) == {"config", "results"}
+    assert set(report) == {"config", "results", "recommendation"}
     assert report["config"]["classes"] == classes and report["config"]["variants"] == list(variants)
     assert [r["variant"] for r in report["results"]] == list(variants)
     saved = np.load(os.path.join(out, "predictions.npz"))

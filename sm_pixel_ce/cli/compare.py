@@ -36,7 +36,7 @@ def add_arguments(parser):
         parser,
         "--variants",
         default=",".join(DEFAULT_VARIANTS),
-        help=f"comma-separated, from {', '.join(VARIANTS)} (default: %(default)s)",
+        help=f"comma-separated, from {', '.join(VARIANTS)}, or all (default: %(default)s)",
     )
     data = parser.add_argument_group("data (default: generated 7-class scenes)")
     _add(data, "--data", metavar="DIR", help="folder with images/* and masks/* paired by file stem")
@@ -223,6 +223,8 @@ def run(args):
     print(report.table(results))
     print()
     print(report.per_class_table(results, class_names))
+    print()
+    print(report.recommendation(results, class_names)["text"])
     print()
     reloads = ", ".join(f"{r['variant']} {r['reload_max_abs_diff']:.1e}" for r in results)
     print(

@@ -283,6 +283,8 @@ def _train_and_save(variant, seed, first, data, settings, weights, class_counts,
     )
     result.update(_save_and_reload(variant, model, data, settings, path))
     np.savez_compressed(os.path.join(folder, "sample.npz"), predictions=writer.sample)
+    # The report ranks classes by training pixels (its "rare classes" column).
+    result["train_class_pixels"] = [int(c) for c in class_counts()]
     _write_json(os.path.join(folder, "result.json"), result)
     return result
 

@@ -24,7 +24,7 @@ from ..flavor import KERAS_FLAVOR
 from . import plots, report
 from .experiment import RUNS, Settings, finished_runs, run_comparison, run_name, split
 from .training import SAMPLE
-from .variants import DEFAULT_VARIANTS, VARIANTS
+from .variants import DEFAULT_VARIANTS, VARIANTS, expand_variants
 
 DEFAULT_OUT = "sm-pixel-ce-compare"
 # The default run: sized to finish within about 3 minutes on 2 CPU cores and still separate
@@ -83,7 +83,7 @@ def check_compare_arguments(
     Raises:
         ValueError: What the option takes and what it received.
     """
-    variants = tuple(variants)
+    variants = expand_variants(variants)
     unknown = [v for v in variants if v not in VARIANTS]
     if not variants or unknown:
         raise ValueError(
@@ -219,7 +219,7 @@ def run_compare(
 
     start = time.perf_counter()
     log = log or (lambda line: None)
-    variants = tuple(variants)
+    variants = expand_variants(variants)
     if encoder_weights is not None and str(encoder_weights).lower() in ("none", "imagenet"):
         encoder_weights = None if str(encoder_weights).lower() == "none" else "imagenet"
     check_compare_arguments(

@@ -2,6 +2,7 @@
 ``report.md``."""
 
 import json
+import math
 import os
 
 import numpy as np
@@ -11,6 +12,7 @@ from .variants import VARIANTS
 #: Scalar metrics averaged over seeds (mean ± std when there are several).
 SCALARS = (
     "miou",
+    "rare_iou",
     "pixel_accuracy",
     "keras_accuracy",
     "binary_accuracy",
@@ -23,6 +25,7 @@ SCALARS = (
 # Column title and format of the table.
 _COLUMNS = (
     ("miou", "mIoU", "{:.3f}"),
+    ("rare_iou", "rare classes", "{:.3f}"),
     ("pixel_accuracy", "pixel acc", "{:.3f}"),
     ("keras_accuracy", "Keras 'accuracy'", "{:.3f}"),
     ("binary_accuracy", "binary_accuracy", "{:.3f}"),
@@ -32,6 +35,39 @@ _COLUMNS = (
     ("epochs_to_90", "epochs to 90%", "{:.1f}"),
     ("seconds", "seconds", "{:.0f}"),
 )
+
+
+#: The variant the recommendation measures margins against.
+BASELINE = "cce"
+
+
+def rare_classes(train_class_pixels):
+    """The third of the classes (⌈C/3⌉) with the fewest training pixels, in class order.
+
+    Args:
+        train_class_pixels: Training pixels per class, ``(C,)``.
+
+    Returns:
+        A sorted list of class indices (ties broken by the lower index).
+
+    Example:
+        >>> rare_classes([900, 40, 300, 10, 500, 60, 700])
+        [1, 3, 5]
+    """
+    counts = np.asarray(train_class_pixels)
+    share = math.ceil(len(counts) / 3)
+    return sorted(int(c) for c in np.argsort(counts, kind="stable")[:share])
+
+
+def rare_iou(result):
+    """Mean IoU over :func:`rare_classes` of one run (classes without an IoU left out), or None
+    when the run does not carry ``train_class_pixels``."""
+    pixels = result.get("train_class_pixels")
+    if pixels is None:
+        return None
+    values = [result["per_class_iou"][c] for c in rare_classes(pixels)]
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
 
 
 def aggregate(runs):
@@ -48,10 +84,13 @@ def aggregate(runs):
     """
     results = []
     for variant, items in runs.items():
+        items = [dict(r, rare_iou=rare_iou(r)) for r in items]
         if len(items) == 1:
-            results.append(dict(items[0]))
+            results.append(items[0])
             continue
         result = {"variant": variant, "seeds": [r["seed"] for r in items]}
+        if "train_class_pixels" in items[0]:
+            result["train_class_pixels"] = items[0]["train_class_pixels"]
         per_class = []
         for values in zip(*(r["per_class_iou"] for r in items)):
             present = [v for v in values if v is not None]
@@ -76,6 +115,101 @@ def aggregate(runs):
         result["runs"] = items
         results.append(result)
     return results
+
+
+def recommendation(results, class_names=None, baseline=BASELINE):
+    """The advisor's reading of the results: the best variant and whether its lead is real.
+
+    The best variant has the highest mean mIoU over seeds; its margin is taken over
+    ``baseline`` (or, when the best is the baseline or the baseline was not run, over the
+    runner-up). The spread across seeds is the larger range (max - min) of per-seed mIoU of the
+    two; the difference is established only with 2 seeds or more and a margin above that spread.
+
+    Args:
+        results: What :func:`aggregate` returns.
+        class_names: Names of the classes, for the rare-class line. Defaults to None.
+        baseline: Variant the margin is measured over. Defaults to "cce".
+
+    Returns:
+        A dict: ``best``, ``versus``, ``margin``, ``spread`` (None with one seed), ``seeds``,
+        ``established``, ``best_rare`` (variant with the best rare-class IoU, or None),
+        ``rare_classes`` and ``text`` (the sentences of the report).
+    """
+    if not results:
+        raise ValueError("recommendation: no results. Received: results=[]")
+    mean = {r["variant"]: float(np.mean(_seed_mious(r))) for r in results}
+    ranked = sorted(results, key=lambda r: -mean[r["variant"]])
+    best = ranked[0]
+    others = ranked[1:]
+    versus = next((r for r in others if r["variant"] == baseline), others[0] if others else None)
+    seeds = len(best.get("runs", [best]))
+    rare_ranked = sorted(
+        (r for r in results if r.get("rare_iou") is not None), key=lambda r: -r["rare_iou"]
+    )
+    rare = rare_classes(best["train_class_pixels"]) if "train_class_pixels" in best else None
+    advice = {
+        "best": best["variant"],
+        "versus": None if versus is None else versus["variant"],
+        "margin": None,
+        "spread": None,
+        "seeds": seeds,
+        "established": False,
+        "best_rare": rare_ranked[0]["variant"] if rare_ranked else None,
+        "rare_classes": rare,
+    }
+    if versus is None:
+        advice["text"] = f"Only {best['variant']} was run: there is nothing to compare it with."
+        return advice
+    margin = mean[best["variant"]] - mean[versus["variant"]]
+    advice["margin"] = float(margin)
+    lead = (
+        f"Best by mean mIoU over {seeds} seed(s): {best['variant']} "
+        f"({mean[best['variant']]:.3f}), {margin:+.3f} over {versus['variant']} "
+        f"({mean[versus['variant']]:.3f})."
+    )
+    if seeds < 2:
+        verdict = (
+            "One seed gives no spread to compare that margin with, so the difference is not "
+            "established: rerun with --seeds 3 or more."
+        )
+    else:
+        spread = max(_range(_seed_mious(r)) for r in (best, versus))
+        advice["spread"] = float(spread)
+        advice["established"] = bool(margin > spread)
+        if advice["established"]:
+            verdict = (
+                f"The margin is larger than the spread across seeds ({spread:.3f}, the larger "
+                f"max - min of the two): use {best['variant']}."
+            )
+        else:
+            verdict = (
+                f"The margin is within the spread across seeds ({spread:.3f}, the larger max - "
+                "min of the two), so the difference is not established: try more seeds "
+                "(--seeds 5) or more epochs before choosing."
+            )
+    lines = [lead, verdict]
+    if rare_ranked and rare is not None:
+        names = [class_names[c] if class_names else str(c) for c in rare]
+        top = rare_ranked[0]
+        lines.append(
+            f"On the rare classes ({', '.join(names)}: the third with the fewest training "
+            f"pixels) the best is {top['variant']} with IoU {top['rare_iou']:.3f}"
+            + (
+                f" ({versus['variant']}: {versus['rare_iou']:.3f})."
+                if versus.get("rare_iou") is not None and versus is not top
+                else "."
+            )
+        )
+    advice["text"] = " ".join(lines)
+    return advice
+
+
+def _seed_mious(result):
+    return [run["miou"] for run in result.get("runs", [result])]
+
+
+def _range(values):
+    return float(max(values) - min(values))
 
 
 def _cell(result, key, fmt):
@@ -133,9 +267,10 @@ def per_class_table(results, class_names, markdown=False):
 
 
 def write_json(path, config, results):
-    """Write ``{"config": ..., "results": [...]}``."""
+    """Write ``{"config": ..., "results": [...], "recommendation": {...}}``."""
+    advice = recommendation(results, config.get("class_names"))
     with open(path, "w") as f:
-        json.dump({"config": config, "results": results}, f, indent=2)
+        json.dump({"config": config, "results": results, "recommendation": advice}, f, indent=2)
         f.write("\n")
 
 
@@ -171,12 +306,17 @@ def write_markdown(path, config, results, class_names, images):
         "",
         table(results, markdown=True),
         "",
+        "## Recommendation",
+        "",
+        recommendation(results, class_names)["text"],
+        "",
         "mIoU, pixel acc (argmax) and ECE (max probability, 15 bins) are computed in NumPy on the "
         "validation split. Keras 'accuracy' is what `metrics=[\"accuracy\"]` reported on the "
         "same split; binary_accuracy is the per-channel `p > 0.5` accuracy that Keras <= 2.2 "
         "reported as 'accuracy' with `loss=\"binary_crossentropy\"`. Losses differ per variant "
         "and are not comparable across rows. Epochs to 90%: first epoch reaching 90% of the "
-        "variant's best val mIoU.",
+        "variant's best val mIoU. Rare classes: mean IoU over the third of the classes with the "
+        "fewest training pixels.",
         "",
         *(
             [

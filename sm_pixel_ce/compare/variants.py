@@ -5,13 +5,22 @@
 * ``reshape``: the recipe from old answers: linear output, ``Reshape((H*W, C))``, ``softmax``,
   Keras's ``categorical_crossentropy`` on one-hot labels reshaped the same way;
 * ``cce-weighted``: ``pixel_cce`` with class weights from label frequencies;
-* ``cce-smooth``: ``pixel_cce`` with label smoothing 0.1.
+* ``cce-smooth``: ``pixel_cce`` with label smoothing 0.1;
+* ``cce-focal``: ``pixel_cce`` with ``focal_gamma=2`` (``"pixel_focal"``);
+* ``cce-topk``: ``pixel_cce`` over the hardest quarter of the pixels (``top_k=0.25``);
+* ``cce-balanced``: ``pixel_cce`` with ``sm_pixel_ce.class_weights`` of the training masks
+  (scikit-learn's "balanced", ``n / (K·n_c)``);
+* ``cce-dice``: ``pixel_cce`` + ``sm.losses.DiceLoss()``, segmentation_models' usual recipe.
+
+``--variants all`` runs every one of them.
 
 Every variant has the same layers with weights, so all start from the same initial weights.
 """
 
 import numpy as np
 
+from .._registry import serializable
+from ..class_weights import weights_from_counts
 from ..flavor import keras
 from ..losses import PixelBinaryCrossentropy, PixelCategoricalCrossentropy
 
@@ -22,9 +31,20 @@ VARIANTS = {
     "reshape": "Reshape((H*W, C)) + softmax + categorical_crossentropy",
     "cce-weighted": "pixel_softmax + pixel_cce, class weights from label frequencies",
     "cce-smooth": "pixel_softmax + pixel_cce, label_smoothing=0.1",
+    "cce-focal": "pixel_softmax + pixel_cce, focal_gamma=2",
+    "cce-topk": "pixel_softmax + pixel_cce, top_k=0.25 (the hardest quarter of the pixels)",
+    "cce-balanced": "pixel_softmax + pixel_cce, class_weights(method='inverse_frequency')",
+    "cce-dice": "pixel_softmax + pixel_cce + sm.losses.DiceLoss()",
 }
 DEFAULT_VARIANTS = ("cce", "bce")
+#: What ``--variants all`` stands for.
+ALL = "all"
 LABEL_SMOOTHING = 0.1
+FOCAL_GAMMA = 2.0
+#: ``cce-topk``'s fraction: DeepLab's hard-pixel mining keeps a similar share (top 20-25%).
+TOP_K = 0.25
+#: ``cce-balanced``'s method of :func:`sm_pixel_ce.class_weights`.
+BALANCED_METHOD = "inverse_frequency"
 #: BatchNormalization momentum of the compared models. Keras's 0.99 needs several hundred steps
 #: before the moving statistics used at evaluation match the data; short comparisons would then
 #: score mostly the BatchNorm warm-up, the same noise for every variant.
@@ -73,6 +93,30 @@ def class_weights_from_counts(counts):
     weights[present] = np.median(frequency[present]) / frequency[present]
     weights[~present] = weights[present].max()
     return [float(w) for w in weights / weights.mean()]
+
+
+def expand_variants(variants):
+    """The variant names, with ``("all",)`` standing for every variant in report order.
+
+    Args:
+        variants: Variant names, or ``("all",)``.
+
+    Returns:
+        A tuple of names (unchecked apart from "all").
+
+    Example:
+        >>> expand_variants(["all"])[:3]
+        ('cce', 'bce', 'reshape')
+    """
+    variants = tuple(variants)
+    if ALL not in variants:
+        return variants
+    if len(variants) > 1:
+        raise ValueError(
+            f"--variants all stands for every variant and takes no others; received "
+            f"{','.join(variants)!r}."
+        )
+    return tuple(VARIANTS)
 
 
 def build_model(
@@ -158,7 +202,67 @@ def loss_for(variant, class_counts, num_classes, ignore_index=None):
         return PixelCategoricalCrossentropy(
             label_smoothing=LABEL_SMOOTHING, ignore_index=ignore_index
         )
+    if variant == "cce-focal":
+        return PixelCategoricalCrossentropy(focal_gamma=FOCAL_GAMMA, ignore_index=ignore_index)
+    if variant == "cce-topk":
+        return PixelCategoricalCrossentropy(top_k=TOP_K, ignore_index=ignore_index)
+    if variant == "cce-balanced":
+        weights = weights_from_counts(class_counts(), BALANCED_METHOD)
+        return PixelCategoricalCrossentropy(class_weights=weights, ignore_index=ignore_index)
+    if variant == "cce-dice":
+        return PixelCceDiceLoss(num_classes, ignore_index=ignore_index)
     return PixelCategoricalCrossentropy(ignore_index=ignore_index)
+
+
+@serializable
+class PixelCceDiceLoss(keras.losses.Loss):
+    """``pixel_cce`` + segmentation_models' ``DiceLoss()`` on integer masks (``cce-dice``).
+
+    The masks are one-hot encoded for the Dice term; pixels equal to ``ignore_index`` count in
+    neither term (their labels and predictions are zeroed for Dice).
+
+    Args:
+        num_classes: C.
+        ignore_index: Mask value not counted, or None. Defaults to None.
+        reduction: Kept for Keras; the value is already a scalar. Defaults to
+            "sum_over_batch_size".
+        name: Defaults to "pixel_cce_dice".
+
+    Example:
+        >>> model.compile("adam", loss=PixelCceDiceLoss(7, ignore_index=255))
+    """
+
+    def __init__(
+        self, num_classes, ignore_index=None, reduction="sum_over_batch_size", name="pixel_cce_dice"
+    ):
+        super().__init__(name=name, reduction=reduction)
+        self.num_classes = int(num_classes)
+        self.ignore_index = ignore_index
+        self._cce = PixelCategoricalCrossentropy(ignore_index=ignore_index)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        import segmentation_models as sm
+        import tensorflow as tf
+
+        cce = self._cce(y_true, y_pred, sample_weight=sample_weight)
+        y_pred = tf.convert_to_tensor(y_pred)
+        labels = tf.cast(y_true, tf.int32)
+        if labels.shape.rank == y_pred.shape.rank:
+            labels = labels[..., 0]
+        valid = tf.ones_like(labels, tf.bool)
+        if self.ignore_index is not None:
+            valid = tf.not_equal(labels, self.ignore_index)
+        keep = tf.cast(valid, y_pred.dtype)[..., None]
+        one_hot = tf.one_hot(tf.where(valid, labels, 0), self.num_classes, dtype=y_pred.dtype)
+        return cce + sm.losses.DiceLoss()(one_hot * keep, y_pred * keep)
+
+    def get_config(self):
+        return {
+            "num_classes": self.num_classes,
+            "ignore_index": self.ignore_index,
+            "reduction": self.reduction,
+            "name": self.name,
+        }
 
 
 def targets_for(variant, masks, num_classes, ignore_index=None):
