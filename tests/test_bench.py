@@ -8,6 +8,7 @@ import pytest
 import reference
 
 from sm_pixel_ce import bench as benchmarks
+from sm_pixel_ce.bench import losses as bench_losses
 from sm_pixel_ce.cli import main
 
 BATCH, SIZE, CLASSES = 2, 16, 5
@@ -65,6 +66,20 @@ def test_loss_cases_agree_with_the_floor_and_references(tmp_path):
         ignore_index=benchmarks.IGNORE_INDEX,
     )
     expected_bce = reference.pixel_bce(data["onehot"], logits)
+    gamma, top_k = bench_losses.FOCAL_GAMMA, bench_losses.TOP_K
+    expected_rare = {
+        "cce_focal": reference.pixel_cce(data["mask"], logits, gamma=gamma),
+        "cce_top_k": reference.pixel_cce(data["mask"], logits, top_k=top_k),
+        "cce_focal_top_k_weighted": reference.pixel_cce(
+            data["mask_ignore"],
+            logits,
+            class_weights=data["class_weights"],
+            ignore_index=benchmarks.IGNORE_INDEX,
+            gamma=gamma,
+            top_k=top_k,
+        ),
+        "keras_focal": reference.pixel_cce(data["mask"], logits, gamma=gamma),
+    }
     # The weighted case must differ from the plain mean, or it would check nothing.
     assert abs(expected_weighted - expected_mean) > 1e-3
 
@@ -81,6 +96,8 @@ def test_loss_cases_agree_with_the_floor_and_references(tmp_path):
             cases["cce_weighted_ignore"][mode]["loss"], expected_weighted, rtol=1e-5
         )
         np.testing.assert_allclose(cases["bce_sigmoid"][mode]["loss"], expected_bce, rtol=1e-5)
+        for name, expected in expected_rare.items():
+            np.testing.assert_allclose(cases[name][mode]["loss"], expected, rtol=1e-5, err_msg=name)
         for case in cases.values():
             figures = case[mode]
             assert set(figures) == MODE_KEYS

@@ -19,7 +19,12 @@ LOSS_TARGETS = (
     ("cce_softmax", "floor_dense", 1.10),
     ("cce_logits_uint8", "floor_sparse", 1.10),
     ("cce_weighted_ignore", "floor_sparse", 1.40),
+    ("cce_focal", "floor_sparse", 1.50),
+    ("cce_top_k", "floor_sparse", 1.50),
 )
+#: focal_gamma and top_k of the rare-class cases.
+FOCAL_GAMMA = 2.0
+TOP_K = 0.25
 
 
 def make_inputs(batch, size, classes, seed=0):
@@ -70,6 +75,16 @@ def loss_cases(class_weights):
         from_logits=True, class_weights=list(class_weights), ignore_index=IGNORE_INDEX
     )
     bce = PixelBinaryCrossentropy()
+    focal = PixelCategoricalCrossentropy(from_logits=True, focal_gamma=FOCAL_GAMMA)
+    top_k = PixelCategoricalCrossentropy(from_logits=True, top_k=TOP_K)
+    rare = PixelCategoricalCrossentropy(
+        from_logits=True,
+        class_weights=list(class_weights),
+        ignore_index=IGNORE_INDEX,
+        focal_gamma=FOCAL_GAMMA,
+        top_k=TOP_K,
+    )
+    keras_focal = keras.losses.CategoricalFocalCrossentropy(alpha=1.0, gamma=FOCAL_GAMMA)
 
     def flattened(labels, logits):
         # The model ends in a softmax; the loss reshapes to (N, H*W, C), which hides the logits
@@ -124,6 +139,30 @@ def loss_cases(class_weights):
             "floor_sparse",
             "mask_ignore",
             lambda y, z: cce_weighted(y, z),
+        ),
+        "cce_focal": (
+            f"pixel_cce(from_logits=True, focal_gamma={FOCAL_GAMMA:g}), uint8",
+            "floor_sparse",
+            "mask",
+            lambda y, z: focal(y, z),
+        ),
+        "cce_top_k": (
+            f"pixel_cce(from_logits=True, top_k={TOP_K:g}), uint8",
+            "floor_sparse",
+            "mask",
+            lambda y, z: top_k(y, z),
+        ),
+        "cce_focal_top_k_weighted": (
+            "pixel_cce, focal + top_k + class weights + ignore_index, uint8",
+            "floor_sparse",
+            "mask_ignore",
+            lambda y, z: rare(y, z),
+        ),
+        "keras_focal": (
+            f"Keras softmax + CategoricalFocalCrossentropy(gamma={FOCAL_GAMMA:g}) (one-hot)",
+            "floor_dense",
+            "onehot",
+            lambda y, z: keras_focal(y, keras.activations.softmax(z)),
         ),
         "bce_sigmoid": (
             "pixel_bce on sigmoid output (one-hot)",
