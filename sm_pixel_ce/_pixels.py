@@ -334,16 +334,12 @@ def _checked(pixels, value, finite):
         return tf.identity(value)
 
 
-# Sort keys of the ignored pixels: below the key of every float (the keys span the int32 range).
-_BELOW_EVERY_KEY = -(2**31) - 1
-
-
 def hardest(losses, counted, top_k):
     """Which pixels hard-pixel mining keeps: the ⌈top_k·n⌉ counted pixels with the largest loss.
 
     ``n`` is the number of counted pixels (``counted`` True, or all pixels when None). Among
     equal losses the earlier pixels are kept, as ``tf.math.top_k`` does, so exactly ⌈top_k·n⌉
-    pixels are kept. The k-th largest loss is found by a binary search on the float's bits (32
+    pixels are kept. The k-th largest loss is found by a binary search on the float's bits (31
     passes of compare-and-count, no sort), which costs less than the loss itself on CPU and GPU.
 
     Under a ``tf.distribute`` strategy the selection is global: ``n``, the counts of the search
@@ -351,42 +347,37 @@ def hardest(losses, counted, top_k):
     global batch), so that the replicas together keep exactly the pixels a single device would.
 
     Args:
-        losses: Per-pixel losses ``(P,)`` (no gradient flows through the selection).
+        losses: Per-pixel losses ``(P,)``, >= 0 (no gradient flows through the selection).
         counted: Bool ``(P,)`` of the pixels that count, or None for all.
         top_k: Fraction in (0, 1].
 
     Returns:
         A bool ``(P,)``, True for the kept pixels.
     """
-    keys = _sort_keys(tf.stop_gradient(losses))
+    # A float >= 0 orders as its bits read as an int32 (cross-entropies are >= 0; the max()
+    # only turns a -0.0 into 0). Pixels that do not count get -1, below every loss.
+    keys = tf.bitcast(tf.maximum(tf.stop_gradient(tf.cast(losses, tf.float32)), 0.0), tf.int32)
     if counted is None:
-        n = tf.size(losses, out_type=tf.int64)
+        n = tf.size(losses)
     else:
-        keys = tf.where(counted, keys, tf.constant(_BELOW_EVERY_KEY, tf.int64))
-        n = tf.reduce_sum(tf.cast(counted, tf.int64))
+        keys = tf.where(counted, keys, -1)
+        n = tf.reduce_sum(tf.cast(counted, tf.int32))
     n = _global_total(n)
     # ⌈top_k·n⌉, with a relative margin so that e.g. 0.3·10 = 3.0000000000000004 gives 3.
-    k = tf.cast(tf.math.ceil(top_k * (1.0 - 1e-12) * tf.cast(n, tf.float64)), tf.int64)
+    k = tf.cast(tf.math.ceil(top_k * (1.0 - 1e-12) * tf.cast(n, tf.float64)), tf.int32)
     # Largest threshold t with at least k keys >= t: the k-th largest key.
-    low = tf.constant(-(2**31), tf.int64)
-    high = tf.constant(2**31 - 1, tf.int64)
-    for _ in range(32):
-        middle = tf.math.floordiv(low + high + 1, 2)
-        enough = _global_total(tf.reduce_sum(tf.cast(keys >= middle, tf.int64))) >= k
+    low = tf.constant(0, tf.int32)
+    high = tf.constant(2**31 - 1, tf.int32)
+    for _ in range(31):
+        middle = high - (high - low) // 2  # the upper middle, without overflow
+        enough = _global_total(tf.reduce_sum(tf.cast(keys >= middle, tf.int32))) >= k
         low = tf.where(enough, middle, low)
         high = tf.where(enough, high, middle - 1)
     above = keys > low
-    ties = tf.cast(tf.equal(keys, low), tf.int64)
-    needed = k - _global_total(tf.reduce_sum(tf.cast(above, tf.int64)))
+    ties = tf.cast(tf.equal(keys, low), tf.int32)
+    needed = k - _global_total(tf.reduce_sum(tf.cast(above, tf.int32)))
     tie_rank = tf.cumsum(ties) + _ties_before_this_replica(tf.reduce_sum(ties))
     return tf.logical_or(above, tf.logical_and(ties > 0, tie_rank <= needed))
-
-
-def _sort_keys(values):
-    """int64 keys in the order of the float32 values (their bits, negatives flipped)."""
-    bits = tf.bitcast(tf.cast(values, tf.float32), tf.int32)
-    flipped = tf.bitwise.bitwise_xor(bits, tf.constant(0x7FFFFFFF, tf.int32))
-    return tf.cast(tf.where(bits < 0, flipped, bits), tf.int64)
 
 
 def _global_total(value):
@@ -400,8 +391,8 @@ def _ties_before_this_replica(local_ties):
     """How many tied pixels the replicas before this one hold (0 outside a strategy)."""
     context = tf.distribute.get_replica_context()
     if context is None or context.num_replicas_in_sync == 1:
-        return tf.constant(0, tf.int64)
+        return tf.constant(0, tf.int32)
     replicas = context.num_replicas_in_sync
-    own = tf.one_hot(context.replica_id_in_sync_group, replicas, dtype=tf.int64) * local_ties
+    own = tf.one_hot(context.replica_id_in_sync_group, replicas, dtype=tf.int32) * local_ties
     every = context.all_reduce(tf.distribute.ReduceOp.SUM, own)
     return tf.reduce_sum(every[: tf.cast(context.replica_id_in_sync_group, tf.int32)])
