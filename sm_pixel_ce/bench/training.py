@@ -48,7 +48,7 @@ def train_benchmark(batch, size, classes, repeats, warmup, fit_steps=3, progress
     Returns:
         A dict with ``steps`` (median ms per variant and ratios), ``pipeline`` and ``targets``.
     """
-    from .data.scenes import make_scenes
+    from ..data.scenes import make_scenes
 
     say = progress or (lambda line: None)
     say(f"train step: building 2 U-Nets (resnet18, {size}x{size}, {classes} classes)")
