@@ -1,4 +1,4 @@
-"""Run a SavedModel's serving_default signature with TensorFlow alone (no sm_pixel_ce, no Keras).
+"""Run a SavedModel's serving_default signature with TensorFlow alone (no sm_pixel_ce).
 
 ``check.run_saved_model`` runs this file's text with ``python -c`` in a fresh process:
 ``python -c SOURCE SAVED_MODEL INPUT.npz OUTPUT.npz REPEATS``. It writes the outputs, the seconds
