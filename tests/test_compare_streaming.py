@@ -61,7 +61,9 @@ def test_streaming_score_equals_the_whole_set_score(rng):
     assert streamed["per_class_iou"] == pytest.approx(whole["per_class_iou"], abs=1e-12)
 
 
-@pytest.mark.parametrize("variant", ["reshape", "cce-weighted"])
+@pytest.mark.parametrize(
+    "variant", ["reshape", pytest.param("cce-weighted", marks=pytest.mark.slow)]
+)
 def test_streamed_metrics_equal_in_memory_ones_on_a_folder(tmp_path, variant):
     folder = str(_folder(tmp_path / "data"))
     settings = Settings(
@@ -178,6 +180,21 @@ def test_bad_files_stop_the_command_naming_the_file(tmp_path, capsys):
         markdown = f.read()
     assert "Skipped 2 damaged pair(s)" in markdown and f"{folder}/masks/005.png" in markdown
 
+    # Resume: the finished run is kept, never retrained; other options are refused by name.
+    argv = _compare(tmp_path, folder, "--skip-bad")
+    assert main(argv) == 2
+    assert "already holds 1 finished run(s); pass --resume" in _one_error_line(capsys)
+    assert main(argv + ["--resume", "--epochs", "2", "--lr", "0.01"]) == 2
+    line = _one_error_line(capsys)
+    assert "--epochs 1 there, 2 here" in line and "--lr 0.001 there, 0.01 here" in line
+    with open(tmp_path / "out" / "runs" / "cce-seed0" / "result.json") as f:
+        saved = json.load(f)
+    assert main(argv + ["--resume"]) == 0
+    printed = capsys.readouterr().out
+    assert "[cce] seed 0: already in" in printed and "[cce] seed 0: training" not in printed
+    with open(tmp_path / "out" / "report.json") as f:
+        assert json.load(f)["results"][0]["seconds"] == saved["seconds"]
+
 
 def test_a_bad_file_found_during_training_is_named(tmp_path, capsys, monkeypatch):
     folder = _folder(tmp_path / "data")
@@ -193,6 +210,7 @@ def test_a_bad_file_found_during_training_is_named(tmp_path, capsys, monkeypatch
 # --- resume --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_finished_runs_and_resume_skips_them(tmp_path, capsys):
     folder = _folder(tmp_path / "data")
     argv = _compare(tmp_path, folder)
@@ -280,6 +298,7 @@ def test_encoder_weights_from_a_file_are_in_the_encoder(tmp_path):
         build_model("cce", "Unet", "resnet18", 3, 32, encoder_weights=other)
 
 
+@pytest.mark.slow
 def test_frozen_pretrained_encoder_augment_and_steps_end_to_end(tmp_path, capsys):
     path, expected = _encoder_file(tmp_path)
     folder = _folder(tmp_path / "data")

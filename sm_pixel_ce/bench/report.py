@@ -173,12 +173,14 @@ def format_compare_scaling(result):
     if result["rss_growth_mb"] is not None:
         lines.append(
             f"\nAt {result['main_size']} px, the fewest to the most images: peak RSS "
-            f"{result['rss_growth_mb']:+.0f} MB"
-            + (
-                f"; epoch time log-log slope {result['train_slope']:.2f} (1 = linear)."
-                if result["train_slope"] is not None
-                else "."
-            )
+            f"{result['rss_growth_mb']:+.0f} MB."
+        )
+    fit = result.get("epoch_fit")
+    if fit:
+        lines.append(
+            f"Epoch time at {fit['size']} px = {fit['intercept_s']:.0f} s + "
+            f"{fit['ms_per_image']:.1f} ms x training images (least squares; largest "
+            f"residual {fit['max_residual_pct']:.0f} %)."
         )
     lines.append(f"\nelapsed: {result['elapsed_s']:.0f} s")
     return "\n".join(lines)

@@ -32,9 +32,9 @@ def parse_points(text, size=128):
     for part in (p.strip() for p in text.split(",")):
         if not part:
             continue
-        count, _, side = part.partition("x")
+        count, separator, side = part.partition("x")
         try:
-            point = (int(count), int(side) if side else size)
+            point = (int(count), int(side) if separator else size)
         except ValueError:
             point = None
         if point is None or point[0] < 4 or point[1] < 32 or point[1] % 32:
@@ -140,10 +140,35 @@ def measure_compare_run(folder, size, out, backbone, epochs, batch_size, variant
     return result
 
 
-def _slope(xs, ys):
-    if len(xs) < 2 or len(set(xs)) < 2:
+def epoch_time_fit(points):
+    """Least-squares line ``epoch s = intercept + per_image * training images`` through the
+    successful points of the most measured side.
+
+    A constant part (the retrace for the last, smaller batch; warm-up) sits in the intercept; a
+    linear epoch time shows as small residuals.
+
+    Returns:
+        ``{"size", "ms_per_image", "intercept_s", "max_residual_pct"}``, or None with fewer than
+        two such points.
+    """
+    ok = [p for p in points if p["returncode"] == 0 and p.get("steady_s")]
+    sizes = [p["size"] for p in ok]
+    if not sizes:
         return None
-    return float(np.polyfit(np.log(xs), np.log(ys), 1)[0])
+    size = max(set(sizes), key=sizes.count)
+    same = [p for p in ok if p["size"] == size]
+    if len({p["train_images"] for p in same}) < 2:
+        return None
+    x = np.array([p["train_images"] for p in same], float)
+    y = np.array([p["steady_s"] for p in same], float)
+    per_image, intercept = np.polyfit(x, y, 1)
+    residual = np.max(np.abs(y - (intercept + per_image * x)) / y)
+    return {
+        "size": size,
+        "ms_per_image": float(1000 * per_image),
+        "intercept_s": float(intercept),
+        "max_residual_pct": float(100 * residual),
+    }
 
 
 def run_compare_scaling(
@@ -168,11 +193,10 @@ def run_compare_scaling(
         progress: Callable given one line of progress text. Defaults to None.
 
     Returns:
-        ``{"config", "points", "rss_growth_mb", "train_slope"}``: one dict per point (see
+        ``{"config", "points", "rss_growth_mb", "epoch_fit"}``: one dict per point (see
         :func:`measure_compare_run`, plus ``images``, ``size`` and ``ms_per_image``); the peak
-        RSS growth from the fewest to the most images at the most measured side; and the
-        log-log slope there of the epoch's training time after its first batch against the
-        images (1 = linear).
+        RSS growth from the fewest to the most images at the most measured side; and the line
+        through the epoch times there (:func:`epoch_time_fit`).
 
     Example:
         >>> result = run_compare_scaling([(40, 64), (80, 64)], epochs=1)
@@ -231,7 +255,7 @@ def run_compare_scaling(
         "points": rows,
         "main_size": main_size,
         "rss_growth_mb": (same[-1]["peak_rss_mb"] - same[0]["peak_rss_mb"]) if same else None,
-        "train_slope": _slope([r["images"] for r in same], [r["steady_s"] for r in same]),
+        "epoch_fit": epoch_time_fit(rows),
         "elapsed_s": time.perf_counter() - started,
     }
     if json_path:

@@ -238,6 +238,10 @@ class _Progress(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         now = time.perf_counter()
+        if batch == 0 and not self.tty:
+            # The first batch traces the model: not a sign of a long epoch.
+            self.began = self.shown = now
+            return
         if now - self.shown < self.interval:
             return
         self.shown = now

@@ -7,6 +7,7 @@ resized with nearest neighbour only, so no value between two classes is ever inv
 """
 
 import os
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -128,8 +129,12 @@ def check_mask(path, mask, classes, ignore_index=None):
 
 
 def _first_line(error):
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
+    text = str(getattr(error, "message", error))
+    # TensorFlow wraps its messages: "{{function_node ...}} what [Op:DecodeImage] name: ".
+    text = re.sub(r"\{\{.*?\}\}", "", text)
+    text = re.sub(r"\s*\[Op:[^\]]*\].*", "", text, flags=re.S)
+    lines = text.strip().splitlines()
+    return lines[0].strip() if lines else type(error).__name__
 
 
 def check_pair(image_path, mask_path, classes, ignore_index=None):
@@ -275,10 +280,7 @@ def locate_bad_file(pairs, error):
         try:
             tf.io.decode_image(tf.io.read_file(image_path), channels=3, expand_animations=False)
         except (tf.errors.OpError, ValueError) as bad:
-            return DataError(
-                f"{image_path}: cannot decode the image "
-                f"({_first_line(getattr(bad, 'message', bad))})."
-            )
+            return DataError(f"{image_path}: cannot decode the image ({_first_line(bad)}).")
     return None
 
 
