@@ -66,7 +66,7 @@ def test_format_compare_scaling():
         "elapsed_s": 300,
     }
     text = format_compare_scaling(result)
-    assert "| 500 | 128 | 375 / 125 | 2100 | 90 | 60 | 40 | 5 | 109.0 |" in text
+    assert "| 500 | 128 | 375 / 125 | 2100 | 90 | - | 60 | 40 | 5 | 109.0 |" in text
     assert "peak RSS +50 MB." in text
     # Two points: the line passes through both, 38.3 s for 375 more images.
     assert "= 2 s + 102.1 ms x training images" in text and "residual 0 %" in text

@@ -154,20 +154,22 @@ def format_compare_scaling(result):
         "epoch's training after its first batch (which traces the graph); val = its validation "
         "pass.",
         "",
-        "| images | side | train / val | peak RSS MB | wall s | fit s | epoch s | val s "
+        "| images | side | train / val | peak RSS MB | wall s | CPU s | fit s | epoch s | val s "
         "| epoch ms / image |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in result["points"]:
         if row["returncode"]:
             lines.append(
                 f"| {row['images']} | {row['size']} | failed (exit {row['returncode']}) | "
-                f"{row['peak_rss_mb']:.0f} | {row['wall_s']:.0f} | - | - | - | - |"
+                f"{row['peak_rss_mb']:.0f} | {row['wall_s']:.0f} | - | - | - | - | - |"
             )
             continue
         lines.append(
             f"| {row['images']} | {row['size']} | {row['train_images']} / {row['val_images']} | "
-            f"{row['peak_rss_mb']:.0f} | {row['wall_s']:.0f} | {row['train_s']:.0f} | "
+            f"{row['peak_rss_mb']:.0f} | {row['wall_s']:.0f} | "
+            + (f"{row['cpu_s']:.0f}" if row.get("cpu_s") is not None else "-")
+            + f" | {row['train_s']:.0f} | "
             f"{row['steady_s']:.0f} | {row['validation_s']:.0f} | {row['ms_per_image']:.1f} |"
         )
     if result["rss_growth_mb"] is not None:

@@ -81,8 +81,9 @@ def measure_compare_run(folder, size, out, backbone, epochs, batch_size, variant
     """Run ``sm-pixel-ce compare`` on ``folder`` in a child process and measure it.
 
     Returns:
-        ``{"peak_rss_mb", "wall_s", "train_s", "steady_s", "validation_s", "train_images",
-        "val_images", "returncode"}``: ``train_s`` is the first variant's ``fit`` time (training
+        ``{"peak_rss_mb", "wall_s", "cpu_s", "train_s", "steady_s", "validation_s",
+        "train_images", "val_images", "returncode"}``: ``cpu_s`` the whole run's CPU seconds,
+        ``train_s`` is the first variant's ``fit`` time (training
         and its per-epoch validation passes), ``steady_s`` its first epoch's training after the
         first batch (which traces the graph), ``validation_s`` that epoch's validation pass;
         None when the run failed.
@@ -119,6 +120,8 @@ def measure_compare_run(folder, size, out, backbone, epochs, batch_size, variant
     result = {
         "peak_rss_mb": usage.ru_maxrss / 1024,  # Linux reports KiB
         "wall_s": wall,
+        # CPU seconds of the run: on a shared machine, steadier than wall time.
+        "cpu_s": usage.ru_utime + usage.ru_stime,
         "train_s": None,
         "steady_s": None,
         "validation_s": None,
