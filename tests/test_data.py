@@ -219,7 +219,9 @@ def test_folder_source_streams_what_load_folder_loads(tmp_path):
         .as_numpy_iterator()
     ]
     np.testing.assert_array_equal(np.stack(order), np.stack(expected))
+    np.testing.assert_array_equal(np.stack(list(source.masks().as_numpy_iterator())), masks)
     array = ArraySource(images, masks)
+    np.testing.assert_array_equal(np.stack(list(array.masks().as_numpy_iterator())), masks)
     np.testing.assert_array_equal(
         np.stack([m for _, m in array.dataset(shuffle_seed=3).as_numpy_iterator()]),
         np.stack(expected),

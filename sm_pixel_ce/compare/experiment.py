@@ -216,7 +216,7 @@ def _run_all(data, settings, out_dir, log):
     def class_counts():
         log("  counting the training masks' classes (one pass)")
         counts = np.zeros(settings.classes, np.int64)
-        for _, masks in data.train.dataset().batch(64):
+        for masks in data.train.masks().batch(64):
             counts += count_classes(masks.numpy(), settings.classes, settings.ignore_index)
         return counts
 

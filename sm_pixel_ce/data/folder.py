@@ -224,19 +224,29 @@ def _read_mask_for_dataset(path):
     return read_mask(path.decode() if isinstance(path, bytes) else str(path))
 
 
+def _load_mask(mask_path, size):
+    # Palette PNGs must keep their indices: TensorFlow's decoder expands palettes to colours.
+    mask = tf.numpy_function(_read_mask_for_dataset, [mask_path], tf.uint8)
+    mask.set_shape((None, None))
+    mask = tf.image.resize(mask[..., None], (size, size), method="nearest")[..., 0]
+    mask.set_shape((size, size))
+    return mask
+
+
+def folder_masks(pairs, size):
+    """The masks of ``pairs`` alone, as :func:`folder_dataset` gives them (no image decoded)."""
+    paths = tf.data.Dataset.from_tensor_slices(tf.constant([m for _, m in pairs]))
+    return paths.map(lambda path: _load_mask(path, size), num_parallel_calls=tf.data.AUTOTUNE)
+
+
 def _load_pair(size):
     def load(image_path, mask_path):
         image = tf.io.decode_image(tf.io.read_file(image_path), channels=3, expand_animations=False)
         image = tf.image.resize(
             tf.image.convert_image_dtype(image, tf.float32), (size, size), antialias=True
         )
-        # Palette PNGs must keep their indices: TensorFlow's decoder expands palettes to colours.
-        mask = tf.numpy_function(_read_mask_for_dataset, [mask_path], tf.uint8)
-        mask.set_shape((None, None))
-        mask = tf.image.resize(mask[..., None], (size, size), method="nearest")[..., 0]
         image.set_shape((size, size, 3))
-        mask.set_shape((size, size))
-        return tf.clip_by_value(image, 0.0, 1.0), mask
+        return tf.clip_by_value(image, 0.0, 1.0), _load_mask(mask_path, size)
 
     return load
 

@@ -8,7 +8,7 @@ import hashlib
 import numpy as np
 import tensorflow as tf
 
-from .folder import folder_dataset, locate_bad_file
+from .folder import folder_dataset, folder_masks, locate_bad_file
 
 
 class FolderSource:
@@ -45,6 +45,10 @@ class FolderSource:
         ``shuffle_seed``, shuffled afresh every pass (file names first, then decoded)."""
         return folder_dataset(self.pairs, self.size, shuffle_seed)
 
+    def masks(self):
+        """The uint8 ``(S, S)`` masks alone, in order (no image decoded)."""
+        return folder_masks(self.pairs, self.size)
+
     def locate_error(self, error):
         """The :class:`~sm_pixel_ce.data.DataError` naming the file behind a ``tf.data``
         error, or None."""
@@ -61,14 +65,14 @@ class ArraySource:
     """
 
     def __init__(self, images, masks, names=None):
-        self.images, self.masks = images, masks
+        self.image_array, self.mask_array = images, masks
         self._names = (
             list(names) if names is not None else [f"scene {i}" for i in range(len(masks))]
         )
         self.size = int(np.shape(masks)[1])
 
     def __len__(self):
-        return len(self.masks)
+        return len(self.mask_array)
 
     @property
     def names(self):
@@ -77,14 +81,17 @@ class ArraySource:
     def subset(self, indices):
         indices = np.asarray(indices, np.int64)
         return ArraySource(
-            self.images[indices], self.masks[indices], [self._names[i] for i in indices]
+            self.image_array[indices], self.mask_array[indices], [self._names[i] for i in indices]
         )
 
     def dataset(self, shuffle_seed=None):
-        data = tf.data.Dataset.from_tensor_slices((self.images, self.masks))
+        data = tf.data.Dataset.from_tensor_slices((self.image_array, self.mask_array))
         if shuffle_seed is not None:
             data = data.shuffle(len(self), seed=shuffle_seed, reshuffle_each_iteration=True)
         return data
+
+    def masks(self):
+        return tf.data.Dataset.from_tensor_slices(self.mask_array)
 
     def locate_error(self, error):
         return None
