@@ -324,3 +324,23 @@ def test_every_family_exports_under_every_architecture(arch, tmp_path):
     failing = [r for r in results if r["status"] != "ok"]
     assert not failing, failing
     assert len(results) == len(cells) * len(EXPORT_FORMATS)
+
+
+def test_a_model_that_cannot_trace_unknown_sizes_asks_for_size():
+    """Keras 3's bilinear UpSampling2D (FPN's last layer) needs known sizes when traced; tf_keras's
+    does not. Where it fails, the error asks for --size instead of a graph-mode traceback."""
+    from sm_pixel_ce.flavor import IS_KERAS_3
+
+    fpn = sm.FPN(
+        "mobilenetv2",
+        encoder_weights=None,
+        classes=CLASSES,
+        input_shape=(None, None, 3),
+        pyramid_block_filters=16,
+    )
+    if IS_KERAS_3:
+        with pytest.raises(tracing.DynamicSizeError, match=r"pass --size H\[,W\]"):
+            tracing.serving_function(fpn, None, None)
+    else:
+        assert tracing.serving_function(fpn, None, None).get_concrete_function() is not None
+    assert tracing.serving_function(fpn, SIZE, SIZE).get_concrete_function() is not None

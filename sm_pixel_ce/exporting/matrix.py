@@ -3,7 +3,9 @@
 
 A cell builds the model as a user would (``encoder_weights=None``, ``activation="pixel_softmax"``,
 ``input_shape=(None, None, 3)``; PSPNet at its fixed size) and calls :func:`sm_pixel_ce.export`
-at the support matrix's cell size: TFLite traced at that size, ONNX with H and W left dynamic.
+at the support matrix's cell size: TFLite traced at that size, ONNX with H and W left dynamic
+(at the cell size too, noted ``fixed size``, when the model cannot be traced with unknown H and W:
+Keras 3's bilinear ``UpSampling2D`` in FPN).
 A cell's format is ``ok`` when the export ran and its check passed (within 1e-4 of Keras).
 
 Like the save/reload matrix, the work runs in worker processes (the flavour is fixed per
@@ -134,6 +136,7 @@ def export_cell(arch, backbone, formats, folder):
 
     from ..flavor import KERAS_FLAVOR
     from .job import export
+    from .tracing import DynamicSizeError
 
     start = time.time()
     size = cell_size(arch, backbone)
@@ -153,9 +156,15 @@ def export_cell(arch, backbone, formats, folder):
     for format in formats:
         out = os.path.join(folder, f"{arch}_{backbone}.{format}")
         try:
-            report = export(model, out, format=format, size=size if format == "tflite" else None)
+            note = ""
+            traced = size if format == "tflite" else None
+            try:
+                report = export(model, out, format=format, size=traced)
+            except DynamicSizeError:  # ONNX keeps H and W dynamic when the model can be traced so
+                note = "fixed size"
+                report = export(model, out, format=format, size=size)
             status = "ok" if report.passed else "error"
-            reason = "" if report.passed else f"check: differs by {report.max_difference:.3g}"
+            reason = note if report.passed else f"check: differs by {report.max_difference:.3g}"
             difference = report.max_difference
         except Exception as error:
             status, reason, difference = "error", f"export: {_short(error)}", None
@@ -215,9 +224,10 @@ def render_export_section(exports, backbones, archs=ARCHITECTURES):
         "## Export to TFLite and ONNX (float32)",
         "",
         "Each cell built with `input_shape=(None, None, 3)` (PSPNet at its size) and exported with "
-        "`sm_pixel_ce.export`: TFLite traced at the cell's size, ONNX with H and W dynamic; `ok "
-        "(d)`: the file ran in ai_edge_litert / onnxruntime within 1e-4 of Keras `predict` (d: "
-        "the largest probability difference). Run with `sm-pixel-ce matrix --export-formats "
+        "`sm_pixel_ce.export`: TFLite traced at the cell's size, ONNX with H and W dynamic (`fixed "
+        "size`: the model cannot be traced with unknown H and W, so ONNX at the cell's size too); "
+        "`ok (d)`: the file ran in ai_edge_litert / onnxruntime within 1e-4 of Keras `predict` "
+        "(d: the largest probability difference). Run with `sm-pixel-ce matrix --export-formats "
         "tflite,onnx`; results in `examples/support_matrix_export_results.jsonl`.",
         "",
         "| Flavour | Format | ok | failing | not run | total |",
@@ -244,7 +254,8 @@ def render_export_section(exports, backbones, archs=ARCHITECTURES):
                 if result is None:
                     shown.append("not run")
                 elif result["status"] == "ok":
-                    shown.append(f"ok ({result['max_difference']:.0e})")
+                    note = f"{result['reason']}, " if result["reason"] else ""
+                    shown.append(f"ok ({note}{result['max_difference']:.0e})")
                 else:
                     shown.append(result["reason"].replace("|", "\\|"))
             lines.append(f"| {arch} | {backbone} | " + " | ".join(shown) + " |")

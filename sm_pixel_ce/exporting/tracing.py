@@ -126,7 +126,30 @@ def serving_function(model, height, width):
     def serve(images):
         return {OUTPUT_NAME: tf.cast(model(images, training=False), tf.float32)}
 
+    if height is not None and width is not None:
+        return serve
+    try:
+        serve.get_concrete_function()  # traced once here; the converters reuse it
+    except (tf.errors.OperatorNotAllowedInGraphError, TypeError, ValueError) as error:
+        raise DynamicSizeError(
+            "this model cannot be traced with unknown height and width (in Keras 3, "
+            "UpSampling2D(interpolation='bilinear'), as in FPN, needs known sizes): pass --size "
+            f"H[,W] (size=...) to export it at a fixed size. Received: size=None; "
+            f"{_last_line(error)}"
+        ) from None
     return serve
+
+
+class DynamicSizeError(ValueError):
+    """The model cannot be traced with unknown height and width; a fixed size is needed."""
+
+
+def _last_line(error):
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    useful = [line for line in lines if "Exception encountered" in line or "Error" in line]
+    line = (useful or lines or [""])[-1][:200]
+    name = type(error).__name__
+    return line if line.startswith(name) else f"{name}: {line}"
 
 
 def sample_size(height, width, model):
