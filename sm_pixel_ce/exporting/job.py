@@ -64,7 +64,8 @@ def export(
 
     Raises:
         ValueError: An unknown format or quantization, int8 without calibration, a size the
-            architecture cannot take, a TFLite export of a ``None``-size model without ``size``.
+            architecture cannot take, a TFLite export of a ``None``-size model without ``size``,
+            or (``DynamicSizeError``) a model that cannot be traced with unknown H and W.
         ModelFileError: The model file is missing or unreadable.
         DataError: The calibration folder is missing, empty or unreadable.
         MissingRuntimeError: A converter or runtime of the ``[export]`` extra is not installed.
