@@ -44,7 +44,7 @@ def _command(*args, cwd):
         (["/usr/bin/sm-pixel-ce", "compare"], ["python", "/usr/bin/sm-pixel-ce", "compare"], True),
         (["-m", "compare"], ["python", "-m", "sm_pixel_ce", "compare"], True),
         (["-m"], ["python3", "-m", "sm_pixel_ce.__main__"], True),
-        (["-m"], ["python", "-m", "sm_pixel_ce.support_matrix", "build"], False),
+        (["-m"], ["python", "-m", "sm_pixel_ce.matrix", "build"], False),
         (["-m", "tests"], ["python", "-m", "pytest", "tests"], False),
         (["script.py"], ["python", "script.py"], False),
         (["-c"], ["python", "-c", "import sm_pixel_ce"], False),

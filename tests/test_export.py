@@ -19,8 +19,8 @@ import sm_pixel_ce
 from sm_pixel_ce.cli import main
 from sm_pixel_ce.exporting import check as checks
 from sm_pixel_ce.exporting import tracing
-from sm_pixel_ce.exporting.matrix import EXPORT_FORMATS, FAST_EXPORT_SUBSET, export_cell
 from sm_pixel_ce.flavor import KERAS_FLAVOR
+from sm_pixel_ce.matrix import EXPORT_FORMATS, FAST_EXPORT_SUBSET, export_cell
 
 CLASSES = 3
 SIZE = 64
@@ -272,7 +272,7 @@ def test_flavour_is_reported(model, tmp_path):
 
 
 def test_support_matrix_shows_one_column_per_format():
-    from sm_pixel_ce.exporting.matrix import render_export_section
+    from sm_pixel_ce.matrix import render_export_section
 
     cell = {"flavor": "keras3", "arch": "Unet", "backbone": "resnet18"}
     exports = [
@@ -317,7 +317,7 @@ FAMILY_REPRESENTATIVES = (
 def test_every_family_exports_under_every_architecture(arch, tmp_path):
     """Slow (about 1 minute per cell on 2 cores): the support matrix's export columns for one
     backbone per family, in this process's flavour."""
-    from sm_pixel_ce.exporting.matrix import run_export_matrix
+    from sm_pixel_ce.matrix import run_export_matrix
 
     cells = [(KERAS_FLAVOR, arch, backbone) for backbone in FAMILY_REPRESENTATIVES]
     results = run_export_matrix(cells, str(tmp_path / "exports.jsonl"), chunk=5)

@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 import segmentation_models as sm
 
-from sm_pixel_ce import flavor, support_matrix
+from sm_pixel_ce import flavor, matrix
 from sm_pixel_ce.flavor import IS_KERAS_3, KERAS_FLAVOR, keras
+from sm_pixel_ce.input_sizes import ARCHITECTURES
+from sm_pixel_ce.matrix import job as matrix_job
 from sm_pixel_ce.sm_support import _MendedLayers, scaled_residual
 
 
@@ -195,7 +197,7 @@ def test_render_table_counts_and_marks_unrun_cells():
             "seconds": 1,
         },
     ]
-    table = support_matrix.render_table(results, backbones=["a"], archs=("Unet", "FPN"))
+    table = matrix.render_table(results, backbones=["a"], archs=("Unet", "FPN"))
     assert "| Keras 3 | 1 | 0 | 1 | 2 |" in table
     assert "| tf_keras | 0 | 1 | 1 | 2 |" in table
     assert "| Unet | a | ok (3 s) | build: X\\|Y (1 s) |" in table
@@ -220,7 +222,7 @@ def test_table_only_renders_the_document_without_running(tmp_path, capsys):
             "arch": "FPN",
             "backbone": "vgg16",
             "status": "error",
-            "reason": f"{support_matrix.UNFINISHED}: the build process exited early",
+            "reason": f"{matrix.UNFINISHED}: the build process exited early",
             "seconds": 0,
         },
     ]
@@ -262,15 +264,13 @@ def test_resume_runs_again_only_cells_whose_worker_died(tmp_path, monkeypatch):
             "arch": "Unet",
             "backbone": "vgg19",
             "status": "error",
-            "reason": f"{support_matrix.UNFINISHED}: the build process exited early",
+            "reason": f"{matrix.UNFINISHED}: the build process exited early",
             "seconds": 0,
         },
     ]
     results.write_text("".join(json.dumps(line) + "\n" for line in lines))
     ran = []
-    monkeypatch.setattr(
-        support_matrix, "run_matrix", lambda cells, *args, **kwargs: ran.extend(cells)
-    )
+    monkeypatch.setattr(matrix_job, "run_matrix", lambda cells, *args, **kwargs: ran.extend(cells))
     main(
         [
             "matrix",
@@ -296,7 +296,7 @@ def test_cli_rejects_unknown_architecture(capsys):
 
 
 def run_cells(cells, tmp_path, jobs=1, chunk=None):
-    results = support_matrix.run_matrix(
+    results = matrix.run_matrix(
         [(KERAS_FLAVOR, arch, backbone) for arch, backbone in cells],
         str(tmp_path),
         str(tmp_path / "results.jsonl"),
@@ -322,21 +322,17 @@ def test_fast_subset_builds_trains_and_reloads(tmp_path):
         ("Unet", "seresnet18"),
         ("Linknet", "mobilenetv2"),
     ]
-    assert sorted(order) == sorted(support_matrix.FAST_SUBSET)
+    assert sorted(order) == sorted(matrix.FAST_SUBSET)
     results = run_cells(order, tmp_path, jobs=2, chunk=5)
     failing = {cell: r["reason"] for cell, r in results.items() if r["status"] != "ok"}
     assert not failing
-    assert len(results) == len(support_matrix.FAST_SUBSET)
+    assert len(results) == len(matrix.FAST_SUBSET)
 
 
 @pytest.mark.slow
 def test_full_matrix(tmp_path):
-    cells = [
-        (arch, backbone)
-        for arch in support_matrix.ARCHITECTURES
-        for backbone in sm.Backbones.models_names()
-    ]
-    results = support_matrix.run_matrix(
+    cells = [(arch, backbone) for arch in ARCHITECTURES for backbone in sm.Backbones.models_names()]
+    results = matrix.run_matrix(
         [(KERAS_FLAVOR, arch, backbone) for arch, backbone in cells],
         str(tmp_path),
         str(tmp_path / "results.jsonl"),
@@ -351,21 +347,19 @@ def test_full_matrix(tmp_path):
 def test_shipped_matrix_page_and_readme_counts_are_the_results():
     # The committed page and the README's counts must say what the committed results say.
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    results = support_matrix.read_results(
-        os.path.join(root, "examples", "support_matrix_results.jsonl")
-    )
+    results = matrix.read_results(os.path.join(root, "examples", "support_matrix_results.jsonl"))
     backbones = sm.Backbones.models_names()
     assert {(r["arch"], r["backbone"]) for r in results} == {
-        (a, b) for a in support_matrix.ARCHITECTURES for b in backbones
+        (a, b) for a in ARCHITECTURES for b in backbones
     }
-    table = support_matrix.render_table(results, backbones)
+    table = matrix.render_table(results, backbones)
     with open(os.path.join(root, "examples", "support_matrix.md")) as page:
         assert table in page.read()
     with open(os.path.join(root, "README.md")) as readme:
         text = readme.read()
-    for keras_flavor, title in support_matrix.FLAVOR_TITLES.items():
+    for keras_flavor, title in matrix.FLAVOR_TITLES.items():
         mine = [r for r in results if r["flavor"] == keras_flavor]
         ok = sum(r["status"] == "ok" for r in mine)
         failing = len(mine) - ok
-        not_run = len(support_matrix.ARCHITECTURES) * len(backbones) - len(mine)
+        not_run = len(ARCHITECTURES) * len(backbones) - len(mine)
         assert f"| {title} | {ok} | {failing} | {not_run} |" in text

@@ -1,9 +1,9 @@
-"""``sm-pixel-ce matrix``: parse, call :func:`sm_pixel_ce.support_matrix.support_matrix`, print."""
+"""``sm-pixel-ce matrix``: parse, call :func:`sm_pixel_ce.matrix.support_matrix`, print."""
 
 import sys
 
 from ..input_sizes import ARCHITECTURES
-from ..support_matrix import FLAVORS, choose_cells, support_matrix
+from ..matrix import FLAVORS, choose_cells, support_matrix
 
 
 def add_arguments(parser):
