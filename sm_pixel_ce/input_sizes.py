@@ -6,7 +6,9 @@ upsampled map with the encoder map of the same size; PSPNet pools its feature ma
 shapes``, ``ConcatOp: Dimension 1 in both shapes must be equal``), or, for a few backbones, builds a
 model whose output is smaller than its input. This module says the rule instead:
 
-* :func:`size_requirement` — the multiple and the minimum for an architecture and backbone;
+* :func:`size_requirement` — the multiple and the minimum for an architecture and backbone; a
+  backbone's own floor (keras-applications' InceptionV3: 75 px) holds only for a fixed
+  ``input_shape``, checked when the model is built, so a model built with ``None`` sizes has none;
 * :func:`check_input_shape` — a ``ValueError`` naming the rule, the received shape and the
   nearest sizes that work (``sm_pixel_ce`` calls it when ``sm.Unet``/``FPN``/``Linknet``/
   ``PSPNet`` build a model);
@@ -22,18 +24,25 @@ from .flavor import IS_KERAS_3, keras
 
 #: Architectures whose encoder output (stride 32) is joined with upsampled decoder maps.
 ENCODER_STRIDE = 32
-#: Backbones whose builder refuses smaller inputs (Keras's InceptionV3 check: at least 75 px).
+#: Backbones whose builder refuses a fixed ``input_shape`` under this many pixels (the
+#: ``min_size`` check of keras-applications' InceptionV3, which segmentation_models' copy keeps).
+#: The check looks only at the sizes it is given: a ``None`` size has no floor, and the model then
+#: runs at any multiple of 32 (32 included). sm's inceptionresnetv2 checks 32 px, the stride's own.
 MINIMUM_SIZES = {"inceptionv3": 75}
 ARCHITECTURES = ("Unet", "FPN", "Linknet", "PSPNet")
 
 
-def size_requirement(architecture, backbone=None, downsample_factor=8):
+def size_requirement(architecture, backbone=None, downsample_factor=8, *, fixed_size=True):
     """The sizes an architecture on a backbone takes: a multiple and a minimum, for H and W.
 
     Args:
         architecture: ``"Unet"``, ``"FPN"``, ``"Linknet"`` or ``"PSPNet"``.
-        backbone: The backbone name (only ``inceptionv3`` has a larger minimum). Defaults to None.
+        backbone: The backbone name (only ``inceptionv3`` has a larger minimum, and only with
+            ``fixed_size``). Defaults to None.
         downsample_factor: PSPNet's ``downsample_factor`` (4, 8 or 16). Defaults to 8.
+        fixed_size: True for a size fixed in the ``input_shape`` the model is built with, where
+            the backbone's builder applies its floor; False for the size a model built with
+            ``None`` height or width is called on, where only the multiple holds. Defaults to True.
 
     Returns:
         ``(multiple, minimum, reason)``: height and width must be multiples of ``multiple`` and
@@ -42,6 +51,10 @@ def size_requirement(architecture, backbone=None, downsample_factor=8):
     Example:
         >>> size_requirement("Unet")
         (32, 32, "...")
+        >>> size_requirement("Unet", "inceptionv3")[:2]
+        (32, 96)
+        >>> size_requirement("Unet", "inceptionv3", fixed_size=False)[:2]
+        (32, 32)
         >>> size_requirement("PSPNet", downsample_factor=4)[:2]
         (24, 24)
     """
@@ -64,10 +77,10 @@ def size_requirement(architecture, backbone=None, downsample_factor=8):
             f"{architecture} decoder joins each upsampled map with the encoder map of the same size"
         )
     minimum = multiple
-    if backbone in MINIMUM_SIZES:  # every architecture builds its backbone on the full input
+    if fixed_size and backbone in MINIMUM_SIZES:  # each architecture builds it on the full input
         smallest = MINIMUM_SIZES[backbone]
         minimum = -(-smallest // multiple) * multiple
-        reason += f"; {backbone} also refuses inputs under {smallest} px"
+        reason += f"; {backbone}'s builder also refuses a fixed input_shape under {smallest} px"
     return multiple, minimum, reason
 
 
@@ -109,10 +122,14 @@ def size_error(sizes, architecture, backbone, multiple, minimum, reason, receive
     fixes = "; ".join(
         f"{axis} {size} -> {_nearest(size, multiple, minimum)}" for axis, size in wrong.items()
     )
+    varying = (
+        ""
+        if architecture == "PSPNet"
+        else f"; a model built with input_shape=(None, None, C) takes any multiple of {multiple}"
+    )
     return (
         f"{_rule(architecture, backbone, multiple, minimum, reason)}. Received: {received}. Pad or "
-        f"resize the images (nearest sizes that work: {fixes}); a model built with "
-        f"input_shape=(None, None, C) takes any such size."
+        f"resize the images (nearest sizes that work: {fixes}){varying}."
     )
 
 
@@ -125,18 +142,27 @@ def _rule(architecture, backbone, multiple, minimum, reason):
 
 
 def check_input_shape(
-    input_shape, architecture, backbone=None, downsample_factor=8, data_format=None
+    input_shape,
+    architecture,
+    backbone=None,
+    downsample_factor=8,
+    data_format=None,
+    *,
+    fixed_size=True,
 ):
     """Raise a ``ValueError`` that states segmentation_models' size rule if ``input_shape`` breaks
     it.
 
     Args:
         input_shape: ``(H, W, C)`` (channels_last) or ``(C, H, W)``; ``None`` for a size that
-            varies.
+            varies (not checked).
         architecture: ``"Unet"``, ``"FPN"``, ``"Linknet"`` or ``"PSPNet"``.
         backbone: The backbone's name. Defaults to None.
         downsample_factor: PSPNet's ``downsample_factor``. Defaults to 8.
         data_format: ``"channels_last"`` or ``"channels_first"``; defaults to Keras's setting.
+        fixed_size: True when ``input_shape`` is what a model is built with (its known sizes are
+            fixed, so the backbone's floor applies to them); False for a size that a model built
+            with ``None`` sizes is to be called or traced at. Defaults to True.
 
     Returns:
         ``(multiple, minimum, reason)`` from :func:`size_requirement`.
@@ -150,7 +176,9 @@ def check_input_shape(
         Traceback (most recent call last):
         ValueError: Unet on resnet18 needs input height and width that are multiples of 32 ...
     """
-    multiple, minimum, reason = size_requirement(architecture, backbone, downsample_factor)
+    multiple, minimum, reason = size_requirement(
+        architecture, backbone, downsample_factor, fixed_size=fixed_size
+    )
     try:
         shape = tuple(input_shape)
     except TypeError:
@@ -254,7 +282,8 @@ class SizeCheckedModel(keras.Model):
         self.architecture = architecture
         self.backbone = backbone
         self.data_format = data_format or keras.backend.image_data_format()
-        self._size_rule = size_requirement(architecture, backbone)
+        # Its fixed sizes, if any, passed the builder's floor; the sizes it varies in have none.
+        self._size_rule = size_requirement(architecture, backbone, fixed_size=False)
 
     def call(self, inputs, training=None, mask=None):
         checked = self._check_sizes(inputs)

@@ -25,12 +25,10 @@ def _raw(architecture):
         ("Unet", "resnet18", 8, (32, 32)),
         ("FPN", "vgg16", 8, (32, 32)),
         ("Linknet", "mobilenetv2", 8, (32, 32)),
-        (
-            "Unet",
-            "inceptionv3",
-            8,
-            (32, 96),
-        ),  # Keras's InceptionV3 refuses < 75 px; 96 is the next multiple
+        ("Unet", "inceptionresnetv2", 8, (32, 32)),  # sm's copy checks 32 px, not Keras's 75
+        # keras-applications' InceptionV3 refuses a fixed input_shape under 75 px; 96 is the next
+        # multiple, and the default is the rule for a fixed size
+        ("Unet", "inceptionv3", 8, (32, 96)),
         ("PSPNet", "resnet18", 8, (48, 48)),
         ("PSPNet", "resnet18", 4, (24, 24)),
         ("PSPNet", "resnet18", 16, (96, 96)),
@@ -39,6 +37,15 @@ def _raw(architecture):
 )
 def test_size_requirement(architecture, backbone, factor, expected):
     assert size_requirement(architecture, backbone, factor)[:2] == expected
+    assert size_requirement(architecture, backbone, factor, fixed_size=True)[:2] == expected
+
+
+@pytest.mark.parametrize("architecture", ["Unet", "FPN", "Linknet"])
+def test_a_varying_size_has_no_backbone_floor(architecture):
+    multiple, minimum, reason = size_requirement(architecture, "inceptionv3", fixed_size=False)
+    assert (multiple, minimum) == (32, 32)
+    assert "75" not in reason
+    assert "75 px" in size_requirement(architecture, "inceptionv3")[2]
 
 
 @pytest.mark.parametrize(
@@ -62,8 +69,21 @@ def test_size_requirement(architecture, backbone, factor, expected):
             "Unet",
             {"backbone_name": "inceptionv3"},
             (64, 64, 3),
-            ["at least 96", "75 px", "height 64 -> 96"],
+            [
+                "at least 96",
+                "refuses a fixed input_shape under 75 px",
+                "height 64 -> 96",
+                "input_shape=(None, None, C) takes any multiple of 32",
+            ],
             [],
+        ),
+        # keras-applications checks each size it is given: a fixed width has the floor
+        (
+            "Linknet",
+            {"backbone_name": "inceptionv3"},
+            (None, 64, 3),
+            ["at least 96", "width 64 -> 96"],
+            ["height None"],
         ),
         (
             "PSPNet",
@@ -120,6 +140,8 @@ def test_channels_first_shapes_read_the_right_axes():
         ("PSPNet", "resnet18", 64),  # rejected by sm's own check
         ("PSPNet", "resnet18", 96),  # accepted
         ("PSPNet", "inceptionv3", 48),  # rejected: Keras's InceptionV3 refuses < 75 px
+        ("Unet", "inceptionv3", 64),  # rejected: the same check of a fixed input_shape
+        ("Unet", "inceptionv3", 96),  # accepted
     ],
 )
 def test_rule_agrees_with_segmentation_models(architecture, backbone, size):
@@ -134,6 +156,85 @@ def test_rule_agrees_with_segmentation_models(architecture, backbone, size):
     except ValueError:
         works = False
     assert works == accepted
+
+
+# --- sizes that vary: only the stride rule, for every backbone family ----------------------------
+
+#: One backbone per segmentation_models family (seresnext50 for senet154, a quarter of its weights).
+FAMILIES = (
+    "resnet18",
+    "seresnet18",
+    "resnext50",
+    "seresnext50",
+    "vgg16",
+    "densenet121",
+    "inceptionv3",
+    "inceptionresnetv2",
+    "mobilenet",
+    "mobilenetv2",
+    "efficientnetb0",
+)
+#: Each architecture with a small decoder: the backbone is what is being measured.
+SMALL_DECODERS = {
+    "Unet": {"decoder_filters": (16, 16, 8, 8, 8)},
+    "FPN": {"pyramid_block_filters": 16},
+    "Linknet": {},
+}
+#: The default run's share (about 10 s): inceptionv3 (the only floor), a plain and a mobile family.
+FAST_CASES = [("Unet", "inceptionv3"), ("Linknet", "resnet18"), ("FPN", "mobilenetv2")]
+SLOW_CASES = [
+    pytest.param(architecture, backbone, marks=pytest.mark.slow)
+    for architecture in SMALL_DECODERS
+    for backbone in FAMILIES
+    if (architecture, backbone) not in FAST_CASES
+]
+
+
+@pytest.mark.parametrize("architecture, backbone", FAST_CASES + SLOW_CASES)
+def test_varying_size_runs_at_32_and_refuses_below_and_between(architecture, backbone):
+    """With input_shape=(None, None, 3) every family runs at 32 px (no builder floor applies, not
+    even inceptionv3's 75 px); 16 px and 48 px fail inside sm, so they are refused with the rule.
+    Slow for the full sweep (about 2 minutes on 2 cores, with the fixed-size one)."""
+    keras.backend.clear_session()
+    model = getattr(sm, architecture)(
+        backbone,
+        input_shape=(None, None, 3),
+        encoder_weights=None,
+        classes=1,
+        activation="sigmoid",
+        **SMALL_DECODERS[architecture],
+    )
+    assert isinstance(model, SizeCheckedModel)
+    smallest = np.zeros((1, 32, 32, 3), np.float32)
+    assert model.predict(smallest, verbose=0).shape == (1, 32, 32, 1)
+    rule = (
+        f"{architecture} on {backbone} needs input height and width that are multiples of 32 and "
+        "at least 32"
+    )
+    for shape, fix in [
+        ((1, 16, 32, 3), "height 16 -> 32"),
+        ((1, 32, 48, 3), "width 48 -> 32 or 64"),
+    ]:
+        with pytest.raises(ValueError) as error:
+            model(np.zeros(shape, np.float32))
+        text = str(error.value)
+        assert rule in text and fix in text and "fixed input_shape" not in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backbone", FAMILIES)
+def test_fixed_size_builds_at_its_minimum(backbone):
+    """With a fixed input_shape every family builds at the rule's minimum (inceptionv3: 96)."""
+    keras.backend.clear_session()
+    size = size_requirement("Unet", backbone)[1]
+    model = sm.Unet(
+        backbone,
+        input_shape=(size, size, 3),
+        encoder_weights=None,
+        classes=1,
+        **SMALL_DECODERS["Unet"],
+    )
+    assert tuple(model.output.shape[1:3]) == (size, size)
 
 
 # --- sizes that vary: checked when the model is called --------------------------------------------
@@ -191,6 +292,22 @@ def test_traced_call_with_unknown_size_states_the_rule(dynamic_unet):
     with pytest.raises(tf.errors.InvalidArgumentError) as error:
         call(tf.zeros((1, 80, 64, 3)))
     assert "multiples of 32" in str(error.value) and "[80 64]" in str(error.value)
+
+
+def test_varying_size_inceptionv3_keeps_no_floor_through_its_config():
+    """A model saved before ``fixed_size`` existed stores the same ``size_check``; from it the
+    model gets the varying-size rule again."""
+    model = sm.Linknet("inceptionv3", input_shape=(None, None, 3), encoder_weights=None, classes=1)
+    config = model.get_config()
+    assert config["size_check"] == {
+        "architecture": "Linknet",
+        "backbone": "inceptionv3",
+        "data_format": "channels_last",
+    }
+    rebuilt = SizeCheckedModel.from_config(config)
+    assert rebuilt(np.zeros((1, 32, 64, 3), np.float32)).shape == (1, 32, 64, 1)
+    with pytest.raises(ValueError, match="at least 32"):
+        rebuilt(np.zeros((1, 32, 80, 3), np.float32))
 
 
 def test_predict_and_fit_on_wrong_size_state_the_rule():

@@ -84,7 +84,7 @@ def export_size(model, size, format):
         if (height is None or width is None) and format == "tflite":
             hint = ""
             if architecture:
-                multiple, minimum, _ = size_requirement(architecture, backbone)
+                multiple, minimum, _ = size_requirement(architecture, backbone, fixed_size=False)
                 hint = (
                     f" ({architecture} on {backbone}: multiples of {multiple}, at least {minimum})"
                 )
@@ -103,7 +103,8 @@ def export_size(model, size, format):
             )
         return (height, width)
     if architecture:
-        check_input_shape((size[0], size[1], channels), architecture, backbone)
+        # A None-size model has no builder floor (inceptionv3's 75 px): only the multiple.
+        check_input_shape((size[0], size[1], channels), architecture, backbone, fixed_size=False)
     return tuple(size)
 
 
@@ -159,7 +160,7 @@ def sample_size(height, width, model):
         return (height, width)
     architecture = getattr(model, "architecture", None)
     multiple, minimum = (
-        size_requirement(architecture, getattr(model, "backbone", None))[:2]
+        size_requirement(architecture, getattr(model, "backbone", None), fixed_size=False)[:2]
         if architecture
         else (32, 32)
     )
