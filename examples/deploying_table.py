@@ -44,6 +44,11 @@ def write_folder(folder, images, masks):
         Image.fromarray(mask, "L").save(os.path.join(folder, "masks", f"{i:03d}.png"))
 
 
+def _number(value, spec):
+    # An mIoU is None when the masks hold no class of the model (undefined).
+    return "-" if value is None else format(value, spec)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=128)
@@ -86,13 +91,13 @@ def main():
             )
             print(report.format_text(), flush=True)
             reports.append(report.to_dict())
-            change = report.miou_change
+            miou = " -> ".join(_number(v, ".3f") for v in (report.miou_keras, report.miou_export))
             rows.append(
                 f"| {format} | {quantize or 'float32'} | {report.runtime} | "
                 f"{report.file_bytes / 1e6:.1f} MB | {report.runtime_ms_per_image:.1f} ms | "
                 f"{report.keras_ms_per_image:.1f} ms | {report.max_difference:.1e} | "
                 f"{100 * report.argmax_agreement:.2f}% | "
-                f"{report.miou_keras:.3f} -> {report.miou_export:.3f} ({change:+.3f}) | "
+                f"{miou} ({_number(report.miou_change, '+.3f')}) | "
                 f"{'ok' if report.passed else ('reported' if report.passed is None else 'FAIL')} |"
             )
     header = (

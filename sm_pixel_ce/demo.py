@@ -9,6 +9,7 @@ import numpy as np
 from ._version import __version__
 from .data import CLASS_NAMES, NUM_CLASSES, make_scenes
 from .flavor import KERAS_FLAVOR, keras
+from .scores import confusion_matrix, scores_from_confusion
 
 
 def run_demo(
@@ -86,16 +87,11 @@ def run_demo(
         raise ValueError(
             f"the model reloaded from {path} predicts differently from the trained one."
         )
-    predicted = probabilities.argmax(-1)
-    ious = []
-    for c in range(NUM_CLASSES):
-        union = np.sum((predicted == c) | (y_val == c))
-        ious.append(float(np.sum((predicted == c) & (y_val == c)) / union) if union else None)
-    present = [iou for iou in ious if iou is not None]
+    scores = scores_from_confusion(confusion_matrix(y_val, probabilities.argmax(-1), NUM_CLASSES))
     return {
         "path": path,
-        "per_class_iou": dict(zip(CLASS_NAMES, ious)),
-        "miou": float(np.mean(present)),
-        "pixel_accuracy": float(np.mean(predicted == y_val)),
+        "per_class_iou": dict(zip(CLASS_NAMES, scores["per_class_iou"])),
+        "miou": scores["miou"],
+        "pixel_accuracy": scores["pixel_accuracy"],
         "seconds": time.perf_counter() - start,
     }

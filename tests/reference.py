@@ -1,4 +1,5 @@
-"""Independent NumPy references for the pixel losses (float64, written from the definitions)."""
+"""Independent NumPy references (float64, written from the definitions): the pixel losses and
+the segmentation scores of a whole set."""
 
 from fractions import Fraction
 from math import ceil
@@ -93,3 +94,64 @@ def top_k_kept(loss, counted, top_k):
     kept = np.zeros(loss.shape, bool)
     kept[candidates[order[:k]]] = True
     return kept.reshape(shape)
+
+
+# --- segmentation scores of a whole set (what the streamed numbers are checked against) ---------
+
+ECE_BINS = 15
+
+
+def _counted(probabilities, labels, ignore_index):
+    probabilities = np.asarray(probabilities, np.float64)
+    flat = probabilities.reshape(-1, probabilities.shape[-1])
+    labels = np.asarray(labels).astype(np.int64).ravel()
+    keep = np.ones(labels.shape, bool) if ignore_index is None else labels != ignore_index
+    return flat[keep], labels[keep]
+
+
+def expected_calibration_error(probabilities, labels, ignore_index=None, bins=ECE_BINS):
+    """``Σ_b (n_b / n) · |accuracy_b - confidence_b|`` over equal-width bins of the max
+    probability, a loop over the bins; 0.0 without counted pixels."""
+    flat, labels = _counted(probabilities, labels, ignore_index)
+    if not labels.size:
+        return 0.0
+    confidence = flat.max(-1)
+    correct = flat.argmax(-1) == labels
+    index = np.minimum(np.floor(confidence * bins).astype(np.int64), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        members = index == b
+        if members.any():
+            total += members.sum() * abs(correct[members].mean() - confidence[members].mean())
+    return float(total / labels.size)
+
+
+def binary_accuracy(probabilities, labels, ignore_index=None, threshold=0.5):
+    """Per-channel accuracy of ``probability > threshold`` against one-hot labels (Keras's
+    ``binary_accuracy``); 0.0 without counted pixels."""
+    flat, labels = _counted(probabilities, labels, ignore_index)
+    if not labels.size:
+        return 0.0
+    one_hot = np.arange(flat.shape[-1]) == labels[:, None]
+    return float(np.mean((flat > threshold) == one_hot))
+
+
+def score(probabilities, labels, num_classes, ignore_index=None):
+    """``miou``, ``pixel_accuracy``, ``per_class_iou``, ``binary_accuracy`` and ``ece`` of
+    ``(N, H, W, C)`` probabilities, written from the definitions on the masks: IoU_c =
+    |truth_c ∩ predicted_c| / |truth_c ∪ predicted_c|, None for an empty union; miou the mean of
+    the defined ones (None if none); pixel accuracy the fraction of counted pixels right."""
+    flat, truth = _counted(probabilities, labels, ignore_index)
+    predicted = flat.argmax(-1)
+    ious = []
+    for c in range(num_classes):
+        union = np.sum((truth == c) | (predicted == c))
+        ious.append(float(np.sum((truth == c) & (predicted == c)) / union) if union else None)
+    defined = [v for v in ious if v is not None]
+    return {
+        "miou": float(np.mean(defined)) if defined else None,
+        "pixel_accuracy": float(np.mean(predicted == truth)) if truth.size else None,
+        "per_class_iou": ious,
+        "binary_accuracy": binary_accuracy(probabilities, labels, ignore_index),
+        "ece": expected_calibration_error(probabilities, labels, ignore_index),
+    }

@@ -13,10 +13,15 @@ from sm_pixel_ce.data import (
     DataError,
     FolderSource,
     check_pairs,
+    decode_image,
+    list_files,
     load_folder,
     locate_bad_file,
     make_scenes,
+    pair_by_stem,
     pair_files,
+    read_mask,
+    resize_mask,
 )
 
 # A palette whose colours are not their indices, so only index-preserving decoding passes.
@@ -90,6 +95,34 @@ def test_pairs_by_stem(tmp_path):
     pairs = pair_files(str(tmp_path))
     assert [p.split("/")[-1] for p, _ in pairs] == ["img0.png", "img1.png", "img2.jpg", "img3.png"]
     assert all(m.endswith(p.split("/")[-1].rsplit(".", 1)[0] + ".png") for p, m in pairs)
+
+
+def test_list_files_and_pair_by_stem(tmp_path):
+    for name in ("b.PNG", "a.jpg", ".hidden.png", "notes.txt", "c.png"):
+        (tmp_path / name).write_bytes(b"")
+    files = list_files(str(tmp_path), (".png", ".jpg"))
+    names = {"a": "a.jpg", "b": "b.PNG", "c": "c.png"}
+    assert files == {stem: str(tmp_path / name) for stem, name in names.items()}
+    pairs, images_alone, masks_alone = pair_by_stem(files, {"a": "m/a.png", "z": "m/z.png"})
+    assert (pairs, images_alone, masks_alone) == ([(files["a"], "m/a.png")], ["b", "c"], ["z"])
+    (tmp_path / "a.png").write_bytes(b"")
+    with pytest.raises(DataError, match=r"two files share the stem 'a' \(a.jpg, a.png\)"):
+        list_files(str(tmp_path), (".png", ".jpg"))
+
+
+def test_export_calibration_reads_a_folder_as_load_folder_does(tmp_path):
+    # One decoder and one mask resize for both: the same numbers, bit for bit.
+    from sm_pixel_ce.exporting.calibration import read_calibration
+
+    _write_folder(tmp_path, side=64)
+    images, masks = load_folder(str(tmp_path), classes=3, size=32, ignore_index=255)
+    calibration_images, calibration_masks = read_calibration(str(tmp_path), 32, 32)
+    np.testing.assert_array_equal(calibration_images, images)
+    np.testing.assert_array_equal(calibration_masks, masks)
+    first_image, first_mask = pair_files(str(tmp_path))[0]
+    np.testing.assert_array_equal(decode_image(first_image, 32, 32).numpy(), images[0])
+    np.testing.assert_array_equal(resize_mask(read_mask(first_mask), 32, 32).numpy(), masks[0])
+    assert decode_image(first_image, 16, 24).shape == (16, 24, 3)
 
 
 @pytest.mark.parametrize(

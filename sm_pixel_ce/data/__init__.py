@@ -5,10 +5,15 @@ from .folder import (
     DataError,
     check_pair,
     check_pairs,
+    decode_image,
     folder_dataset,
+    list_files,
     load_folder,
     locate_bad_file,
+    pair_by_stem,
     pair_files,
+    read_mask,
+    resize_mask,
 )
 from .scenes import CLASS_NAMES, NUM_CLASSES, make_scenes
 from .sources import ArraySource, FolderSource, fingerprint
@@ -21,10 +26,15 @@ __all__ = [
     "NUM_CLASSES",
     "check_pair",
     "check_pairs",
+    "decode_image",
     "fingerprint",
     "folder_dataset",
+    "list_files",
     "load_folder",
     "locate_bad_file",
     "make_scenes",
+    "pair_by_stem",
     "pair_files",
+    "read_mask",
+    "resize_mask",
 ]

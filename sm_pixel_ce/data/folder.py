@@ -4,6 +4,10 @@ Images are PNG or JPEG (RGB, grey or RGBA; decoded to RGB in [0, 1] and resized 
 Masks are 8-bit PNGs whose pixel values are class indices: greyscale (``L``) or palette (``P``),
 whose *indices* are the classes (as in PASCAL VOC, where 255 marks void borders). Masks are
 resized with nearest neighbour only, so no value between two classes is ever invented.
+
+:func:`list_files`, :func:`pair_by_stem`, :func:`decode_image`, :func:`read_mask` and
+:func:`resize_mask` are the one place files are listed, paired and decoded: ``export
+--calibration`` reads its folder with them too.
 """
 
 import os
@@ -20,6 +24,58 @@ _INDEX_MODES = ("L", "P")
 
 class DataError(ValueError):
     """The folder cannot be used as given; the message says what was expected and received."""
+
+
+def list_files(folder, suffixes):
+    """The files of ``folder`` whose suffix is one of ``suffixes`` (in any case), by file stem.
+
+    Hidden files (``.name``) are skipped.
+
+    Args:
+        folder: A folder.
+        suffixes: Lower-case suffixes with their dot, e.g. ``IMAGE_SUFFIXES``.
+
+    Returns:
+        A dict ``{stem: path}`` in stem order (empty when no file matches).
+
+    Raises:
+        DataError: Two files share a stem (``a.png`` and ``a.jpg``).
+
+    Example:
+        >>> list_files("my_data/images", IMAGE_SUFFIXES)
+        {'a': 'my_data/images/a.jpg', 'b': 'my_data/images/b.png'}
+    """
+    files = {}
+    for name in sorted(os.listdir(folder)):
+        stem, suffix = os.path.splitext(name)
+        if name.startswith(".") or suffix.lower() not in suffixes:
+            continue
+        if stem in files:
+            raise DataError(
+                f"{folder}: two files share the stem {stem!r} "
+                f"({os.path.basename(files[stem])}, {name}); stems must be unique."
+            )
+        files[stem] = os.path.join(folder, name)
+    return dict(sorted(files.items()))
+
+
+def pair_by_stem(images, masks):
+    """Pair two :func:`list_files` listings by file stem.
+
+    Args:
+        images: ``{stem: image_path}``.
+        masks: ``{stem: mask_path}``.
+
+    Returns:
+        ``(pairs, images_alone, masks_alone)``: the ``(image_path, mask_path)`` list in stem
+        order, and the sorted stems that have no partner on each side.
+
+    Example:
+        >>> pair_by_stem({"a": "i/a.jpg", "b": "i/b.jpg"}, {"a": "m/a.png"})
+        ([('i/a.jpg', 'm/a.png')], ['b'], [])
+    """
+    pairs = [(images[s], masks[s]) for s in sorted(images) if s in masks]
+    return pairs, sorted(set(images) - set(masks)), sorted(set(masks) - set(images))
 
 
 def pair_files(folder):
@@ -45,36 +101,26 @@ def pair_files(folder):
                 f"{folder}: expected a folder {path}/ (layout: DIR/images/*, DIR/masks/*); "
                 "it does not exist."
             )
-        files = {}
-        for name in sorted(os.listdir(path)):
-            stem, suffix = os.path.splitext(name)
-            if name.startswith(".") or suffix.lower() not in suffixes:
-                continue
-            if stem in files:
-                raise DataError(
-                    f"{path}: two files share the stem {stem!r} ({files[stem]}, {name}); "
-                    "stems must be unique."
-                )
-            files[stem] = name
+        files = list_files(path, suffixes)
         if not files:
             raise DataError(f"{path}: no {'/'.join(suffixes)} files found.")
         found[sub] = files
     images, masks = found["images"], found["masks"]
-    lonely_images = sorted(set(images) - set(masks))
-    lonely_masks = sorted(set(masks) - set(images))
+    pairs, lonely_images, lonely_masks = pair_by_stem(images, masks)
     if lonely_images or lonely_masks:
         parts = []
         if lonely_images:
-            parts.append(f"images without a mask: {_some(images[s] for s in lonely_images)}")
+            parts.append(f"images without a mask: {_names(images, lonely_images)}")
         if lonely_masks:
-            parts.append(f"masks without an image: {_some(masks[s] for s in lonely_masks)}")
+            parts.append(f"masks without an image: {_names(masks, lonely_masks)}")
         raise DataError(
             f"{folder}: unpaired files ({'; '.join(parts)}); pair images and masks by file stem."
         )
-    return [
-        (os.path.join(folder, "images", images[s]), os.path.join(folder, "masks", masks[s]))
-        for s in sorted(images)
-    ]
+    return pairs
+
+
+def _names(files, stems):
+    return _some(os.path.basename(files[s]) for s in stems)
 
 
 def _some(names, limit=3):
@@ -220,6 +266,61 @@ def check_pairs(pairs, classes, ignore_index=None, skip_bad=False, workers=None)
     return good, skipped
 
 
+def resize_mask(mask, height, width):
+    """Class indices ``(H, W)`` resized to ``(height, width)`` with nearest neighbour, so that no
+    value between two classes is invented. Eager, or inside ``tf.data``.
+
+    Args:
+        mask: ``(H, W)`` integer array or tensor, e.g. from :func:`read_mask`.
+        height: Output height in pixels.
+        width: Output width in pixels.
+
+    Returns:
+        A ``(height, width)`` tensor of ``mask``'s dtype.
+
+    Example:
+        >>> resize_mask(read_mask("my_data/masks/a.png"), 128, 128).numpy()
+    """
+    mask = tf.image.resize(
+        tf.convert_to_tensor(mask)[..., None], (height, width), method="nearest"
+    )[..., 0]
+    mask.set_shape((height, width))
+    return mask
+
+
+def _decode_rgb(path):
+    return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+
+
+def decode_image(path, height, width):
+    """An image file as RGB in [0, 1], resized to ``(height, width)`` bilinearly with
+    antialiasing. Eager, or inside ``tf.data`` (``path`` a string tensor).
+
+    PNG or JPEG, greyscale, RGB or RGBA, decoded by TensorFlow (grey and RGBA become RGB).
+
+    Args:
+        path: The image file.
+        height: Output height in pixels.
+        width: Output width in pixels.
+
+    Returns:
+        A float32 ``(height, width, 3)`` tensor.
+
+    Raises:
+        tensorflow.errors.InvalidArgumentError, tensorflow.errors.NotFoundError: The file cannot
+            be decoded or read (when the tensor is computed).
+
+    Example:
+        >>> decode_image("my_data/images/a.jpg", 128, 128).shape
+        TensorShape([128, 128, 3])
+    """
+    image = tf.image.resize(
+        tf.image.convert_image_dtype(_decode_rgb(path), tf.float32), (height, width), antialias=True
+    )
+    image.set_shape((height, width, 3))
+    return tf.clip_by_value(image, 0.0, 1.0)
+
+
 def _read_mask_for_dataset(path):
     return read_mask(path.decode() if isinstance(path, bytes) else str(path))
 
@@ -228,9 +329,7 @@ def _load_mask(mask_path, size):
     # Palette PNGs must keep their indices: TensorFlow's decoder expands palettes to colours.
     mask = tf.numpy_function(_read_mask_for_dataset, [mask_path], tf.uint8)
     mask.set_shape((None, None))
-    mask = tf.image.resize(mask[..., None], (size, size), method="nearest")[..., 0]
-    mask.set_shape((size, size))
-    return mask
+    return resize_mask(mask, size, size)
 
 
 def folder_masks(pairs, size):
@@ -241,12 +340,7 @@ def folder_masks(pairs, size):
 
 def _load_pair(size):
     def load(image_path, mask_path):
-        image = tf.io.decode_image(tf.io.read_file(image_path), channels=3, expand_animations=False)
-        image = tf.image.resize(
-            tf.image.convert_image_dtype(image, tf.float32), (size, size), antialias=True
-        )
-        image.set_shape((size, size, 3))
-        return tf.clip_by_value(image, 0.0, 1.0), _load_mask(mask_path, size)
+        return decode_image(image_path, size, size), _load_mask(mask_path, size)
 
     return load
 
@@ -288,7 +382,7 @@ def locate_bad_file(pairs, error):
                 return DataError(line if line.startswith(path) else f"{path}: {line}")
     for image_path, _ in pairs:
         try:
-            tf.io.decode_image(tf.io.read_file(image_path), channels=3, expand_animations=False)
+            _decode_rgb(image_path)
         except (tf.errors.OpError, ValueError) as bad:
             return DataError(f"{image_path}: cannot decode the image ({_first_line(bad)}).")
     return None

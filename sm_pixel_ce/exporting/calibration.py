@@ -1,8 +1,9 @@
 """Sample images for int8 calibration and for the check: a folder of images, or a ``--data``-style
 folder (``images/`` and, optionally, ``masks/``), resized as ``sm-pixel-ce compare`` does.
 
-Images are decoded to RGB in [0, 1] and resized bilinearly with antialiasing; masks (8-bit
-greyscale or palette PNGs of class indices) with nearest neighbour, so no class is invented.
+Files are listed, paired, decoded and resized by :mod:`sm_pixel_ce.data.folder`, as for
+``--data``: images to RGB in [0, 1], bilinearly with antialiasing; masks (8-bit greyscale or
+palette PNGs of class indices) with nearest neighbour, so no class is invented.
 """
 
 import os
@@ -10,18 +11,19 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from ..data.folder import IMAGE_SUFFIXES, MASK_SUFFIXES, DataError, read_mask
+from ..data.folder import (
+    IMAGE_SUFFIXES,
+    MASK_SUFFIXES,
+    DataError,
+    decode_image,
+    list_files,
+    pair_by_stem,
+    read_mask,
+    resize_mask,
+)
 
 #: At most this many calibration images are read (TFLite and onnxruntime need far fewer).
 MAX_IMAGES = 200
-
-
-def _listed(folder, suffixes):
-    return {
-        os.path.splitext(name)[0]: os.path.join(folder, name)
-        for name in sorted(os.listdir(folder))
-        if not name.startswith(".") and os.path.splitext(name)[1].lower() in suffixes
-    }
 
 
 def find_calibration_files(folder):
@@ -31,11 +33,12 @@ def find_calibration_files(folder):
         folder: A folder of images, or a folder with ``images/`` (and optionally ``masks/``).
 
     Returns:
-        ``(image_paths, mask_paths)``; ``mask_paths`` is None without ``masks/``, else one path
-        per image (paired by file stem).
+        ``(image_paths, mask_paths)`` in file-stem order; ``mask_paths`` is None without
+        ``masks/``, else one path per image (paired by file stem).
 
     Raises:
-        DataError: The folder is missing, holds no images, or an image has no mask.
+        DataError: The folder is missing, holds no images, two files share a stem, or an image
+            has no mask.
 
     Example:
         >>> images, masks = find_calibration_files("my_data")
@@ -48,7 +51,7 @@ def find_calibration_files(folder):
         )
     image_folder = os.path.join(folder, "images")
     has_images_dir = os.path.isdir(image_folder)
-    images = _listed(image_folder if has_images_dir else folder, IMAGE_SUFFIXES)
+    images = list_files(image_folder if has_images_dir else folder, IMAGE_SUFFIXES)
     if not images:
         where = image_folder if has_images_dir else folder
         raise DataError(
@@ -58,14 +61,13 @@ def find_calibration_files(folder):
     mask_folder = os.path.join(folder, "masks")
     if not (has_images_dir and os.path.isdir(mask_folder)):
         return list(images.values()), None
-    masks = _listed(mask_folder, MASK_SUFFIXES)
-    lonely = sorted(set(images) - set(masks))
+    pairs, lonely, _ = pair_by_stem(images, list_files(mask_folder, MASK_SUFFIXES))
     if lonely:
         raise DataError(
             f"{mask_folder}: no mask for image(s) {lonely[:3]}; pair images and masks by file "
             "stem, or remove masks/ to calibrate on the images alone."
         )
-    return [images[s] for s in images], [masks[s] for s in images]
+    return [image for image, _ in pairs], [mask for _, mask in pairs]
 
 
 def read_calibration(folder, height, width, limit=MAX_IMAGES):
@@ -75,7 +77,7 @@ def read_calibration(folder, height, width, limit=MAX_IMAGES):
         folder: A folder of images, or one with ``images/`` and optionally ``masks/``.
         height: Output height in pixels.
         width: Output width in pixels.
-        limit: Read at most this many images (in file-name order). Defaults to ``MAX_IMAGES``.
+        limit: Read at most this many images (in file-stem order). Defaults to ``MAX_IMAGES``.
 
     Returns:
         ``(images, masks)``: float32 ``(N, height, width, 3)`` in [0, 1], and uint8
@@ -92,20 +94,15 @@ def read_calibration(folder, height, width, limit=MAX_IMAGES):
     images = np.empty((len(image_paths), height, width, 3), np.float32)
     for i, path in enumerate(image_paths):
         try:
-            image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+            images[i] = decode_image(path, height, width).numpy()
         except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as error:
             first = str(getattr(error, "message", error)).strip().splitlines()[0]
             raise DataError(f"{path}: cannot decode the calibration image ({first}).") from None
-        image = tf.image.resize(
-            tf.image.convert_image_dtype(image, tf.float32), (height, width), antialias=True
-        )
-        images[i] = tf.clip_by_value(image, 0.0, 1.0).numpy()
     if mask_paths is None:
         return images, None
     masks = np.empty((len(image_paths), height, width), np.uint8)
     for i, path in enumerate(mask_paths[:limit]):
-        mask = tf.convert_to_tensor(read_mask(path))[..., None]
-        masks[i] = tf.image.resize(mask, (height, width), method="nearest")[..., 0].numpy()
+        masks[i] = resize_mask(read_mask(path), height, width).numpy()
     return images, masks
 
 

@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from ..scores import confusion_matrix, scores_from_confusion
 from .errors import MissingRuntimeError, require
 
 #: Timed calls per runtime (after one warm-up call).
@@ -182,17 +183,21 @@ def agreement(reference, outputs):
 
 
 def mean_iou(probabilities, masks):
-    """Mean IoU of predicted classes against integer ``masks`` over the classes seen in either.
+    """Mean IoU of predicted classes against integer ``masks``, by :mod:`sm_pixel_ce.scores`.
 
-    Mask values outside the model's classes (e.g. 255 borders) are not counted.
+    Mask values outside the model's classes (e.g. 255 borders) are not counted; the mean is over
+    the classes in the counted masks or predictions.
+
+    Args:
+        probabilities: ``(N, H, W, C)`` outputs (one channel: ``> 0.5`` is class 1).
+        masks: ``(N, H, W)`` integer class indices.
+
+    Returns:
+        A float, or None when no class is present (no counted pixel).
     """
     classes = max(2, probabilities.shape[-1])
-    predicted = labels(probabilities)
-    counted = masks < classes
-    ious = []
-    for c in range(classes):
-        truth, guess = (masks == c) & counted, (predicted == c) & counted
-        union = np.sum(truth | guess)
-        if union:
-            ious.append(np.sum(truth & guess) / union)
-    return float(np.mean(ious)) if ious else float("nan")
+    masks = np.asarray(masks, np.int64)
+    # Every value that is not a class becomes one ignored value, so that none is counted.
+    masks = np.where((masks >= 0) & (masks < classes), masks, classes)
+    matrix = confusion_matrix(masks, labels(probabilities), classes, ignore_index=classes)
+    return scores_from_confusion(matrix)["miou"]

@@ -12,7 +12,9 @@ class ExportReport:
     """The result of :func:`sm_pixel_ce.export`.
 
     ``passed`` is None when nothing was enforced (no check, or a quantized export without an
-    explicit tolerance), else whether ``max_difference <= tolerance``.
+    explicit tolerance), else whether ``max_difference <= tolerance``. ``miou_keras`` and
+    ``miou_export`` are None without masks, or when the masks hold no class of the model
+    (undefined, shown as ``-``).
     """
 
     format: str
@@ -72,16 +74,22 @@ class ExportReport:
             f"max |probability difference| {self.max_difference:.3g}{verdict}, "
             f"argmax agreement {100 * self.argmax_agreement:.2f}%"
         )
-        if self.miou_keras is not None:
+        if self.miou_keras is not None or self.miou_export is not None:
             lines.append(
-                f"mIoU on the calibration masks: Keras {self.miou_keras:.4f}, "
-                f"export {self.miou_export:.4f} (change {self.miou_change:+.4f})"
+                f"mIoU on the calibration masks: Keras {_number(self.miou_keras, '.4f')}, "
+                f"export {_number(self.miou_export, '.4f')} "
+                f"(change {_number(self.miou_change, '+.4f')})"
             )
         lines.append(
             f"CPU latency per image: {self.runtime_ms_per_image:.2f} ms ({self.runtime}) vs "
             f"{self.keras_ms_per_image:.2f} ms (Keras predict)"
         )
         return "\n".join(lines)
+
+
+def _number(value, spec):
+    """``value`` formatted with ``spec``, or ``-`` when it is undefined (None)."""
+    return "-" if value is None else format(value, spec)
 
 
 def _size(count):
