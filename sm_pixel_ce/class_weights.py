@@ -8,6 +8,7 @@ straight to ``class_weights=`` of ``pixel_cce``:
 * ``"enet"``: ENet's ``1 / ln(1.02 + n_c / n)``.
 """
 
+import typing
 import warnings
 
 import numpy as np
@@ -75,19 +76,54 @@ def class_weights(masks, num_classes, method="median_frequency", ignore_index=No
             f"Received: ignore_index={ignore_index!r}"
         )
 
-    pixels = np.zeros(num_classes, np.int64)  # n_c
-    image_pixels = np.zeros(num_classes, np.int64)  # counted pixels of the images holding c
-    for batch in _batches(masks):
-        counts = _count(batch, num_classes, ignore_index)  # (images, C)
-        pixels += counts.sum(axis=0)
-        image_pixels += ((counts > 0) * counts.sum(axis=1, keepdims=True)).sum(axis=0)
-
-    if pixels.sum() == 0:
+    counts = count_class_pixels(masks, num_classes, ignore_index)
+    if counts.pixels.sum() == 0:
         raise ValueError(
             f"{where}: the masks hold no counted pixel (empty, or every pixel equals "
             f"ignore_index={ignore_index}). Received: {num_classes} classes."
         )
-    return weights_from_counts(pixels, method, image_pixels, stacklevel=3)
+    return weights_from_counts(counts.pixels, method, counts.image_pixels, stacklevel=3)
+
+
+class ClassPixels(typing.NamedTuple):
+    """What every method of :func:`class_weights` needs from the masks, summed over images.
+
+    Attributes:
+        pixels: int64 ``(C,)``, counted pixels of each class ``n_c``.
+        image_pixels: int64 ``(C,)``, per class, the counted pixels of the images in which the
+            class appears (median frequency's denominator).
+    """
+
+    pixels: np.ndarray
+    image_pixels: np.ndarray
+
+
+def count_class_pixels(masks, num_classes, ignore_index=None):
+    """One streamed pass over ``masks``: the counts :func:`weights_from_counts` takes.
+
+    Args:
+        masks: As for :func:`class_weights` (arrays, or a ``tf.data.Dataset``, read a batch at a
+            time).
+        num_classes: C; every counted mask value must be in [0, C).
+        ignore_index: Mask value not counted, or None. Defaults to None.
+
+    Returns:
+        A :class:`ClassPixels`.
+
+    Raises:
+        ValueError: A mask value out of range, or masks that are not integer ``(N, H, W)``.
+
+    Example:
+        >>> counts = count_class_pixels(train_masks, 7, ignore_index=255)
+        >>> weights_from_counts(counts.pixels, "median_frequency", counts.image_pixels)
+    """
+    pixels = np.zeros(num_classes, np.int64)
+    image_pixels = np.zeros(num_classes, np.int64)
+    for batch in _batches(masks):
+        counts = _count(batch, num_classes, ignore_index)  # (images, C)
+        pixels += counts.sum(axis=0)
+        image_pixels += ((counts > 0) * counts.sum(axis=1, keepdims=True)).sum(axis=0)
+    return ClassPixels(pixels, image_pixels)
 
 
 def weights_from_counts(pixels, method="median_frequency", image_pixels=None, stacklevel=2):

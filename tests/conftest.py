@@ -4,6 +4,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
 
 import sm_pixel_ce  # noqa: E402,F401  (registers the names before any test builds a model)
 
@@ -11,3 +12,65 @@ import sm_pixel_ce  # noqa: E402,F401  (registers the names before any test buil
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def write_mask_folder(root, count=8, side=32, classes=3, palette=False):
+    """``root/images/NNN.png`` and ``root/masks/NNN.png``: 8-px blocks of random classes with a
+    2-px void border (255) on the left, and images coloured by class with noise; with
+    ``palette``, every odd mask is a palette PNG whose colours are not its indices."""
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    blocks = side // 8
+    for i in range(count):
+        mask = np.repeat(np.repeat(rng.integers(0, classes, (blocks, blocks)), 8, 0), 8, 1)
+        mask = mask.astype(np.uint8)
+        mask[:, :2] = 255
+        image = (
+            np.eye(3)[np.minimum(mask, 2)] * 200 + rng.integers(0, 40, (side, side, 3))
+        ).astype(np.uint8)
+        Image.fromarray(image).save(root / "images" / f"{i:03d}.png")
+        m = Image.fromarray(mask)
+        if palette and i % 2:
+            m = m.convert("P")
+            m.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [9, 9, 9] * 252 + [255, 255, 255])
+            m.putdata(mask.ravel().tolist())
+        m.save(root / "masks" / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture
+def mask_folder():
+    """:func:`write_mask_folder`, for a test to call with its own root and sizes."""
+    return write_mask_folder
+
+
+def tiny_compare_argv(out, *extra, variants=("cce",), data=None, images=8):
+    """The argv of the tiny ``compare`` run the tests share: 32 px, 1 epoch, batch 4; on the
+    generated scenes (``images`` of them), or on ``data`` (3 classes, 255 ignored)."""
+    source = (
+        ["--data", str(data), "--classes", "3", "--ignore-index", "255"]
+        if data is not None
+        else ["--images", str(images)]
+    )
+    return [
+        "compare",
+        *source,
+        "--size",
+        "32",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--variants",
+        ",".join(variants),
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+@pytest.fixture
+def compare_argv():
+    """:func:`tiny_compare_argv`."""
+    return tiny_compare_argv

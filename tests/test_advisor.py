@@ -10,7 +10,7 @@ from reference import pixel_cce, softmax
 from test_compare import _check_report
 
 from sm_pixel_ce import PixelCategoricalCrossentropy
-from sm_pixel_ce.class_weights import weights_from_counts
+from sm_pixel_ce.class_weights import ClassPixels, weights_from_counts
 from sm_pixel_ce.cli import main
 from sm_pixel_ce.compare import report
 from sm_pixel_ce.compare.variants import (
@@ -43,7 +43,7 @@ def test_all_with_others_is_a_one_line_argument_error(tmp_path, capsys):
 def test_losses_of_the_new_variants(rng):
     counted = []
     losses = {
-        v: loss_for(v, lambda: counted.append(1) or COUNTS, 7, ignore_index=255)
+        v: loss_for(v, lambda: counted.append(1) or ClassPixels(COUNTS, None), 7, ignore_index=255)
         for v in ("cce-focal", "cce-topk", "cce-balanced", "cce-dice")
     }
     assert counted == [1]  # only cce-balanced reads the training labels
@@ -167,26 +167,10 @@ def test_recommendation_with_one_seed_or_cce_best_or_alone():
     assert "(a, c, e:" in report.recommendation(_results([0.5], [0.7]), names)["text"]
 
 
-def test_compare_rare_class_variants_end_to_end(tmp_path, capsys):
+def test_compare_rare_class_variants_end_to_end(tmp_path, capsys, compare_argv):
     out = str(tmp_path / "out")
     variants = ("cce-balanced", "cce-dice")
-    status = main(
-        [
-            "compare",
-            "--size",
-            "32",
-            "--images",
-            "8",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "4",
-            "--variants",
-            ",".join(variants),
-            "--out",
-            out,
-        ]
-    )
+    status = main(compare_argv(out, variants=variants))
     assert status == 0
     printed = capsys.readouterr().out
     assert "rare classes" in printed and "Best by mean mIoU over 1 seed(s)" in printed

@@ -8,31 +8,23 @@ import sys
 
 import numpy as np
 import pytest
+import reference
 from PIL import Image
 
+import sm_pixel_ce
+from sm_pixel_ce.class_weights import count_class_pixels
 from sm_pixel_ce.cli import main
 from sm_pixel_ce.compare import evaluation
-from sm_pixel_ce.compare.variants import class_weights_from_frequencies, targets_for
+from sm_pixel_ce.compare.variants import loss_for, targets_for
 from sm_pixel_ce.flavor import keras
 
 # --- NumPy metrics -------------------------------------------------------------------------------
 
 
-def test_confusion_matrix_and_iou_hand_checked():
-    labels = np.array([0, 0, 1, 1, 2, 255])
-    predictions = np.array([0, 1, 1, 1, 0, 2])
-    matrix = evaluation.confusion_matrix(labels, predictions, 4, ignore_index=255)
-    np.testing.assert_array_equal(matrix, [[1, 1, 0, 0], [0, 2, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0]])
-    ious = evaluation.per_class_iou(matrix)
-    # class 0: 1 / (2 + 2 - 1); class 1: 2 / (3 + 2 - 2); class 2: 0 / 1; class 3 absent -> None
-    assert ious == pytest.approx([1 / 3, 2 / 3, 0.0, None])
-    assert evaluation.mean_iou(ious) == pytest.approx((1 / 3 + 2 / 3 + 0) / 3)
-    assert evaluation.pixel_accuracy(matrix) == pytest.approx(3 / 5)
-
-
-def test_confusion_matrix_rejects_labels_out_of_range():
-    with pytest.raises(ValueError, match="labels must lie in \\[0, 1\\]"):
-        evaluation.confusion_matrix(np.array([0, 5]), np.array([0, 1]), 2)
+def _streamed(probabilities, labels, classes):
+    scores = evaluation.StreamingScore(classes)
+    scores.update(probabilities, labels)
+    return scores.result()
 
 
 def test_ece_hand_checked():
@@ -40,33 +32,46 @@ def test_ece_hand_checked():
     probabilities = np.array([[0.9, 0.1], [0.9, 0.1], [0.4, 0.6], [0.4, 0.6]])
     labels = np.array([0, 1, 1, 1])
     expected = 0.5 * abs(0.5 - 0.9) + 0.5 * abs(1.0 - 0.6)
-    assert evaluation.expected_calibration_error(probabilities, labels) == pytest.approx(expected)
+    assert reference.expected_calibration_error(probabilities, labels) == pytest.approx(expected)
+    assert _streamed(probabilities, labels, 2)["ece"] == pytest.approx(expected)
     perfect = np.eye(3)[[0, 1, 2]]
-    assert evaluation.expected_calibration_error(perfect, np.array([0, 1, 2])) == pytest.approx(0.0)
+    assert reference.expected_calibration_error(perfect, np.array([0, 1, 2])) == pytest.approx(0.0)
+    assert _streamed(perfect, np.array([0, 1, 2]), 3)["ece"] == pytest.approx(0.0)
 
 
 def test_binary_accuracy_artefact():
     # Predicting "no class" everywhere: 6 of 7 channels right per pixel, yet nothing is segmented.
     probabilities = np.full((10, 7), 0.1)
     labels = np.arange(10) % 7
-    assert evaluation.binary_accuracy(probabilities, labels) == pytest.approx(6 / 7)
-    assert evaluation.score(probabilities[None], labels[None], 7)[
-        "binary_accuracy"
-    ] == pytest.approx(6 / 7)
+    assert reference.binary_accuracy(probabilities, labels) == pytest.approx(6 / 7)
+    assert _streamed(probabilities, labels, 7)["binary_accuracy"] == pytest.approx(6 / 7)
 
 
-def test_class_weights_from_frequencies():
-    masks = np.array([0] * 6 + [1] * 3 + [2] * 1 + [255] * 5)
-    weights = class_weights_from_frequencies(masks, 4, ignore_index=255)
-    f = np.array([0.6, 0.3, 0.1])
-    raw = np.median(f) / f
-    raw = np.append(raw, raw.max())  # absent class 3 gets the largest weight
-    np.testing.assert_allclose(weights, raw / raw.mean())
+@pytest.mark.parametrize(
+    "variant, method", [("cce-weighted", "median_frequency"), ("cce-balanced", "inverse_frequency")]
+)
+def test_weighted_variants_take_sm_pixel_ce_class_weights(variant, method):
+    # Two images: class 2 only in the second, class 3 in none (weight 0, with a warning).
+    masks = np.array([[[0, 0, 1, 255]], [[0, 1, 2, 2]]], np.uint8)
+    counts = count_class_pixels(masks, 4, ignore_index=255)
+    np.testing.assert_array_equal(counts.pixels, [3, 2, 2, 0])
+    np.testing.assert_array_equal(counts.image_pixels, [7, 7, 4, 0])
+    with pytest.warns(UserWarning, match=r"\[3\] appear in no mask"):
+        loss = loss_for(variant, lambda: counts, 4, ignore_index=255)
+        expected = sm_pixel_ce.class_weights(masks, 4, method, ignore_index=255)
+    assert loss.get_config()["class_weights"] == pytest.approx(expected)
+    # Median frequency by hand: freq = n_c / pixels of the images holding c = 3/7, 2/7, 2/4.
+    if method == "median_frequency":
+        freq = np.array([3 / 7, 2 / 7, 2 / 4])
+        np.testing.assert_allclose(expected[:3], np.median(freq) / freq)
+        assert expected[3] == 0.0
 
 
 def test_epochs_to_fraction():
     assert evaluation.epochs_to_fraction([0.1, 0.5, 0.91, 1.0, 0.95]) == 3
     assert evaluation.epochs_to_fraction([]) is None
+    assert evaluation.epochs_to_fraction([None, 0.5, 1.0]) == 3
+    assert evaluation.epochs_to_fraction([None, None]) is None
 
 
 # --- end to end ----------------------------------------------------------------------------------
@@ -140,26 +145,10 @@ def _check_report(out, classes, variants, ignore_index=None):
     return report
 
 
-def test_compare_scenes_end_to_end(tmp_path, capsys):
+def test_compare_scenes_end_to_end(tmp_path, capsys, compare_argv):
     out = str(tmp_path / "out")
     variants = ("cce", "bce")
-    status = main(
-        [
-            "compare",
-            "--size",
-            "32",
-            "--images",
-            "10",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "4",
-            "--variants",
-            ",".join(variants),
-            "--out",
-            out,
-        ]
-    )
+    status = main(compare_argv(out, variants=variants, images=10))
     assert status == 0
     printed = capsys.readouterr().out
     assert "Keras 'accuracy'" in printed and "reloaded" in printed
@@ -167,54 +156,11 @@ def test_compare_scenes_end_to_end(tmp_path, capsys):
     assert report["config"]["train_images"] + report["config"]["val_images"] == 10
 
 
-def _folder(root, count=8, side=40, classes=3):
-    (root / "images").mkdir(parents=True)
-    (root / "masks").mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(count):
-        mask = np.repeat(np.repeat(rng.integers(0, classes, (5, 5)), 8, 0), 8, 1).astype(np.uint8)
-        mask[:, :2] = 255
-        image = (
-            np.eye(3)[np.minimum(mask, 2)] * 200 + rng.integers(0, 40, (side, side, 3))
-        ).astype(np.uint8)
-        Image.fromarray(image).save(root / "images" / f"{i:03d}.png")
-        m = Image.fromarray(mask)
-        if i % 2:
-            m = m.convert("P")
-            m.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [9, 9, 9] * 252 + [255, 255, 255])
-            m.putdata(mask.ravel().tolist())
-        m.save(root / "masks" / f"{i:03d}.png")
-
-
-def test_compare_data_folder_with_palette_and_ignore(tmp_path):
-    _folder(tmp_path / "data")
+def test_compare_data_folder_with_palette_and_ignore(tmp_path, mask_folder, compare_argv):
+    data = mask_folder(tmp_path / "data", side=40, palette=True)
     out = str(tmp_path / "out")
     variants = ("cce-weighted", "reshape")
-    status = main(
-        [
-            "compare",
-            "--data",
-            str(tmp_path / "data"),
-            "--classes",
-            "3",
-            "--ignore-index",
-            "255",
-            "--size",
-            "32",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "4",
-            "--val-fraction",
-            "0.25",
-            "--arch",
-            "Linknet",
-            "--variants",
-            ",".join(variants),
-            "--out",
-            out,
-        ]
-    )
+    status = main(compare_argv(out, "--arch", "Linknet", variants=variants, data=data))
     assert status == 0
     report = _check_report(out, 3, variants, ignore_index=255)
     assert report["config"]["ignore_index"] == 255
@@ -223,28 +169,10 @@ def test_compare_data_folder_with_palette_and_ignore(tmp_path):
 
 
 @pytest.mark.slow
-def test_compare_all_variants_two_seeds(tmp_path):
+def test_compare_all_variants_two_seeds(tmp_path, compare_argv):
     out = str(tmp_path / "out")
     variants = ("cce", "bce", "reshape", "cce-weighted", "cce-smooth")
-    status = main(
-        [
-            "compare",
-            "--size",
-            "32",
-            "--images",
-            "8",
-            "--epochs",
-            "2",
-            "--batch-size",
-            "4",
-            "--seeds",
-            "2",
-            "--variants",
-            ",".join(variants),
-            "--out",
-            out,
-        ]
-    )
+    status = main(compare_argv(out, "--epochs", "2", "--seeds", "2", variants=variants))
     assert status == 0
     with open(os.path.join(out, "report.json")) as f:
         results = json.load(f)["results"]
@@ -281,9 +209,11 @@ def test_compare_all_variants_two_seeds(tmp_path):
         (None, ["--backbone", "resnet9"], 2, "--backbone must be a segmentation_models backbone"),
     ],
 )
-def test_errors_are_one_line_and_non_zero(tmp_path, capsys, setup, arguments, status, message):
+def test_errors_are_one_line_and_non_zero(
+    tmp_path, capsys, mask_folder, setup, arguments, status, message
+):
     if setup:
-        _folder(tmp_path / "data")
+        mask_folder(tmp_path / "data", side=40, palette=True)
     if setup == "unpaired":
         (tmp_path / "data" / "masks" / "003.png").unlink()
     argv = ["compare", "--out", str(tmp_path / "out")] + [a.format(tmp=tmp_path) for a in arguments]

@@ -10,32 +10,21 @@ import time
 
 import numpy as np
 import pytest
+import reference
 import tensorflow as tf
+from conftest import tiny_compare_argv, write_mask_folder
 from PIL import Image
 
+from sm_pixel_ce.class_weights import count_class_pixels
 from sm_pixel_ce.cli import main
 from sm_pixel_ce.compare import evaluation
 from sm_pixel_ce.compare.encoders import build_encoder
-from sm_pixel_ce.compare.experiment import Settings, split, split_indices
+from sm_pixel_ce.compare.experiment import split, split_indices
+from sm_pixel_ce.compare.options import CompareOptions
 from sm_pixel_ce.compare.training import augment, train_variant, training_dataset
-from sm_pixel_ce.compare.variants import build_model, count_classes, loss_for, targets_for
+from sm_pixel_ce.compare.variants import build_model, loss_for, targets_for
 from sm_pixel_ce.data import FolderSource, load_folder, pair_files
 from sm_pixel_ce.flavor import IS_KERAS_3, keras
-
-
-def _folder(root, count=8, side=32, classes=3):
-    (root / "images").mkdir(parents=True)
-    (root / "masks").mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(count):
-        mask = np.repeat(np.repeat(rng.integers(0, classes, (4, 4)), 8, 0), 8, 1).astype(np.uint8)
-        mask[:, :2] = 255
-        image = (
-            np.eye(3)[np.minimum(mask, 2)] * 200 + rng.integers(0, 40, (side, side, 3))
-        ).astype(np.uint8)
-        Image.fromarray(image).save(root / "images" / f"{i:03d}.png")
-        Image.fromarray(mask).save(root / "masks" / f"{i:03d}.png")
-    return root
 
 
 def _env():
@@ -50,7 +39,7 @@ def test_streaming_score_equals_the_whole_set_score(rng):
     probabilities = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
     labels = rng.integers(0, 4, (13, 8, 8))
     labels[:, 0] = 255
-    whole = evaluation.score(probabilities, labels, 4, ignore_index=255)
+    whole = reference.score(probabilities, labels, 4, ignore_index=255)
     scores = evaluation.StreamingScore(4, ignore_index=255)
     for start, stop in ((0, 1), (1, 6), (6, 13)):
         scores.update(probabilities[start:stop], labels[start:stop])
@@ -61,13 +50,23 @@ def test_streaming_score_equals_the_whole_set_score(rng):
     assert streamed["per_class_iou"] == pytest.approx(whole["per_class_iou"], abs=1e-12)
 
 
+def test_streaming_score_of_no_counted_pixel_is_undefined():
+    scores = evaluation.StreamingScore(3, ignore_index=255)
+    scores.update(np.full((1, 2, 2, 3), 1 / 3), np.full((1, 2, 2), 255))
+    result = scores.result()
+    assert result["miou"] is None and result["pixel_accuracy"] is None
+    assert result["per_class_iou"] == [None, None, None]
+    assert result == reference.score(np.full((1, 3), 1 / 3), [255], 3, 255)
+
+
 @pytest.mark.parametrize(
     "variant", ["reshape", pytest.param("cce-weighted", marks=pytest.mark.slow)]
 )
 def test_streamed_metrics_equal_in_memory_ones_on_a_folder(tmp_path, variant):
-    folder = str(_folder(tmp_path / "data"))
-    settings = Settings(
-        variants=(variant,), classes=3, size=32, ignore_index=255, epochs=1, batch_size=4
+    folder = str(write_mask_folder(tmp_path / "data"))
+    options = CompareOptions(
+        variants=(variant,), data=folder, classes=3, size=32, ignore_index=255, epochs=1,
+        batch_size=4,
     )
     held_out = split(FolderSource(pair_files(folder), 32), 0.25, seed=0)
     # In memory, as compare did before it streamed: the whole folder loaded, split by index.
@@ -75,7 +74,7 @@ def test_streamed_metrics_equal_in_memory_ones_on_a_folder(tmp_path, variant):
     train, val = split_indices(len(images), 0.25, seed=0)
     assert held_out.val.names == [pair_files(folder)[i][0] for i in val]
     # The training batches are the in-memory ones: same files, same shuffled order.
-    streamed = [m for _, m in training_dataset("cce", held_out.train, settings, 0)]
+    streamed = [m for _, m in training_dataset("cce", held_out.train, options, 0)]
     in_memory = tf.data.Dataset.from_tensor_slices((images[train], masks[train]))
     in_memory = in_memory.shuffle(len(train), seed=0, reshuffle_each_iteration=True).batch(4)
     for a, (_, b) in zip(streamed, in_memory):
@@ -87,16 +86,16 @@ def test_streamed_metrics_equal_in_memory_ones_on_a_folder(tmp_path, variant):
 
     def class_counts():
         counted.append(1)
-        return count_classes(masks[train], 3, 255)
+        return count_class_pixels(masks[train], 3, 255)
 
-    result, model = train_variant(variant, held_out, settings, initial, 0, class_counts, print)
+    result, model = train_variant(variant, held_out, options, initial, 0, class_counts, print)
     assert len(counted) == (variant == "cce-weighted")
     outputs = np.asarray(model(images[val], training=False))
     probabilities = outputs.reshape(len(val), 32, 32, 3)
-    reference = evaluation.score(probabilities, masks[val], 3, ignore_index=255)
+    whole = reference.score(probabilities, masks[val], 3, ignore_index=255)
     for key in ("miou", "pixel_accuracy", "binary_accuracy", "ece"):
-        assert result[key] == pytest.approx(reference[key], abs=1e-6), key
-    assert result["per_class_iou"] == pytest.approx(reference["per_class_iou"], abs=1e-6)
+        assert result[key] == pytest.approx(whole[key], abs=1e-6), key
+    assert result["per_class_iou"] == pytest.approx(whole["per_class_iou"], abs=1e-6)
     model.compile(loss=loss_for(variant, class_counts, 3, 255), metrics=["accuracy"])
     targets = targets_for(variant, masks[val], 3, 255)
     evaluated = model.evaluate(images[val], targets, verbose=0, return_dict=True)
@@ -131,26 +130,7 @@ def test_augment_moves_image_and_mask_together():
 
 
 def _compare(tmp_path, folder, *extra):
-    return [
-        "compare",
-        "--data",
-        str(folder),
-        "--classes",
-        "3",
-        "--ignore-index",
-        "255",
-        "--size",
-        "32",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "4",
-        "--variants",
-        "cce",
-        "--out",
-        str(tmp_path / "out"),
-        *extra,
-    ]
+    return tiny_compare_argv(tmp_path / "out", *extra, data=folder)
 
 
 def _one_error_line(capsys):
@@ -160,7 +140,7 @@ def _one_error_line(capsys):
 
 
 def test_bad_files_stop_the_command_naming_the_file(tmp_path, capsys):
-    folder = _folder(tmp_path / "data")
+    folder = write_mask_folder(tmp_path / "data")
     data = (folder / "images" / "003.png").read_bytes()
     (folder / "images" / "003.png").write_bytes(data[: len(data) // 2])
     assert main(_compare(tmp_path, folder)) == 1
@@ -197,7 +177,7 @@ def test_bad_files_stop_the_command_naming_the_file(tmp_path, capsys):
 
 
 def test_a_bad_file_found_during_training_is_named(tmp_path, capsys, monkeypatch):
-    folder = _folder(tmp_path / "data")
+    folder = write_mask_folder(tmp_path / "data")
     data = (folder / "images" / "006.png").read_bytes()
     (folder / "images" / "006.png").write_bytes(data[: len(data) // 2])
     # As if the file were damaged after the check: the check lets every pair through.
@@ -212,7 +192,7 @@ def test_a_bad_file_found_during_training_is_named(tmp_path, capsys, monkeypatch
 
 @pytest.mark.slow
 def test_ctrl_c_keeps_finished_runs_and_resume_skips_them(tmp_path, capsys):
-    folder = _folder(tmp_path / "data")
+    folder = write_mask_folder(tmp_path / "data")
     argv = _compare(tmp_path, folder)
     argv[argv.index("--epochs") + 1] = "3"
     argv[argv.index("--variants") + 1] = "cce,bce"
@@ -301,7 +281,7 @@ def test_encoder_weights_from_a_file_are_in_the_encoder(tmp_path):
 @pytest.mark.slow
 def test_frozen_pretrained_encoder_augment_and_steps_end_to_end(tmp_path, capsys):
     path, expected = _encoder_file(tmp_path)
-    folder = _folder(tmp_path / "data")
+    folder = write_mask_folder(tmp_path / "data")
     argv = _compare(tmp_path, folder, "--encoder-weights", path, "--freeze-encoder", "--augment")
     argv += ["--steps-per-epoch", "3", "--predictions", "all"]
     assert main(argv) == 0

@@ -1,39 +1,32 @@
 """``sm-pixel-ce compare``: train the same model with each loss set-up and score them alike.
 
-``job`` (one run, :func:`run_compare`), ``variants`` (models and losses), ``encoders``
-(pretrained encoder weights), ``training`` (one variant, streamed), ``experiment`` (split, seeds,
-save/reload, resume), ``evaluation`` (NumPy metrics, whole or batch by batch), ``report``
-(tables, JSON, Markdown), ``plots``.
+``options`` (:class:`CompareOptions`, every option and default), ``job`` (one run,
+:func:`run_compare`), ``layout`` (the output folder's paths), ``variants`` (models and losses),
+``encoders`` (pretrained encoder weights), ``training`` (one variant, streamed), ``experiment``
+(split, seeds, save/reload, resume), ``evaluation`` (scores accumulated batch by batch),
+``report`` (tables, JSON, Markdown), ``plots``.
 """
 
 from .encoders import EncoderWeightsError, load_encoder_weights
-from .evaluation import (
-    StreamingScore,
-    confusion_matrix,
-    expected_calibration_error,
-    per_class_iou,
-    score,
-)
-from .experiment import Settings, Split, run_comparison, split, split_indices
-from .job import CompareInterrupted, check_compare_arguments, run_compare
+from .evaluation import StreamingScore
+from .experiment import Split, run_comparison, split, split_indices
+from .job import CompareInterrupted, run_compare
+from .layout import OutputFolder
+from .options import CompareOptions
 from .variants import DEFAULT_VARIANTS, VARIANTS
 
 __all__ = [
     "CompareInterrupted",
+    "CompareOptions",
     "DEFAULT_VARIANTS",
     "EncoderWeightsError",
-    "Settings",
     "Split",
     "StreamingScore",
     "VARIANTS",
-    "check_compare_arguments",
-    "confusion_matrix",
-    "expected_calibration_error",
+    "OutputFolder",
     "load_encoder_weights",
-    "per_class_iou",
     "run_compare",
     "run_comparison",
-    "score",
     "split",
     "split_indices",
 ]

@@ -4,13 +4,15 @@ already there."""
 
 import dataclasses
 import functools
-import json
 import os
 import time
 
 import numpy as np
 
+from ..class_weights import count_class_pixels
 from ..flavor import keras
+from .layout import write_json
+from .report import score_text
 from .training import (
     SAMPLE,
     check_interrupt,
@@ -18,50 +20,7 @@ from .training import (
     stop_on_ctrl_c,
     train_variant,
 )
-from .variants import build_model, count_classes
-
-#: Subfolder of the output folder holding one folder per finished (variant, seed) run.
-RUNS = "runs"
-
-
-@dataclasses.dataclass
-class Settings:
-    """What every variant is trained with.
-
-    Attributes:
-        variants: Variant names, in report order.
-        classes: Number of classes C.
-        size: Input side in pixels (a multiple of 32).
-        ignore_index: Label value not counted, or None.
-        arch: segmentation_models architecture name.
-        backbone: segmentation_models backbone name.
-        epochs, batch_size, lr: Training schedule (Adam).
-        seed: First seed; run ``k`` of ``seeds`` uses ``seed + k``.
-        seeds: Number of repeated runs.
-        encoder_weights: None, ``"imagenet"`` or the path of a backbone weights file.
-        freeze_encoder: segmentation_models' ``encoder_freeze``.
-        augment: Random flip and crop/scale of the training images.
-        steps_per_epoch: Batches per epoch, or None for one pass over the training images.
-        predictions: ``"sample"`` (the first :data:`SAMPLE` validation images) or ``"all"``:
-            which validation predictions are written.
-    """
-
-    variants: tuple
-    classes: int
-    size: int
-    ignore_index: int = None
-    arch: str = "Unet"
-    backbone: str = "resnet18"
-    epochs: int = 12
-    batch_size: int = 8
-    lr: float = 1e-3
-    seed: int = 0
-    seeds: int = 1
-    encoder_weights: str = None
-    freeze_encoder: bool = False
-    augment: bool = False
-    steps_per_epoch: int = None
-    predictions: str = "sample"
+from .variants import build_model
 
 
 @dataclasses.dataclass
@@ -105,44 +64,6 @@ def split(source, val_fraction, seed):
     return Split(source.subset(train), source.subset(val))
 
 
-def run_name(variant, seed):
-    """The folder name of one run under ``out/runs``."""
-    return f"{variant}-seed{seed}"
-
-
-def load_run(out_dir, variant, seed):
-    """The saved result dict of a finished run, or None."""
-    path = os.path.join(out_dir, RUNS, run_name(variant, seed), "result.json")
-    if not os.path.isfile(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
-
-
-def finished_runs(out_dir):
-    """``(variant, seed)`` of every finished run in ``out_dir``, sorted."""
-    folder = os.path.join(out_dir, RUNS)
-    if not os.path.isdir(folder):
-        return []
-    found = []
-    for name in sorted(os.listdir(folder)):
-        path = os.path.join(folder, name, "result.json")
-        if os.path.isfile(path):
-            with open(path) as f:
-                result = json.load(f)
-            found.append((result["variant"], result["seed"]))
-    return found
-
-
-def _write_json(path, value):
-    """Write JSON through a temporary file, so that a file present is a file complete."""
-    temporary = path + ".tmp"
-    with open(temporary, "w") as f:
-        json.dump(value, f, indent=2)
-        f.write("\n")
-    os.replace(temporary, path)
-
-
 class _PredictionWriter:
     """Keeps the argmax of the first :data:`SAMPLE` validation images; with ``path``, also
     streams the argmax of every image into a ``.npy`` file (never held whole)."""
@@ -180,22 +101,21 @@ class _PredictionWriter:
             os.remove(self.path + ".tmp")
 
 
-def run_comparison(data, settings, out_dir, log=print):
-    """Train every variant ``settings.seeds`` times, save, reload and score each run.
+def run_comparison(data, options, folder, log=print):
+    """Train every variant ``options.seeds`` times, save, reload and score each run.
 
-    Each finished run is written at once to ``out_dir/runs/<variant>-seed<seed>/``:
-    ``result.json`` (metrics and curve; written last, so its presence means the run is
-    complete), ``sample.npz`` (the argmax of the first validation images) and, with
-    ``predictions="all"``, ``val_predictions.npy``. Its model is ``out_dir/model_<variant>.keras``
-    for the first seed and ``model.keras`` in its run folder for the others; it is loaded back
-    with ``keras.models.load_model(path)`` (no ``custom_objects``), and the largest difference
-    between the reloaded and the trained model's validation outputs is recorded as
-    ``reload_max_abs_diff``. Runs already finished in ``out_dir`` are not trained again.
+    Each finished run is written at once to its :class:`~sm_pixel_ce.compare.layout.RunFolder`:
+    the result (metrics and curve; written last, so its presence means the run is complete),
+    the argmax of the first validation images and, with ``predictions="all"``, of all of them.
+    Its model is :meth:`~sm_pixel_ce.compare.layout.OutputFolder.model_of` the run; it is loaded
+    back with ``keras.models.load_model(path)`` (no ``custom_objects``), and the largest
+    difference between the reloaded and the trained model's validation outputs is recorded as
+    ``reload_max_abs_diff``. Runs already finished in ``folder`` are not trained again.
 
     Args:
         data: A :class:`Split`.
-        settings: :class:`Settings`.
-        out_dir: The output folder.
+        options: :class:`~sm_pixel_ce.compare.options.CompareOptions`.
+        folder: The :class:`~sm_pixel_ce.compare.layout.OutputFolder`.
         log: Function printing one line. Defaults to print.
 
     Returns:
@@ -205,101 +125,93 @@ def run_comparison(data, settings, out_dir, log=print):
         KeyboardInterrupt: Ctrl-C, at the next batch; the runs finished before are saved.
     """
     with stop_on_ctrl_c():
-        return _run_all(data, settings, out_dir, log)
+        return _run_all(data, options, folder, log)
 
 
-def _run_all(data, settings, out_dir, log):
-    os.makedirs(os.path.join(out_dir, RUNS), exist_ok=True)
-    runs = {variant: [] for variant in settings.variants}
+def _run_all(data, options, folder, log):
+    os.makedirs(folder.runs, exist_ok=True)
+    runs = {variant: [] for variant in options.variants}
 
     @functools.cache
     def class_counts():
         log("  counting the training masks' classes (one pass)")
-        counts = np.zeros(settings.classes, np.int64)
-        for masks in data.train.masks().batch(64):
-            counts += count_classes(masks.numpy(), settings.classes, settings.ignore_index)
-        return counts
+        masks = data.train.masks().batch(64)
+        return count_class_pixels(masks, options.classes, options.ignore_index)
 
-    for k in range(settings.seeds):
-        seed = settings.seed + k
-        todo = [v for v in settings.variants if load_run(out_dir, v, seed) is None]
+    for k, seed in enumerate(options.seed_list):
+        todo = [v for v in options.variants if folder.run(v, seed).load_result() is None]
         if todo:
             keras.utils.set_random_seed(seed)
             initial = build_model(
                 "cce",
-                settings.arch,
-                settings.backbone,
-                settings.classes,
-                settings.size,
-                encoder_weights=settings.encoder_weights,
+                options.arch,
+                options.backbone,
+                options.classes,
+                options.size,
+                encoder_weights=options.encoder_weights,
             )
             initial_weights = initial.get_weights()
             del initial
             keras.backend.clear_session()
-        for variant in settings.variants:
-            done = load_run(out_dir, variant, seed)
+        for variant in options.variants:
+            run = folder.run(variant, seed)
+            done = run.load_result()
             if done is not None:
-                log(f"[{variant}] seed {seed}: already in {out_dir}, not trained again")
+                log(f"[{variant}] seed {seed}: already in {folder.root}, not trained again")
                 runs[variant].append(done)
                 continue
             check_interrupt()
             log(
-                f"[{variant}] seed {seed}: training {settings.epochs} epochs on "
+                f"[{variant}] seed {seed}: training {options.epochs} epochs on "
                 f"{len(data.train)} images"
             )
             result = _train_and_save(
-                variant, seed, k == 0, data, settings, initial_weights, class_counts, out_dir, log
+                variant, seed, k == 0, data, options, initial_weights, class_counts, folder, log
             )
             runs[variant].append(result)
             log(
-                f"[{variant}] mIoU {result['miou']:.3f}  "
-                f"pixel accuracy {result['pixel_accuracy']:.3f}"
+                f"[{variant}] mIoU {score_text(result['miou'])}  "
+                f"pixel accuracy {score_text(result['pixel_accuracy'])}"
                 f"  keras accuracy {result['keras_accuracy']:.3f}  ({result['seconds']:.0f} s)"
-                f"; saved in {os.path.join(out_dir, RUNS, run_name(variant, seed))}"
+                f"; saved in {run.path}"
             )
             keras.backend.clear_session()
     return runs
 
 
-def _train_and_save(variant, seed, first, data, settings, weights, class_counts, out_dir, log):
-    folder = os.path.join(out_dir, RUNS, run_name(variant, seed))
-    os.makedirs(folder, exist_ok=True)
-    predictions_path = (
-        os.path.join(folder, "val_predictions.npy") if settings.predictions == "all" else None
-    )
-    writer = _PredictionWriter(len(data.val), settings.size, predictions_path)
+def _train_and_save(variant, seed, first, data, options, weights, class_counts, folder, log):
+    run = folder.run(variant, seed)
+    os.makedirs(run.path, exist_ok=True)
+    predictions_path = run.val_predictions if options.predictions == "all" else None
+    writer = _PredictionWriter(len(data.val), options.size, predictions_path)
     try:
         result, model = train_variant(
-            variant, data, settings, weights, seed, class_counts, log, sink=writer
+            variant, data, options, weights, seed, class_counts, log, sink=writer
         )
     except BaseException:
         writer.abort()
         raise
     writer.close()
-    path = (
-        os.path.join(out_dir, f"model_{variant}.keras")
-        if first
-        else os.path.join(folder, "model.keras")
-    )
-    result.update(_save_and_reload(variant, model, data, settings, path))
-    np.savez_compressed(os.path.join(folder, "sample.npz"), predictions=writer.sample)
+    path = folder.model_of(variant, seed, first)
+    result.update(_save_and_reload(variant, model, data, options, path))
+    np.savez_compressed(run.sample, predictions=writer.sample)
     # The report ranks classes by training pixels (its "rare classes" column).
-    result["train_class_pixels"] = [int(c) for c in class_counts()]
-    _write_json(os.path.join(folder, "result.json"), result)
+    result["train_class_pixels"] = [int(c) for c in class_counts().pixels]
+    write_json(run.result, result)
     return result
 
 
-def _save_and_reload(variant, model, data, settings, path):
+def _save_and_reload(variant, model, data, options, path):
     # The file is for prediction and reloading: it keeps the loss with its options, but a
     # stateless SGD instead of Adam, whose two slots per weight would triple its size (and an
     # unbuilt Adam would warn on every load that its slots are missing).
     model.compile(
-        optimizer=keras.optimizers.SGD(settings.lr), loss=model.loss, metrics=["accuracy"]
+        optimizer=keras.optimizers.SGD(options.lr), loss=model.loss, metrics=["accuracy"]
     )
     model.save(path)
     start = time.perf_counter()
     reloaded = keras.models.load_model(path)
-    difference = max_output_difference(model, reloaded, variant, data.val, settings.size)
+    difference = max_output_difference(model, reloaded, variant, data.val, options.size)
     return {
         "model_path": path,
         "reload_max_abs_diff": difference,

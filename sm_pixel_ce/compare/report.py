@@ -37,6 +37,11 @@ _COLUMNS = (
 )
 
 
+def score_text(value):
+    """A score to 3 decimals, or ``-`` when it is undefined (None)."""
+    return "-" if value is None else f"{value:.3f}"
+
+
 #: The variant the recommendation measures margins against.
 BASELINE = "cce"
 
@@ -105,12 +110,13 @@ def aggregate(runs):
                 std[key] = float(np.std(values))
             else:
                 result[key] = None
-        result["miou"] = float(np.mean(present)) if present else 0.0
+        result["miou"] = float(np.mean(present)) if present else None
         result["std"] = std
         curves = np.array([r["val_miou_per_epoch"] for r in items])
         result["val_miou_per_epoch"] = [float(v) for v in curves.mean(0)]
+        # Every seed trains on the same split, so the same class weights.
         result.update(
-            {k: items[0][k] for k in ("model_path", "reload_max_abs_diff") if k in items[0]}
+            {k: items[0][k] for k in ("loss", "model_path", "reload_max_abs_diff") if k in items[0]}
         )
         result["runs"] = items
         results.append(result)
@@ -221,14 +227,13 @@ def _cell(result, key, fmt):
     return text if std is None else f"{text} ± {fmt.format(std)}"
 
 
-def table(results, markdown=False):
-    """The results as an aligned text table, or a Markdown table."""
-    header = ["variant"] + [title for _, title, _ in _COLUMNS]
-    rows = [[r["variant"]] + [_cell(r, key, fmt) for key, _, fmt in _COLUMNS] for r in results]
+def _render(header, rows, markdown, rule):
+    """Rows as a Markdown table, or as text with the first column left-aligned, the others
+    right-aligned, and (``rule``) a dashed line under the header."""
     if markdown:
         lines = [
             "| " + " | ".join(header) + " |",
-            "|" + "|".join(["---"] + ["---:"] * len(_COLUMNS)) + "|",
+            "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
         ]
         return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
     widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
@@ -239,31 +244,60 @@ def table(results, markdown=False):
         )
         for row in [header] + rows
     ]
-    lines.insert(1, "-" * len(lines[0]))
+    if rule:
+        lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
+
+
+def table(results, markdown=False):
+    """The results as an aligned text table, or a Markdown table."""
+    header = ["variant"] + [title for _, title, _ in _COLUMNS]
+    rows = [[r["variant"]] + [_cell(r, key, fmt) for key, _, fmt in _COLUMNS] for r in results]
+    return _render(header, rows, markdown, rule=True)
 
 
 def per_class_table(results, class_names, markdown=False):
     """Per-class IoU, one row per class and one column per variant."""
     header = ["class"] + [r["variant"] for r in results]
-    rows = []
-    for c, name in enumerate(class_names):
-        cells = [r["per_class_iou"][c] for r in results]
-        rows.append([f"{c} {name}"] + ["-" if v is None else f"{v:.3f}" for v in cells])
-    if markdown:
-        lines = [
-            "| " + " | ".join(header) + " |",
-            "|" + "|".join(["---"] + ["---:"] * len(results)) + "|",
-        ]
-        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
-    widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(
-            cell.ljust(w) if i == 0 else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(row, widths))
-        )
-        for row in [header] + rows
-    )
+    rows = [
+        [f"{c} {name}"] + [score_text(r["per_class_iou"][c]) for r in results]
+        for c, name in enumerate(class_names)
+    ]
+    return _render(header, rows, markdown, rule=False)
+
+
+#: Loss options a report leaves out: Keras's bookkeeping, not the loss's settings.
+_LOSS_BOOKKEEPING = ("name", "reduction", "dtype", "fn")
+
+
+def loss_text(settings):
+    """A loss as the report shows it: ``Class(option=value, ...)`` with the options that are
+    set (not None, 0, False, nor the last class axis), weights to 3 significant digits; ``-``
+    for an older run.
+
+    Example:
+        >>> loss_text({"class_name": "PixelCategoricalCrossentropy",
+        ...            "config": {"ignore_index": 255, "top_k": None}})
+        'PixelCategoricalCrossentropy(ignore_index=255)'
+    """
+    if not settings:
+        return "-"
+
+    def shown(value):
+        if isinstance(value, float):
+            return f"{value:.3g}"
+        if isinstance(value, list):
+            return "[" + ", ".join(shown(v) for v in value) + "]"
+        return repr(value)
+
+    options = [
+        f"{key}={shown(value)}"
+        for key, value in settings["config"].items()
+        if key not in _LOSS_BOOKKEEPING
+        and value not in (None, 0, 0.0, False)
+        and not (key == "axis" and value == -1)
+    ]
+    return f"{settings['class_name']}({', '.join(options)})"
 
 
 def write_json(path, config, results):
@@ -300,9 +334,12 @@ def write_markdown(path, config, results, class_names, images):
         f"{config['epochs']} epochs, batch {config['batch_size']}, seeds {config['seed_list']}; "
         f"Keras flavour {config['keras']}; wall time {config['wall_seconds']:.0f} s.",
         "",
-        "| variant | set-up |",
-        "|---|---|",
-        *[f"| {r['variant']} | {VARIANTS[r['variant']]} |" for r in results],
+        "| variant | set-up | loss |",
+        "|---|---|---|",
+        *[
+            f"| {r['variant']} | {VARIANTS[r['variant']]} | {loss_text(r.get('loss'))} |"
+            for r in results
+        ],
         "",
         table(results, markdown=True),
         "",

@@ -7,13 +7,16 @@ import signal
 import sys
 import threading
 import time
+import warnings
 
 import numpy as np
 import tensorflow as tf
+import tqdm
 
 from ..flavor import keras
 from . import evaluation
-from .variants import build_model, loss_for, probabilities_of, targets_for
+from .report import score_text
+from .variants import build_model, loss_for, loss_settings, probabilities_of, targets_for
 
 
 def keras_accuracy_metric(y_true, y_pred):
@@ -119,24 +122,24 @@ def augment(dataset, seed, size):
     return tf.data.Dataset.zip((dataset, draws)).map(transform, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def training_dataset(variant, source, settings, seed):
+def training_dataset(variant, source, options, seed):
     """Batches of ``source`` for ``variant``: shuffled with ``seed`` afresh every epoch (the
     same order for every variant), optionally augmented, prefetched; repeated when
-    ``settings.steps_per_epoch`` is set."""
+    ``options.steps_per_epoch`` is set."""
     data = source.dataset(shuffle_seed=seed)
-    if settings.augment:
-        data = augment(data, seed, settings.size)
-    data = data.batch(settings.batch_size)
+    if options.augment:
+        data = augment(data, seed, options.size)
+    data = data.batch(options.batch_size)
     if variant == "reshape":
         data = data.map(
-            lambda x, y: (x, targets_for(variant, y, settings.classes, settings.ignore_index))
+            lambda x, y: (x, targets_for(variant, y, options.classes, options.ignore_index))
         )
-    if settings.steps_per_epoch:
+    if options.steps_per_epoch:
         data = data.repeat()
     return data.prefetch(tf.data.AUTOTUNE)
 
 
-def evaluate(model, variant, source, loss, settings, calibration=True, sink=None):
+def evaluate(model, variant, source, loss, options, calibration=True, sink=None):
     """One streamed pass over ``source``: scores, Keras's ``"accuracy"`` and the loss.
 
     Called eagerly, the outputs keep the logits behind their softmax/sigmoid, so the loss is the
@@ -147,7 +150,7 @@ def evaluate(model, variant, source, loss, settings, calibration=True, sink=None
         variant: Its variant name.
         source: A data source (``FolderSource``/``ArraySource``).
         loss: The variant's loss.
-        settings: :class:`~sm_pixel_ce.compare.experiment.Settings`.
+        options: :class:`~sm_pixel_ce.compare.options.CompareOptions`.
         calibration: Also accumulate ECE and binary accuracy. Defaults to True.
         sink: Called with ``(start, images, masks, probabilities)`` for every batch, or None.
 
@@ -155,17 +158,17 @@ def evaluate(model, variant, source, loss, settings, calibration=True, sink=None
         The :class:`~sm_pixel_ce.compare.evaluation.StreamingScore` result, with
         ``keras_accuracy`` and ``val_loss``.
     """
-    scores = evaluation.StreamingScore(settings.classes, settings.ignore_index, calibration)
+    scores = evaluation.StreamingScore(options.classes, options.ignore_index, calibration)
     metric, losses, weights, start = None, [], [], 0
-    for images, masks in source.dataset().batch(eval_batch(settings.size)):
+    for images, masks in source.dataset().batch(eval_batch(options.size)):
         check_interrupt()
-        targets = targets_for(variant, masks, settings.classes, settings.ignore_index)
+        targets = targets_for(variant, masks, options.classes, options.ignore_index)
         outputs = model(images, training=False)
         metric = metric or keras_accuracy_metric(targets, outputs)
         metric.update_state(targets, outputs)
         losses.append(float(loss(targets, outputs)))
-        weights.append(_counted(masks, settings.ignore_index, variant))
-        probabilities = probabilities_of(variant, outputs, settings.size)
+        weights.append(_counted(masks, options.ignore_index, variant))
+        probabilities = probabilities_of(variant, outputs, options.size)
         scores.update(probabilities, masks.numpy())
         if sink is not None:
             sink(start, images.numpy(), masks.numpy(), probabilities)
@@ -181,10 +184,10 @@ class _EpochScores(keras.callbacks.Callback):
     accuracy; all metrics after the last epoch, handing each batch to ``sink``). Also times each
     epoch's training, its first batch (which includes tracing) and its validation pass."""
 
-    def __init__(self, variant, source, loss, settings, log, sink=None):
+    def __init__(self, variant, source, loss, options, log, sink=None):
         super().__init__()
         self.variant, self.source, self.loss = variant, source, loss
-        self.settings, self.log, self.sink = settings, log, sink
+        self.options, self.log, self.sink = options, log, sink
         self.curve, self.val_loss, self.keras_accuracy = [], [], []
         self.final = None
         self.times = {"train": [], "first_batch": [], "validation": []}
@@ -201,14 +204,14 @@ class _EpochScores(keras.callbacks.Callback):
         trained = time.perf_counter()
         self.times["train"].append(trained - self.began)
         logs = logs or {}
-        settings = self.settings
-        last = epoch + 1 == settings.epochs
+        options = self.options
+        last = epoch + 1 == options.epochs
         result = evaluate(
             self.model,
             self.variant,
             self.source,
             self.loss,
-            settings,
+            options,
             calibration=last,
             sink=self.sink if last else None,
         )
@@ -219,70 +222,71 @@ class _EpochScores(keras.callbacks.Callback):
         self.val_loss.append(result["val_loss"])
         self.curve.append(result["miou"])
         self.log(
-            f"  {self.variant:<13} epoch {epoch + 1:>3}/{settings.epochs}  "
+            f"  {self.variant:<13} epoch {epoch + 1:>3}/{options.epochs}  "
             f"loss {logs.get('loss', np.nan):.4f}"
             f"  val_loss {self.val_loss[-1]:.4f}  val keras accuracy {self.keras_accuracy[-1]:.3f}"
-            f"  val mIoU {self.curve[-1]:.3f}"
+            f"  val mIoU {score_text(self.curve[-1])}"
         )
 
 
 class _Progress(keras.callbacks.Callback):
-    """A progress bar within an epoch on a terminal (redrawn in place, erased at the epoch's
-    end); elsewhere a line every ``interval`` seconds of a long epoch. On stderr, so that stdout
-    keeps one summary line per epoch."""
+    """tqdm's bar within an epoch, on stderr (stdout keeps one summary line per epoch).
+
+    On a terminal it is redrawn in place and erased at the epoch's end. Elsewhere (a log file)
+    it shows only in an epoch longer than ``interval`` seconds, then every ``interval`` seconds,
+    so a short run writes nothing there.
+    """
 
     def __init__(self, variant, epochs, steps, stream=None, interval=60.0):
         super().__init__()
         self.variant, self.epochs, self.steps = variant, epochs, steps
         self.stream = stream or sys.stderr
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.interval = 0.2 if self.tty else interval
+        self.interval = interval
+        self.bar = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch, self.began = epoch, time.perf_counter()
-        self.shown = self.began
+        self.epoch, self.bar = epoch, None
+        if self.tty:
+            self._open(0)
+
+    def _open(self, done):
+        self.bar = tqdm.tqdm(
+            total=self.steps,
+            initial=done,
+            desc=f"  {self.variant:<13} epoch {self.epoch + 1:>3}/{self.epochs}",
+            file=self.stream,
+            leave=False,
+            delay=0.0 if self.tty else self.interval,
+            mininterval=0.2 if self.tty else self.interval,
+            unit="batch",
+        )
 
     def on_train_batch_end(self, batch, logs=None):
-        now = time.perf_counter()
-        if batch == 0 and not self.tty:
-            # The first batch traces the model: not a sign of a long epoch.
-            self.began = self.shown = now
+        if self.bar is None:
+            # Off a terminal the clock starts after the first batch, which traces the model:
+            # tracing is not a sign of a long epoch.
+            self._open(1)
             return
-        if now - self.shown < self.interval:
-            return
-        self.shown = now
-        done = batch + 1
-        left = (now - self.began) / done * max(self.steps - done, 0)
         loss = (logs or {}).get("loss")
-        width = 24
-        filled = int(width * done / max(self.steps, 1))
-        text = (
-            f"  {self.variant:<13} epoch {self.epoch + 1:>3}/{self.epochs} "
-            f"[{'=' * filled}{'.' * (width - filled)}] {done}/{self.steps}"
-            + (f"  loss {float(loss):.4f}" if loss is not None else "")
-            + f"  ETA {int(left) // 60}:{int(left) % 60:02d}"
-        )
-        if self.tty:
-            self.stream.write("\r" + text + "\033[K")
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
+        if loss is not None:
+            self.bar.set_postfix(loss=f"{float(loss):.4f}", refresh=False)
+        self.bar.update(1)
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.tty:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
+        if self.bar is not None:
+            self.bar.close()
 
 
 def train_variant(
-    variant, data, settings, initial_weights, seed, class_counts, log=print, sink=None
+    variant, data, options, initial_weights, seed, class_counts, log=print, sink=None
 ):
     """Train ``variant`` and score it on the validation split, streaming both from disk.
 
     Args:
         variant: A key of :data:`~sm_pixel_ce.compare.variants.VARIANTS`.
         data: A :class:`~sm_pixel_ce.compare.experiment.Split`.
-        settings: A :class:`~sm_pixel_ce.compare.experiment.Settings`.
+        options: A :class:`~sm_pixel_ce.compare.options.CompareOptions`.
         initial_weights: The weights every variant starts from (``model.get_weights()``).
         seed: Seed of this run: shuffling order and any randomness in training.
         class_counts: Function returning the training masks' per-class pixel counts (see
@@ -296,30 +300,34 @@ def train_variant(
     Raises:
         DataError: A file that cannot be read turned up while streaming; it is named.
     """
-    num_classes = settings.classes
+    num_classes = options.classes
     keras.utils.set_random_seed(seed)
     model = build_model(
         variant,
-        settings.arch,
-        settings.backbone,
+        options.arch,
+        options.backbone,
         num_classes,
-        settings.size,
-        freeze_encoder=settings.freeze_encoder,
+        options.size,
+        freeze_encoder=options.freeze_encoder,
     )
     model.set_weights(initial_weights)
-    loss = loss_for(variant, class_counts, num_classes, settings.ignore_index)
-    model.compile(optimizer=keras.optimizers.Adam(settings.lr), loss=loss, metrics=["accuracy"])
-    train = training_dataset(variant, data.train, settings, seed)
-    steps = settings.steps_per_epoch or math.ceil(len(data.train) / settings.batch_size)
-    scores = _EpochScores(variant, data.val, loss, settings, log, sink)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loss = loss_for(variant, class_counts, num_classes, options.ignore_index)
+    for warning in caught:  # a class absent from the training masks: a line of the run's log
+        log(f"  {variant}: {warning.message}")
+    model.compile(optimizer=keras.optimizers.Adam(options.lr), loss=loss, metrics=["accuracy"])
+    train = training_dataset(variant, data.train, options, seed)
+    steps = options.steps_per_epoch or math.ceil(len(data.train) / options.batch_size)
+    scores = _EpochScores(variant, data.val, loss, options, log, sink)
     start = time.perf_counter()
     try:
         history = model.fit(
             train,
-            epochs=settings.epochs,
-            steps_per_epoch=settings.steps_per_epoch,
+            epochs=options.epochs,
+            steps_per_epoch=options.steps_per_epoch,
             shuffle=False,  # the dataset shuffles, seeded
-            callbacks=[_Progress(variant, settings.epochs, steps), scores],
+            callbacks=[_Progress(variant, options.epochs, steps), scores],
             verbose=0,
         ).history
     except tf.errors.OpError as error:
@@ -332,6 +340,7 @@ def train_variant(
     result = {
         "variant": variant,
         "seed": seed,
+        "loss": loss_settings(loss),
         **{k: final[k] for k in ("miou", "pixel_accuracy", "per_class_iou")},
         "binary_accuracy": final["binary_accuracy"],
         "ece": final["ece"],
@@ -339,7 +348,7 @@ def train_variant(
         "train_loss": float(history["loss"][-1]),
         "val_loss": final["val_loss"],
         "epochs_to_90": evaluation.epochs_to_fraction(scores.curve, 0.9),
-        "val_miou_per_epoch": [float(v) for v in scores.curve],
+        "val_miou_per_epoch": scores.curve,
         "seconds": float(seconds),
         # Per epoch: training (first batch, with tracing, included) and the validation pass.
         "epoch_seconds": scores.times["train"],

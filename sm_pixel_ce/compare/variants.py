@@ -4,7 +4,8 @@
 * ``bce``: ``activation="sigmoid"`` + ``loss="pixel_bce"`` (7 independent yes/no questions);
 * ``reshape``: the recipe from old answers: linear output, ``Reshape((H*W, C))``, ``softmax``,
   Keras's ``categorical_crossentropy`` on one-hot labels reshaped the same way;
-* ``cce-weighted``: ``pixel_cce`` with class weights from label frequencies;
+* ``cce-weighted``: ``pixel_cce`` with ``sm_pixel_ce.class_weights`` of the training masks
+  (SegNet's median-frequency balancing);
 * ``cce-smooth``: ``pixel_cce`` with label smoothing 0.1;
 * ``cce-focal``: ``pixel_cce`` with ``focal_gamma=2`` (``"pixel_focal"``);
 * ``cce-topk``: ``pixel_cce`` over the hardest quarter of the pixels (``top_k=0.25``);
@@ -29,7 +30,7 @@ VARIANTS = {
     "cce": "pixel_softmax + pixel_cce",
     "bce": "sigmoid + pixel_bce",
     "reshape": "Reshape((H*W, C)) + softmax + categorical_crossentropy",
-    "cce-weighted": "pixel_softmax + pixel_cce, class weights from label frequencies",
+    "cce-weighted": "pixel_softmax + pixel_cce, class_weights(method='median_frequency')",
     "cce-smooth": "pixel_softmax + pixel_cce, label_smoothing=0.1",
     "cce-focal": "pixel_softmax + pixel_cce, focal_gamma=2",
     "cce-topk": "pixel_softmax + pixel_cce, top_k=0.25 (the hardest quarter of the pixels)",
@@ -43,56 +44,12 @@ LABEL_SMOOTHING = 0.1
 FOCAL_GAMMA = 2.0
 #: ``cce-topk``'s fraction: DeepLab's hard-pixel mining keeps a similar share (top 20-25%).
 TOP_K = 0.25
-#: ``cce-balanced``'s method of :func:`sm_pixel_ce.class_weights`.
-BALANCED_METHOD = "inverse_frequency"
+#: The method of :func:`sm_pixel_ce.class_weights` each weighted variant takes its weights from.
+WEIGHT_METHODS = {"cce-weighted": "median_frequency", "cce-balanced": "inverse_frequency"}
 #: BatchNormalization momentum of the compared models. Keras's 0.99 needs several hundred steps
 #: before the moving statistics used at evaluation match the data; short comparisons would then
 #: score mostly the BatchNorm warm-up, the same noise for every variant.
 BN_MOMENTUM = 0.9
-
-
-def class_weights_from_frequencies(masks, num_classes, ignore_index=None):
-    """Median-frequency class weights ``w_c = median(f) / f_c`` (Eigen & Fergus), mean 1.
-
-    Classes absent from ``masks`` get the largest weight seen, so that they still count if they
-    appear.
-
-    Args:
-        masks: Integer masks.
-        num_classes: C.
-        ignore_index: Label value not counted, or None. Defaults to None.
-
-    Returns:
-        A list of C positive floats.
-    """
-    return class_weights_from_counts(count_classes(masks, num_classes, ignore_index))
-
-
-def count_classes(masks, num_classes, ignore_index=None):
-    """Pixels of each class in ``masks`` (ignored pixels and values >= C not counted).
-
-    Returns:
-        int64 ``(C,)``. Summing it over batches gives the counts of the whole set.
-    """
-    labels = np.asarray(masks).astype(np.int64).ravel()
-    if ignore_index is not None:
-        labels = labels[labels != ignore_index]
-    return np.bincount(labels, minlength=num_classes)[:num_classes]
-
-
-def class_weights_from_counts(counts):
-    """Median-frequency class weights (see :func:`class_weights_from_frequencies`) from the
-    per-class pixel counts :func:`count_classes` gives, e.g. summed over streamed batches."""
-    counts = np.asarray(counts, np.int64)
-    num_classes = len(counts)
-    frequency = counts / max(int(counts.sum()), 1)
-    present = frequency > 0
-    if not present.any():
-        return [1.0] * num_classes
-    weights = np.zeros(num_classes)
-    weights[present] = np.median(frequency[present]) / frequency[present]
-    weights[~present] = weights[present].max()
-    return [float(w) for w in weights / weights.mean()]
 
 
 def expand_variants(variants):
@@ -181,9 +138,9 @@ def loss_for(variant, class_counts, num_classes, ignore_index=None):
     Args:
         variant: A key of :data:`VARIANTS`.
         class_counts: The one hook to the training labels: a function of no arguments that
-            returns the per-class pixel counts of the training masks (int64 ``(C,)``, ignored
-            pixels excluded; :func:`count_classes` summed over one streamed pass). It is
-            computed on the first call and cached, so only variants that call it pay for it.
+            returns the :class:`~sm_pixel_ce.class_weights.ClassPixels` of the training masks
+            (one streamed pass). It is computed on the first call and cached, so only variants
+            that call it pay for it.
         num_classes: C.
         ignore_index: Label value not counted, or None. Defaults to None.
 
@@ -195,8 +152,11 @@ def loss_for(variant, class_counts, num_classes, ignore_index=None):
     if variant == "reshape":
         # Ignored pixels get all-zero one-hot rows: 0 loss, but still in the mean, as in the recipe.
         return keras.losses.CategoricalCrossentropy()
-    if variant == "cce-weighted":
-        weights = class_weights_from_counts(class_counts())
+    if variant in WEIGHT_METHODS:
+        counts = class_counts()
+        weights = weights_from_counts(
+            counts.pixels, WEIGHT_METHODS[variant], counts.image_pixels
+        )
         return PixelCategoricalCrossentropy(class_weights=weights, ignore_index=ignore_index)
     if variant == "cce-smooth":
         return PixelCategoricalCrossentropy(
@@ -206,12 +166,26 @@ def loss_for(variant, class_counts, num_classes, ignore_index=None):
         return PixelCategoricalCrossentropy(focal_gamma=FOCAL_GAMMA, ignore_index=ignore_index)
     if variant == "cce-topk":
         return PixelCategoricalCrossentropy(top_k=TOP_K, ignore_index=ignore_index)
-    if variant == "cce-balanced":
-        weights = weights_from_counts(class_counts(), BALANCED_METHOD)
-        return PixelCategoricalCrossentropy(class_weights=weights, ignore_index=ignore_index)
     if variant == "cce-dice":
         return PixelCceDiceLoss(num_classes, ignore_index=ignore_index)
     return PixelCategoricalCrossentropy(ignore_index=ignore_index)
+
+
+def loss_settings(loss):
+    """What a report records of a loss: its class and its options (class weights included).
+
+    Returns:
+        ``{"class_name": ..., "config": {...}}``, JSON-ready (arrays as lists).
+
+    Example:
+        >>> loss_settings(PixelCategoricalCrossentropy(ignore_index=255))["config"]["ignore_index"]
+        255
+    """
+    config = {
+        key: np.asarray(value).tolist() if isinstance(value, np.ndarray) else value
+        for key, value in loss.get_config().items()
+    }
+    return {"class_name": type(loss).__name__, "config": config}
 
 
 @serializable

@@ -1,0 +1,310 @@
+"""What one ``compare`` run is asked for: :class:`CompareOptions`, every option with its default
+and its help in one place, normalised and checked once when the object is made.
+
+The command line is built from these fields (``--<name-with-dashes>``, their help and groups),
+the run configuration that ``--resume`` checks and the report's configuration are derived from
+them, and the training code reads them.
+"""
+
+import dataclasses
+import os
+
+from ..data import NUM_CLASSES
+from ..flavor import KERAS_FLAVOR
+from ..input_sizes import ARCHITECTURES, size_requirement
+from .variants import DEFAULT_VARIANTS, VARIANTS, expand_variants
+
+#: Generated scenes without ``--data``: sized so that the default run finishes within about
+#: 3 minutes on 2 CPU cores and still separates the variants.
+DEFAULT_SCENES = 160
+#: Options that do not change what a finished run holds: ``--resume`` may differ in them.
+_NOT_IN_RUN_CONFIG = ("variants", "seeds", "images", "skip_bad")
+
+
+def _option(default, help, group="training", type=None, **cli):
+    """A field with its command-line spelling: ``help`` (``%(default)s`` allowed), the argparse
+    ``group``, the ``type`` that parses its text, and other argparse keywords."""
+    metadata = {"help": help, "group": group, "type": type, "cli": cli}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclasses.dataclass(frozen=True)
+class CompareOptions:
+    """Every option of one ``compare`` run.
+
+    Made once, from keywords or from the command line; normalised (``variants`` as a tuple with
+    ``"all"`` expanded, ``encoder_weights="none"`` as None, the scenes' class count filled in)
+    and checked when made.
+
+    Attributes:
+        variants: Variant names from ``VARIANTS``, in report order, or ``("all",)``; a
+            comma-separated string is split. Defaults to ``("cce", "bce")``.
+        data: Folder with ``images/`` and ``masks/``; None for the generated scenes.
+        classes: Number of classes (required with ``data``; 7 for the scenes).
+        ignore_index: Mask value not counted, or None.
+        size: Square input side. Defaults to 64.
+        val_fraction: Held-out fraction, drawn over the file names. Defaults to 0.25.
+        images: Number of generated scenes without ``data``. Defaults to 160.
+        skip_bad: Skip damaged pairs (listed in the report) instead of stopping.
+        arch, backbone: segmentation_models model. Defaults to ``"Unet"``, ``"resnet18"``.
+        epochs, batch_size, lr: Adam schedule. Defaults to 10, 8, 1e-3.
+        seed: First seed (split, initial weights, batch order). Defaults to 0.
+        seeds: Runs per variant, seeds ``seed`` .. ``seed + seeds - 1``. Defaults to 1.
+        encoder_weights: None (or ``"none"``), ``"imagenet"`` or the path of a backbone weights
+            file.
+        freeze_encoder: segmentation_models' ``encoder_freeze``.
+        augment: Random horizontal flip and crop/scale of the training pairs.
+        steps_per_epoch: Batches per epoch, or None for one pass.
+        predictions: What ``predictions.npz`` holds: ``"sample"`` (the first validation images)
+            or ``"all"``.
+
+    Raises:
+        ValueError: The option that is wrong, as spelled on the command line, what it takes and
+            what it received.
+
+    Example:
+        >>> options = CompareOptions(variants="cce,cce-dice", epochs=3)
+        >>> options.variants, options.classes
+        (('cce', 'cce-dice'), 7)
+    """
+
+    variants: tuple = _option(
+        DEFAULT_VARIANTS,
+        f"comma-separated, from {', '.join(VARIANTS)}, or all (default: %(default)s)",
+        group=None,
+        type=str,
+    )
+    data: str = _option(
+        None,
+        "folder with images/* and masks/* paired by file stem",
+        group="data",
+        type=str,
+        metavar="DIR",
+    )
+    classes: int = _option(
+        None, "number of classes (required with --data; 7 for the scenes)", group="data", type=int
+    )
+    ignore_index: int = _option(
+        None,
+        "mask value not counted, e.g. 255 (void borders)",
+        group="data",
+        type=int,
+        metavar="V",
+    )
+    size: int = _option(
+        64,
+        "images and masks are resized to SIZE x SIZE, a multiple of 32 (of 48 for PSPNet) "
+        "(default: %(default)s)",
+        group="data",
+        type=int,
+    )
+    val_fraction: float = _option(
+        0.25, "held-out fraction (default: %(default)s)", group="data", type=float
+    )
+    images: int = _option(
+        DEFAULT_SCENES,
+        "number of generated scenes without --data (default: %(default)s)",
+        group="data",
+        type=int,
+    )
+    skip_bad: bool = _option(
+        False,
+        "skip damaged image/mask pairs (listed in the report) instead of stopping",
+        group="data",
+    )
+    arch: str = _option(
+        "Unet",
+        "segmentation_models architecture (default: %(default)s)",
+        type=str,
+        choices=ARCHITECTURES,
+    )
+    backbone: str = _option(
+        "resnet18", "segmentation_models backbone (default: %(default)s)", type=str
+    )
+    epochs: int = _option(10, "(default: %(default)s)", type=int)
+    batch_size: int = _option(8, "(default: %(default)s)", type=int)
+    lr: float = _option(1e-3, "Adam learning rate (default: %(default)s)", type=float)
+    seed: int = _option(
+        0, "seed of the split, initial weights and batch order (default: %(default)s)", type=int
+    )
+    seeds: int = _option(
+        1, "repeat with K seeds and report mean ± std (default: %(default)s)", type=int, metavar="K"
+    )
+    encoder_weights: str = _option(
+        None,
+        "encoder start: random (none), segmentation_models' ImageNet download (cached in "
+        "~/.keras/models), or a local weights file of the backbone (default: none)",
+        type=str,
+        metavar="none|imagenet|PATH",
+    )
+    freeze_encoder: bool = _option(
+        False, "train the decoder only (segmentation_models' encoder_freeze)"
+    )
+    augment: bool = _option(
+        False, "random horizontal flip and crop/scale, the same on image and mask"
+    )
+    steps_per_epoch: int = _option(
+        None,
+        "batches per epoch (default: one pass over the training images)",
+        type=int,
+        metavar="N",
+    )
+    predictions: str = _option(
+        "sample",
+        "validation predictions in predictions.npz: the first 16 images, or all "
+        "(default: %(default)s)",
+        group="output",
+        type=str,
+        choices=("sample", "all"),
+    )
+
+    def __post_init__(self):
+        variants = self.variants
+        if isinstance(variants, str):
+            variants = [v.strip() for v in variants.split(",") if v.strip()]
+        self._set("variants", expand_variants(variants))
+        weights = self.encoder_weights
+        if weights is not None and str(weights).strip().lower() in ("none", "imagenet"):
+            weights = None if str(weights).strip().lower() == "none" else "imagenet"
+        self._set("encoder_weights", weights)
+        _check(self)
+        if self.data is None and self.classes is None:
+            self._set("classes", NUM_CLASSES)
+
+    def _set(self, name, value):
+        object.__setattr__(self, name, value)
+
+    @property
+    def encoder_weights_name(self):
+        """``encoder_weights`` as the report shows it: an absolute path for a file."""
+        if self.encoder_weights in (None, "imagenet"):
+            return self.encoder_weights
+        return os.path.abspath(self.encoder_weights)
+
+    @property
+    def seed_list(self):
+        """The seeds of the runs: ``seed`` .. ``seed + seeds - 1``."""
+        return [self.seed + k for k in range(self.seeds)]
+
+    def changed(self):
+        """``{name: value}`` of the options that differ from their defaults, in field order."""
+        return {
+            field.name: getattr(self, field.name)
+            for field in dataclasses.fields(self)
+            if getattr(self, field.name) != field.default
+        }
+
+    def run_config(self, description, fingerprint):
+        """What the finished runs in an output folder depend on; ``--resume`` requires it equal.
+
+        Args:
+            description: The data, as the report names it.
+            fingerprint: What the file names' fingerprint says
+                (``"<N> pairs, sha256 <hash>"``).
+
+        Returns:
+            A JSON-ready dict.
+        """
+        config = dataclasses.asdict(self)
+        for name in _NOT_IN_RUN_CONFIG:
+            del config[name]
+        config.update(
+            data=description,
+            files=fingerprint,
+            encoder_weights=self.encoder_weights_name,
+            keras=KERAS_FLAVOR,
+        )
+        return config
+
+    def report_config(self, description, **facts):
+        """The report's configuration: every option, the data as described, and ``facts`` of
+        the run (class names, split sizes, skipped pairs, wall time ...)."""
+        return {
+            **dataclasses.asdict(self),
+            "variants": list(self.variants),
+            "data": description,
+            "encoder_weights": self.encoder_weights_name,
+            "seed_list": self.seed_list,
+            "keras": KERAS_FLAVOR,
+            **facts,
+        }
+
+
+def option_fields():
+    """The fields of :class:`CompareOptions`, in order: what the command line offers."""
+    return dataclasses.fields(CompareOptions)
+
+
+def _check(options):
+    """Raise a ``ValueError`` naming the first option (as spelled on the command line) that is
+    wrong."""
+    from ..sm_support import supported_backbones
+
+    variants = options.variants
+    unknown = [v for v in variants if v not in VARIANTS]
+    if not variants or unknown:
+        raise ValueError(
+            f"--variants must name some of {', '.join(VARIANTS)}; received {','.join(variants)!r}."
+        )
+    if len(set(variants)) != len(variants):
+        raise ValueError(f"--variants lists a variant twice; received {','.join(variants)!r}.")
+    if options.arch not in ARCHITECTURES:
+        raise ValueError(
+            f"--arch must be one of {', '.join(ARCHITECTURES)}; received {options.arch!r}."
+        )
+    if options.backbone not in supported_backbones():
+        raise ValueError(
+            "--backbone must be a segmentation_models backbone, e.g. resnet18; "
+            f"received {options.backbone!r}."
+        )
+    multiple, minimum, reason = size_requirement(options.arch, options.backbone)
+    size, classes, ignore_index = options.size, options.classes, options.ignore_index
+    checks = [
+        (
+            size >= minimum and size % multiple == 0,
+            f"--size must be a positive multiple of {multiple} for --arch {options.arch}"
+            + (
+                f" and at least {minimum} on --backbone {options.backbone} ({reason})"
+                if minimum > multiple
+                else ""
+            )
+            + f"; received {size}.",
+        ),
+        (
+            0.0 < options.val_fraction < 1.0,
+            f"--val-fraction must lie in (0, 1); received {options.val_fraction}.",
+        ),
+        (options.epochs >= 1, f"--epochs must be >= 1; received {options.epochs}."),
+        (options.batch_size >= 1, f"--batch-size must be >= 1; received {options.batch_size}."),
+        (options.lr > 0, f"--lr must be > 0; received {options.lr}."),
+        (options.seeds >= 1, f"--seeds must be >= 1; received {options.seeds}."),
+        (
+            options.steps_per_epoch is None or options.steps_per_epoch >= 1,
+            f"--steps-per-epoch must be >= 1; received {options.steps_per_epoch}.",
+        ),
+        (
+            options.predictions in ("sample", "all"),
+            f"--predictions must be sample or all; received {options.predictions!r}.",
+        ),
+        (
+            options.encoder_weights is None or bool(str(options.encoder_weights).strip()),
+            "--encoder-weights must be none, imagenet or a file path; received an empty value.",
+        ),
+        (options.images >= 2, f"--images must be >= 2; received {options.images}."),
+        (classes is None or classes >= 2, f"--classes must be >= 2; received {classes}."),
+        (
+            options.data is None or classes is not None,
+            "--data needs --classes N (the number of classes in the masks).",
+        ),
+        (
+            options.data is not None or classes in (None, NUM_CLASSES),
+            f"the generated scenes have {NUM_CLASSES} classes; received --classes {classes}.",
+        ),
+        (
+            ignore_index is None or 0 <= ignore_index <= 255,
+            f"--ignore-index must be an 8-bit mask value in [0, 255]; received {ignore_index}.",
+        ),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(message)
