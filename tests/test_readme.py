@@ -1,5 +1,5 @@
 """The README is read from the top: the two commands on the first screen, every contents link
-lands on a heading, at most 400 lines, and CI runs the README's own test command."""
+lands on a heading, at most 600 lines, and CI runs the README's own test command."""
 
 import os
 import re
@@ -42,9 +42,9 @@ def test_every_contents_link_lands_on_a_heading_and_every_section_is_listed():
     assert {_anchor(h) for h in headings} <= set(re.findall(r"\]\(#([^)]+)\)", contents))
 
 
-def test_readme_is_at_most_400_lines_and_its_local_links_exist():
+def test_readme_is_at_most_600_lines_and_its_local_links_exist():
     readme = _read("README.md")
-    assert len(readme.splitlines()) <= 400
+    assert len(readme.splitlines()) <= 600
     for target in re.findall(r"\]\((?!https?:|#)([^)]+)\)", readme):
         assert os.path.exists(os.path.join(ROOT, target)), target
 
