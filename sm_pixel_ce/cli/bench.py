@@ -47,105 +47,81 @@ def _name_list(text):
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
-def add_arguments(parser):
-    parser.add_argument("--batch", type=_positive, default=8, help="images per batch (default 8)")
-    parser.add_argument(
-        "--size", type=_positive, default=256, help="image side in pixels (default 256)"
-    )
-    parser.add_argument(
-        "--classes", type=_positive, default=7, help="classes, 2 to 254 (default 7)"
-    )
-    parser.add_argument(
-        "--repeats",
-        type=_positive,
-        default=20,
-        help="timed loss calls per case, median taken (default 20)",
-    )
-    parser.add_argument(
-        "--warmup", type=_non_negative, default=3, help="untimed calls first (default 3)"
-    )
-    parser.add_argument("--no-xla", action="store_true", help="skip the jit_compile=True timings")
-    parser.add_argument(
-        "--skip-train", action="store_true", help="skip the U-Net train step and input pipeline"
-    )
-    parser.add_argument(
-        "--train-repeats",
-        type=_positive,
-        default=5,
-        help="timed train steps per variant (default 5)",
-    )
-    parser.add_argument(
-        "--fit-steps",
-        type=_positive,
-        default=3,
-        help="timed fit steps per input pipeline (default 3)",
-    )
-    parser.add_argument(
-        "--skip-scaling", action="store_true", help="skip the image-side and class-count sweeps"
-    )
-    parser.add_argument(
+#: (flag, type or "switch", default, help, extra argparse keywords) of every option, in --help
+#: order.
+_OPTIONS = (
+    ("--batch", _positive, 8, "images per batch (default 8)", {}),
+    ("--size", _positive, 256, "image side in pixels (default 256)", {}),
+    ("--classes", _positive, 7, "classes, 2 to 254 (default 7)", {}),
+    ("--repeats", _positive, 20, "timed loss calls per case, median taken (default 20)", {}),
+    ("--warmup", _non_negative, 3, "untimed calls first (default 3)", {}),
+    ("--no-xla", "switch", False, "skip the jit_compile=True timings", {}),
+    ("--skip-train", "switch", False, "skip the U-Net train step and input pipeline", {}),
+    ("--train-repeats", _positive, 5, "timed train steps per variant (default 5)", {}),
+    ("--fit-steps", _positive, 3, "timed fit steps per input pipeline (default 3)", {}),
+    ("--skip-scaling", "switch", False, "skip the image-side and class-count sweeps", {}),
+    (
         "--scaling-sides",
-        type=_int_list,
-        default=DEFAULT_SIDES,
-        help="image sides of the first sweep (default 64,128,256,512,1024)",
-    )
-    parser.add_argument(
+        _int_list,
+        DEFAULT_SIDES,
+        "image sides of the first sweep (default 64,128,256,512,1024)",
+        {},
+    ),
+    (
         "--scaling-classes",
-        type=_int_list,
-        default=DEFAULT_CLASS_COUNTS,
-        help="class counts of the second sweep (default 2,7,21,50,150)",
-    )
-    parser.add_argument(
-        "--scaling-repeats",
-        type=_positive,
-        default=5,
-        help="timed calls per scaling point (default 5)",
-    )
-    parser.add_argument(
+        _int_list,
+        DEFAULT_CLASS_COUNTS,
+        "class counts of the second sweep (default 2,7,21,50,150)",
+        {},
+    ),
+    ("--scaling-repeats", _positive, 5, "timed calls per scaling point (default 5)", {}),
+    (
         "--load-backbones",
-        type=_name_list,
-        default=(),
-        metavar="NAMES",
-        help="also time load_model of a .keras FPN on these backbones, e.g. resnet18,resnet50 "
+        _name_list,
+        (),
+        "also time load_model of a .keras FPN on these backbones, e.g. resnet18,resnet50 "
         "(tf_keras: with sm_pixel_ce's copy of the weights vs from inside the zip)",
-    )
-    parser.add_argument(
-        "--load-repeats",
-        type=_positive,
-        default=3,
-        help="timed loads per way and backbone (default 3)",
-    )
-    parser.add_argument(
+        {"metavar": "NAMES"},
+    ),
+    ("--load-repeats", _positive, 3, "timed loads per way and backbone (default 3)", {}),
+    (
         "--compare-scaling",
-        metavar="POINTS",
-        help="instead of the loss timings: peak RSS and time of `sm-pixel-ce compare` runs on "
+        str,
+        None,
+        "instead of the loss timings: peak RSS and time of `sm-pixel-ce compare` runs on "
         "generated folders, each in its own process; POINTS = COUNT or COUNTxSIDE "
         "(side 128 when omitted), e.g. 500,2000,8000,2000x256",
-    )
-    parser.add_argument(
+        {"metavar": "POINTS"},
+    ),
+    (
         "--compare-backbone",
-        default="mobilenetv2",
-        help="backbone of the compare scaling runs (default mobilenetv2)",
-    )
-    parser.add_argument(
-        "--compare-epochs", type=_positive, default=1, help="compare scaling epochs (default 1)"
-    )
-    parser.add_argument(
-        "--compare-batch", type=_positive, default=8, help="compare scaling batch (default 8)"
-    )
-    parser.add_argument(
+        str,
+        "mobilenetv2",
+        "backbone of the compare scaling runs (default mobilenetv2)",
+        {},
+    ),
+    ("--compare-epochs", _positive, 1, "compare scaling epochs (default 1)", {}),
+    ("--compare-batch", _positive, 8, "compare scaling batch (default 8)", {}),
+    (
         "--compare-workdir",
-        metavar="DIR",
-        help="generate (and keep) the compare scaling folders here (default: a temporary "
-        "folder, removed afterwards)",
-    )
-    parser.add_argument("--json", metavar="PATH", help="write every figure as JSON to PATH")
-    parser.add_argument(
-        "--plot", metavar="PATH", help="draw the scaling sweeps (log-log PNG) to PATH"
-    )
-    parser.add_argument(
-        "--check", action="store_true", help="exit with status 1 when a target is missed"
-    )
+        str,
+        None,
+        "generate (and keep) the compare scaling folders here (default: a temporary folder, "
+        "removed afterwards)",
+        {"metavar": "DIR"},
+    ),
+    ("--json", str, None, "write every figure as JSON to PATH", {"metavar": "PATH"}),
+    ("--plot", str, None, "draw the scaling sweeps (log-log PNG) to PATH", {"metavar": "PATH"}),
+    ("--check", "switch", False, "exit with status 1 when a target is missed", {}),
+)
+
+
+def add_arguments(parser):
+    for flag, kind, default, help, extra in _OPTIONS:
+        if kind == "switch":
+            parser.add_argument(flag, action="store_true", help=help)
+        else:
+            parser.add_argument(flag, type=kind, default=default, help=help, **extra)
 
 
 def _say(line):
