@@ -1,7 +1,8 @@
-"""sm_pixel_ce: per-pixel softmax and cross-entropies for segmentation_models, by string name.
+"""sm_pixel_ce: per-pixel softmax and losses for segmentation_models, by string name.
 
-Importing the package registers ``"pixel_softmax"``, ``"pixel_cce"`` and ``"pixel_bce"`` (and the
-class names) with the running Keras, Keras 3 or tf_keras.
+Importing the package registers ``"pixel_softmax"``, the losses ``"pixel_cce"``, ``"pixel_bce"``,
+``"pixel_focal"``, ``"pixel_dice"``, ``"pixel_jaccard"``, ``"pixel_tversky"``, ``"pixel_lovasz"``,
+``"pixel_cce_dice"`` (and the class names) with the running Keras, Keras 3 or tf_keras.
 """
 
 from ._quiet import quiet_imports
@@ -19,9 +20,20 @@ from .flavor import KERAS_FLAVOR
 from .losses import (
     PixelBinaryCrossentropy,
     PixelCategoricalCrossentropy,
+    PixelCategoricalCrossentropyDice,
     PixelCategoricalFocalCrossentropy,
+    PixelDiceLoss,
+    PixelJaccardLoss,
+    PixelLossSum,
+    PixelLossTerm,
+    PixelLovaszLoss,
+    PixelTverskyLoss,
     pixel_binary_crossentropy,
     pixel_categorical_crossentropy,
+    pixel_dice_loss,
+    pixel_jaccard_loss,
+    pixel_lovasz_loss,
+    pixel_tversky_loss,
 )
 from .metrics import PixelAccuracy, PixelMeanIoU
 from .saving import load_model
@@ -32,9 +44,16 @@ __all__ = [
     "PixelAccuracy",
     "PixelBinaryCrossentropy",
     "PixelCategoricalCrossentropy",
+    "PixelCategoricalCrossentropyDice",
     "PixelCategoricalFocalCrossentropy",
+    "PixelDiceLoss",
+    "PixelJaccardLoss",
+    "PixelLossSum",
+    "PixelLossTerm",
+    "PixelLovaszLoss",
     "PixelMeanIoU",
     "PixelSoftmax",
+    "PixelTverskyLoss",
     "__version__",
     "class_weights",
     "export",
@@ -43,6 +62,10 @@ __all__ = [
     "load_model",
     "pixel_binary_crossentropy",
     "pixel_categorical_crossentropy",
+    "pixel_dice_loss",
+    "pixel_jaccard_loss",
+    "pixel_lovasz_loss",
     "pixel_softmax",
+    "pixel_tversky_loss",
     "supported_backbones",
 ]

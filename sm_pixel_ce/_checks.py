@@ -2,13 +2,19 @@
 
 Checks on *values* (label ranges, integral masks) are data-dependent: called eagerly they raise
 ``ValueError``; inside a compiled graph (``model.fit``) the same message comes as
-``tf.errors.InvalidArgumentError`` when the step runs.
+``tf.errors.InvalidArgumentError`` when the step runs. Under XLA TensorFlow drops assertions.
 """
 
 import numbers
 
 import numpy as np
 import tensorflow as tf
+
+try:  # TensorFlow's own test for "this graph is being compiled by XLA" (cond_v2 uses it)
+    from tensorflow.python.framework import ops as _ops
+    from tensorflow.python.ops import control_flow_util as _control_flow_util
+except ImportError:  # another TensorFlow layout: taken as not compiling with XLA
+    _control_flow_util = None
 
 
 def axis_argument(axis, where):
@@ -113,6 +119,89 @@ def class_weights(value, where):
             f"Received: class_weights={weights.tolist()}"
         )
     return tuple(float(w) for w in weights)
+
+
+def non_negative(value, name, where):
+    """Validate a finite number >= 0 (``smooth``, Tversky's ``alpha`` and ``beta``)."""
+    if not _is_real(value) or not np.isfinite(value) or value < 0:
+        raise ValueError(
+            f"{where}: `{name}` must be a finite number >= 0. Received: {name}={value!r}"
+        )
+    return float(value)
+
+
+def positive(value, name, where):
+    """Validate a finite number > 0 (``eps``, Tversky's ``gamma``)."""
+    if not _is_real(value) or not np.isfinite(value) or value <= 0:
+        raise ValueError(
+            f"{where}: `{name}` must be a finite number > 0. Received: {name}={value!r}"
+        )
+    return float(value)
+
+
+def flag(value, name, where):
+    """Validate a bool option (``log_loss``, ``per_image``)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{where}: `{name}` must be True or False. Received: {name}={value!r}")
+    return bool(value)
+
+
+def class_list(value, where, allowed=()):
+    """Validate ``classes``: None, one of the words in ``allowed``, or distinct class indices.
+
+    Returns:
+        None, the word, or a list of ints (their range is checked against the predictions).
+    """
+    if value is None or (isinstance(value, str) and value in allowed):
+        return value
+    words = f" or one of {list(allowed)}" if allowed else ""
+    try:
+        indices = [] if isinstance(value, str) else list(np.asarray(value).ravel())
+    except TypeError:
+        indices = []
+    if (
+        isinstance(value, str)
+        or not indices
+        or not all(isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in indices)
+        or len(set(int(i) for i in indices)) != len(indices)
+        or min(int(i) for i in indices) < 0
+    ):
+        raise ValueError(
+            f"{where}: `classes` must be a list of distinct class indices >= 0{words}. "
+            f"Received: classes={value!r}"
+        )
+    return [int(i) for i in indices]
+
+
+def classes_in_range(classes, num_classes, where):
+    """Require every index of a ``classes`` list to be a predicted class."""
+    if isinstance(classes, list) and max(classes) >= num_classes:
+        raise ValueError(
+            f"{where}: `classes` names a class the predictions do not have: expected indices "
+            f"in [0, {num_classes - 1}] for {num_classes} predicted classes. "
+            f"Received: classes={classes}"
+        )
+
+
+def loss_weight(value, where):
+    """Validate the weight of a term in a sum of losses: a finite real number."""
+    if not _is_real(value) or not np.isfinite(value):
+        raise ValueError(
+            f"{where}: a loss's weight must be a finite number. Received: weight={value!r}"
+        )
+    return float(value)
+
+
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def compiling_with_xla():
+    """Whether the graph being built is compiled by XLA (``jit_compile=True``), where
+    assertions are dropped."""
+    return _control_flow_util is not None and _control_flow_util.GraphOrParentsInXlaContext(
+        _ops.get_default_graph()
+    )
 
 
 def data(condition, message, *values):

@@ -4,6 +4,7 @@ Predictions are moved to channels-last (a transpose, never a reshape across axes
 to ``(P, C)``; labels take the same path: dense labels ``(P, C)``, integer masks ``(P,)``.
 """
 
+import numpy as np
 import tensorflow as tf
 
 from . import _checks
@@ -12,6 +13,16 @@ from . import _checks
 EPSILON = 1e-7
 # A dense label row counts when it sums to 1 within this tolerance (or to 0: an unlabelled pixel).
 ROW_SUM_TOLERANCE = 1e-3
+
+# Predictions given as probabilities may stray this far outside [0, 1] (rounding) before they
+# are taken for logits.
+PROBABILITY_TOLERANCE = 1e-3
+
+NOT_PROBABILITIES = (
+    "{where}: from_logits=False, but the predictions lie outside [0, 1], so they are not "
+    "probabilities (logits?): pass from_logits=True, or end the model in {activation}. "
+    "(min, max of the predictions)"
+)
 
 NOT_FINITE = (
     "{where}: the loss is not finite because the predictions contain NaN or Inf (a diverging "
@@ -63,6 +74,7 @@ class Pixels:
         num_classes: C.
         spatial_shape: Shape tensor of the prediction without its class axis, e.g. (N, H, W).
         checks: Control dependencies of data checks (graph mode).
+        poison: Conditions that, false, make the loss NaN (checks that XLA would drop).
     """
 
     def __init__(self, y_true, y_pred, axis, where, binary):
@@ -87,6 +99,7 @@ class Pixels:
         self.where = where
         self.num_classes = num_classes
         self.checks = []
+        self.poison = []
         self.pred_shape = y_pred.shape
         self.class_axis = class_axis
         self.rank = rank
@@ -183,11 +196,80 @@ class Pixels:
                 )
         return message
 
-    def require_finite_probabilities(self, probabilities):
-        """Plain probabilities are renormalised and clipped, which would hide an Inf: check them."""
-        self.checks += _checks.data(
-            tf.reduce_all(tf.math.is_finite(probabilities)), NOT_FINITE.format(where=self.where)
+    def require_probabilities(self, probabilities, activation="pixel_softmax"):
+        """Check that predictions taken as probabilities are finite and within [0, 1].
+
+        Plain probabilities are renormalised and clipped, which would hide an Inf, and logits
+        given with ``from_logits=False`` would give a wrong loss without a word. Predictions that
+        come with their logits (softmax, sigmoid) never get here.
+        """
+        finite = tf.reduce_all(tf.math.is_finite(probabilities))
+        self.checks += _checks.data(finite, NOT_FINITE.format(where=self.where))
+        low, high = tf.reduce_min(probabilities), tf.reduce_max(probabilities)
+        in_range = tf.logical_and(
+            low >= -PROBABILITY_TOLERANCE, high <= 1.0 + PROBABILITY_TOLERANCE
         )
+        if _checks.compiling_with_xla():
+            # No assertion survives XLA (Keras 3's default on GPU): a NaN loss from the first
+            # step, rather than a finite, wrong one.
+            self.poison.append(in_range)
+        self.checks += _checks.data(
+            tf.logical_or(tf.logical_not(finite), in_range),  # not finite: reported above
+            NOT_PROBABILITIES.format(where=self.where, activation=activation),
+            low,
+            high,
+        )
+
+    def dense_distributions(self, dtype):
+        """Validate dense labels as one distribution over the classes per pixel (or none).
+
+        Args:
+            dtype: The float dtype of the predictions, which the labels take.
+
+        Returns:
+            ``(labels, row_sum)``: the float ``(P, C)`` labels and each pixel's sum, 1 for a
+            labelled pixel and 0 for an unlabelled one (which does not count).
+        """
+        labels = tf.cast(self.labels, dtype)
+        # An einsum with ones, not reduce_sum(axis=-1): XLA on CPU reduces a short minor axis
+        # slowly (+30% on the whole loss at 7 classes), and matvec is slow without XLA.
+        row_sum = tf.einsum("pc,c->p", labels, tf.ones([self.num_classes], labels.dtype))
+        min_label, min_sum, max_sum = (
+            tf.reduce_min(labels),
+            tf.reduce_min(row_sum),
+            tf.reduce_max(row_sum),
+        )
+        # Every pixel labelled (the usual case): the extreme sums within the tolerance of 1
+        # settle it. Only batches with unlabelled or stray pixels pay for checking each pixel.
+        rows_ok = tf.cond(
+            tf.reduce_all(tf.abs(tf.stack([min_sum, max_sum]) - 1) <= ROW_SUM_TOLERANCE),
+            lambda: tf.constant(True),
+            lambda: tf.reduce_all(_sums_to_one_or_zero(row_sum)),
+        )
+        self.checks += _checks.data(
+            tf.logical_and(min_label >= 0, rows_ok),
+            f"{self.where}: dense labels must be >= 0 with each pixel summing to 1 (one class "
+            "per pixel) or to 0 (unlabelled). For several classes per pixel use pixel_bce. "
+            "(min label, min and max pixel sum)",
+            min_label,
+            min_sum,
+            max_sum,
+        )
+        return labels, row_sum
+
+    def images(self):
+        """``(N, pixels per image)``: the first axis and the product of the other spatial axes,
+        each a Python int where the shape is static, else a scalar tensor."""
+        spatial = self.pred_shape[: self.class_axis].concatenate(
+            self.pred_shape[self.class_axis + 1 :]
+        )
+        count = spatial[0] if spatial[0] is not None else self.spatial_shape[0]
+        rest = spatial[1:]
+        if rest.is_fully_defined():
+            per_image = int(np.prod(rest.as_list(), dtype=np.int64))
+        else:
+            per_image = tf.reduce_prod(self.spatial_shape[1:])
+        return count, per_image
 
     def integer_labels(self, ignore_index, num_values=None):
         """Validate the integer mask and return ``(safe_labels, valid)``.
@@ -290,14 +372,14 @@ def reduce(pixels, losses, weights, sample_weight, reduction):
     if sw is not None:
         weighted = weighted * tf.cast(sw, weighted.dtype)
     if reduction in ("none", None):
-        return _checked(
+        return checked(
             pixels,
             tf.reshape(weighted, pixels.spatial_shape),
             tf.reduce_all(tf.math.is_finite(losses)),
         )
     total = tf.reduce_sum(weighted)
     if reduction == "sum":
-        return _checked(pixels, total, tf.math.is_finite(total))
+        return checked(pixels, total, tf.math.is_finite(total))
     if reduction in _MEAN_REDUCTIONS:
         if weights is None:
             denominator = tf.cast(tf.size(losses), total.dtype)
@@ -309,13 +391,50 @@ def reduce(pixels, losses, weights, sample_weight, reduction):
             counted = counted * tf.cast(sw, counted.dtype)
         denominator = tf.reduce_sum(counted)
     mean = tf.math.divide_no_nan(total, _global_sum(denominator))
-    return _checked(pixels, mean, tf.math.is_finite(total))
+    return checked(pixels, mean, tf.math.is_finite(total))
+
+
+def _sums_to_one_or_zero(sums):
+    return tf.logical_or(tf.abs(sums - 1) <= ROW_SUM_TOLERANCE, tf.equal(sums, 0))
 
 
 def replicas():
     """Number of replicas whose losses are summed (1 outside a distribution strategy)."""
     context = tf.distribute.get_replica_context()
     return 1 if context is None else context.num_replicas_in_sync
+
+
+def global_sums(local):
+    """Sums over the pixels of every replica, from this replica's sums ``local``.
+
+    The value is the global sum; the gradient is ``replicas()`` times that of ``local``. A loss
+    ``f(S)`` of global sums ``S`` then returns the share ``f(global_sums(s)) / replicas()``: the
+    replicas' shares add up to ``f(S)``, and their gradients, summed as Keras sums them, to the
+    gradient of ``f(S)`` on one device (``f'(S)·Σ_r ∂s_r``). Outside a strategy: ``local``.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return local
+    total = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.stop_gradient(local))
+    # local - stop_gradient(local) is exactly 0: it only carries the gradient.
+    return total + context.num_replicas_in_sync * (local - tf.stop_gradient(local))
+
+
+def global_count(value):
+    """``value`` (a count, no gradient) summed over the replicas; ``value`` outside a strategy."""
+    return _global_sum(value)
+
+
+def gather_pixels(values, axis):
+    """Every replica's ``values`` concatenated along ``axis`` in replica order, and where this
+    replica's own start: ``(gathered, offset)``. Outside a strategy: ``(values, 0)``."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return values, 0
+    gathered = [context.all_gather(tf.stop_gradient(v), axis=axis) for v in values]
+    sizes = context.all_gather(tf.shape(values[0])[axis : axis + 1], axis=0)
+    offset = tf.reduce_sum(sizes[: tf.cast(context.replica_id_in_sync_group, tf.int32)])
+    return gathered, offset
 
 
 def _global_sum(value):
@@ -325,8 +444,10 @@ def _global_sum(value):
     return context.all_reduce(tf.distribute.ReduceOp.SUM, tf.stop_gradient(value))
 
 
-def _checked(pixels, value, finite):
+def checked(pixels, value, finite):
     """Attach the data checks, and the check that the loss is finite, to ``value``."""
+    if pixels.poison:
+        value = tf.where(tf.reduce_all(tf.stack(pixels.poison)), value, float("nan"))
     checks = pixels.checks + _checks.data(finite, NOT_FINITE.format(where=pixels.where))
     if not checks:
         return value

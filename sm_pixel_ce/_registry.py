@@ -72,7 +72,7 @@ def register(kind, *aliases):
             custom_objects[name] = obj
             if table is not None:
                 table[name] = obj
-        if kind == "loss" and not IS_KERAS_3:
+        if kind == "loss" and not IS_KERAS_3 and aliases:
             # tf_keras resolves a loss name saved by compile(loss="pixel_cce") to whatever the
             # table holds and compiles that as is: a class would be wrapped as a loss *function*.
             default = obj()
@@ -148,7 +148,7 @@ def get(name, kind=None):
 
     Example:
         >>> get("pixel_cce")
-        <class 'sm_pixel_ce.losses.PixelCategoricalCrossentropy'>
+        <class 'sm_pixel_ce.losses.cross_entropy.PixelCategoricalCrossentropy'>
     """
     names = list_names(kind)
     tables = _REGISTRY.values() if kind is None else [_REGISTRY[kind]]

@@ -4,6 +4,7 @@ print a JSON line with both runs' per-step losses and final weights.
     python tests/distributed_check.py mirrored        # MirroredStrategy over 2 logical CPUs
     TF_CONFIG=... python tests/distributed_check.py worker OUT.npz   # one MultiWorker worker
     python tests/distributed_check.py single OUT.npz  # the single-process reference for workers
+    python tests/distributed_check.py regions         # the region losses and sums, 2 logical CPUs
 """
 
 import json
@@ -16,7 +17,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 MODE = sys.argv[1]
-if MODE == "mirrored":
+if MODE in ("mirrored", "regions"):
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
@@ -143,6 +144,96 @@ if MODE == "mirrored":
             }
         )
     )
+elif MODE == "regions":
+    from sm_pixel_ce import (
+        PixelCategoricalCrossentropy,
+        PixelDiceLoss,
+        PixelJaccardLoss,
+        PixelLovaszLoss,
+        PixelTverskyLoss,
+        pixel_softmax,
+    )
+
+    LOSSES = {
+        "dice": lambda: PixelDiceLoss(ignore_index=255, class_weights=CLASS_WEIGHTS),
+        "dice_per_image": lambda: PixelDiceLoss(ignore_index=255, per_image=True),
+        "jaccard_log": lambda: PixelJaccardLoss(ignore_index=255, log_loss=True, smooth=0.5),
+        "tversky": lambda: PixelTverskyLoss(0.3, 0.7, 0.75, ignore_index=255, classes=[1, 2, 3]),
+        "lovasz": lambda: PixelLovaszLoss(ignore_index=255),
+        "lovasz_all": lambda: PixelLovaszLoss(ignore_index=255, classes="all"),
+        "lovasz_per_image": lambda: PixelLovaszLoss(ignore_index=255, per_image=True),
+        "cce_dice": lambda: (
+            PixelCategoricalCrossentropy(ignore_index=255) + PixelDiceLoss(ignore_index=255)
+        ),
+        "cce_lovasz": lambda: (
+            PixelCategoricalCrossentropy(ignore_index=255) + 0.5 * PixelLovaszLoss(ignore_index=255)
+        ),
+    }
+    FIT = ("dice", "lovasz", "cce_dice")
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 2, (BATCH, SIZE, SIZE, C)).astype(np.float32)
+    labels = rng.integers(0, C, (BATCH, SIZE, SIZE)).astype(np.uint8)
+    labels[:3][rng.uniform(size=labels[:3].shape) < 0.7] = 255  # replica 0: 3 images, most void
+    labels[3:][labels[3:] == 3] = 2  # class 3 only in replica 0's images
+    split = 3  # replica 0 gets 3 images, replica 1 the other 5: the pixel counts differ
+
+    def value_and_gradient(loss, y, z):
+        with tf.GradientTape() as tape:
+            tape.watch(z)
+            value = loss.share(y, pixel_softmax(z))
+        return value, tape.gradient(value, z)
+
+    def shares(loss):
+        parts = [(labels[:split], logits[:split]), (labels[split:], logits[split:])]
+        inputs = strategy.experimental_distribute_values_from_function(
+            lambda context: tuple(tf.constant(a) for a in parts[context.replica_id_in_sync_group])
+        )
+        step = tf.function(
+            lambda y, z: strategy.run(lambda a, b: value_and_gradient(loss, a, b), (y, z))
+        )
+        values, grads = step(*inputs)
+        values = [float(v) for v in strategy.experimental_local_results(values)]
+        grads = np.concatenate([g.numpy() for g in strategy.experimental_local_results(grads)])
+        return values, grads
+
+    def fit(build_loss, use_strategy):
+        x = np.random.default_rng(1).normal(size=(BATCH * STEPS, SIZE, SIZE, 3)).astype(np.float32)
+        y = np.tile(labels, (STEPS, 1, 1))
+        scope = strategy.scope() if use_strategy else tf.distribute.get_strategy().scope()
+        with scope:
+            model = small_model()
+            model.compile(keras.optimizers.SGD(0.5), loss=build_loss())
+        dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH)
+        history = model.fit(dataset, epochs=STEPS, steps_per_epoch=1, verbose=0, shuffle=False)
+        return history.history["loss"], [np.asarray(w) for w in model.get_weights()]
+
+    report = {"replicas": strategy.num_replicas_in_sync, "losses": {}}
+    for name, build in LOSSES.items():
+        loss = build()
+        single, single_grad = value_and_gradient(loss, tf.constant(labels), tf.constant(logits))
+        values, grads = shares(loss)
+        local = [
+            float(loss.share(labels[:split], pixel_softmax(logits[:split]))),
+            float(loss.share(labels[split:], pixel_softmax(logits[split:]))),
+        ]
+        entry = {
+            "single": float(single),
+            "shares": values,
+            "per_replica_mean": float(np.mean(local)),
+            "max_gradient_difference": float(np.max(np.abs(grads - single_grad.numpy()))),
+            "max_gradient": float(np.max(np.abs(single_grad.numpy()))),
+        }
+        if name in FIT:
+            single_loss, single_w = fit(build, False)
+            dist_loss, dist_w = fit(build, True)
+            entry["fit_single"], entry["fit_distributed"] = single_loss, dist_loss
+            entry["max_relative_weight_difference"] = max(
+                float(np.max(np.abs(a - b)) / (np.max(np.abs(a)) + 1e-12))
+                for a, b in zip(single_w, dist_w)
+            )
+        report["losses"][name] = entry
+    print(json.dumps(report))
 elif MODE in ("worker", "single"):
     x, y = data()
     x = np.stack([np.resize(img, (32, 32, 3)) for img in x])

@@ -155,3 +155,158 @@ def score(probabilities, labels, num_classes, ignore_index=None):
         "binary_accuracy": binary_accuracy(probabilities, labels, ignore_index),
         "ece": expected_calibration_error(probabilities, labels, ignore_index),
     }
+
+
+# --- region losses: segmentation_models_pytorch 0.6's multiclass losses, read from its source -----
+
+
+def _region_inputs(probabilities, labels, ignore_index):
+    """``(p, t)`` ``(P, C)`` with the pixels that do not count zeroed (SMP multiplies by the mask):
+    ``ignore_index`` in an integer mask; an all-zero row of dense labels."""
+    probabilities = np.asarray(probabilities, np.float64)
+    c = probabilities.shape[-1]
+    p = probabilities.reshape(-1, c)
+    labels = np.asarray(labels)
+    if labels.shape == probabilities.shape:
+        t = labels.reshape(-1, c).astype(np.float64)
+        keep = t.sum(-1) > 0
+    else:
+        y = labels.reshape(-1).astype(np.int64)
+        keep = np.ones(y.shape, bool) if ignore_index is None else y != ignore_index
+        t = np.eye(c)[np.where(keep, y, 0)]
+    return p * keep[:, None], t * keep[:, None], keep
+
+
+def smp_tversky(
+    probabilities,
+    labels,
+    alpha=0.5,
+    beta=0.5,
+    gamma=1.0,
+    classes=None,
+    class_weights=None,
+    ignore_index=None,
+    smooth=0.0,
+    eps=1e-7,
+    log_loss=False,
+    per_image=False,
+    absent_classes="zero",
+):
+    """SMP's ``TverskyLoss("multiclass", from_logits=False, ...)`` (``DiceLoss``: α = β = ½,
+    γ = 1; ``JaccardLoss``: α = β = 1, γ = 1) on channels-last probabilities ``(..., C)`` and an
+    integer mask ``(...)`` or dense labels ``(..., C)``: ``soft_tversky_score`` over dims (0, 2),
+    ``1 - score`` (or ``-log(score.clamp_min(eps))``), zero where ``y_true.sum(dims) == 0``,
+    ``loss[classes]``, ``(Σ w·ℓ / Σ w)`` or the mean, ``** gamma``. Not in SMP: with
+    ``per_image`` the mean over the images of that loss of each image; with
+    ``absent_classes="skip"`` the mean over the classes present in the labels only."""
+    if per_image:
+        return float(
+            np.mean(
+                [
+                    smp_tversky(
+                        probabilities[n : n + 1],
+                        np.asarray(labels)[n : n + 1],
+                        alpha,
+                        beta,
+                        gamma,
+                        classes,
+                        class_weights,
+                        ignore_index,
+                        smooth,
+                        eps,
+                        log_loss,
+                        absent_classes=absent_classes,
+                    )
+                    for n in range(len(probabilities))
+                ]
+            )
+        )
+    p, t, _ = _region_inputs(probabilities, labels, ignore_index)
+    output_sum, target_sum = p.sum(0), t.sum(0)
+    difference = np.abs(p - t).sum(0)  # LA.vector_norm(output - target, ord=1, dim=dims)
+    intersection = (output_sum + target_sum - difference) / 2
+    fp, fn = output_sum - intersection, target_sum - intersection
+    score = (intersection + smooth) / np.maximum(
+        intersection + alpha * fp + beta * fn + smooth, eps
+    )
+    loss = -np.log(np.maximum(score, eps)) if log_loss else 1.0 - score
+    loss = loss * (target_sum > 0)
+    weights = None if class_weights is None else np.asarray(class_weights, np.float64)
+    present = target_sum > 0
+    if classes is not None:
+        loss, present = loss[list(classes)], present[list(classes)]
+        weights = None if weights is None else weights[list(classes)]
+    if absent_classes == "skip":
+        weights = (np.ones(loss.shape) if weights is None else weights) * present
+        mean = 0.0 if not weights.sum() else (loss * weights).sum() / weights.sum()
+    else:
+        mean = loss.mean() if weights is None else (loss * weights).sum() / weights.sum()
+    return float(mean**gamma)
+
+
+def smp_dice(probabilities, labels, **options):
+    """SMP's ``DiceLoss("multiclass", from_logits=False, ...)``: :func:`smp_tversky`, α = β = ½."""
+    return smp_tversky(probabilities, labels, 0.5, 0.5, 1.0, **options)
+
+
+def smp_jaccard(probabilities, labels, **options):
+    """SMP's ``JaccardLoss("multiclass", from_logits=False, ...)``: :func:`smp_tversky` at
+    α = β = 1."""
+    return smp_tversky(probabilities, labels, 1.0, 1.0, 1.0, **options)
+
+
+def _lovasz_grad(gt_sorted):
+    """SMP's ``_lovasz_grad`` (Alg. 1 of Berman et al.)."""
+    gts = gt_sorted.sum()
+    intersection = gts - np.cumsum(gt_sorted)
+    union = gts + np.cumsum(1.0 - gt_sorted)
+    jaccard = 1.0 - intersection / union
+    jaccard[1:] = jaccard[1:] - jaccard[:-1]
+    return jaccard
+
+
+def smp_lovasz_softmax(probabilities, labels, classes="present", per_image=False, ignore=None):
+    """SMP's ``_lovasz_softmax(probas, labels, classes, per_image, ignore)`` on channels-last
+    probabilities ``(..., C)`` and an integer mask ``(...)`` (dense labels ``(..., C)``: the
+    foreground of class c is the label itself, an all-zero pixel is left out). A batch (or image)
+    without counted pixels gives 0, where SMP returns an empty tensor."""
+    if per_image:
+        return float(
+            np.mean(
+                [
+                    smp_lovasz_softmax(
+                        probabilities[n : n + 1],
+                        np.asarray(labels)[n : n + 1],
+                        classes,
+                        False,
+                        ignore,
+                    )
+                    for n in range(len(probabilities))
+                ]
+            )
+        )
+    p, t, keep = _region_inputs(probabilities, labels, ignore)
+    p, t = p[keep], t[keep]
+    if not len(p):
+        return 0.0
+    losses = []
+    for c in range(p.shape[1]) if classes in ("all", "present") else classes:
+        fg = t[:, c]
+        if classes == "present" and fg.sum() == 0:
+            continue
+        errors = np.abs(fg - p[:, c])
+        order = np.argsort(-errors, kind="stable")
+        losses.append(np.dot(errors[order], _lovasz_grad(fg[order])))
+    return float(np.mean(losses)) if losses else 0.0
+
+
+def numeric_gradient(f, x, step=1e-6):
+    """Central finite differences of the scalar ``f`` at ``x`` (float64)."""
+    x = np.asarray(x, np.float64)
+    gradient = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        up, down = x.copy(), x.copy()
+        up[index] += step
+        down[index] -= step
+        gradient[index] = (f(up) - f(down)) / (2 * step)
+    return gradient

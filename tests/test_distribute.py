@@ -13,10 +13,12 @@ import sys
 import numpy as np
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "distributed_check.py")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _env(**extra):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **extra)
+    # PYTHONPATH: the script imports this checkout's sm_pixel_ce, whatever is installed.
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT, **extra)
     env.pop("TF_CONFIG", None)
     return env
 
@@ -43,6 +45,24 @@ def test_mirrored_strategy_equals_single_device():
     np.testing.assert_allclose(
         report["single_loss"][0], report["first_batch_global_mean"], rtol=1e-5
     )
+
+
+def test_region_losses_and_sums_are_global_under_mirrored_strategy():
+    # Replica 0 holds 3 mostly void images, replica 1 the other 5, and class 3 is only in
+    # replica 0's: Dice of per-replica sums, or a per-replica Lovász sort, would be wrong.
+    result = subprocess.run(
+        [sys.executable, SCRIPT, "regions"], capture_output=True, text=True, env=_env(), timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = _last_json(result.stdout)
+    assert report["replicas"] == 2
+    for name, entry in report["losses"].items():
+        np.testing.assert_allclose(sum(entry["shares"]), entry["single"], rtol=1e-6, err_msg=name)
+        assert abs(entry["per_replica_mean"] - entry["single"]) > 5e-4, name
+        assert entry["max_gradient_difference"] <= 1e-6 * entry["max_gradient"], name
+        if "fit_single" in entry:  # model.fit: the same losses and weights as one device
+            np.testing.assert_allclose(entry["fit_distributed"], entry["fit_single"], rtol=1e-5)
+            assert entry["max_relative_weight_difference"] <= 1e-5, name
 
 
 def _free_ports(count):

@@ -1,12 +1,21 @@
-"""Loss + gradient of ``pixel_cce`` / ``pixel_bce`` against TensorFlow's fused kernels (the floor)
-and against what people write instead, in graph mode and under XLA."""
+"""Loss + gradient of the pixel losses against TensorFlow's fused kernels (the floor) and against
+what people write instead, in graph mode and under XLA. The region losses (Dice, Jaccard, Tversky,
+``pixel_cce + pixel_dice``) are timed against the sparse floor, and the Lovász loss against a
+line-by-line port of segmentation_models_pytorch's ``_lovasz_softmax_flat``."""
 
 import numpy as np
 import tensorflow as tf
 
 from ..activations import pixel_softmax
 from ..flavor import keras
-from ..losses import PixelBinaryCrossentropy, PixelCategoricalCrossentropy
+from ..losses import (
+    PixelBinaryCrossentropy,
+    PixelCategoricalCrossentropy,
+    PixelDiceLoss,
+    PixelJaccardLoss,
+    PixelLovaszLoss,
+    PixelTverskyLoss,
+)
 from .timing import loss_and_gradient, memory_method, peak_memory, time_interleaved_spread
 
 #: Label value of the ignored pixels in the "ignore index" case.
@@ -21,10 +30,17 @@ LOSS_TARGETS = (
     ("cce_weighted_ignore", "floor_sparse", 1.40),
     ("cce_focal", "floor_sparse", 1.50),
     ("cce_top_k", "floor_sparse", 1.50),
+    ("dice_softmax", "floor_sparse", 1.30),
+    ("jaccard_softmax", "floor_sparse", 1.30),
+    ("tversky_softmax", "floor_sparse", 1.30),
+    ("cce_dice", "floor_sparse", 1.50),
+    ("lovasz_softmax", "lovasz_smp_port", 0.70),
 )
 #: focal_gamma and top_k of the rare-class cases.
 FOCAL_GAMMA = 2.0
 TOP_K = 0.25
+#: alpha, beta and gamma of the Tversky case (a focal Tversky loss).
+TVERSKY = {"alpha": 0.3, "beta": 0.7, "gamma": 0.75}
 
 
 def make_inputs(batch, size, classes, seed=0):
@@ -85,6 +101,10 @@ def loss_cases(class_weights):
         top_k=TOP_K,
     )
     keras_focal = keras.losses.CategoricalFocalCrossentropy(alpha=1.0, gamma=FOCAL_GAMMA)
+    dice, jaccard = PixelDiceLoss(), PixelJaccardLoss()
+    tversky = PixelTverskyLoss(**TVERSKY)
+    cce_dice = PixelCategoricalCrossentropy() + PixelDiceLoss()
+    lovasz = PixelLovaszLoss()
 
     def flattened(labels, logits):
         # The model ends in a softmax; the loss reshapes to (N, H*W, C), which hides the logits
@@ -188,10 +208,79 @@ def loss_cases(class_weights):
             "onehot",
             hand_softmax,
         ),
+        "dice_softmax": (
+            "pixel_dice on pixel_softmax output, uint8",
+            "floor_sparse",
+            "mask",
+            lambda y, z: dice(y, pixel_softmax(z)),
+        ),
+        "jaccard_softmax": (
+            "pixel_jaccard on pixel_softmax output, uint8",
+            "floor_sparse",
+            "mask",
+            lambda y, z: jaccard(y, pixel_softmax(z)),
+        ),
+        "tversky_softmax": (
+            "pixel_tversky(alpha={alpha:g}, beta={beta:g}, gamma={gamma:g}) on pixel_softmax "
+            "output, uint8".format(**TVERSKY),
+            "floor_sparse",
+            "mask",
+            lambda y, z: tversky(y, pixel_softmax(z)),
+        ),
+        "cce_dice": (
+            "pixel_cce + pixel_dice on pixel_softmax output, uint8",
+            "floor_sparse",
+            "mask",
+            lambda y, z: cce_dice(y, pixel_softmax(z)),
+        ),
+        "lovasz_softmax": (
+            "pixel_lovasz on pixel_softmax output, uint8",
+            "floor_sparse",
+            "mask",
+            lambda y, z: lovasz(y, pixel_softmax(z)),
+        ),
+        "lovasz_smp_port": (
+            "SMP's _lovasz_softmax_flat ported line by line (a tf.argsort per class), uint8",
+            "floor_sparse",
+            "mask",
+            lovasz_smp_port,
+        ),
     }
 
 
-def loss_benchmark(batch, size, classes, repeats, warmup, xla=True, progress=None):
+def lovasz_smp_port(labels, logits):
+    """segmentation_models_pytorch's ``LovaszLoss("multiclass")``: softmax, then
+    ``_lovasz_softmax_flat(probas, labels, classes="present")`` written line by line in
+    TensorFlow, the baseline of ``pixel_lovasz``: a Python loop over the classes with one sort
+    (``tf.argsort``, as ``torch.sort``'s permutation) each; the ``continue`` on an absent class
+    becomes a 0/1 weight in the mean."""
+    classes = logits.shape[-1]
+    probas = tf.reshape(tf.nn.softmax(logits), [-1, classes])
+    labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
+    losses, present = [], []
+    for c in range(classes):
+        fg = tf.cast(tf.equal(labels, c), probas.dtype)  # foreground for class c
+        class_pred = probas[:, c]
+        errors = tf.abs(fg - class_pred)
+        perm = tf.argsort(errors, direction="DESCENDING")
+        errors_sorted = tf.gather(errors, perm)
+        fg_sorted = tf.gather(fg, perm)
+        losses.append(tf.tensordot(errors_sorted, _lovasz_grad(fg_sorted), 1))
+        present.append(tf.cast(tf.reduce_sum(fg) > 0, probas.dtype))
+    present = tf.stack(present)
+    return tf.reduce_sum(tf.stack(losses) * present) / tf.reduce_sum(present)
+
+
+def _lovasz_grad(gt_sorted):
+    """SMP's ``_lovasz_grad``: the gradient of the Lovász extension w.r.t. sorted errors."""
+    gts = tf.reduce_sum(gt_sorted)
+    intersection = gts - tf.cumsum(gt_sorted)
+    union = gts + tf.cumsum(1.0 - gt_sorted)
+    jaccard = 1.0 - intersection / union
+    return tf.concat([jaccard[:1], jaccard[1:] - jaccard[:-1]], 0)
+
+
+def loss_benchmark(batch, size, classes, repeats, warmup, xla=True, progress=None, names=None):
     """Loss + gradient of every case, with and without XLA.
 
     Args:
@@ -200,6 +289,8 @@ def loss_benchmark(batch, size, classes, repeats, warmup, xla=True, progress=Non
         warmup: Untimed calls per case first.
         xla: Also time each case compiled with ``jit_compile=True``. Defaults to True.
         progress: Callable taking a line of progress text, or None. Defaults to None.
+        names: Only these cases (with the floors and baselines they are compared with), or None
+            for all. Defaults to None.
 
     Returns:
         A dict: ``cases`` (list of per-case dicts: name, description, floor, and per mode
@@ -209,6 +300,15 @@ def loss_benchmark(batch, size, classes, repeats, warmup, xla=True, progress=Non
     say = progress or (lambda line: None)
     data = make_inputs(batch, size, classes)
     cases = loss_cases(data["class_weights"])
+    if names is not None:
+        unknown = sorted(set(names) - set(cases))
+        if unknown:
+            raise ValueError(
+                f"bench: unknown loss case(s) {unknown}. Expected names among {sorted(cases)}."
+            )
+        wanted = set(names) | {cases[name][1] for name in names}
+        wanted |= {floor for case, floor, _ in LOSS_TARGETS if case in wanted}
+        cases = {name: case for name, case in cases.items() if name in wanted}
     logits = tf.constant(data["logits"])
     labels = {
         key: tf.constant(data[key]) for key in ("onehot", "mask", "mask_int32", "mask_ignore")
@@ -251,6 +351,8 @@ def loss_targets(results, modes):
     targets = []
     for mode in modes:
         for case, floor, limit in LOSS_TARGETS:
+            if case not in results:
+                continue
             ratio = results[case][mode]["ms"] / results[floor][mode]["ms"]
             targets.append(
                 {

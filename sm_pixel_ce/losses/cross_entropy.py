@@ -5,29 +5,11 @@ dense or integer labels, and reduce to the weighted mean ``Σ w·ℓ / Σ w`` ov
 Both take a focal term (``focal_gamma``) and hard-pixel mining (``top_k``) for rare classes.
 """
 
-import inspect
-import warnings
-
 import tensorflow as tf
 
-from . import _checks, _pixels
-from ._registry import register, serializable
-from ._version import __version__
-from .flavor import IS_KERAS_3, keras
-
-
-def _scores(y_pred, from_logits, op_type, where):
-    """Logits to use (fused path) or probabilities, and whether they are logits."""
-    logits = _pixels.logits_behind(y_pred, op_type)
-    if logits is not None:
-        if from_logits:
-            warnings.warn(
-                f"{where}: from_logits=True, but the predictions come from a {op_type.lower()} "
-                "activation; computing from the logits behind it.",
-                stacklevel=3,
-            )
-        return logits, True
-    return y_pred, from_logits
+from .. import _checks, _pixels
+from .._registry import register, serializable
+from ._base import _PixelLoss, class_weight_tensor, scores_of
 
 
 @serializable
@@ -101,40 +83,16 @@ def pixel_categorical_crossentropy(
     top_k = _checks.top_k(top_k, where)
     _pixels.check_reduction(reduction, where)
 
-    scores, from_logits = _scores(y_pred, from_logits, "Softmax", where)
+    scores, from_logits = scores_of(y_pred, from_logits, "Softmax", where)
     pixels = _pixels.Pixels(y_true, scores, axis, where, binary=False)
     num_classes = pixels.num_classes
     scores = pixels.flatten_scores(scores)
     if not from_logits:
-        pixels.require_finite_probabilities(scores)
-    cw = _class_weight_tensor(class_weights, num_classes, scores.dtype, where)
+        pixels.require_probabilities(scores)
+    cw = class_weight_tensor(class_weights, num_classes, scores.dtype, where)
 
     if pixels.dense:
-        labels = tf.cast(pixels.labels, scores.dtype)
-        # An einsum with ones, not reduce_sum(axis=-1): XLA on CPU reduces a short minor axis
-        # slowly (+30% on the whole loss at 7 classes), and matvec is slow without XLA.
-        row_sum = tf.einsum("pc,c->p", labels, tf.ones([num_classes], labels.dtype))
-        min_label, min_sum, max_sum = (
-            tf.reduce_min(labels),
-            tf.reduce_min(row_sum),
-            tf.reduce_max(row_sum),
-        )
-        # Every pixel labelled (the usual case): the extreme sums within the tolerance of 1
-        # settle it. Only batches with unlabelled or stray pixels pay for checking each pixel.
-        rows_ok = tf.cond(
-            tf.reduce_all(tf.abs(tf.stack([min_sum, max_sum]) - 1) <= _pixels.ROW_SUM_TOLERANCE),
-            lambda: tf.constant(True),
-            lambda: tf.reduce_all(_sums_to_one_or_zero(row_sum)),
-        )
-        pixels.checks += _checks.data(
-            tf.logical_and(min_label >= 0, rows_ok),
-            f"{where}: dense labels must be >= 0 with each pixel summing to 1 (one class per "
-            "pixel) or to 0 (unlabelled). For several classes per pixel use pixel_bce. "
-            "(min label, min and max pixel sum)",
-            min_label,
-            min_sum,
-            max_sum,
-        )
+        labels, row_sum = pixels.dense_distributions(scores.dtype)
         weights = row_sum if cw is None else tf.einsum("pc,c->p", labels, cw)
         counted = row_sum > 0
         target = labels
@@ -148,32 +106,68 @@ def pixel_categorical_crossentropy(
             losses = -tf.reduce_sum(target * _log_probabilities(scores), axis=-1)
     else:
         labels, valid = pixels.integer_labels(ignore_index)
-        counted = valid
-        if cw is not None:
-            weights = tf.gather(cw, labels)
-            if valid is not None:
-                weights = tf.where(valid, weights, tf.zeros_like(weights))
-        else:
-            weights = None if valid is None else tf.cast(valid, scores.dtype)
         if from_logits and not label_smoothing:
-            losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=scores)
-            if focal_gamma:
-                # ℓ = (1 - p_y)^γ·ce with p_y = exp(-ce): per pixel, on the fused kernel's output.
-                losses = losses * _focal_factor(-tf.math.expm1(-losses), focal_gamma)
+            return sparse_cross_entropy_mean(
+                pixels,
+                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=scores),
+                labels,
+                valid,
+                cw,
+                focal_gamma,
+                top_k,
+                sample_weight,
+                reduction,
+            )
+        counted = valid
+        weights = _integer_weights(labels, valid, cw, scores.dtype)
+        if focal_gamma:
+            log_p = _focal_log_p(scores, from_logits, focal_gamma)
+        elif from_logits:
+            log_p = tf.nn.log_softmax(scores, axis=-1)
         else:
-            if focal_gamma:
-                log_p = _focal_log_p(scores, from_logits, focal_gamma)
-            elif from_logits:
-                log_p = tf.nn.log_softmax(scores, axis=-1)
-            else:
-                log_p = _log_probabilities(scores)
-            losses = -tf.gather(log_p, labels[:, None], batch_dims=1)[:, 0]
-            if label_smoothing:
-                losses = (1.0 - label_smoothing) * losses - label_smoothing * tf.reduce_mean(
-                    log_p, axis=-1
-                )
+            log_p = _log_probabilities(scores)
+        losses = -tf.gather(log_p, labels[:, None], batch_dims=1)[:, 0]
+        if label_smoothing:
+            losses = (1.0 - label_smoothing) * losses - label_smoothing * tf.reduce_mean(
+                log_p, axis=-1
+            )
     weights = _mine(losses, counted, weights, top_k)
     return _pixels.reduce(pixels, losses, weights, sample_weight, reduction)
+
+
+def sparse_cross_entropy_mean(
+    pixels, cross_entropy, labels, valid, cw, focal_gamma, top_k, sample_weight, reduction
+):
+    """``pixel_categorical_crossentropy`` of an integer mask from the per-pixel ``-log p_y``.
+
+    Args:
+        pixels: The :class:`~sm_pixel_ce._pixels.Pixels` of the call.
+        cross_entropy: ``-log p_y`` per pixel, ``(P,)``.
+        labels, valid: As :meth:`~sm_pixel_ce._pixels.Pixels.integer_labels` returns them.
+        cw: The ``(C,)`` class weights, or None.
+        focal_gamma, top_k, sample_weight, reduction: As for
+            :func:`pixel_categorical_crossentropy`.
+
+    Returns:
+        This replica's share of the loss (a scalar), or the per-pixel map for ``"none"``.
+    """
+    weights = _integer_weights(labels, valid, cw, cross_entropy.dtype)
+    losses = cross_entropy
+    if focal_gamma:
+        # ℓ = (1 - p_y)^γ·ce with p_y = exp(-ce): per pixel, on the fused kernel's output.
+        losses = losses * _focal_factor(-tf.math.expm1(-losses), focal_gamma)
+    weights = _mine(losses, valid, weights, top_k)
+    return _pixels.reduce(pixels, losses, weights, sample_weight, reduction)
+
+
+def _integer_weights(labels, valid, cw, dtype):
+    """Each pixel's weight: its class's (or 1), 0 where not valid; None for all 1."""
+    if cw is not None:
+        weights = tf.gather(cw, labels)
+        if valid is not None:
+            weights = tf.where(valid, weights, tf.zeros_like(weights))
+        return weights
+    return None if valid is None else tf.cast(valid, dtype)
 
 
 @serializable
@@ -229,12 +223,12 @@ def pixel_binary_crossentropy(
     top_k = _checks.top_k(top_k, where)
     _pixels.check_reduction(reduction, where)
 
-    scores, from_logits = _scores(y_pred, from_logits, "Sigmoid", where)
+    scores, from_logits = scores_of(y_pred, from_logits, "Sigmoid", where)
     pixels = _pixels.Pixels(y_true, scores, axis, where, binary=True)
     num_classes = pixels.num_classes
     scores = pixels.flatten_scores(scores)
     if not from_logits:
-        pixels.require_finite_probabilities(scores)
+        pixels.require_probabilities(scores, activation="a sigmoid")
 
     if pixels.dense:
         labels = tf.cast(pixels.labels, scores.dtype)
@@ -280,10 +274,6 @@ def pixel_binary_crossentropy(
     return _pixels.reduce(pixels, losses, weights, sample_weight, reduction)
 
 
-def _sums_to_one_or_zero(sums):
-    return tf.logical_or(tf.abs(sums - 1) <= _pixels.ROW_SUM_TOLERANCE, tf.equal(sums, 0))
-
-
 def _clipped_probabilities(probabilities):
     """Keras's treatment of probabilities: renormalise along classes, clip."""
     p = probabilities / tf.reduce_sum(probabilities, axis=-1, keepdims=True)
@@ -322,79 +312,6 @@ def _mine(losses, counted, weights, top_k):
     if weights is None:
         return tf.cast(kept, losses.dtype)
     return tf.where(kept, weights, tf.zeros_like(weights))
-
-
-def _class_weight_tensor(class_weights, num_classes, dtype, where):
-    if class_weights is None:
-        return None
-    if len(class_weights) != num_classes:
-        raise ValueError(
-            f"{where}: `class_weights` needs one weight per class: expected {num_classes}, "
-            f"received {len(class_weights)} ({list(class_weights)})."
-        )
-    return tf.constant(class_weights, dtype=dtype)
-
-
-class _PixelLoss(keras.losses.Loss):
-    """A Keras ``Loss`` that hands labels, predictions and sample weights to its function whole.
-
-    Keras's own ``Loss.__call__`` would average per-pixel values over all pixels; these losses
-    reduce themselves (weighted mean over counted pixels), in Keras 3 and tf_keras alike.
-
-    Under a distribution strategy the function returns each replica's share of the global mean,
-    which is what Keras 3 expects from a loss (its own losses divide by the replica count). tf_keras
-    divides a ``"sum_over_batch_size"`` loss by the replica count itself, so there the share is
-    handed over multiplied by it.
-    """
-
-    _fn = None
-
-    def __init__(self, reduction, name):
-        reduction = _pixels.check_reduction(reduction, type(self).__name__)
-        if IS_KERAS_3:
-            super().__init__(name=name, reduction=reduction)
-        else:
-            # tf_keras knows fewer reduction names, and reads `reduction` to decide how to scale
-            # the loss across replicas: it sees every mean as "sum_over_batch_size".
-            mean_like = reduction in ("sum_over_batch_size", "mean", "mean_with_sample_weight")
-            super().__init__(
-                name=name, reduction="sum_over_batch_size" if mean_like else (reduction or "none")
-            )
-        self._pixel_reduction = reduction
-
-    def __call__(self, y_true, y_pred, sample_weight=None):
-        with tf.name_scope(self.name):
-            value = type(self)._fn(
-                y_true,
-                y_pred,
-                sample_weight=sample_weight,
-                reduction=self._pixel_reduction,
-                **self._options(),
-            )
-            if not IS_KERAS_3 and self.reduction == "sum_over_batch_size":
-                value = value * tf.cast(_pixels.replicas(), value.dtype)
-            return value
-
-    def call(self, y_true, y_pred):
-        return type(self)._fn(y_true, y_pred, reduction="none", **self._options())
-
-    def _options(self):
-        config = self.get_config()
-        del config["name"], config["reduction"]
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        known = set(inspect.signature(cls.__init__).parameters) - {"self"}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise ValueError(
-                f"{cls.__name__}: the saved configuration has option(s) {unknown} that this "
-                f"version of sm_pixel_ce ({__version__}) does not know; the model was probably "
-                "saved by a newer version: upgrade sm_pixel_ce. "
-                f"Expected options among {sorted(known)}. Received: {config}"
-            )
-        return cls(**config)
 
 
 @register("loss", "pixel_cce", "pixel_categorical_crossentropy")

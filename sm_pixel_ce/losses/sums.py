@@ -1,0 +1,257 @@
+"""Sums of pixel losses: ``a + b`` and ``w * a`` of any of them (:class:`PixelLossSum`),
+``"pixel_cce_dice"`` (``pixel_cce + pixel_dice`` by name), and :class:`PixelLossTerm`, the metric
+that logs one term next to the total."""
+
+import tensorflow as tf
+
+from .. import _checks, _pixels
+from .._registry import register
+from ..flavor import keras
+from . import _functional
+from ._base import _PixelLoss, class_weight_tensor, scores_of
+from ._overlap import _OverlapLoss
+from .cross_entropy import PixelCategoricalCrossentropy, sparse_cross_entropy_mean
+from .dice import PixelDiceLoss
+
+
+def _pixel_loss(term, where):
+    """A pixel loss from a loss or its serialization; a ValueError for anything else."""
+    if isinstance(term, dict):
+        term = keras.losses.deserialize(term)
+    if not isinstance(term, _PixelLoss):
+        raise ValueError(
+            f"{where}: every term must be an sm_pixel_ce pixel loss (pixel_cce, pixel_bce, "
+            "pixel_focal, pixel_dice, pixel_jaccard, pixel_tversky, pixel_lovasz or a sum). "
+            f"Received: {term!r}"
+        )
+    if getattr(term, "_pixel_reduction", None) in ("none", None):
+        raise ValueError(
+            f"{where}: a term must reduce to a number; expected a reduction other than 'none'. "
+            f"Received: {term.name} with reduction={term._pixel_reduction!r}"
+        )
+    return term
+
+
+@register("loss")
+class PixelLossSum(_PixelLoss):
+    """A weighted sum of pixel losses, each with its own options: ``Σ_k w_k·ℓ_k``.
+
+    ``a + b``, ``w * a`` and ``a * w`` of pixel losses (``pixel_cce``, ``pixel_bce``,
+    ``pixel_focal``, ``pixel_dice``, ``pixel_jaccard``, ``pixel_tversky``, ``pixel_lovasz`` and
+    sums of them) build one; a sum inside a sum is flattened. It saves and reloads with every
+    term's options (``.keras``, ``.h5``, tf_keras SavedModel). Under ``tf.distribute`` each term
+    is global, so the sum is. Keras logs one ``loss``; :meth:`term_metrics` gives one metric
+    per term to log next to it.
+
+    Args:
+        terms: The pixel losses, or their Keras serializations (as :meth:`get_config` gives them).
+        weights: One finite number per term, or None for all 1. Defaults to None.
+        name: Defaults to "pixel_loss_sum".
+
+    Returns:
+        Called as ``loss(y_true, y_pred, sample_weight=None)``: a float32 scalar.
+
+    Example:
+        >>> loss = PixelCategoricalCrossentropy(ignore_index=255) + 0.5 * PixelDiceLoss(
+        ...     ignore_index=255)
+        >>> model.compile("adam", loss=loss, metrics=loss.term_metrics())
+        >>> model.fit(...)  # logs loss, pixel_categorical_crossentropy, pixel_dice_loss
+    """
+
+    def __init__(self, terms, weights=None, name="pixel_loss_sum"):
+        super().__init__(reduction="sum_over_batch_size", name=name)
+        where = type(self).__name__
+        if isinstance(terms, (str, dict, _PixelLoss)) or not hasattr(terms, "__iter__"):
+            raise ValueError(
+                f"{where}: `terms` must be a list of pixel losses. Received: terms={terms!r}"
+            )
+        terms = [_pixel_loss(term, where) for term in terms]
+        if not terms:
+            raise ValueError(f"{where}: `terms` must name at least one loss. Received: terms=[]")
+        weights = [1.0] * len(terms) if weights is None else list(weights)
+        if len(weights) != len(terms):
+            raise ValueError(
+                f"{where}: `weights` needs one weight per term: expected {len(terms)}, "
+                f"received {len(weights)}. Received: weights={weights}"
+            )
+        self._pairs = [
+            (_checks.loss_weight(weight, where) * inner, term_loss)
+            for weight, term in zip(weights, terms)
+            for inner, term_loss in term.terms()
+        ]
+
+    def terms(self):
+        return list(self._pairs)
+
+    def share(self, y_true, y_pred, sample_weight=None):
+        fused = _softmax_terms(self._pairs, y_true, y_pred, sample_weight, self.name)
+        if fused is not None:
+            return fused
+        total = None
+        for weight, term in self._pairs:
+            with tf.name_scope(term.name):
+                value = weight * term.share(y_true, y_pred, sample_weight)
+            total = value if total is None else total + value
+        return total
+
+    def call(self, y_true, y_pred):
+        return self.share(y_true, y_pred)
+
+    def get_config(self):
+        return {
+            "terms": [keras.losses.serialize(term) for _, term in self._pairs],
+            "weights": [weight for weight, _ in self._pairs],
+            "name": self.name,
+        }
+
+    def term_metrics(self):
+        """One :class:`PixelLossTerm` per term, named as the term (``_2``... for repeats).
+
+        Returns:
+            A list of metrics for ``model.compile(metrics=...)``.
+
+        Example:
+            >>> loss = PixelCategoricalCrossentropy() + PixelDiceLoss()
+            >>> model.compile("adam", loss=loss, metrics=loss.term_metrics())
+        """
+        metrics, seen = [], {}
+        for _, term in self._pairs:
+            seen[term.name] = seen.get(term.name, 0) + 1
+            suffix = f"_{seen[term.name]}" if seen[term.name] > 1 else ""
+            metrics.append(PixelLossTerm(term, name=term.name + suffix))
+        return metrics
+
+
+@register("loss", "pixel_cce_dice", "pixel_categorical_crossentropy_dice")
+class PixelCategoricalCrossentropyDice(PixelLossSum):
+    """``pixel_cce + pixel_dice`` (both with their defaults) by name: ``"pixel_cce_dice"``.
+
+    For other options add the terms yourself, e.g.
+    ``PixelCategoricalCrossentropy(ignore_index=255) + PixelDiceLoss(ignore_index=255)``.
+
+    Args:
+        terms: The terms, or None for ``[PixelCategoricalCrossentropy(), PixelDiceLoss()]``.
+            Defaults to None.
+        weights: One weight per term, or None for all 1. Defaults to None.
+        name: Defaults to "pixel_categorical_crossentropy_dice".
+
+    Example:
+        >>> model.compile("adam", loss="pixel_cce_dice")
+    """
+
+    def __init__(self, terms=None, weights=None, name="pixel_categorical_crossentropy_dice"):
+        if terms is None:
+            terms = [PixelCategoricalCrossentropy(), PixelDiceLoss()]
+        super().__init__(terms, weights=weights, name=name)
+
+
+@register("metric")
+class PixelLossTerm(keras.metrics.Mean):
+    """The value of one pixel loss (unweighted), averaged over batches as Keras averages ``loss``.
+
+    Keras's compiled loss is one scalar: the terms of a :class:`PixelLossSum` are logged by one
+    such metric each (:meth:`PixelLossSum.term_metrics`). Each computes its term again on the
+    batch (a forward pass of the loss, no gradient). Under ``tf.distribute`` it logs the global
+    value, as the loss does.
+
+    Args:
+        loss: A pixel loss, or its Keras serialization.
+        name: Defaults to the loss's name.
+        dtype: Defaults to None (float32).
+
+    Example:
+        >>> model.compile("adam", loss="pixel_cce", metrics=[PixelLossTerm(PixelDiceLoss())])
+    """
+
+    def __init__(self, loss, name=None, dtype=None):
+        loss = _pixel_loss(loss, type(self).__name__)
+        super().__init__(name=name or loss.name, dtype=dtype)
+        self._loss = loss
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        value = self._loss.share(y_true, y_pred, sample_weight)
+        value = value * tf.cast(_pixels.replicas(), value.dtype)
+        images = tf.cast(tf.shape(y_pred)[0], value.dtype)
+        return super().update_state(value, sample_weight=images)
+
+    def get_config(self):
+        return {**super().get_config(), "loss": keras.losses.serialize(self._loss)}
+
+
+def _softmax_terms(pairs, y_true, y_pred, sample_weight, where):
+    """The sum of cross-entropy and Dice/Jaccard/Tversky terms from one softmax, or None.
+
+    When every term is a ``pixel_cce`` (without label smoothing) or an overlap loss, all with the
+    same ``axis``, ``from_logits`` and ``ignore_index`` (the overlap losses also the same
+    ``per_image``), on an integer mask and predictions with logits, the terms share the flattened
+    inputs, their checks and one :func:`~sm_pixel_ce.losses._functional.softmax_statistics`:
+    each pixel's ``log p_y`` for the cross-entropies and the per-class sums for the others. The
+    value and gradient are those of the terms added one by one, except that a pixel's
+    cross-entropy stops at 87.3 (``p_y`` below 1.2e-38; its gradient does not stop).
+    """
+    terms = [term for _, term in pairs]
+    entropies = [t for t in terms if isinstance(t, PixelCategoricalCrossentropy)]
+    overlaps = [t for t in terms if isinstance(t, _OverlapLoss)]
+    if (
+        not entropies
+        or not overlaps
+        or len(entropies) + len(overlaps) != len(terms)
+        or any(t.label_smoothing for t in entropies)
+        or len({(t.axis, t.from_logits, t.ignore_index) for t in terms}) != 1
+        or len({t.per_image for t in overlaps}) != 1
+    ):
+        return None
+    first = terms[0]
+    _, from_logits = scores_of(y_pred, first.from_logits, "Softmax", where)
+    y_true, y_pred = tf.convert_to_tensor(y_true), y_pred
+    rank = getattr(getattr(y_pred, "shape", None), "rank", None)
+    if not from_logits or rank is None or y_true.shape.rank == rank:
+        return None  # probabilities, or dense labels (or a size-1 class axis): term by term
+    per_image = overlaps[0].per_image
+    inputs = _functional.RegionInputs(
+        y_true,
+        y_pred,
+        first.axis,
+        first.from_logits,
+        first.ignore_index,
+        sample_weight,
+        per_image,
+        where,
+    )
+    num_classes = inputs.num_classes
+    hit = tf.equal(inputs.labels[..., None], tf.range(num_classes))
+    s_p, tp, log_p_y = _functional.softmax_statistics(
+        inputs.scores, hit, inputs.weights, inputs.lanes
+    )
+    sums = (s_p, _functional.label_sums(inputs.labels, inputs.weights, num_classes), tp)
+    cross_entropy = -tf.reshape(log_p_y, [-1])
+    total = None
+    for weight, term in pairs:
+        with tf.name_scope(term.name):
+            if isinstance(term, _OverlapLoss):
+                options = term.region_options()
+                value = _functional.overlap_loss(
+                    inputs,
+                    sums,
+                    term.tversky_parameters(),
+                    options,
+                    _functional.overlap_class_weights(
+                        num_classes, options["classes"], options["class_weights"], term.name
+                    ),
+                )
+            else:
+                value = sparse_cross_entropy_mean(
+                    inputs.pixels,
+                    cross_entropy,
+                    inputs.flat_labels,
+                    inputs.flat_valid,
+                    class_weight_tensor(
+                        term.class_weights, num_classes, cross_entropy.dtype, term.name
+                    ),
+                    term.focal_gamma,
+                    term.top_k,
+                    sample_weight,
+                    term._pixel_reduction,
+                )
+        total = weight * value if total is None else total + weight * value
+    return inputs.checked(total)
