@@ -129,7 +129,7 @@ def test_export_calibration_reads_a_folder_as_load_folder_does(tmp_path):
     "damage, message",
     [
         ("no_masks", "masks/ (layout"),
-        ("unpaired", "unpaired files (images without a mask: img3.png"),
+        ("unpaired", "unpaired files (1 image(s) without a mask: img3.png"),
         (
             "out_of_range",
             "mask value(s) [7] out of range; expected values in [0, 2] or the ignore value 255",

@@ -94,6 +94,15 @@ _OPTIONS = (
         {"metavar": "POINTS"},
     ),
     (
+        "--data-formats",
+        str,
+        None,
+        "instead of the loss timings: images/s of every image format through compare's reader, "
+        "and compare's epoch on a 4-band uint16 TIFF folder against its first 3 bands as 8-bit "
+        "PNG (with the --compare-* options); POINT = COUNTxSIDE, e.g. 200x128",
+        {"metavar": "POINT"},
+    ),
+    (
         "--compare-backbone",
         str,
         "mobilenetv2",
@@ -129,6 +138,27 @@ def _say(line):
 
 
 def run(args):
+    if args.data_formats:
+        from ..bench.formats import format_format_bench, run_format_bench
+
+        try:
+            count, size = parse_points(args.data_formats)[0]
+        except ValueError as error:
+            print(f"sm-pixel-ce bench: {error}", file=sys.stderr)
+            return 2
+        result = run_format_bench(
+            count,
+            size,
+            workdir=args.compare_workdir,
+            backbone=args.compare_backbone,
+            epochs=args.compare_epochs,
+            batch_size=args.compare_batch,
+            json_path=args.json,
+            progress=_say,
+        )
+        print(format_format_bench(result))
+        runs = [run for rows in result["compare"].values() for run in rows]
+        return 0 if all(run["returncode"] == 0 for run in runs) else 1
     if args.compare_scaling:
         try:
             points = parse_points(args.compare_scaling)

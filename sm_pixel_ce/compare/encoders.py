@@ -51,6 +51,25 @@ def encoder_weights_error(backbone, error):
     )
 
 
+def check_encoder_bands(encoder_weights, channels):
+    """Refuse pretrained encoder weights for images of other than 3 bands: ImageNet and the
+    backbone files are RGB encoders, whose first convolution takes 3 channels.
+
+    Args:
+        encoder_weights: None, ``"imagenet"`` or the path of a weights file.
+        channels: The images' channels.
+
+    Raises:
+        EncoderWeightsError: Weights given and ``channels`` is not 3.
+    """
+    if encoder_weights is not None and channels != 3:
+        raise EncoderWeightsError(
+            f"--encoder-weights {encoder_weights}: the encoder's weights take 3 bands (RGB), "
+            f"but the images give {channels}; choose 3 with --bands (e.g. --bands 0,1,2), or "
+            "train from scratch with --encoder-weights none."
+        )
+
+
 def build_encoder(backbone, size):
     """The backbone alone (``include_top=False``, random weights), as segmentation_models
     builds it inside its models."""

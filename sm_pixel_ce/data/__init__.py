@@ -1,40 +1,82 @@
 """Datasets: generated scenes for tests and the default demo, and folders of your own images,
-streamed through ``tf.data``."""
+read by one :class:`FolderReader` and streamed through ``tf.data``."""
 
+from .errors import DataError, OptionsMismatch
 from .folder import (
-    DataError,
+    FolderReader,
     check_pair,
     check_pairs,
     decode_image,
     folder_dataset,
-    list_files,
+    folder_masks,
     load_folder,
     locate_bad_file,
-    pair_by_stem,
     pair_files,
+)
+from .images import (
+    IMAGE_SUFFIXES,
+    SCALES,
+    ImageInfo,
+    ImageKind,
+    ImageReader,
+    orient,
+    parse_bands,
+    preview,
+    probe_image,
+)
+from .masks import (
+    MASK_SUFFIXES,
+    ColorTable,
+    MaskReader,
+    check_mask,
+    default_ignore_index,
+    label_dtype,
+    parse_color,
     read_mask,
     resize_mask,
 )
+from .pairing import MaskPattern, find_pairs, list_files, pair_by_stem
 from .scenes import CLASS_NAMES, NUM_CLASSES, make_scenes
 from .sources import ArraySource, FolderSource, fingerprint
 
 __all__ = [
     "ArraySource",
     "CLASS_NAMES",
+    "ColorTable",
     "DataError",
+    "FolderReader",
     "FolderSource",
+    "IMAGE_SUFFIXES",
+    "ImageInfo",
+    "ImageKind",
+    "ImageReader",
+    "MASK_SUFFIXES",
+    "MaskPattern",
+    "MaskReader",
     "NUM_CLASSES",
+    "OptionsMismatch",
+    "SCALES",
+    "check_mask",
     "check_pair",
     "check_pairs",
     "decode_image",
+    "default_ignore_index",
+    "find_pairs",
     "fingerprint",
     "folder_dataset",
+    "folder_masks",
+    "label_dtype",
     "list_files",
     "load_folder",
     "locate_bad_file",
     "make_scenes",
+    "orient",
     "pair_by_stem",
     "pair_files",
+    "parse_bands",
+    "parse_color",
+    "preview",
+    "probe_image",
     "read_mask",
     "resize_mask",
 ]
