@@ -16,7 +16,6 @@ from sm_pixel_ce.compare import report
 from sm_pixel_ce.compare.variants import (
     TOP_K,
     VARIANTS,
-    PixelCceDiceLoss,
     expand_variants,
     loss_for,
 )
@@ -27,7 +26,8 @@ COUNTS = np.array([5000, 300, 1200, 40, 800, 90, 2000])
 
 def test_all_stands_for_every_variant():
     assert expand_variants(["all"]) == tuple(VARIANTS)
-    assert {"cce-focal", "cce-topk", "cce-balanced", "cce-dice"} <= set(VARIANTS)
+    new = {"cce-focal", "cce-topk", "cce-balanced", "cce-dice", "cce-lovasz", "cce-tversky"}
+    assert new <= set(VARIANTS)
     assert expand_variants(("cce", "bce")) == ("cce", "bce")
     with pytest.raises(ValueError, match="takes no others"):
         expand_variants(["all", "cce"])
@@ -60,35 +60,6 @@ def test_losses_of_the_new_variants(rng):
         pixel_cce(labels, logits, expected, 255),
         rtol=1e-5,
     )
-
-
-def _dice_reference(labels, probabilities, classes, ignore_index):
-    """segmentation_models' DiceLoss(): 1 - mean over classes of the F1 score summed over the
-    batch, ``(2·tp + 1e-5) / (2·tp + fp + fn + 1e-5)``, ignored pixels zeroed."""
-    valid = (labels != ignore_index)[..., None]
-    gt = np.eye(classes)[np.where(valid[..., 0], labels, 0)] * valid
-    pr = np.asarray(probabilities, np.float64) * valid
-    tp = (gt * pr).sum((0, 1, 2))
-    fp = pr.sum((0, 1, 2)) - tp
-    fn = gt.sum((0, 1, 2)) - tp
-    return 1 - np.mean((2 * tp + 1e-5) / (2 * tp + fp + fn + 1e-5))
-
-
-def test_cce_dice_is_pixel_cce_plus_sm_dice(rng):
-    logits = rng.normal(0, 2, (2, 6, 6, 4)).astype(np.float32)
-    labels = rng.integers(0, 4, (2, 6, 6))
-    labels[1, :2] = 255
-    probabilities = softmax(logits).astype(np.float32)
-    loss = PixelCceDiceLoss(4, ignore_index=255)
-    expected = pixel_cce(labels, logits, ignore_index=255) + _dice_reference(
-        labels, probabilities, 4, 255
-    )
-    np.testing.assert_allclose(loss(labels, probabilities).numpy(), expected, rtol=1e-5)
-    np.testing.assert_allclose(loss(labels[..., None], probabilities).numpy(), expected, rtol=1e-5)
-    config = loss.get_config()
-    assert config["num_classes"] == 4 and config["ignore_index"] == 255
-    again = keras.losses.deserialize(keras.losses.serialize(loss))
-    assert isinstance(again, PixelCceDiceLoss) and again.get_config() == config
 
 
 def _run(variant, seed, miou, per_class, counts=COUNTS):

@@ -92,7 +92,11 @@ def run(args):
     print()
     print(report.per_class_table(results, class_names))
     print()
-    print(report.recommendation(results, class_names)["text"])
+    advice = report.recommendation(results, class_names, config=config)
+    print(advice["text"])
+    if advice["code"]:
+        print(f"\nTo train with {advice['best']}:")
+        print("\n".join(f"    {line}" for line in advice["code"]))
     print()
     reloads = ", ".join(f"{r['variant']} {r['reload_max_abs_diff']:.1e}" for r in results)
     print(

@@ -10,6 +10,7 @@ import time
 import numpy as np
 
 from ..class_weights import count_class_pixels
+from ..data import label_dtype
 from ..flavor import keras
 from .layout import write_json
 from .report import score_text
@@ -74,7 +75,7 @@ class _PredictionWriter:
         self.file = None
 
     def __call__(self, start, images, masks, probabilities):
-        labels = probabilities.argmax(-1).astype(np.uint8)
+        labels = probabilities.argmax(-1).astype(label_dtype(probabilities.shape[-1]))
         if start < SAMPLE:
             part = labels[: SAMPLE - start]
             self.sample = part if self.sample is None else np.concatenate([self.sample, part])
@@ -83,7 +84,7 @@ class _PredictionWriter:
         if self.file is None:
             self.file = open(self.path + ".tmp", "wb")
             header = {
-                "descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
+                "descr": np.lib.format.dtype_to_descr(labels.dtype),
                 "fortran_order": False,
                 "shape": (self.count, self.size, self.size),
             }
@@ -119,7 +120,8 @@ def run_comparison(data, options, folder, log=print):
         log: Function printing one line. Defaults to print.
 
     Returns:
-        ``runs``: ``runs[variant]`` is the list of per-seed result dicts, in seed order.
+        ``runs``: ``runs[name]`` (a variant's file-safe name) is the list of per-seed result
+        dicts, in seed order.
 
     Raises:
         KeyboardInterrupt: Ctrl-C, at the next batch; the runs finished before are saved.
@@ -130,7 +132,8 @@ def run_comparison(data, options, folder, log=print):
 
 def _run_all(data, options, folder, log):
     os.makedirs(folder.runs, exist_ok=True)
-    runs = {variant: [] for variant in options.variants}
+    variants = options.variant_list
+    runs = {variant.name: [] for variant in variants}
 
     @functools.cache
     def class_counts():
@@ -139,7 +142,7 @@ def _run_all(data, options, folder, log):
         return count_class_pixels(masks, options.classes, options.ignore_index)
 
     for k, seed in enumerate(options.seed_list):
-        todo = [v for v in options.variants if folder.run(v, seed).load_result() is None]
+        todo = [v for v in variants if folder.run(v.name, seed).load_result() is None]
         if todo:
             keras.utils.set_random_seed(seed)
             initial = build_model(
@@ -149,28 +152,31 @@ def _run_all(data, options, folder, log):
                 options.classes,
                 options.size,
                 encoder_weights=options.encoder_weights,
+                channels=data.train.channels,
+                normalization=data.train.normalization(),
             )
             initial_weights = initial.get_weights()
             del initial
             keras.backend.clear_session()
-        for variant in options.variants:
-            run = folder.run(variant, seed)
+        for variant in variants:
+            name = variant.name
+            run = folder.run(name, seed)
             done = run.load_result()
             if done is not None:
-                log(f"[{variant}] seed {seed}: already in {folder.root}, not trained again")
-                runs[variant].append(done)
+                log(f"[{name}] seed {seed}: already in {folder.root}, not trained again")
+                runs[name].append(done)
                 continue
             check_interrupt()
             log(
-                f"[{variant}] seed {seed}: training {options.epochs} epochs on "
+                f"[{name}] seed {seed}: training {options.epochs} epochs on "
                 f"{len(data.train)} images"
             )
             result = _train_and_save(
                 variant, seed, k == 0, data, options, initial_weights, class_counts, folder, log
             )
-            runs[variant].append(result)
+            runs[name].append(result)
             log(
-                f"[{variant}] mIoU {score_text(result['miou'])}  "
+                f"[{name}] mIoU {score_text(result['miou'])}  "
                 f"pixel accuracy {score_text(result['pixel_accuracy'])}"
                 f"  keras accuracy {result['keras_accuracy']:.3f}  ({result['seconds']:.0f} s)"
                 f"; saved in {run.path}"
@@ -180,7 +186,7 @@ def _run_all(data, options, folder, log):
 
 
 def _train_and_save(variant, seed, first, data, options, weights, class_counts, folder, log):
-    run = folder.run(variant, seed)
+    run = folder.run(variant.name, seed)
     os.makedirs(run.path, exist_ok=True)
     predictions_path = run.val_predictions if options.predictions == "all" else None
     writer = _PredictionWriter(len(data.val), options.size, predictions_path)
@@ -192,7 +198,7 @@ def _train_and_save(variant, seed, first, data, options, weights, class_counts, 
         writer.abort()
         raise
     writer.close()
-    path = folder.model_of(variant, seed, first)
+    path = folder.model_of(variant.name, seed, first)
     result.update(_save_and_reload(variant, model, data, options, path))
     np.savez_compressed(run.sample, predictions=writer.sample)
     # The report ranks classes by training pixels (its "rare classes" column).

@@ -13,14 +13,17 @@ from ..data import (
     CLASS_NAMES,
     ArraySource,
     DataError,
-    FolderSource,
+    FolderReader,
     check_pairs,
     fingerprint,
+    label_dtype,
     make_scenes,
-    pair_files,
+    parse_bands,
+    parse_color,
 )
 from ..flavor import KERAS_FLAVOR
 from . import plots, report
+from .encoders import check_encoder_bands
 from .experiment import run_comparison, split
 from .layout import OutputFolder, write_json
 from .options import CompareOptions
@@ -90,7 +93,7 @@ def run_compare(options=None, out=DEFAULT_OUT, resume=False, log=None):
     folder = OutputFolder(out)
     # Retracing warnings are expected: every variant is a new model with its own functions.
     tf.get_logger().setLevel("ERROR")
-    skipped = []
+    skipped, data_facts = [], {}
     if options.data is None:
         # The scenes stay in memory, but flow through the same tf.data pipeline.
         images, size, seed = options.images, options.size, options.seed
@@ -98,11 +101,20 @@ def run_compare(options=None, out=DEFAULT_OUT, resume=False, log=None):
         class_names = list(CLASS_NAMES)
         description = f"generated scenes (make_scenes({images}, size={size}, seed={seed}))"
     else:
-        pairs = pair_files(options.data)
-        log(f"Checking {len(pairs)} image/mask pairs in {options.data}")
-        pairs, skipped = check_pairs(
-            pairs, options.classes, options.ignore_index, skip_bad=options.skip_bad
+        reader = FolderReader(
+            options.classes,
+            options.ignore_index,
+            bands=parse_bands(options.bands),
+            exif=not options.no_exif,
+            mask_colors=options.mask_colors,
+            ignore_color=parse_color(options.ignore_color),
+            masks=options.masks,
+            mask_pattern=options.mask_pattern,
         )
+        pairs, skipped = reader.pair(options.data, skip_bad=options.skip_bad)
+        log(f"Checking {len(pairs)} image/mask pairs in {options.data}")
+        pairs, damaged = check_pairs(pairs, skip_bad=options.skip_bad, reader=reader)
+        skipped += damaged
         for bad in skipped:
             log(f"  skipped: {bad['reason']}")
         if len(pairs) < 2:
@@ -110,9 +122,25 @@ def run_compare(options=None, out=DEFAULT_OUT, resume=False, log=None):
                 f"{options.data}: need at least 2 usable image/mask pairs to hold some out; "
                 f"found {len(pairs)}."
             )
-        source = FolderSource(pairs, options.size)
-        class_names = [f"class {c}" for c in range(options.classes)]
+        source = reader.source(pairs, options.size)
+        check_encoder_bands(options.encoder_weights, source.channels)
+        class_names = reader.class_names()
         description = os.path.abspath(options.data)
+        data_facts = reader.describe()
+        kind = source.kind
+        log(
+            f"  images: {kind}, divided by {kind.scale}"
+            + (", standardised per band by the model's first layer" if kind.standardised else "")
+            + (f"; {reader.turned} turned by their EXIF orientation" if reader.turned else "")
+        )
+        for row in data_facts.get("mask_colors", {}).get("colors", []):
+            ignored = row["class"] == options.ignore_index
+            log(
+                f"  colour {tuple(row['color'])} -> "
+                + (f"ignored ({row['class']})" if ignored else f"class {row['class']}")
+                + (f" {row['name']}" if row["name"] else "")
+                + (f", {row['pixels']} px" if "pixels" in row else "")
+            )
 
     held_out = split(source, options.val_fraction, options.seed)
     files = f"{len(source)} pairs, sha256 {fingerprint(source.names)}"
@@ -127,21 +155,21 @@ def run_compare(options=None, out=DEFAULT_OUT, resume=False, log=None):
         runs = run_comparison(held_out, options, folder, log=log)
     except KeyboardInterrupt:
         done = folder.finished_runs()
-        wanted = [(v, s) for s in options.seed_list for v in options.variants]
+        wanted = [(v.name, s) for s in options.seed_list for v in options.variant_list]
         raise CompareInterrupted(out, done, [r for r in wanted if r not in done]) from None
     results = report.aggregate(runs)
 
     sample_images, sample_masks = _first(held_out.val, SAMPLE)
     samples = {}
-    for v in options.variants:
-        with np.load(folder.run(v, options.seed).sample) as saved:
-            samples[v] = saved["predictions"]
+    for v in options.variant_list:
+        with np.load(folder.run(v.name, options.seed).sample) as saved:
+            samples[v.name] = saved["predictions"]
     pictures = folder.pictures
     plots.learning_curves(pictures["curves"][1], results)
     plots.per_class_bars(pictures["per_class"][1], results, class_names)
     plots.prediction_grid(
         pictures["predictions"][1],
-        sample_images,
+        held_out.val.display(sample_images),
         sample_masks,
         samples,
         options.classes,
@@ -149,6 +177,11 @@ def run_compare(options=None, out=DEFAULT_OUT, resume=False, log=None):
         class_names=class_names,
     )
 
+    if "input" in data_facts:  # the standardisation the saved models start with
+        statistics = held_out.train.normalization()
+        data_facts["input"]["normalization"] = statistics and dict(
+            zip(("mean", "variance"), statistics)
+        )
     config = options.report_config(
         description,
         class_names=class_names,
@@ -156,6 +189,7 @@ def run_compare(options=None, out=DEFAULT_OUT, resume=False, log=None):
         val_images=len(held_out.val),
         skipped=skipped,
         wall_seconds=time.perf_counter() - start,
+        **data_facts,
     )
     report.write_json(folder.report_json, config, results)
     report.write_markdown(folder.report_md, config, results, class_names, list(pictures.values()))
@@ -220,12 +254,15 @@ def _save_predictions(folder, val, options):
             yield np.array(array[i : i + 64])
 
     size = val.size
+    # Labels as streamed (uint16 beyond 256 values); predictions likewise, of the classes alone.
+    masks = label_dtype(options.classes, options.ignore_index)
+    labels = label_dtype(options.classes)
     members = [
-        ("val_images", (count, size, size, 3), np.float32, batches(0)),
-        ("val_masks", (count, size, size), np.uint8, batches(1)),
+        ("val_images", (count, size, size, val.channels), np.float32, batches(0)),
+        ("val_masks", (count, size, size), masks, batches(1)),
     ] + [
-        (f"pred_{v.replace('-', '_')}", (count, size, size), np.uint8, predictions(v))
-        for v in options.variants
+        (f"pred_{v.name.replace('-', '_')}", (count, size, size), labels, predictions(v.name))
+        for v in options.variant_list
     ]
     path = folder.predictions
     with zipfile.ZipFile(path + ".tmp", "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:

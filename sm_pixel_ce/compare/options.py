@@ -9,10 +9,18 @@ them, and the training code reads them.
 import dataclasses
 import os
 
-from ..data import NUM_CLASSES
+from ..data import (
+    NUM_CLASSES,
+    MaskPattern,
+    default_ignore_index,
+    parse_bands,
+    parse_color,
+)
+from ..data.masks import AUTO
 from ..flavor import KERAS_FLAVOR
 from ..input_sizes import ARCHITECTURES, size_requirement
-from .variants import DEFAULT_VARIANTS, VARIANTS, expand_variants
+from .specs import UnknownNameError, split_variants
+from .variants import DEFAULT_VARIANTS, VARIANTS, expand_variants, resolve
 
 #: Generated scenes without ``--data``: sized so that the default run finishes within about
 #: 3 minutes on 2 CPU cores and still separates the variants.
@@ -37,8 +45,9 @@ class CompareOptions:
     and checked when made.
 
     Attributes:
-        variants: Variant names from ``VARIANTS``, in report order, or ``("all",)``; a
-            comma-separated string is split. Defaults to ``("cce", "bce")``.
+        variants: Variant names from ``VARIANTS`` or loss specs (``"pixel_cce+0.5*pixel_dice"``,
+            see :mod:`~sm_pixel_ce.compare.specs`), in report order, or ``("all",)``; a string
+            is split on the commas outside parentheses. Defaults to ``("cce", "bce")``.
         data: Folder with ``images/`` and ``masks/``; None for the generated scenes.
         classes: Number of classes (required with ``data``; 7 for the scenes).
         ignore_index: Mask value not counted, or None.
@@ -46,6 +55,15 @@ class CompareOptions:
         val_fraction: Held-out fraction, drawn over the file names. Defaults to 0.25.
         images: Number of generated scenes without ``data``. Defaults to 160.
         skip_bad: Skip damaged pairs (listed in the report) instead of stopping.
+        masks: The masks' folder; None for ``data/masks``.
+        mask_pattern: A mask's file name from its image's stem (``"{stem}_mask.png"``); None
+            to pair by stem.
+        mask_colors: None (masks of class indices), a JSON colour table's path, or ``"auto"``.
+        ignore_color: ``"R,G,B"`` of colour-coded masks that is not counted; its pixels get
+            ``ignore_index`` (255, or 65535 beyond 255 classes, when not given).
+        bands: Image bands as ``"0,1,2"`` (0-based); None for RGB (every band of a TIFF but
+            alpha).
+        no_exif: Read images and masks as stored, not turned by their EXIF orientation.
         arch, backbone: segmentation_models model. Defaults to ``"Unet"``, ``"resnet18"``.
         epochs, batch_size, lr: Adam schedule. Defaults to 10, 8, 1e-3.
         seed: First seed (split, initial weights, batch order). Defaults to 0.
@@ -70,7 +88,9 @@ class CompareOptions:
 
     variants: tuple = _option(
         DEFAULT_VARIANTS,
-        f"comma-separated, from {', '.join(VARIANTS)}, or all (default: %(default)s)",
+        f"comma-separated, from {', '.join(VARIANTS)}, or all, or loss specs such as "
+        "'pixel_cce+0.5*pixel_lovasz' or 'pixel_tversky(alpha=0.3,beta=0.7)' "
+        "(default: %(default)s)",
         group=None,
         type=str,
     )
@@ -109,7 +129,48 @@ class CompareOptions:
     )
     skip_bad: bool = _option(
         False,
-        "skip damaged image/mask pairs (listed in the report) instead of stopping",
+        "skip damaged or unpaired files (listed in the report) instead of stopping",
+        group="data",
+    )
+    masks: str = _option(
+        None, "folder of the masks (default: DATA/masks)", group="data", type=str, metavar="DIR"
+    )
+    mask_pattern: str = _option(
+        None,
+        "a mask's file name made from its image's file stem, e.g. '{stem}_mask.png' "
+        "(default: the image's stem, .png or .tif)",
+        group="data",
+        type=str,
+        metavar="PATTERN",
+    )
+    mask_colors: str = _option(
+        None,
+        "colour-coded masks: a JSON list of {\"class\": 1, \"name\": \"road\", \"color\": "
+        "[128, 64, 128]}, or auto to number the colours found in ascending (R, G, B) order",
+        group="data",
+        type=str,
+        metavar="FILE|auto",
+    )
+    ignore_color: str = _option(
+        None,
+        "with --mask-colors: the colour that is not a class (its pixels get --ignore-index, "
+        "255 by default)",
+        group="data",
+        type=str,
+        metavar="R,G,B",
+    )
+    bands: str = _option(
+        None,
+        "image bands to use, 0-based, e.g. 0,1,2,3; the model takes as many channels (default: "
+        "RGB, grey repeated; every band of a TIFF but alpha)",
+        group="data",
+        type=str,
+        metavar="LIST",
+    )
+    no_exif: bool = _option(
+        False,
+        "read images and masks as stored, ignoring their EXIF orientation (default: turned as "
+        "viewers show them)",
         group="data",
     )
     arch: str = _option(
@@ -161,12 +222,16 @@ class CompareOptions:
     def __post_init__(self):
         variants = self.variants
         if isinstance(variants, str):
-            variants = [v.strip() for v in variants.split(",") if v.strip()]
+            try:
+                variants = split_variants(variants)
+            except ValueError as error:
+                raise ValueError(f"--variants: {error}") from None
         self._set("variants", expand_variants(variants))
         weights = self.encoder_weights
         if weights is not None and str(weights).strip().lower() in ("none", "imagenet"):
             weights = None if str(weights).strip().lower() == "none" else "imagenet"
         self._set("encoder_weights", weights)
+        _normalise_data(self)
         _check(self)
         if self.data is None and self.classes is None:
             self._set("classes", NUM_CLASSES)
@@ -180,6 +245,11 @@ class CompareOptions:
         if self.encoder_weights in (None, "imagenet"):
             return self.encoder_weights
         return os.path.abspath(self.encoder_weights)
+
+    @property
+    def variant_list(self):
+        """The variants as :class:`~sm_pixel_ce.compare.variants.Variant` objects, in order."""
+        return tuple(resolve(v) for v in self.variants)
 
     @property
     def seed_list(self):
@@ -235,18 +305,81 @@ def option_fields():
     return dataclasses.fields(CompareOptions)
 
 
+def _normalise_data(options):
+    """The data options in one spelling (``--bands 0,1,2``, ``--ignore-color 0,0,0``,
+    ``--mask-colors auto``), and the ignore value that ``--ignore-color`` gives its pixels."""
+    bands = parse_bands(options.bands)
+    options._set("bands", None if bands is None else ",".join(map(str, bands)))
+    color = parse_color(options.ignore_color)
+    options._set("ignore_color", None if color is None else ",".join(map(str, color)))
+    if options.mask_colors is not None:
+        colors = os.fspath(options.mask_colors)
+        options._set("mask_colors", AUTO if colors.strip().lower() == AUTO else colors)
+    if color is not None and options.ignore_index is None and options.classes is not None:
+        options._set("ignore_index", default_ignore_index(options.classes))
+
+
+def _data_checks(options):
+    """``(ok, message)`` of the options that say how a ``--data`` folder is read."""
+    pattern_error = None
+    if options.mask_pattern is not None:
+        try:
+            MaskPattern(options.mask_pattern)
+        except ValueError as error:
+            pattern_error = str(error)
+    folder_only = [
+        name
+        for name in ("masks", "mask_pattern", "mask_colors", "ignore_color", "bands", "no_exif")
+        if getattr(options, name) not in (None, False)
+    ]
+    bands = parse_bands(options.bands)
+    return [
+        (
+            options.data is not None or not folder_only,
+            f"--{folder_only[0].replace('_', '-') if folder_only else ''} says how a --data "
+            "folder is read; pass --data DIR.",
+        ),
+        (pattern_error is None, pattern_error),
+        (
+            options.mask_colors in (None, AUTO) or os.path.isfile(options.mask_colors),
+            "--mask-colors must be auto or a JSON file of colours; received "
+            f"{options.mask_colors!r} (no such file).",
+        ),
+        (
+            options.ignore_color is None or options.mask_colors is not None,
+            "--ignore-color marks a colour of colour-coded masks; it needs --mask-colors FILE "
+            "or --mask-colors auto.",
+        ),
+        (
+            bands is None or options.encoder_weights is None or len(bands) == 3,
+            f"--encoder-weights {options.encoder_weights} takes 3 bands (its encoder was "
+            f"trained on RGB); --bands {options.bands} gives {len(bands or ())}: choose 3 "
+            "bands, or --encoder-weights none.",
+        ),
+    ]
+
+
 def _check(options):
     """Raise a ``ValueError`` naming the first option (as spelled on the command line) that is
     wrong."""
     from ..sm_support import supported_backbones
 
     variants = options.variants
-    unknown = [v for v in variants if v not in VARIANTS]
-    if not variants or unknown:
+    if not variants:
         raise ValueError(
-            f"--variants must name some of {', '.join(VARIANTS)}; received {','.join(variants)!r}."
+            f"--variants must name some of {', '.join(VARIANTS)} or loss specs; received none."
         )
-    if len(set(variants)) != len(variants):
+    names = []
+    for variant in variants:
+        try:
+            names.append(resolve(variant).name)
+        except UnknownNameError as error:
+            raise ValueError(
+                f"--variants must name some of {', '.join(VARIANTS)}, or loss specs; {error}"
+            ) from None
+        except ValueError as error:
+            raise ValueError(f"--variants: {error}") from None
+    if len(set(names)) != len(names):
         raise ValueError(f"--variants lists a variant twice; received {','.join(variants)!r}.")
     if options.arch not in ARCHITECTURES:
         raise ValueError(
@@ -301,9 +434,15 @@ def _check(options):
             f"the generated scenes have {NUM_CLASSES} classes; received --classes {classes}.",
         ),
         (
-            ignore_index is None or 0 <= ignore_index <= 255,
-            f"--ignore-index must be an 8-bit mask value in [0, 255]; received {ignore_index}.",
+            ignore_index is None or 0 <= ignore_index <= 65535,
+            "--ignore-index must be a mask value in [0, 65535] (16-bit masks); received "
+            f"{ignore_index}.",
         ),
+        (
+            classes is None or classes <= 65535,
+            f"--classes must be at most 65535 (16-bit masks); received {classes}.",
+        ),
+        *_data_checks(options),
     ]
     for ok, message in checks:
         if not ok:

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from .recipe import IMPORTS, MODEL_LINE
 from .variants import VARIANTS
 
 #: Scalar metrics averaged over seeds (mean ± std when there are several).
@@ -116,14 +117,26 @@ def aggregate(runs):
         result["val_miou_per_epoch"] = [float(v) for v in curves.mean(0)]
         # Every seed trains on the same split, so the same class weights.
         result.update(
-            {k: items[0][k] for k in ("loss", "model_path", "reload_max_abs_diff") if k in items[0]}
+            {
+                k: items[0][k]
+                for k in (
+                    "setup",
+                    "loss",
+                    "loss_code",
+                    "activation",
+                    "compile",
+                    "model_path",
+                    "reload_max_abs_diff",
+                )
+                if k in items[0]
+            }
         )
         result["runs"] = items
         results.append(result)
     return results
 
 
-def recommendation(results, class_names=None, baseline=BASELINE):
+def recommendation(results, class_names=None, baseline=BASELINE, config=None):
     """The advisor's reading of the results: the best variant and whether its lead is real.
 
     The best variant has the highest mean mIoU over seeds; its margin is taken over
@@ -135,11 +148,15 @@ def recommendation(results, class_names=None, baseline=BASELINE):
         results: What :func:`aggregate` returns.
         class_names: Names of the classes, for the rare-class line. Defaults to None.
         baseline: Variant the margin is measured over. Defaults to "cce".
+        config: The report's configuration, for the lines that build and compile the best
+            variant's model. Defaults to None (no such lines).
 
     Returns:
         A dict: ``best``, ``versus``, ``margin``, ``spread`` (None with one seed), ``seeds``,
         ``established``, ``best_rare`` (variant with the best rare-class IoU, or None),
-        ``rare_classes`` and ``text`` (the sentences of the report).
+        ``rare_classes``, ``code`` (the lines that build and compile the best variant's model
+        with its options, ``ignore_index`` and class weights filled in, or None) and ``text``
+        (the sentences of the report).
     """
     if not results:
         raise ValueError("recommendation: no results. Received: results=[]")
@@ -154,6 +171,7 @@ def recommendation(results, class_names=None, baseline=BASELINE):
     )
     rare = rare_classes(best["train_class_pixels"]) if "train_class_pixels" in best else None
     advice = {
+        "code": _code(best, config),
         "best": best["variant"],
         "versus": None if versus is None else versus["variant"],
         "margin": None,
@@ -208,6 +226,36 @@ def recommendation(results, class_names=None, baseline=BASELINE):
         )
     advice["text"] = " ".join(lines)
     return advice
+
+
+def _advice_lines(advice):
+    """The recommendation in Markdown: its sentences, then its code block."""
+    if not advice["code"]:
+        return [advice["text"]]
+    return [
+        advice["text"],
+        "",
+        f"To train with {advice['best']}:",
+        "",
+        "```python",
+        *advice["code"],
+        "```",
+    ]
+
+
+def _code(result, config):
+    """The lines that train with ``result``'s set-up (after the imports of
+    :data:`~sm_pixel_ce.compare.recipe.IMPORTS`), or None for an older run or the reshape recipe."""
+    if config is None or not result.get("compile") or result.get("activation") == "linear":
+        return None
+    model = MODEL_LINE.format(
+        arch=config["arch"],
+        backbone=config["backbone"],
+        classes=config["classes"],
+        activation=result["activation"],
+        encoder_weights=config.get("encoder_weights"),
+    )
+    return [*IMPORTS, model, result["compile"]]
 
 
 def _seed_mious(result):
@@ -266,43 +314,14 @@ def per_class_table(results, class_names, markdown=False):
     return _render(header, rows, markdown, rule=False)
 
 
-#: Loss options a report leaves out: Keras's bookkeeping, not the loss's settings.
-_LOSS_BOOKKEEPING = ("name", "reduction", "dtype", "fn")
-
-
-def loss_text(settings):
-    """A loss as the report shows it: ``Class(option=value, ...)`` with the options that are
-    set (not None, 0, False, nor the last class axis), weights to 3 significant digits; ``-``
-    for an older run.
-
-    Example:
-        >>> loss_text({"class_name": "PixelCategoricalCrossentropy",
-        ...            "config": {"ignore_index": 255, "top_k": None}})
-        'PixelCategoricalCrossentropy(ignore_index=255)'
-    """
-    if not settings:
-        return "-"
-
-    def shown(value):
-        if isinstance(value, float):
-            return f"{value:.3g}"
-        if isinstance(value, list):
-            return "[" + ", ".join(shown(v) for v in value) + "]"
-        return repr(value)
-
-    options = [
-        f"{key}={shown(value)}"
-        for key, value in settings["config"].items()
-        if key not in _LOSS_BOOKKEEPING
-        and value not in (None, 0, 0.0, False)
-        and not (key == "axis" and value == -1)
-    ]
-    return f"{settings['class_name']}({', '.join(options)})"
+def _setup(result):
+    """The variant's one-line set-up (older runs did not store it: a built-in's)."""
+    return result.get("setup") or VARIANTS.get(result["variant"], result["variant"])
 
 
 def write_json(path, config, results):
     """Write ``{"config": ..., "results": [...], "recommendation": {...}}``."""
-    advice = recommendation(results, config.get("class_names"))
+    advice = recommendation(results, config.get("class_names"), config=config)
     with open(path, "w") as f:
         json.dump({"config": config, "results": results, "recommendation": advice}, f, indent=2)
         f.write("\n")
@@ -337,7 +356,7 @@ def write_markdown(path, config, results, class_names, images):
         "| variant | set-up | loss |",
         "|---|---|---|",
         *[
-            f"| {r['variant']} | {VARIANTS[r['variant']]} | {loss_text(r.get('loss'))} |"
+            f"| {r['variant']} | {_setup(r)} | `{r.get('loss_code', '-')}` |"
             for r in results
         ],
         "",
@@ -345,7 +364,7 @@ def write_markdown(path, config, results, class_names, images):
         "",
         "## Recommendation",
         "",
-        recommendation(results, class_names)["text"],
+        *_advice_lines(recommendation(results, class_names, config=config)),
         "",
         "mIoU, pixel acc (argmax) and ECE (max probability, 15 bins) are computed in NumPy on the "
         "validation split. Keras 'accuracy' is what `metrics=[\"accuracy\"]` reported on the "

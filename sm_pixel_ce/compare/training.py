@@ -15,8 +15,16 @@ import tqdm
 
 from ..flavor import keras
 from . import evaluation
+from .recipe import compile_line, loss_code
 from .report import score_text
-from .variants import build_model, loss_for, loss_settings, probabilities_of, targets_for
+from .variants import (
+    build_model,
+    loss_for,
+    loss_settings,
+    probabilities_of,
+    resolve,
+    targets_for,
+)
 
 
 def keras_accuracy_metric(y_true, y_pred):
@@ -84,7 +92,7 @@ def check_interrupt():
 
 def _counted(masks, ignore_index, variant):
     """Pixels a loss averages over in ``masks``: the weight of one chunk's mean loss."""
-    if ignore_index is None or variant == "reshape":
+    if ignore_index is None or resolve(variant).reshape:
         return int(np.size(masks))
     return int(np.sum(np.asarray(masks) != ignore_index))
 
@@ -93,6 +101,9 @@ def augment(dataset, seed, size):
     """A random horizontal flip and a random square crop (60-100 % of the side) resized back to
     ``size``, the same for an image and its mask (bilinear for the image, nearest neighbour for
     the mask, so no class value is invented). Drawn afresh every pass, from ``seed``.
+
+    Images keep their range (any number of bands: [0, 1], or float data as they are) and masks
+    their integer type (uint16 beyond 256 values).
 
     Args:
         dataset: ``(image, mask)`` elements.
@@ -106,6 +117,10 @@ def augment(dataset, seed, size):
 
     def transform(pair, draw):
         image, mask = pair
+        labels = mask.dtype
+        # [0, 1] as always, or the range of float data (bilinear never leaves it).
+        low = tf.minimum(tf.reduce_min(image), 0.0)
+        high = tf.maximum(tf.reduce_max(image), 1.0)
         u = tf.random.stateless_uniform([4], seed=tf.stack([draw, tf.constant(seed, tf.int64)]))
         scale = AUGMENT_MIN_SCALE + u[1] * (1.0 - AUGMENT_MIN_SCALE)
         top, left = u[2] * (1.0 - scale), u[3] * (1.0 - scale)
@@ -117,7 +132,7 @@ def augment(dataset, seed, size):
         flip = u[0] < 0.5
         image = tf.where(flip, image[:, ::-1], image)
         mask = tf.where(flip, mask[:, ::-1], mask)
-        return tf.clip_by_value(image, 0.0, 1.0), tf.cast(mask, tf.uint8)
+        return tf.clip_by_value(image, low, high), tf.cast(mask, labels)
 
     return tf.data.Dataset.zip((dataset, draws)).map(transform, num_parallel_calls=tf.data.AUTOTUNE)
 
@@ -130,7 +145,7 @@ def training_dataset(variant, source, options, seed):
     if options.augment:
         data = augment(data, seed, options.size)
     data = data.batch(options.batch_size)
-    if variant == "reshape":
+    if resolve(variant).reshape:
         data = data.map(
             lambda x, y: (x, targets_for(variant, y, options.classes, options.ignore_index))
         )
@@ -147,7 +162,7 @@ def evaluate(model, variant, source, loss, options, calibration=True, sink=None)
 
     Args:
         model: The model.
-        variant: Its variant name.
+        variant: Its :class:`~sm_pixel_ce.compare.variants.Variant`.
         source: A data source (``FolderSource``/``ArraySource``).
         loss: The variant's loss.
         options: :class:`~sm_pixel_ce.compare.options.CompareOptions`.
@@ -222,7 +237,7 @@ class _EpochScores(keras.callbacks.Callback):
         self.val_loss.append(result["val_loss"])
         self.curve.append(result["miou"])
         self.log(
-            f"  {self.variant:<13} epoch {epoch + 1:>3}/{options.epochs}  "
+            f"  {self.variant.name:<13} epoch {epoch + 1:>3}/{options.epochs}  "
             f"loss {logs.get('loss', np.nan):.4f}"
             f"  val_loss {self.val_loss[-1]:.4f}  val keras accuracy {self.keras_accuracy[-1]:.3f}"
             f"  val mIoU {score_text(self.curve[-1])}"
@@ -284,7 +299,8 @@ def train_variant(
     """Train ``variant`` and score it on the validation split, streaming both from disk.
 
     Args:
-        variant: A key of :data:`~sm_pixel_ce.compare.variants.VARIANTS`.
+        variant: A :class:`~sm_pixel_ce.compare.variants.Variant`, a key of
+            :data:`~sm_pixel_ce.compare.variants.VARIANTS` or a loss spec.
         data: A :class:`~sm_pixel_ce.compare.experiment.Split`.
         options: A :class:`~sm_pixel_ce.compare.options.CompareOptions`.
         initial_weights: The weights every variant starts from (``model.get_weights()``).
@@ -300,6 +316,7 @@ def train_variant(
     Raises:
         DataError: A file that cannot be read turned up while streaming; it is named.
     """
+    variant = resolve(variant)
     num_classes = options.classes
     keras.utils.set_random_seed(seed)
     model = build_model(
@@ -309,13 +326,15 @@ def train_variant(
         num_classes,
         options.size,
         freeze_encoder=options.freeze_encoder,
+        channels=data.train.channels,
+        normalization=data.train.normalization(),
     )
     model.set_weights(initial_weights)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         loss = loss_for(variant, class_counts, num_classes, options.ignore_index)
     for warning in caught:  # a class absent from the training masks: a line of the run's log
-        log(f"  {variant}: {warning.message}")
+        log(f"  {variant.name}: {warning.message}")
     model.compile(optimizer=keras.optimizers.Adam(options.lr), loss=loss, metrics=["accuracy"])
     train = training_dataset(variant, data.train, options, seed)
     steps = options.steps_per_epoch or math.ceil(len(data.train) / options.batch_size)
@@ -327,7 +346,7 @@ def train_variant(
             epochs=options.epochs,
             steps_per_epoch=options.steps_per_epoch,
             shuffle=False,  # the dataset shuffles, seeded
-            callbacks=[_Progress(variant, options.epochs, steps), scores],
+            callbacks=[_Progress(variant.name, options.epochs, steps), scores],
             verbose=0,
         ).history
     except tf.errors.OpError as error:
@@ -338,9 +357,13 @@ def train_variant(
     seconds = time.perf_counter() - start
     final = scores.final
     result = {
-        "variant": variant,
+        "variant": variant.name,
+        "setup": variant.setup,
         "seed": seed,
         "loss": loss_settings(loss),
+        "loss_code": loss_code(loss),
+        "activation": variant.activation,
+        "compile": compile_line(loss, options.lr),
         **{k: final[k] for k in ("miou", "pixel_accuracy", "per_class_iou")},
         "binary_accuracy": final["binary_accuracy"],
         "ece": final["ece"],
