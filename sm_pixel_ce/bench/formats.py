@@ -16,6 +16,8 @@ import time
 
 import numpy as np
 
+from .streaming import write_scene_folder
+
 #: Format name -> (file suffix, what is written).
 FORMATS = {
     "png": (".png", "8-bit RGB PNG"),
@@ -51,38 +53,28 @@ def write_format_folder(folder, form, count, size, seed=0, chunk=100):
     import tifffile
     from PIL import Image
 
-    from ..data.scenes import make_scenes
-
     suffix = FORMATS[form][0]
-    images_dir, masks_dir = os.path.join(folder, "images"), os.path.join(folder, "masks")
-    if os.path.isdir(masks_dir) and len(os.listdir(masks_dir)) == count:
-        return folder
-    shutil.rmtree(folder, ignore_errors=True)
-    os.makedirs(images_dir)
-    os.makedirs(masks_dir)
-    for start in range(0, count, chunk):
-        images, masks = make_scenes(min(chunk, count - start), size=size, seed=seed + start)
-        for i, (image, mask) in enumerate(zip(images, masks)):
-            name = f"{start + i:05d}"
-            path = os.path.join(images_dir, name + suffix)
-            bands = _four_bands(image)
-            eight = (bands[..., :3] >> 8).astype(np.uint8)
-            if form == "png16":
-                import tensorflow as tf
 
-                tf.io.write_file(path, tf.io.encode_png(bands[..., :3]))
-            elif form.startswith("tiff"):
-                data = bands.astype(np.float32) / 65535 if form == "tiff-float" else bands
-                compression = "zlib" if form == "tiff-zlib" else None
-                tifffile.imwrite(
-                    path, data, photometric="minisblack", planarconfig="contig",
-                    compression=compression,
-                )
-            else:
-                save = {"jpeg": {"quality": 90}, "webp": {"quality": 90}}.get(form, {})
-                Image.fromarray(eight).save(path, **save)
-            Image.fromarray(mask).save(os.path.join(masks_dir, name + ".png"))
-    return folder
+    def write_image(image, stem):
+        path = stem + suffix
+        bands = _four_bands(image)
+        eight = (bands[..., :3] >> 8).astype(np.uint8)
+        if form == "png16":
+            import tensorflow as tf
+
+            tf.io.write_file(path, tf.io.encode_png(bands[..., :3]))
+        elif form.startswith("tiff"):
+            data = bands.astype(np.float32) / 65535 if form == "tiff-float" else bands
+            compression = "zlib" if form == "tiff-zlib" else None
+            tifffile.imwrite(
+                path, data, photometric="minisblack", planarconfig="contig",
+                compression=compression,
+            )
+        else:
+            save = {"jpeg": {"quality": 90}, "webp": {"quality": 90}}.get(form, {})
+            Image.fromarray(eight).save(path, **save)
+
+    return write_scene_folder(folder, count, size, seed, chunk, write_image=write_image)
 
 
 def measure_decoding(folder, size, batch=8, passes=2):

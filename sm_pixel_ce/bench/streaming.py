@@ -48,10 +48,15 @@ def parse_points(text, size=128):
     return tuple(points)
 
 
-def write_scene_folder(folder, count, size, seed=0, chunk=100):
+def write_scene_folder(folder, count, size, seed=0, chunk=100, write_image=None):
     """Write ``count`` generated scenes as ``folder/images/NNNNN.png`` and grey
     ``folder/masks/NNNNN.png`` (7 classes), ``chunk`` at a time, so that writing takes little
     memory too. A folder already holding ``count`` pairs is kept as it is.
+
+    Args:
+        folder, count, size, seed, chunk: As above.
+        write_image: ``write_image(image, path_without_suffix)`` writes one float32 ``(S, S, 3)``
+            scene in [0, 1] in another format; None for 8-bit PNG. Defaults to None.
 
     Returns:
         ``folder``.
@@ -69,11 +74,14 @@ def write_scene_folder(folder, count, size, seed=0, chunk=100):
     for start in range(0, count, chunk):
         images, masks = make_scenes(min(chunk, count - start), size=size, seed=seed + start)
         for i, (image, mask) in enumerate(zip(images, masks)):
-            name = f"{start + i:05d}.png"
-            Image.fromarray((image * 255).round().astype(np.uint8)).save(
-                os.path.join(images_dir, name)
-            )
-            Image.fromarray(mask).save(os.path.join(masks_dir, name))
+            name = f"{start + i:05d}"
+            if write_image is None:
+                Image.fromarray((image * 255).round().astype(np.uint8)).save(
+                    os.path.join(images_dir, name + ".png")
+                )
+            else:
+                write_image(image, os.path.join(images_dir, name))
+            Image.fromarray(mask).save(os.path.join(masks_dir, name + ".png"))
     return folder
 
 
