@@ -35,7 +35,7 @@ from .losses import (
     pixel_lovasz_loss,
     pixel_tversky_loss,
 )
-from .metrics import PixelAccuracy, PixelMeanIoU
+from .metrics import PixelAccuracy, PixelIoU, PixelMeanIoU, pixel_metrics
 from .saving import load_model
 from .sm_support import supported_backbones
 
@@ -47,6 +47,7 @@ __all__ = [
     "PixelCategoricalCrossentropyDice",
     "PixelCategoricalFocalCrossentropy",
     "PixelDiceLoss",
+    "PixelIoU",
     "PixelJaccardLoss",
     "PixelLossSum",
     "PixelLossTerm",
@@ -65,6 +66,7 @@ __all__ = [
     "pixel_dice_loss",
     "pixel_jaccard_loss",
     "pixel_lovasz_loss",
+    "pixel_metrics",
     "pixel_softmax",
     "pixel_tversky_loss",
     "supported_backbones",

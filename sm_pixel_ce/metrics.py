@@ -1,12 +1,14 @@
-"""Streaming per-pixel metrics to compare losses fairly: ``pixel_miou`` and ``pixel_accuracy``.
+"""Streaming per-pixel metrics to compare losses fairly: ``pixel_miou``, ``pixel_accuracy`` and
+the per-class ``pixel_iou``; :func:`pixel_metrics` gives all of them for ``compile``.
 
-Both take the argmax of the predictions over the class axis and accumulate counts over every
+All take the argmax of the predictions over the class axis and accumulate counts over every
 batch (a confusion matrix, float64), so the value over an epoch is exact: the mean IoU of the
 epoch's pixels, not a mean of per-batch means. Labels are dense (one-hot, argmax taken; an
 all-zero pixel is unlabelled) or integer masks, flattened the same way as the losses'.
 """
 
 import numbers
+import re
 
 import tensorflow as tf
 
@@ -60,6 +62,22 @@ def pixel_confusion_matrix(
     )
 
 
+def iou_from_confusion(cm):
+    """Per-class ``tp / (tp + fp + fn)``; 0 for a class absent from labels and predictions.
+
+    Args:
+        cm: A ``(C, C)`` confusion matrix (rows: labels, columns: predictions).
+
+    Returns:
+        A ``(C,)`` tensor of ``cm``'s dtype.
+
+    Example:
+        >>> iou_from_confusion(pixel_confusion_matrix(masks, model(images), num_classes=7))[3]
+    """
+    iou, _ = _iou_and_presence(cm)
+    return iou
+
+
 def mean_iou_from_confusion(cm):
     """Mean over classes present in labels or predictions of ``tp / (tp + fp + fn)``; 0 if none.
 
@@ -69,11 +87,15 @@ def mean_iou_from_confusion(cm):
     Returns:
         A float64 scalar.
     """
+    iou, present = _iou_and_presence(cm)
+    return tf.math.divide_no_nan(tf.reduce_sum(iou * present), tf.reduce_sum(present))
+
+
+def _iou_and_presence(cm):
+    """Per-class IoU (0 where undefined) and 1.0 for the classes seen in labels or predictions."""
     true_positives = tf.linalg.diag_part(cm)
     union = tf.reduce_sum(cm, axis=0) + tf.reduce_sum(cm, axis=1) - true_positives
-    present = tf.cast(union > 0, cm.dtype)
-    iou = tf.math.divide_no_nan(true_positives, union)
-    return tf.math.divide_no_nan(tf.reduce_sum(iou * present), tf.reduce_sum(present))
+    return tf.math.divide_no_nan(true_positives, union), tf.cast(union > 0, cm.dtype)
 
 
 def _num_classes(value, where):
@@ -85,8 +107,45 @@ def _num_classes(value, where):
     return int(value)
 
 
+class _ConfusionMetric(keras.metrics.Metric):
+    """Accumulates :func:`pixel_confusion_matrix` over batches; subclasses derive ``result``."""
+
+    def __init__(self, num_classes, ignore_index, axis, name, dtype):
+        super().__init__(name=name, dtype=dtype)
+        where = type(self).__name__
+        self.num_classes = _num_classes(num_classes, where)
+        self.ignore_index = _checks.ignore_index(ignore_index, where)
+        self.axis = _checks.axis_argument(axis, where)
+        self.confusion = self.add_weight(
+            name="confusion",
+            shape=(self.num_classes, self.num_classes),
+            initializer="zeros",
+            dtype="float64",
+        )
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        cm = pixel_confusion_matrix(
+            y_true, y_pred, self.num_classes, self.ignore_index, self.axis, sample_weight
+        )
+        self.confusion.assign_add(cm)
+
+    def reset_state(self):
+        self.confusion.assign(tf.zeros_like(self.confusion))
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_classes": self.num_classes,
+            "ignore_index": self.ignore_index,
+            "axis": self.axis,
+        }
+
+    def _cast(self, value):
+        return tf.cast(value, self.dtype or "float32")
+
+
 @register("metric", "pixel_miou")
-class PixelMeanIoU(keras.metrics.Metric):
+class PixelMeanIoU(_ConfusionMetric):
     """Mean IoU of per-pixel argmax predictions, streaming over a confusion matrix.
 
     ``IoU_c = tp_c / (tp_c + fp_c + fn_c)``, averaged over the classes present in the labels or
@@ -108,39 +167,61 @@ class PixelMeanIoU(keras.metrics.Metric):
     """
 
     def __init__(self, num_classes, ignore_index=None, axis=-1, name="pixel_miou", dtype=None):
-        super().__init__(name=name, dtype=dtype)
-        where = type(self).__name__
-        self.num_classes = _num_classes(num_classes, where)
-        self.ignore_index = _checks.ignore_index(ignore_index, where)
-        self.axis = _checks.axis_argument(axis, where)
-        self.confusion = self.add_weight(
-            name="confusion",
-            shape=(self.num_classes, self.num_classes),
-            initializer="zeros",
-            dtype="float64",
-        )
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        cm = pixel_confusion_matrix(
-            y_true, y_pred, self.num_classes, self.ignore_index, self.axis, sample_weight
-        )
-        self.confusion.assign_add(cm)
+        super().__init__(num_classes, ignore_index, axis, name, dtype)
 
     def result(self):
-        return tf.cast(
-            mean_iou_from_confusion(tf.convert_to_tensor(self.confusion)), self.dtype or "float32"
-        )
+        return self._cast(mean_iou_from_confusion(tf.convert_to_tensor(self.confusion)))
 
-    def reset_state(self):
-        self.confusion.assign(tf.zeros_like(self.confusion))
+
+@register("metric", "pixel_iou")
+class PixelIoU(_ConfusionMetric):
+    """IoU of one class of per-pixel argmax predictions, streaming over a confusion matrix.
+
+    ``IoU_k = tp_k / (tp_k + fp_k + fn_k)`` over everything seen since the last reset (an epoch in
+    ``fit``), so that the training logs show each class's number beside the mean IoU. A class
+    absent from both the labels and the predictions gives 0, not undefined: a Keras metric must be
+    a number (``sm_pixel_ce.scores.scores_from_confusion`` reports such a class as None).
+
+    Args:
+        num_classes: C, the number of predicted classes. Required.
+        class_id: k, the class scored, an integer in ``[0, num_classes)``. Required.
+        ignore_index: Integer-mask value not counted, or None. Defaults to None.
+        axis: Class axis of the predictions (``1`` for channels_first). Defaults to -1.
+        name: Defaults to None, which names it ``"iou_<class_id>"`` (e.g. "iou_3").
+        dtype: Dtype of the result. Defaults to None (float32).
+
+    Returns:
+        ``result()``: the IoU of class k, a float scalar in [0, 1].
+
+    Example:
+        >>> model.compile("adam", loss="pixel_cce",
+        ...               metrics=[PixelIoU(num_classes=7, class_id=3, ignore_index=255)])
+        >>> model.fit(images, masks).history["iou_3"]
+    """
+
+    def __init__(self, num_classes, class_id, ignore_index=None, axis=-1, name=None, dtype=None):
+        where = type(self).__name__
+        num_classes = _num_classes(num_classes, where)
+        if (
+            isinstance(class_id, bool)
+            or not isinstance(class_id, numbers.Integral)
+            or not 0 <= class_id < num_classes
+        ):
+            raise ValueError(
+                f"{where}: `class_id` must be an integer in [0, {num_classes}), the index of the "
+                f"class scored among num_classes={num_classes}. Received: class_id={class_id!r}"
+            )
+        class_id = int(class_id)
+        name = f"iou_{class_id}" if name is None else name
+        super().__init__(num_classes, ignore_index, axis, name, dtype)
+        self.class_id = class_id
+
+    def result(self):
+        iou = iou_from_confusion(tf.convert_to_tensor(self.confusion))
+        return self._cast(iou[self.class_id])
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "num_classes": self.num_classes,
-            "ignore_index": self.ignore_index,
-            "axis": self.axis,
-        }
+        return {**super().get_config(), "class_id": self.class_id}
 
 
 @register("metric", "pixel_accuracy")
@@ -194,3 +275,83 @@ class PixelAccuracy(keras.metrics.Metric):
 
     def get_config(self):
         return {**super().get_config(), "ignore_index": self.ignore_index, "axis": self.axis}
+
+
+def pixel_metrics(num_classes, ignore_index=None, class_names=None, axis=-1):
+    """The metrics to pass to ``compile``: mean IoU, pixel accuracy and every class's IoU.
+
+    The per-class metrics are named ``"iou_<class name>"``, the name made safe for Keras's logs:
+    lowercased, every run of characters other than ASCII letters and digits turned into one
+    ``"_"``, and ``"_"`` stripped from the ends (``"Traffic sign"`` -> ``"iou_traffic_sign"``,
+    ``"(void)"`` -> ``"iou_void"``). Two class names that become the same (``"Car"`` and ``"car"``)
+    are a ValueError rather than made unique: a log's name must say which class it is.
+
+    Args:
+        num_classes: C, the number of predicted classes. Required.
+        ignore_index: Integer-mask value not counted, or None. Defaults to None.
+        class_names: C strings, the names of classes 0 to C-1, or None for ``"iou_0"``,
+            ``"iou_1"``... Defaults to None.
+        axis: Class axis of the predictions (``1`` for channels_first). Defaults to -1.
+
+    Returns:
+        A list: ``PixelMeanIoU`` ("pixel_miou"), ``PixelAccuracy`` ("pixel_accuracy"), then one
+        ``PixelIoU`` per class, in class order.
+
+    Example:
+        >>> model.compile("adam", loss="pixel_cce", metrics=pixel_metrics(
+        ...     3, ignore_index=255, class_names=["road", "Traffic sign", "car"]))
+        >>> sorted(model.fit(images, masks).history)
+        ['iou_car', 'iou_road', 'iou_traffic_sign', 'loss', 'pixel_accuracy', 'pixel_miou']
+    """
+    where = "pixel_metrics"
+    num_classes = _num_classes(num_classes, where)
+    names = _iou_names(class_names, num_classes, where)
+    return [
+        PixelMeanIoU(num_classes, ignore_index=ignore_index, axis=axis),
+        PixelAccuracy(ignore_index=ignore_index, axis=axis),
+        *(
+            PixelIoU(num_classes, k, ignore_index=ignore_index, axis=axis, name=name)
+            for k, name in enumerate(names)
+        ),
+    ]
+
+
+def _iou_names(class_names, num_classes, where):
+    """``"iou_<sanitised name>"`` for each class, checked for count, type and uniqueness."""
+    if class_names is None:
+        return [f"iou_{k}" for k in range(num_classes)]
+    if isinstance(class_names, str) or not hasattr(class_names, "__len__"):
+        raise ValueError(
+            f"{where}: `class_names` must be a list of {num_classes} strings or None. "
+            f"Received: class_names={class_names!r}"
+        )
+    class_names = list(class_names)
+    if len(class_names) != num_classes:
+        raise ValueError(
+            f"{where}: `class_names` must name each of the num_classes={num_classes} classes. "
+            f"Received {len(class_names)} names: class_names={class_names!r}"
+        )
+    names, first = [], {}
+    for k, class_name in enumerate(class_names):
+        if not isinstance(class_name, str):
+            raise ValueError(
+                f"{where}: every class name must be a string. "
+                f"Received: class_names[{k}]={class_name!r}"
+            )
+        sanitised = re.sub(r"[^a-z0-9]+", "_", class_name.lower()).strip("_")
+        if not sanitised:
+            raise ValueError(
+                f"{where}: a class name must contain an ASCII letter or digit to name its metric. "
+                f"Received: class_names[{k}]={class_name!r}"
+            )
+        name = f"iou_{sanitised}"
+        if name in first:
+            j = first[name]
+            raise ValueError(
+                f"{where}: class names must stay distinct once made metric names; "
+                f"class_names[{j}]={class_names[j]!r} and class_names[{k}]={class_name!r} are "
+                f"both {name!r}. Rename one."
+            )
+        first[name] = k
+        names.append(name)
+    return names
