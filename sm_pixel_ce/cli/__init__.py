@@ -21,6 +21,7 @@ SUBCOMMANDS = {
         "build/train/save/reload every segmentation_models architecture x backbone",
     ),
     "export": ("export", "export a model to TFLite, ONNX or a TF Serving SavedModel, and check it"),
+    "predict": ("predict", "segment images of any size with a trained model, in tiles"),
 }
 
 

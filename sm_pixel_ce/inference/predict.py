@@ -1,0 +1,481 @@
+"""``predict``: masks of image files of any size with a trained model, written as palette PNGs.
+
+* :class:`PredictOptions` — every option with its default and its help, checked once;
+* :class:`PredictionFiles` — the output folder's file names;
+* :func:`find_inputs` — the image files of the inputs given (files, folders, ``DIR/images``);
+* :func:`predict_files` — the job: each image read as ``compare`` reads it, predicted by
+  :func:`~sm_pixel_ce.inference.tiling.predict_image`, and its mask (and on request its
+  probabilities and an overlay) written, one image at a time.
+"""
+
+import dataclasses
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import tqdm
+from PIL import Image
+
+from ..data import (
+    IMAGE_SUFFIXES,
+    SCALES,
+    DataError,
+    ImageKind,
+    ImageReader,
+    OptionsMismatch,
+    parse_bands,
+)
+from ..data.errors import some
+from ..data.images import preview
+from ..data.pairing import list_files
+from . import palette
+from .predictor import load_predictor
+from .tiling import TTA_FLIPS, check_overlap, check_tta, plan, predict_image
+
+
+def _option(default, help, type=None, **cli):
+    """A field with its command-line spelling: ``help``, the ``type`` that parses its text (None
+    for a switch) and other argparse keywords."""
+    return dataclasses.field(default=default, metadata={"help": help, "type": type, "cli": cli})
+
+
+def _positive_or_none(name, value):
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"--{name.replace('_', '-')} must be an integer >= 1. Received: {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictOptions:
+    """Every option of one ``predict`` run, checked when made.
+
+    Attributes:
+        tile: Tile side in pixels, or None: a fixed-size model resizes each image to its size,
+            a flexible one predicts images up to 1024 px whole and larger ones in tiles of 512
+            (see :func:`~sm_pixel_ce.inference.tiling.predict_image`).
+        overlap: Fraction of a tile shared with the next, in [0, 1). Defaults to 0.25.
+        tta: ``"none"``, ``"hflip"`` or ``"hvflip"``. Defaults to ``"none"``.
+        size: Predict at ``size`` x ``size``, resized, then back. Defaults to None.
+        probabilities: Also write float16 ``(H, W, K)`` probabilities (``.npy``).
+        overlay: Also write the mask's colours over the image (``.png``).
+        skip_bad: Skip unreadable images (listed at the end) instead of stopping.
+        bands: Image bands as ``"0,1,2"`` or a tuple (0-based); None for RGB (every band of a
+            TIFF but alpha), as ``compare --bands``.
+        exif: Turn images by their EXIF orientation, as viewers do. Defaults to True.
+        scale: Divide pixel values by this instead of their type's maximum
+            (:data:`sm_pixel_ce.data.SCALES`: 255, 65535, 1 for float data). Defaults to None.
+        batch_size: Tiles per model call. Defaults to 4.
+
+    Raises:
+        ValueError: The option that is wrong, as spelled on the command line, and what it got.
+
+    Example:
+        >>> PredictOptions(tile=512, tta="hflip", bands="0,1,2").bands
+        (0, 1, 2)
+    """
+
+    tile: int = _option(
+        None,
+        "tile side in pixels, rounded up to the model's multiple (default: resize to a "
+        "fixed-size model's size; a flexible model takes images up to 1024 px whole, larger "
+        "ones in tiles of 512)",
+        int,
+        metavar="T",
+    )
+    overlap: float = _option(
+        0.25,
+        "fraction of a tile shared with the next, in [0, 1) (default: %(default)s)",
+        float,
+        metavar="F",
+    )
+    tta: str = _option(
+        "none",
+        "test-time augmentation: none, hflip (+ horizontal flip) or hvflip (+ horizontal, "
+        "vertical and both flips), averaged (default: %(default)s)",
+        str,
+        choices=tuple(TTA_FLIPS),
+    )
+    size: int = _option(
+        None,
+        "resize every image to S x S, predict, and resize the probabilities back (as compare "
+        "trains)",
+        int,
+        metavar="S",
+    )
+    probabilities: bool = _option(False, "also write {stem}_probabilities.npy, float16 (H, W, K)")
+    overlay: bool = _option(False, "also write {stem}_overlay.png, the mask over the image")
+    skip_bad: bool = _option(
+        False, "skip unreadable images (listed at the end) instead of stopping"
+    )
+    bands: tuple = _option(
+        None,
+        "image bands to read, 0-based, e.g. 0,1,2,3 (default: RGB; every band of a TIFF but alpha)",
+        str,
+        metavar="B,B,...",
+    )
+    exif: bool = _option(True, "read images as stored, not turned by their EXIF orientation")
+    scale: float = _option(
+        None,
+        "divide pixel values by V (default: 255 for 8-bit, 65535 for 16-bit, 1 for float data)",
+        float,
+        metavar="V",
+    )
+    batch_size: int = _option(4, "tiles per model call (default: %(default)s)", int, metavar="N")
+
+    def __post_init__(self):
+        _positive_or_none("tile", self.tile)
+        _positive_or_none("size", self.size)
+        _positive_or_none("batch_size", self.batch_size)
+        check_overlap(self.overlap)
+        check_tta(self.tta)
+        if self.tile is not None and self.size is not None:
+            raise ValueError(
+                "--size resizes the whole image and --tile slides a window over it at its own "
+                f"size; pass one of them. Received: --tile {self.tile} --size {self.size}"
+            )
+        if self.scale is not None and not (isinstance(self.scale, (int, float)) and self.scale > 0):
+            raise ValueError(f"--scale must be a number > 0. Received: {self.scale!r}")
+        object.__setattr__(self, "bands", parse_bands(self.bands))
+
+
+def option_fields():
+    """The fields of :class:`PredictOptions`, in ``--help`` order."""
+    return dataclasses.fields(PredictOptions)
+
+
+class PredictionFiles:
+    """The names of what ``predict`` writes in its output folder, per input stem.
+
+    Example:
+        >>> PredictionFiles("out").mask("a")
+        'out/a.png'
+    """
+
+    def __init__(self, root):
+        self.root = os.fspath(root)
+
+    def mask(self, stem):
+        """The mask: a palette PNG of class indices in the VOC colours."""
+        return os.path.join(self.root, f"{stem}.png")
+
+    def probabilities(self, stem):
+        """float16 ``(H, W, K)`` probabilities."""
+        return os.path.join(self.root, f"{stem}_probabilities.npy")
+
+    def overlay(self, stem):
+        """The mask's colours over the image."""
+        return os.path.join(self.root, f"{stem}_overlay.png")
+
+
+def find_inputs(inputs):
+    """The image files of ``inputs``: files as given, and each folder's image files
+    (:data:`~sm_pixel_ce.data.IMAGE_SUFFIXES`, sorted by stem; ``DIR/images`` when it exists).
+
+    Args:
+        inputs: Paths of files or folders.
+
+    Returns:
+        A list of paths, in the order given.
+
+    Raises:
+        DataError: A path does not exist, a folder holds no image file, or nothing was found.
+
+    Example:
+        >>> find_inputs(["field.tif", "test_data"])   # test_data/images/*
+        ['field.tif', 'test_data/images/a.png', 'test_data/images/b.png']
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    found = []
+    for path in map(os.fspath, inputs):
+        if os.path.isfile(path):
+            found.append(path)
+            continue
+        if not os.path.isdir(path):
+            raise DataError(f"{path}: no such file or folder.")
+        folder = os.path.join(path, "images")
+        folder = folder if os.path.isdir(folder) else path
+        files = list(list_files(folder, IMAGE_SUFFIXES).values())
+        if not files:
+            raise DataError(f"{folder}: no image files (expected {', '.join(IMAGE_SUFFIXES)}).")
+        found += files
+    if not found:
+        raise DataError("no input images given.")
+    return found
+
+
+def _stems(paths, files):
+    """``{path: stem}``, refusing two inputs of one stem and an output over an input."""
+    stems, seen = {}, {}
+    inputs = {os.path.abspath(p) for p in paths}
+    for path in paths:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        if stem in seen and seen[stem] != path:
+            raise ValueError(
+                f"two inputs share the file stem {stem!r} ({seen[stem]}, {path}): both masks "
+                f"would be {files.mask(stem)}; predict them into different --out folders."
+            )
+        for output in (files.mask(stem), files.probabilities(stem), files.overlay(stem)):
+            if os.path.abspath(output) in inputs:
+                raise ValueError(
+                    f"--out {files.root} would overwrite the input {output}; choose another "
+                    "--out folder."
+                )
+        seen[stem] = path
+        stems[path] = stem
+    return stems
+
+
+def model_input(pixels, dtype, scale=None):
+    """Pixels ``(H, W, C)`` as a model takes them: float32, divided by ``scale``, or by
+    :data:`~sm_pixel_ce.data.SCALES` of ``dtype`` as ``compare`` reads them.
+
+    The same float32 product as ``tf.image.convert_image_dtype`` (``x * (1 / max)``), made in
+    place: one float32 copy of a large image, not two.
+    """
+    image = np.asarray(pixels).astype(np.float32)
+    if scale is not None:
+        image /= np.float32(scale)
+    elif SCALES[dtype] != 1:
+        image *= np.float32(1.0 / SCALES[dtype])
+    return image
+
+
+#: Rows of an image converted at a time when masks, probabilities and overlays are written, so
+#: that no int64 or float copy of a whole large image is made.
+_ROWS = 256
+
+
+def labels(probabilities):
+    """The mask of ``(H, W, K)`` probabilities: argmax of K, or ``> 0.5`` for one channel;
+    uint8, or uint16 beyond 256 classes."""
+    if probabilities.shape[-1] == 1:
+        return (probabilities[..., 0] > 0.5).astype(np.uint8)
+    dtype = np.uint8 if probabilities.shape[-1] <= 256 else np.uint16
+    mask = np.empty(probabilities.shape[:2], dtype)
+    for row in range(0, len(mask), _ROWS):
+        mask[row : row + _ROWS] = np.argmax(probabilities[row : row + _ROWS], axis=-1)
+    return mask
+
+
+def save_probabilities(path, probabilities):
+    """Write ``(H, W, K)`` probabilities as a float16 ``.npy``, a block of rows at a time."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float16))}
+    header.update(fortran_order=False, shape=probabilities.shape)
+    with open(path, "wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, header)
+        for row in range(0, len(probabilities), _ROWS):
+            handle.write(probabilities[row : row + _ROWS].astype(np.float16).tobytes())
+
+
+def save_overlay(path, picture, mask, num_classes):
+    """Write :func:`~sm_pixel_ce.inference.palette.overlay` of ``picture`` and ``mask`` as a
+    PNG, made a block of rows at a time (it is per pixel)."""
+    blended = np.empty(mask.shape + (3,), np.uint8)
+    for row in range(0, len(mask), _ROWS):
+        rows = slice(row, row + _ROWS)
+        blended[rows] = palette.overlay(picture[rows], mask[rows], num_classes=num_classes)
+    Image.fromarray(blended).save(path)
+
+
+def progress_bar(total, desc=None):
+    """tqdm's bar over the images on stderr: redrawn in place on a terminal; elsewhere (a log
+    file) only in a run longer than a minute, then once a minute, as ``compare``'s bar."""
+    tty = sys.stderr.isatty()
+    return tqdm.tqdm(
+        total=total,
+        desc=desc,
+        file=sys.stderr,
+        leave=False,
+        delay=0.0 if tty else 60.0,
+        mininterval=0.2 if tty else 60.0,
+        unit="image",
+    )
+
+
+def predict_files(
+    model,
+    inputs,
+    out,
+    *,
+    tile=None,
+    overlap=0.25,
+    tta="none",
+    size=None,
+    probabilities=False,
+    overlay=False,
+    skip_bad=False,
+    bands=None,
+    exif=True,
+    scale=None,
+    batch_size=4,
+    log=print,
+):
+    """Predict a mask for every image of ``inputs`` and write it to ``out``.
+
+    Every image is read as ``compare`` reads it (:class:`sm_pixel_ce.data.ImageReader`: EXIF
+    orientation, bands, TIFF, 16-bit), divided by its type's maximum (or ``scale``), predicted by
+    :func:`~sm_pixel_ce.inference.tiling.predict_image` and written at its own size as
+    ``out/{stem}.png``: a palette PNG (VOC colours) whose pixel values are the class indices
+    (argmax; ``> 0.5`` for a one-channel sigmoid model). Images stream one at a time, the next
+    one read while the current one is predicted. Every header is read first, so that a size or
+    option that cannot work stops the run before the first prediction.
+
+    Args:
+        model: A Keras model, a :class:`~sm_pixel_ce.inference.predictor.Predictor`, or a model
+            file (``.keras``, ``.h5``, SavedModel folder, ``.tflite``, ``.onnx``).
+        inputs: Image files and folders (see :func:`find_inputs`).
+        out: The output folder (made if missing).
+        tile, overlap, tta, size, probabilities, overlay, skip_bad, bands, exif, scale,
+            batch_size: As :class:`PredictOptions`.
+        log: Called with each line of progress text. Defaults to ``print``.
+
+    Returns:
+        ``{"model", "options", "images", "written", "skipped", "seconds"}``: the predictor's
+        :meth:`~sm_pixel_ce.inference.predictor.Predictor.describe`, the options, per image
+        ``{"input", "mask", "probabilities", "overlay", "width", "height", "how", "seconds"}``,
+        every file written, ``[{"file", "reason"}]`` of the images skipped, and the wall time.
+
+    Raises:
+        ValueError: A bad option, or one the model or an image cannot take (an image smaller
+            than ``tile``, other channels than the model's).
+        ModelFileError: The model file is missing or unreadable.
+        DataError: No input image, or an unreadable one without ``skip_bad`` (naming it).
+
+    Example:
+        >>> result = predict_files("unet.keras", ["field.tif"], "masks", tile=512)
+        >>> result["written"]
+        ['masks/field.png']
+    """
+    options = PredictOptions(
+        tile=tile,
+        overlap=overlap,
+        tta=tta,
+        size=size,
+        probabilities=probabilities,
+        overlay=overlay,
+        skip_bad=skip_bad,
+        bands=bands,
+        exif=exif,
+        scale=scale,
+        batch_size=batch_size,
+    )
+    log = log or (lambda line: None)
+    started = time.perf_counter()
+    paths = find_inputs(inputs)
+    files = PredictionFiles(out)
+    stems = _stems(paths, files)
+    predictor = load_predictor(model)
+    reader = ImageReader(options.bands, options.exif)
+    paths, skipped = _probe(reader, predictor, paths, options)
+    os.makedirs(files.root, exist_ok=True)
+    log(
+        f"predicting {len(paths)} image(s) with {predictor.kind} model {predictor.name} "
+        f"({predictor.num_classes} classes) into {files.root}"
+    )
+    images, written = [], []
+    with ThreadPoolExecutor(1) as pool, progress_bar(len(paths)) as bar:
+        scale = options.scale
+        pending = pool.submit(_read, reader, paths[0], scale) if paths else None
+        for i, path in enumerate(paths):
+            try:
+                image, info = pending.result()
+            except DataError as error:
+                image, problem = None, error
+            following = paths[i + 1] if i + 1 < len(paths) else None
+            pending = None if following is None else pool.submit(_read, reader, following, scale)
+            if image is None:
+                if not options.skip_bad:
+                    raise problem
+                skipped.append({"file": path, "reason": str(problem)})
+                log(f"  skipped {problem}")
+                bar.update(1)
+                continue
+            record = _predict_one(predictor, image, info, stems[path], files, options)
+            del image  # at most two in memory: this one and the next, being read
+            images.append({"input": path, **record})
+            written += [record[k] for k in ("mask", "probabilities", "overlay") if record[k]]
+            bar.update(1)
+    if not images and skipped:
+        raise DataError(f"no image could be read: {some(s['file'] for s in skipped)}.")
+    return {
+        "model": predictor.describe(),
+        "options": dataclasses.asdict(options),
+        "images": images,
+        "written": written,
+        "skipped": skipped,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def _probe(reader, predictor, paths, options):
+    """Read every header: ``(readable paths, skipped)``; stop at an image the options or the
+    model cannot take."""
+    good, skipped = [], []
+    for path in paths:
+        try:
+            info = reader.info(path)
+            kind = reader.kind_of(info)
+        except DataError as error:
+            if not options.skip_bad or _not_skippable(error):
+                raise
+            skipped.append({"file": path, "reason": str(error)})
+            continue
+        if kind.channels != predictor.channels:
+            raise OptionsMismatch(
+                f"{path}: the image gives {kind}, but {predictor.name} takes "
+                f"{predictor.channels} channel(s); choose the bands with --bands."
+            )
+        width, height = info.size(reader.exif)
+        plan(predictor, height, width, options.tile, options.overlap, options.size)
+        good.append(path)
+    return good, skipped
+
+
+def _not_skippable(error):
+    return isinstance(error, OptionsMismatch)
+
+
+def _read(reader, path, scale):
+    """``(model input, info)`` of one image (in the reading thread)."""
+    info = reader.info(path)
+    return model_input(reader.read(path), info.dtype, scale), info
+
+
+def _predict_one(predictor, image, info, stem, files, options):
+    started = time.perf_counter()
+    height, width = image.shape[:2]
+    how = plan(predictor, height, width, options.tile, options.overlap, options.size)
+    probabilities = predict_image(
+        predictor,
+        image,
+        tile=options.tile,
+        overlap=options.overlap,
+        tta=options.tta,
+        batch_size=options.batch_size,
+        size=options.size,
+    )
+    mask = labels(probabilities)
+    record = {
+        "mask": files.mask(stem),
+        "probabilities": None,
+        "overlay": None,
+        "width": width,
+        "height": height,
+        "how": how[0],
+    }
+    palette.save_mask(record["mask"], mask)
+    if options.probabilities:
+        record["probabilities"] = files.probabilities(stem)
+        save_probabilities(record["probabilities"], probabilities)
+    del probabilities
+    if options.overlay:
+        kind = ImageKind(info.dtype, image.shape[-1])
+        if options.scale is not None:
+            image *= np.float32(options.scale / SCALES[info.dtype])
+        record["overlay"] = files.overlay(stem)
+        picture = preview(image[None], kind)[0]
+        save_overlay(record["overlay"], picture, mask, max(2, predictor.num_classes))
+    record["seconds"] = time.perf_counter() - started
+    return record

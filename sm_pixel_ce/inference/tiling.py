@@ -1,0 +1,314 @@
+"""Images of any size through a model: :func:`predict_image`, whole, resized or in overlapping
+tiles blended with a window that falls off towards the tile's edges.
+
+The tile grid is MMSegmentation's ``slide_inference``: along a side of ``length`` pixels,
+``max(length - tile + stride - 1, 0) // stride + 1`` tiles, the last one moved back to end at
+the image's edge (:func:`tile_starts`). Overlapping tiles are blended as nnU-Net does, with a
+separable Gaussian of sigma = side / 8 (:func:`blend_window`): a pixel near a tile's edge, where
+the network sees little context, counts less than one near another tile's centre.
+
+Memory: one float32 ``(H, W, K)`` sum and one float32 ``(H, W)`` weight, and ``batch_size`` tiles
+at a time; a 4000 x 3000 RGB image predicts within 2 GB (see ``sm-pixel-ce bench --inference``).
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from .predictor import Predictor, load_predictor
+
+#: A flexible model predicts an image whose longer side is at most this many pixels whole.
+WHOLE_IMAGE_LIMIT = 1024
+#: ... and a larger image in tiles of this side.
+DEFAULT_TILE = 512
+#: Test-time augmentation -> the flips averaged (axes of an ``(N, H, W, C)`` batch).
+TTA_FLIPS = {
+    "none": ((),),
+    "hflip": ((), (2,)),
+    "hvflip": ((), (2,), (1,), (1, 2)),
+}
+#: The least weight of :func:`blend_window`, so that every pixel of a tile counts a little.
+WINDOW_FLOOR = 1e-4
+
+
+def tile_starts(length, tile, stride):
+    """Where the tiles along one side start, as MMSegmentation's ``slide_inference`` places them.
+
+    ``grids = max(length - tile + stride - 1, 0) // stride + 1`` tiles, tile ``i`` starting at
+    ``min(i * stride, length - tile)`` (and at 0 when the side is shorter than a tile).
+
+    Args:
+        length: The side in pixels.
+        tile: The tile's side in pixels.
+        stride: Pixels between the starts of two tiles.
+
+    Returns:
+        A list of start offsets, ascending.
+
+    Raises:
+        ValueError: A value that is not a positive integer.
+
+    Example:
+        >>> tile_starts(1000, 512, 384)
+        [0, 384, 488]
+        >>> tile_starts(1024, 512, 512)
+        [0, 512]
+    """
+    for name, value in (("length", length), ("tile", tile), ("stride", stride)):
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1. Received: {name}={value!r}")
+    grids = max(length - tile + stride - 1, 0) // stride + 1
+    return [max(min(i * stride, length - tile), 0) for i in range(grids)]
+
+
+def _gaussian(side):
+    centre = (side - 1) / 2
+    sigma = side / 8
+    x = np.arange(side, dtype=np.float64)
+    return np.exp(-((x - centre) ** 2) / (2 * sigma**2))
+
+
+def blend_window(height, width):
+    """The weight of each pixel of a tile when overlapping tiles are blended.
+
+    ``w[y, x] = g_h(y) * g_w(x)``, ``g_s`` a Gaussian of sigma = ``s / 8`` centred on the side,
+    scaled to 1 at the centre and floored at :data:`WINDOW_FLOOR` (as nnU-Net's importance map),
+    so that every pixel has some weight.
+
+    Args:
+        height: Tile height in pixels.
+        width: Tile width in pixels.
+
+    Returns:
+        float32 ``(height, width)``, in ``[WINDOW_FLOOR, 1]``.
+
+    Example:
+        >>> window = blend_window(64, 64)
+        >>> float(window.max()), window[0, 0] < window[32, 32]
+        (1.0, True)
+    """
+    window = np.outer(_gaussian(height), _gaussian(width))
+    window /= window.max()
+    return np.maximum(window, WINDOW_FLOOR).astype(np.float32)
+
+
+def check_overlap(overlap):
+    """Raise a ``ValueError`` unless ``overlap`` is a number in ``[0, 1)``."""
+    if isinstance(overlap, bool) or not isinstance(overlap, (int, float)) or not 0 <= overlap < 1:
+        raise ValueError(
+            "overlap is the fraction of a tile shared with the next, in [0, 1). "
+            f"Received: overlap={overlap!r}"
+        )
+
+
+def check_tta(tta):
+    """Raise a ``ValueError`` unless ``tta`` is a key of :data:`TTA_FLIPS`."""
+    if tta not in TTA_FLIPS:
+        raise ValueError(f"tta must be one of {', '.join(TTA_FLIPS)}. Received: tta={tta!r}")
+
+
+def _check_positive(name, value, flag):
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{flag} must be an integer >= 1. Received: {name}={value!r}")
+
+
+def _round_up(value, multiple):
+    return -(-int(value) // multiple) * multiple
+
+
+def _pad(image, height, width):
+    """``image`` reflected at its bottom and right edges up to ``height`` x ``width``."""
+    rows, columns = height - image.shape[0], width - image.shape[1]
+    if rows <= 0 and columns <= 0:
+        return image
+    return np.pad(image, ((0, max(rows, 0)), (0, max(columns, 0)), (0, 0)), mode="reflect")
+
+
+def predict_batch(predictor, images, tta="none"):
+    """Probabilities of a batch, averaged over the flips of ``tta`` (each flipped back).
+
+    Args:
+        predictor: A :class:`~sm_pixel_ce.inference.predictor.Predictor`.
+        images: float32 ``(N, H, W, C)``.
+        tta: ``"none"``, ``"hflip"`` or ``"hvflip"``. Defaults to ``"none"``.
+
+    Returns:
+        float32 ``(N, H, W, K)``.
+    """
+    flips = TTA_FLIPS[tta]
+    total = None
+    for axes in flips:
+        batch = np.flip(images, axes) if axes else images
+        probabilities = predictor(batch)
+        if axes:
+            probabilities = np.flip(probabilities, axes)
+        total = probabilities if total is None else total + probabilities
+    return total if len(flips) == 1 else total / np.float32(len(flips))
+
+
+def _resize(array, height, width):
+    return tf.image.resize(array, (height, width), antialias=True).numpy()
+
+
+def _resized(predictor, image, height, width, tta):
+    """Predict ``image`` resized to ``height`` x ``width``, and the probabilities resized back."""
+    model_input = _resize(image, height, width)
+    if image.size and image.min() >= 0 and image.max() <= 1:
+        # As sm_pixel_ce.data.images.to_model_input: resized 8- and 16-bit images stay in [0, 1].
+        model_input = np.clip(model_input, 0.0, 1.0)
+    probabilities = predict_batch(predictor, model_input[None], tta)[0]
+    return _resize(probabilities, image.shape[0], image.shape[1])
+
+
+def _whole(predictor, image, tta):
+    """Predict ``image`` in one call, padded up to the model's multiple and cropped back."""
+    height, width = image.shape[:2]
+    multiple = predictor.multiple
+    padded = _pad(image, _round_up(height, multiple), _round_up(width, multiple))
+    probabilities = predict_batch(predictor, padded[None], tta)[0]
+    return np.ascontiguousarray(probabilities[:height, :width])
+
+
+def _slide(predictor, image, tile, stride, tta, batch_size):
+    """Predict ``image`` in ``tile`` x ``tile`` windows ``stride`` apart, blended."""
+    height, width = image.shape[:2]
+    padded = _pad(image, max(height, tile), max(width, tile))
+    rows, columns = padded.shape[:2]
+    corners = [
+        (y, x) for y in tile_starts(rows, tile, stride) for x in tile_starts(columns, tile, stride)
+    ]
+    window = blend_window(tile, tile)
+    total = np.zeros((rows, columns, predictor.num_classes), np.float32)
+    weight = np.zeros((rows, columns), np.float32)
+    for first in range(0, len(corners), batch_size):
+        chunk = corners[first : first + batch_size]
+        tiles = np.stack([padded[y : y + tile, x : x + tile] for y, x in chunk])
+        for (y, x), probabilities in zip(chunk, predict_batch(predictor, tiles, tta)):
+            probabilities *= window[..., None]
+            total[y : y + tile, x : x + tile] += probabilities
+            weight[y : y + tile, x : x + tile] += window
+    total /= weight[..., None]
+    if (rows, columns) == (height, width):
+        return total
+    return np.ascontiguousarray(total[:height, :width])
+
+
+def plan(predictor, height, width, tile=None, overlap=0.25, size=None):
+    """How :func:`predict_image` predicts an image of ``height`` x ``width`` pixels.
+
+    Args:
+        predictor: A :class:`~sm_pixel_ce.inference.predictor.Predictor`.
+        height, width: The image's size.
+        tile, overlap, size: As :func:`predict_image`.
+
+    Returns:
+        ``("resize", (h, w))``, ``("whole", None)`` or ``("tiles", (tile, stride))``.
+
+    Raises:
+        ValueError: As :func:`predict_image`.
+    """
+    check_overlap(overlap)
+    _check_positive("tile", tile, "--tile")
+    _check_positive("size", size, "--size")
+    if tile is not None and size is not None:
+        raise ValueError(
+            "--size resizes the whole image and --tile slides a window over it at its own size; "
+            f"pass one of them. Received: tile={tile}, size={size}"
+        )
+    fixed = predictor.fixed_size
+    if fixed is not None:
+        if size is not None and fixed != (size, size):
+            raise ValueError(
+                f"{predictor.name} takes {fixed[0]}x{fixed[1]} (HxW) inputs only: pass --size "
+                f"{fixed[0]} or none. Received: size={size}"
+            )
+        if tile is None:
+            return "resize", fixed
+        if fixed != (tile, tile):
+            raise ValueError(
+                f"{predictor.name} takes {fixed[0]}x{fixed[1]} (HxW) inputs only, so its tiles "
+                f"must be that size: pass --tile {fixed[0]} or none (the image is then resized "
+                f"to {fixed[0]}x{fixed[1]}). Received: tile={tile}"
+            )
+    multiple = predictor.multiple
+    if size is not None:
+        side = _round_up(size, multiple)
+        return "resize", (side, side)
+    if tile is None:
+        if max(height, width) <= WHOLE_IMAGE_LIMIT:
+            return "whole", None
+        side = DEFAULT_TILE
+    else:
+        side = tile if fixed is not None else _round_up(tile, multiple)
+        if height < side or width < side:
+            rounded = f" (rounded up to {side}, a multiple of {multiple})" if side != tile else ""
+            raise ValueError(
+                f"image is {width}x{height} px, smaller than --tile {tile}{rounded}; pass a "
+                "smaller --tile or none"
+            )
+    return "tiles", (side, max(1, round(side * (1 - overlap))))
+
+
+def predict_image(model, image, tile=None, overlap=0.25, tta="none", batch_size=4, size=None):
+    """Class probabilities of one image of any size.
+
+    How it is predicted:
+
+    * a fixed-size model (``input_shape=(256, 256, 3)``, as ``compare`` trains and saves them)
+      without ``tile``: the image is resized to the model's size (bilinear, antialiased, as
+      :func:`sm_pixel_ce.data.images.to_model_input` reads images for training), predicted, and
+      the probabilities resized back to ``(H, W)`` the same way; ``size=S`` does the same at
+      S x S for a flexible model (S rounded up to the model's multiple);
+    * a flexible model without ``tile``: an image whose longer side is at most 1024 px in one
+      call (reflect-padded up to the model's multiple, 32 for Unet/FPN/Linknet, and cropped
+      back); a larger one in tiles of 512;
+    * ``tile=T``: a sliding window of T x T, ``stride = round(T * (1 - overlap))``; the tiles
+      run ``batch_size`` at a time and their probabilities are summed, weighted by
+      :func:`blend_window`, and divided by the summed weight. T is rounded up to the model's
+      multiple; a fixed-size model takes only its own size.
+
+    ``tta`` averages the probabilities of flipped copies of each model input (each tile, or the
+    whole image), flipped back.
+
+    Args:
+        model: A :class:`~sm_pixel_ce.inference.predictor.Predictor`, a Keras model, or a model
+            file (see :func:`~sm_pixel_ce.inference.predictor.load_predictor`).
+        image: float32 ``(H, W, C)`` as the model takes it: pixel values divided by 255 for
+            uint8 images (:data:`sm_pixel_ce.data.SCALES`, as
+            :meth:`sm_pixel_ce.data.FolderReader.image` reads them).
+        tile: The tile side in pixels, or None for the policy above. Defaults to None.
+        overlap: The fraction of a tile shared with the next, in ``[0, 1)``. Defaults to 0.25.
+        tta: ``"none"``, ``"hflip"`` (identity and horizontal flip) or ``"hvflip"`` (identity,
+            horizontal, vertical, both). Defaults to ``"none"``.
+        batch_size: Tiles per model call. Defaults to 4.
+        size: Predict at ``size`` x ``size`` (resized, then back). Defaults to None.
+
+    Returns:
+        float32 ``(H, W, K)`` probabilities.
+
+    Raises:
+        ValueError: A bad ``overlap``, ``tta``, ``tile``, ``size`` or ``batch_size`` (naming what
+            is expected and what was received), an image smaller than ``tile``, a tile or size a
+            fixed-size model cannot take, or an image of other channels than the model's.
+
+    Example:
+        >>> image = np.asarray(Image.open("field.jpg"), np.float32) / 255
+        >>> probabilities = sm_pixel_ce.predict_image("unet.keras", image, tile=512)
+        >>> mask = probabilities.argmax(-1)
+    """
+    check_tta(tta)
+    _check_positive("batch_size", batch_size, "--batch-size")
+    predictor = model if isinstance(model, Predictor) else load_predictor(model)
+    image = np.asarray(image, np.float32)
+    if image.ndim != 3 or image.shape[-1] != predictor.channels:
+        raise ValueError(
+            f"{predictor.name} takes images of shape (H, W, {predictor.channels}). "
+            f"Received: image of shape {image.shape}"
+        )
+    how, detail = plan(predictor, image.shape[0], image.shape[1], tile, overlap, size)
+    if how == "resize":
+        return _resized(predictor, image, *detail, tta)
+    if how == "whole":
+        return _whole(predictor, image, tta)
+    return _slide(predictor, image, *detail, tta, batch_size)
