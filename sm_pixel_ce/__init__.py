@@ -17,6 +17,7 @@ from .activations import PixelSoftmax, pixel_softmax
 from .class_weights import class_weights
 from .exporting import export
 from .flavor import KERAS_FLAVOR
+from .inference import evaluate, load_predictor, predict_image
 from .losses import (
     PixelBinaryCrossentropy,
     PixelCategoricalCrossentropy,
@@ -57,16 +58,19 @@ __all__ = [
     "PixelTverskyLoss",
     "__version__",
     "class_weights",
+    "evaluate",
     "export",
     "get",
     "list_names",
     "load_model",
+    "load_predictor",
     "pixel_binary_crossentropy",
     "pixel_categorical_crossentropy",
     "pixel_dice_loss",
     "pixel_jaccard_loss",
     "pixel_lovasz_loss",
     "pixel_metrics",
+    "predict_image",
     "pixel_softmax",
     "pixel_tversky_loss",
     "supported_backbones",

@@ -20,6 +20,7 @@ SUBCOMMANDS = {
         "matrix",
         "build/train/save/reload every segmentation_models architecture x backbone",
     ),
+    "evaluate": ("evaluate", "score a trained model on a folder, class by class"),
     "export": ("export", "export a model to TFLite, ONNX or a TF Serving SavedModel, and check it"),
     "predict": ("predict", "segment images of any size with a trained model, in tiles"),
 }

@@ -112,6 +112,15 @@ _OPTIONS = (
         {},
     ),
     (
+        "--evaluate-scaling",
+        _int_list,
+        None,
+        "instead of the loss timings: peak RSS and time of `sm-pixel-ce evaluate` on generated "
+        "folders of these many 64-px images, each run in its own process, e.g. 500,4000 (kept "
+        "in --compare-workdir when given)",
+        {"metavar": "COUNTS"},
+    ),
+    (
         "--compare-backbone",
         str,
         "mobilenetv2",
@@ -147,6 +156,19 @@ def _say(line):
 
 
 def run(args):
+    if args.evaluate_scaling:
+        import json
+
+        from ..bench.evaluation import format_evaluate_scaling, run_evaluate_scaling
+
+        points = run_evaluate_scaling(
+            args.evaluate_scaling, workdir=args.compare_workdir, progress=_say
+        )
+        print(format_evaluate_scaling(points))
+        if args.json:
+            with open(args.json, "w") as handle:
+                json.dump(points, handle, indent=1)
+        return 0 if all(p["returncode"] == 0 for p in points) else 1
     if args.inference:
         from ..bench.inference import format_inference_bench, run_inference_bench
 

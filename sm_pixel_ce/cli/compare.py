@@ -13,16 +13,13 @@ from ..compare.job import DEFAULT_OUT, CompareInterrupted, run_compare
 from ..compare.layout import OutputFolder
 from ..compare.options import CompareOptions, option_fields
 from ..data import DataError
+from ._fields import add_field, flag
 
 _GROUPS = {
     "data": "data (default: generated 7-class scenes)",
     "training": "training",
     "output": "output",
 }
-
-
-def _flag(name):
-    return "--" + name.replace("_", "-")
 
 
 def add_arguments(parser):
@@ -38,17 +35,9 @@ def add_arguments(parser):
         help="keep the finished runs in --out (same configuration) and train only the others",
     )
     for field in option_fields():
-        meta = field.metadata
-        where = groups[meta["group"]] if meta["group"] else parser
-        default = field.default
-        if field.name == "variants":
-            default = ",".join(default)
-        if meta["type"] is None:  # a switch
-            where.add_argument(_flag(field.name), action="store_true", help=meta["help"])
-            continue
-        where.add_argument(
-            _flag(field.name), type=meta["type"], default=default, help=meta["help"], **meta["cli"]
-        )
+        group = field.metadata["group"]
+        default = ",".join(field.default) if field.name == "variants" else None
+        add_field(groups[group] if group else parser, field, default=default)
 
 
 def resume_command(options, out):
@@ -56,9 +45,9 @@ def resume_command(options, out):
     words = ["sm-pixel-ce", "compare"]
     for name, value in options.changed().items():
         if value is True:
-            words.append(_flag(name))
+            words.append(flag(name))
         elif value is not None and value is not False:
-            words += [_flag(name), ",".join(value) if name == "variants" else str(value)]
+            words += [flag(name), ",".join(value) if name == "variants" else str(value)]
     if out != DEFAULT_OUT:
         words += ["--out", out]
     return shlex.join(words + ["--resume"])

@@ -259,7 +259,7 @@ class ColorTable:
 _VALUE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 
 
-def _open_mask(path, exif, colored):
+def open_mask(path, exif, colored):
     """``(array, mode)``: a mask file's pixels, turned by its orientation with ``exif``, and
     what the file holds (a Pillow mode, ``"L"``, ``"I;16"`` or ``"RGB"`` for a TIFF, or a
     description of another TIFF). With ``colored``, colour and grey files come as RGB."""
@@ -327,7 +327,7 @@ class MaskReader:
 
     def _open(self, path):
         try:
-            return _open_mask(path, self.exif, self.colored)
+            return open_mask(path, self.exif, self.colored)
         except Exception as error:  # Pillow and tifffile raise many types for a damaged file
             raise DataError(f"{path}: cannot read the mask ({first_line(error)}).") from None
 

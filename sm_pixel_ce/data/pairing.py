@@ -159,6 +159,8 @@ def find_pairs(folder, masks=None, pattern=None):
         pattern = MaskPattern(pattern)
     same = os.path.samefile(images_dir, masks_dir)
     images = list_files(images_dir, IMAGE_SUFFIXES)
+    if not images:
+        raise DataError(f"{images_dir}: no {'/'.join(IMAGE_SUFFIXES)} files found.")
     if pattern is None:
         if same:
             raise DataError(

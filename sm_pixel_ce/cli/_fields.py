@@ -1,0 +1,33 @@
+"""Command-line flags made from the fields of an options dataclass (their ``metadata`` holds
+``help``, ``group``, ``type`` and other argparse keywords; see
+:class:`~sm_pixel_ce.compare.options.CompareOptions`), so that a flag several commands share
+(``--bands``, ``--mask-colors``, ...) is defined once."""
+
+
+def flag(name):
+    """``"ignore_index"`` -> ``"--ignore-index"``."""
+    return "--" + name.replace("_", "-")
+
+
+def add_field(where, field, default=None, help=None):
+    """Add the flag of one dataclass ``field`` to the parser or group ``where``.
+
+    Args:
+        where: An ``argparse`` parser or argument group.
+        field: A ``dataclasses.Field`` whose metadata has ``help``, ``type`` (None for a
+            switch) and ``cli`` (other argparse keywords).
+        default: The flag's default; None for the field's. Defaults to None.
+        help: The flag's help; None for the field's. Defaults to None.
+    """
+    meta = field.metadata
+    text = meta["help"] if help is None else help
+    if meta["type"] is None:  # a switch
+        where.add_argument(flag(field.name), action="store_true", help=text)
+        return
+    where.add_argument(
+        flag(field.name),
+        type=meta["type"],
+        default=field.default if default is None else default,
+        help=text,
+        **meta["cli"],
+    )

@@ -1,0 +1,156 @@
+"""``sm-pixel-ce evaluate``: parse, call :func:`sm_pixel_ce.inference.evaluation.evaluate`, print
+the per-class table.
+
+Exit status: 0 on success, 1 for unusable data or model files, 2 for bad arguments.
+"""
+
+import os
+import sys
+
+from ..compare.options import option_fields
+from ..data import DataError
+from ..inference.evaluation import FILES, evaluate
+from ..inference.evaluation_report import report_markdown
+from ._fields import add_field
+
+#: compare's flags that say how a folder is read, shared as they are.
+_DATA_FLAGS = (
+    "ignore_index",
+    "skip_bad",
+    "masks",
+    "mask_pattern",
+    "mask_colors",
+    "ignore_color",
+    "bands",
+    "no_exif",
+)
+
+
+def _positive(text):
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, received {text!r}")
+    return value
+
+
+def add_arguments(parser):
+    """Add the ``evaluate`` arguments to ``parser``."""
+    parser.add_argument(
+        "model",
+        metavar="MODEL",
+        help="a .keras/.h5 file or SavedModel (sm_pixel_ce.load_model), or an exported "
+        ".tflite / .onnx",
+    )
+    parser.add_argument(
+        "--data", required=True, metavar="DIR", help="folder with images/* and masks/*"
+    )
+    parser.add_argument(
+        "--classes",
+        type=_positive,
+        metavar="C",
+        help="number of classes (checked against the model's outputs; default: the model's)",
+    )
+    scoring = parser.add_argument_group("resolution")
+    scoring.add_argument(
+        "--size",
+        type=_positive,
+        metavar="S",
+        help="score at SxS: images and masks resized as compare trains (default: the model's "
+        "fixed input size; the images' own size for a model of any size)",
+    )
+    scoring.add_argument(
+        "--tile",
+        type=_positive,
+        metavar="T",
+        help="score at the images' own size, predicting in TxT tiles (default without --size: "
+        "whole up to 1024 px, tiles of 512 beyond)",
+    )
+    scoring.add_argument(
+        "--overlap", type=float, default=0.25, help="tile overlap in [0, 1) (default: 0.25)"
+    )
+    scoring.add_argument(
+        "--scale",
+        type=float,
+        metavar="V",
+        help="divide pixel values by V instead of their type's maximum (255, 65535), for a "
+        "model trained so (e.g. 4095 for 12-bit data)",
+    )
+    scoring.add_argument(
+        "--batch-size", type=_positive, default=4, help="images or tiles per call (default: 4)"
+    )
+    names = parser.add_argument_group("classes")
+    names.add_argument("--class-names", metavar="A,B,...", help="a name per class")
+    names.add_argument(
+        "--exclude-classes",
+        metavar="LIST",
+        help="classes left out of the 'excluding' means, e.g. 0 for the background",
+    )
+    names.add_argument(
+        "--multilabel",
+        action="store_true",
+        default=None,
+        help="score each output channel at --threshold against multi-label masks (default "
+        "for a sigmoid model whose masks have a channel or file per class)",
+    )
+    names.add_argument(
+        "--threshold", type=float, default=0.5, help="multi-label threshold (default: 0.5)"
+    )
+    reading = parser.add_argument_group("data")
+    fields = {field.name: field for field in option_fields()}
+    for name in _DATA_FLAGS:
+        add_field(reading, fields[name])
+    parser.add_argument(
+        "--out", default="evaluation", metavar="DIR", help="output folder (default: evaluation)"
+    )
+
+
+def _error(message, status=2):
+    print(f"sm-pixel-ce evaluate: error: {message}", file=sys.stderr)
+    return status
+
+
+def run(args):
+    """Score ``args.model`` on ``args.data``; returns the exit status."""
+    if not os.path.exists(args.model):
+        return _error(f"{args.model}: no such model file.", status=1)
+    try:
+        result = evaluate(
+            args.model,
+            args.data,
+            classes=args.classes,
+            ignore_index=args.ignore_index,
+            size=args.size,
+            tile=args.tile,
+            overlap=args.overlap,
+            class_names=args.class_names,
+            exclude_classes=args.exclude_classes,
+            out=args.out,
+            multilabel=args.multilabel,
+            threshold=args.threshold,
+            scale=args.scale,
+            skip_bad=args.skip_bad,
+            bands=args.bands,
+            exif=not args.no_exif,
+            mask_colors=args.mask_colors,
+            ignore_color=args.ignore_color,
+            masks=args.masks,
+            mask_pattern=args.mask_pattern,
+            batch_size=args.batch_size,
+            log=lambda line: print(line, flush=True),
+        )
+    except DataError as error:
+        return _error(str(error), status=1)
+    except ValueError as error:
+        return _error(str(error))
+    print()
+    print(report_markdown(result))
+    written = [os.path.join(args.out, name) for name in FILES]
+    if result["multilabel"]:
+        written = written[:2]
+    print(f"Written: {', '.join(written)}")
+    return 0

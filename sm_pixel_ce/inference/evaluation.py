@@ -1,0 +1,570 @@
+"""``evaluate``: a trained model's scores on a data folder, class by class.
+
+The folder is read by :class:`~sm_pixel_ce.data.FolderReader`, as ``compare`` reads it (formats,
+EXIF, colour masks, pairing options), and streamed: only counts are kept (a confusion matrix, the
+calibration bins, Boundary IoU's intersections and unions, one mIoU per image, and the few worst
+images as thumbnails), so memory stays flat however many images the folder holds.
+
+Two resolutions are scored:
+
+* ``size=S``: images resized to S×S and masks to S×S with nearest neighbour, as ``compare``
+  trains and validates (the default for a model with a fixed input size, at that size);
+* the original resolution (``tile=T``, or the default for a model of any input size): each image
+  predicted whole or in overlapping tiles by :func:`~sm_pixel_ce.inference.tiling.predict_image`
+  and scored against its mask as stored.
+
+Scores are MMSegmentation's ``IoUMetric`` (:mod:`sm_pixel_ce.scores`), with Boundary IoU
+(:mod:`sm_pixel_ce.boundary`), ECE and the Brier score; a multi-label model (sigmoid outputs
+scored against multi-label masks) gets per-channel IoU and F1 at a threshold.
+"""
+
+import heapq
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import tensorflow as tf
+
+from ..data import (
+    DataError,
+    FolderReader,
+    default_ignore_index,
+    parse_bands,
+    parse_color,
+    preview,
+)
+from ..data.images import ImageReader
+from ..data.multilabel import multilabel_pairs, read_multilabel_mask
+from ..scores import MultilabelScore, StreamingScore, class_means
+from . import evaluation_report
+from .predict import model_input, progress_bar
+from .predictor import load_predictor
+from .tiling import predict_image
+
+#: Images shown in ``worst.png``.
+WORST = 6
+#: Longer side of the thumbnails kept for ``worst.png``.
+THUMBNAIL = 256
+#: Files written in ``out``.
+FILES = ("evaluation.json", "report.md", "confusion.png", "reliability.png", "worst.png")
+
+
+def _check_options(size, tile, overlap, threshold, scale, batch_size):
+    if size is not None and tile is not None:
+        raise ValueError(
+            f"--size and --tile exclude each other: --size {size} scores images resized to "
+            f"{size}x{size}, --tile {tile} scores them at their own size in tiles; pass one."
+        )
+    for name, value in (("--size", size), ("--tile", tile), ("--batch-size", batch_size)):
+        if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
+            raise ValueError(f"{name} must be a positive integer. Received: {value!r}")
+    if not 0 <= overlap < 1:
+        raise ValueError(f"--overlap must be in [0, 1), e.g. 0.25. Received: {overlap!r}")
+    if not 0 < threshold < 1:
+        raise ValueError(f"--threshold must be in (0, 1), e.g. 0.5. Received: {threshold!r}")
+    if scale is not None and not scale > 0:
+        raise ValueError(f"--scale must be a positive number, e.g. 4095. Received: {scale!r}")
+
+
+def parse_names(text):
+    """``"sky,road"`` -> ``["sky", "road"]``; a list is kept; None -> None."""
+    if text is None:
+        return None
+    names = text.split(",") if isinstance(text, str) else list(text)
+    return [str(n).strip() for n in names]
+
+
+def parse_classes(text, num_classes, names=None):
+    """``--exclude-classes``: ``"0"``, ``"0,3"`` or class names -> sorted indices.
+
+    Raises:
+        ValueError: An index outside ``[0, C)`` or an unknown name, or every class excluded.
+    """
+    if text in (None, "", ()):
+        return []
+    items = text.split(",") if isinstance(text, str) else list(text)
+    indices = set()
+    for item in (str(i).strip() for i in items):
+        if item.lstrip("-").isdigit() and 0 <= int(item) < num_classes:
+            indices.add(int(item))
+        elif names is not None and item in names:
+            indices.add(names.index(item))
+        else:
+            raise ValueError(
+                f"--exclude-classes takes class indices in [0, {num_classes - 1}] or class "
+                f"names, comma-separated. Received: {item!r}"
+            )
+    if len(indices) == num_classes:
+        raise ValueError(
+            f"--exclude-classes {text} leaves no class to average over ({num_classes} classes)."
+        )
+    return sorted(indices)
+
+
+def _model_name(model):
+    if isinstance(model, (str, os.PathLike)):
+        return os.fspath(model)
+    return getattr(model, "name", "model")
+
+
+def _check_classes(predictor, classes, model):
+    """C of the scores: the model's channels (2 for one sigmoid channel), checked against
+    ``classes``."""
+    predicted = 2 if predictor.num_classes == 1 else predictor.num_classes
+    if classes is not None and classes != predicted:
+        one = " (one sigmoid channel: background and class 1)" if predictor.num_classes == 1 else ""
+        raise ValueError(
+            f"{_model_name(model)}: the model predicts {predicted} classes, but --classes is "
+            f"{classes}{one}; pass the model the masks were made for, or its number of classes."
+        )
+    return predicted
+
+
+def _as_classes(probabilities):
+    """Probabilities ``(..., K)``; one sigmoid channel becomes ``(1 - p, p)``."""
+    if probabilities.shape[-1] == 1:
+        return np.concatenate([1 - probabilities, probabilities], axis=-1)
+    return probabilities
+
+
+def _thumbnail(array, longest=THUMBNAIL):
+    step = max(1, int(np.ceil(max(array.shape[:2]) / longest)))
+    return np.ascontiguousarray(array[::step, ::step])
+
+
+class _Worst:
+    """The ``count`` images of lowest mIoU, as thumbnails."""
+
+    def __init__(self, count):
+        self.count, self.heap, self.seen = count, [], 0
+
+    def add(self, miou, file, image, truth, prediction, kind):
+        self.seen += 1
+        if miou is None or self.count == 0:
+            return
+        key = (-miou, -self.seen)
+        if len(self.heap) == self.count and key <= self.heap[0][0]:
+            return
+        item = {
+            "file": file,
+            "miou": miou,
+            "image": preview(_thumbnail(image)[None], kind)[0],
+            "truth": _thumbnail(truth),
+            "prediction": _thumbnail(prediction),
+        }
+        entry = (key, self.seen, item)
+        if len(self.heap) < self.count:
+            heapq.heappush(self.heap, entry)
+        else:
+            heapq.heapreplace(self.heap, entry)
+
+    def items(self):
+        return [item for _, _, item in sorted(self.heap, key=lambda e: (-e[0][0], e[1]))]
+
+
+def _prefetched(items, read):
+    """``read(item)`` of each item, the next one read in a thread while the caller works."""
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(read, items[0]) if items else None
+        for index in range(len(items)):
+            result = pending.result()
+            if index + 1 < len(items):
+                pending = pool.submit(read, items[index + 1])
+            yield items[index], result
+
+
+def evaluate(
+    model,
+    data,
+    *,
+    classes=None,
+    ignore_index=None,
+    size=None,
+    tile=None,
+    overlap=0.25,
+    class_names=None,
+    exclude_classes=None,
+    out=None,
+    multilabel=None,
+    threshold=0.5,
+    scale=None,
+    skip_bad=False,
+    bands=None,
+    exif=True,
+    mask_colors=None,
+    ignore_color=None,
+    masks=None,
+    mask_pattern=None,
+    batch_size=4,
+    worst=WORST,
+    log=None,
+):
+    """Score a trained model on a data folder, class by class.
+
+    Args:
+        model: A Keras model, or a file :func:`sm_pixel_ce.load_model` reads, or an exported
+            ``.tflite`` / ``.onnx`` (run in its own runtime).
+        data: Folder with ``images/`` and ``masks/`` (as ``compare`` reads it).
+        classes: C; checked against the model's outputs. None for the model's. Defaults to None.
+        ignore_index: Mask value not counted, or None. Defaults to None (255 with
+            ``ignore_color``).
+        size: Score at S×S: images resized, masks resized with nearest neighbour (``compare``'s
+            convention). None: the model's fixed input size, or the original resolution for a
+            model of any input size. Defaults to None.
+        tile: Score at the original resolution, predicting in tiles of T×T (see
+            :func:`~sm_pixel_ce.inference.tiling.predict_image`). Defaults to None.
+        overlap: Tile overlap, in [0, 1). Defaults to 0.25.
+        class_names: A name per class (a list or ``"a,b,..."``); None for the colour table's
+            names or ``class <c>``. Defaults to None.
+        exclude_classes: Classes left out of the ``excluding`` means (indices or names, a list
+            or ``"0,3"``), e.g. ``0`` for the background. Defaults to None.
+        out: Folder to write ``evaluation.json``, ``report.md``, ``confusion.png``,
+            ``reliability.png`` and ``worst.png`` in; None to write nothing. Defaults to None.
+        multilabel: Score per channel at ``threshold`` against multi-label masks (see
+            :mod:`sm_pixel_ce.data.multilabel`); None to do so for a sigmoid model whose masks
+            are multi-label. Defaults to None.
+        threshold: Multi-label threshold. Defaults to 0.5.
+        scale: Divide pixel values by this instead of their type's maximum (255, 65535), for a
+            model trained otherwise (e.g. 4095 for 12-bit data). Defaults to None.
+        skip_bad: Skip damaged or unpaired files (listed in the result) instead of stopping.
+            Defaults to False.
+        bands, exif, mask_colors, ignore_color, masks, mask_pattern: How the folder is read, as
+            :class:`~sm_pixel_ce.data.FolderReader` (``exif=True`` turns images as viewers do).
+        batch_size: Images (or tiles) per model call. Defaults to 4.
+        worst: Images shown in ``worst.png``. Defaults to 6.
+        log: ``log(line)`` for progress lines, or None. Defaults to None.
+
+    Returns:
+        The evaluation, as written to ``evaluation.json``: ``classes``, ``per_class``
+        (``iou``, ``dice``, ``precision``, ``recall``, ``boundary_iou``, ``pixels``; None where
+        undefined), ``miou``, ``mdice``, ``aacc``, ``macc``, ``fwiou``, ``ece``, ``brier``,
+        ``excluding``, ``confusion`` (rows are the truth), ``calibration_bins``, ``images``
+        (file and mIoU each) and ``skipped``. Multi-label: ``per_class`` has ``iou``, ``f1``
+        and ``pixels``; ``miou``, ``mf1``, ``threshold``.
+
+    Raises:
+        ValueError: A bad option, or a model whose classes or input channels do not match.
+        DataError: A file of the folder cannot be used (naming it), or no usable image.
+
+    Example:
+        >>> result = evaluate("results/models/cce.keras", "test_data", out="eval")
+        >>> result["miou"], result["per_class"]["iou"]
+    """
+    _check_options(size, tile, overlap, threshold, scale, batch_size)
+    log = log or (lambda line: None)
+    predictor = load_predictor(model)
+    num_classes = _check_classes(predictor, classes, model)
+    names = parse_names(class_names)
+    if names is not None and len(names) != num_classes:
+        raise ValueError(
+            f"--class-names gives {len(names)} names, but the model predicts {num_classes} "
+            f"classes. Received: {','.join(names)}"
+        )
+    fixed = predictor.fixed_size
+    if size is not None and fixed is not None and tuple(fixed) != (size, size):
+        raise ValueError(
+            f"{_model_name(model)}: the model takes {fixed[1]}x{fixed[0]} px inputs, but --size "
+            f"is {size}; pass --size {fixed[0]} or nothing, or --tile {fixed[0]} to score at the "
+            "images' own size."
+        )
+    if size is None and tile is None and fixed is not None:
+        if fixed[0] != fixed[1]:
+            raise ValueError(
+                f"{_model_name(model)}: the model takes {fixed[1]}x{fixed[0]} px inputs; "
+                f"evaluate scores square --size inputs or tiles: pass --tile."
+            )
+        size = int(fixed[0])
+    if ignore_color is not None and ignore_index is None:
+        ignore_index = default_ignore_index(num_classes)
+    is_multilabel = _multilabel(multilabel, predictor, data, names, masks, exif, num_classes, log)
+    job = _MultilabelJob if is_multilabel else _ClassJob
+    runner = job(
+        predictor,
+        data,
+        num_classes=num_classes,
+        ignore_index=ignore_index,
+        size=size,
+        tile=tile,
+        overlap=overlap,
+        threshold=threshold,
+        scale=scale,
+        skip_bad=skip_bad,
+        bands=bands,
+        exif=exif,
+        mask_colors=mask_colors,
+        ignore_color=ignore_color,
+        masks=masks,
+        mask_pattern=mask_pattern,
+        batch_size=batch_size,
+        worst=worst,
+        log=log,
+    )
+    evaluation = runner.run(names)
+    excluded = parse_classes(exclude_classes, num_classes, evaluation["classes"])
+    evaluation["excluding"] = runner.excluding(excluded)
+    evaluation = {
+        "model": _model_name(model),
+        "data": os.fspath(data),
+        "resolution": (
+            f"{size}x{size} (--size)"
+            if size is not None
+            else "original" + (f" (tiles of {tile}, overlap {overlap})" if tile is not None else "")
+        ),
+        **evaluation,
+    }
+    if out is not None:
+        write_outputs(out, evaluation, runner.worst.items(), num_classes, ignore_index)
+    return evaluation
+
+
+def _multilabel(multilabel, predictor, data, names, masks, exif, num_classes, log):
+    """Whether to score per channel: as asked, or for a sigmoid model of K > 1 channels whose
+    first mask is multi-label (K channels, or one file per class)."""
+    if multilabel is not None:
+        return bool(multilabel)
+    if predictor.activation != "sigmoid" or predictor.num_classes < 2:
+        return False
+    names = names or [str(c) for c in range(num_classes)]
+    try:
+        pairs = multilabel_pairs(data, names, masks)
+        read_multilabel_mask(pairs[0][1], num_classes, exif)
+    except DataError:
+        log(
+            "  a sigmoid model with masks of class indices: scored by the argmax of its "
+            "channels (pass --multilabel for per-channel scores)"
+        )
+        return False
+    return True
+
+
+class _Job:
+    """What both kinds of scoring share: options, the worst images, the skipped files."""
+
+    def __init__(self, predictor, data, **options):
+        self.predictor, self.data = predictor, data
+        for key, value in options.items():
+            setattr(self, key, value)
+        self.worst = _Worst(options["worst"])
+        self.images, self.skipped = [], []
+
+    def excluding(self, excluded):
+        """The means over the classes not in ``excluded``, or None."""
+        if not excluded:
+            return None
+        keep = [c for c in range(self.num_classes) if c not in excluded]
+        return {"classes": list(excluded), **class_means(self.scores, keep)}
+
+    def _predict(self, image):
+        return predict_image(
+            self.predictor,
+            image,
+            tile=self.tile,
+            overlap=self.overlap,
+            batch_size=self.batch_size,
+        )
+
+    def _record(self, path, miou):
+        self.images.append({"file": os.fspath(path), "miou": miou})
+
+
+class _ClassJob(_Job):
+    """Scores of mutually exclusive classes (softmax, or the argmax of sigmoids)."""
+
+    def run(self, names):
+        reader = FolderReader(
+            self.num_classes,
+            self.ignore_index,
+            bands=parse_bands(self.bands),
+            exif=self.exif,
+            mask_colors=self.mask_colors,
+            ignore_color=parse_color(self.ignore_color),
+            masks=self.masks,
+            mask_pattern=self.mask_pattern,
+        )
+        pairs, skipped = reader.pair(self.data, skip_bad=self.skip_bad)
+        self.log(f"Checking {len(pairs)} image/mask pairs in {self.data}")
+        pairs, damaged = reader.check(pairs, skip_bad=self.skip_bad)
+        self.skipped = [{"file": s["file"], "reason": s["reason"]} for s in skipped + damaged]
+        for bad in self.skipped:
+            self.log(f"  skipped: {bad['reason']}")
+        if not pairs:
+            raise DataError(f"{self.data}: no usable image/mask pair to score.")
+        kind = reader.image_kind()
+        if kind.channels != self.predictor.channels:
+            raise ValueError(
+                f"the model takes {self.predictor.channels} input channel(s), but the images of "
+                f"{self.data} give {kind.channels} ({kind}); choose bands with --bands."
+            )
+        self.kind = kind
+        self.score = StreamingScore(self.num_classes, self.ignore_index, boundary=True)
+        with progress_bar(len(pairs), "  evaluate") as bar:
+            if self.size is not None:
+                self._run_resized(reader, pairs, bar)
+            else:
+                self._run_original(reader, pairs, bar)
+        result = self.score.result(full=True)
+        self.scores = result
+        names = names or reader.class_names()
+        return {
+            "images_scored": len(self.images),
+            "multilabel": False,
+            "classes": list(names),
+            "per_class": {
+                "iou": result["per_class_iou"],
+                "dice": result["per_class_dice"],
+                "precision": result["per_class_precision"],
+                "recall": result["per_class_recall"],
+                "boundary_iou": result["per_class_boundary_iou"],
+                "pixels": [int(p) for p in result["per_class_pixels"]],
+            },
+            "miou": result["miou"],
+            "mdice": result["mdice"],
+            "aacc": result["pixel_accuracy"],
+            "macc": result["macc"],
+            "fwiou": result["fwiou"],
+            "ece": result["ece"],
+            "brier": result["brier"],
+            "confusion": self.score.matrix.astype(int).tolist(),
+            "calibration_bins": self.score.calibration_bins(),
+            "images": self.images,
+            "skipped": self.skipped,
+        }
+
+    def _add(self, path, image, probabilities, mask):
+        probabilities = _as_classes(probabilities)
+        (miou,) = self.score.update(probabilities[None], mask[None])
+        self._record(path, miou)
+        self.worst.add(miou, path, image, mask, probabilities.argmax(-1), self.kind)
+
+    def _run_resized(self, reader, pairs, bar):
+        factor = None if self.scale is None else self.kind.scale / float(self.scale)
+        batches = reader.dataset(pairs, self.size).batch(self.batch_size).prefetch(1)
+        done = 0
+        try:
+            for images, labels in batches.as_numpy_iterator():
+                if factor is not None:
+                    images = images * np.float32(factor)
+                probabilities = np.asarray(self.predictor(images), np.float32)
+                for index in range(len(images)):
+                    path = pairs[done][0]
+                    self._add(path, images[index], probabilities[index], labels[index])
+                    done += 1
+                bar.update(len(images))
+        except tf.errors.OpError as error:
+            raise (reader.locate_error(pairs, error) or error) from None
+
+    def _run_original(self, reader, pairs, bar):
+        def read(pair):
+            image_path, mask_path = pair
+            return reader.read_image(image_path), reader.read_mask(mask_path)
+
+        for (image_path, _), (pixels, mask) in _prefetched(pairs, read):
+            image = model_input(pixels, self.kind.dtype, self.scale)
+            probabilities = self._predict(image)
+            self._add(image_path, image, probabilities, mask)
+            bar.update(1)
+
+
+class _MultilabelJob(_Job):
+    """Per-channel scores of a multi-label model at a threshold."""
+
+    def run(self, names):
+        # Per-class files are named by --class-names, else by index.
+        pairs = multilabel_pairs(
+            self.data, names or [str(c) for c in range(self.num_classes)], self.masks
+        )
+        names = names or [f"class {c}" for c in range(self.num_classes)]
+        reader = ImageReader(parse_bands(self.bands), self.exif)
+        self.score = MultilabelScore(self.num_classes, self.threshold)
+        self.log(f"Scoring {len(pairs)} images of {self.data} per channel at {self.threshold}")
+        first = reader.info(pairs[0][0])
+        self.kind = reader.kind_of(first)
+        if self.kind.channels != self.predictor.channels:
+            raise ValueError(
+                f"the model takes {self.predictor.channels} input channel(s), but the images of "
+                f"{self.data} give {self.kind.channels} ({self.kind}); choose bands with --bands."
+            )
+
+        def read(pair):
+            try:
+                image = reader.read(pair[0])
+                return image, read_multilabel_mask(pair[1], self.num_classes, self.exif), None
+            except DataError as error:
+                if not self.skip_bad:
+                    raise
+                return None, None, str(error)
+
+        with progress_bar(len(pairs), "  evaluate") as bar:
+            for (image_path, mask), (pixels, truth, problem) in _prefetched(pairs, read):
+                bar.update(1)
+                if problem is not None:
+                    self.skipped.append({"file": image_path, "reason": problem})
+                    continue
+                image = model_input(pixels, self.kind.dtype, self.scale)
+                if truth.shape[:2] != image.shape[:2]:
+                    raise DataError(
+                        f"{mask if isinstance(mask, str) else mask[0]}: the mask is "
+                        f"{truth.shape[1]}x{truth.shape[0]} px but its image {image_path} is "
+                        f"{image.shape[1]}x{image.shape[0]} px."
+                    )
+                if self.size is not None:
+                    image = tf.image.resize(image, (self.size, self.size), antialias=True).numpy()
+                    rows = np.arange(self.size) * truth.shape[0] // self.size
+                    cols = np.arange(self.size) * truth.shape[1] // self.size
+                    truth = truth[rows][:, cols]
+                    probabilities = np.asarray(self.predictor(image[None]), np.float32)[0]
+                else:
+                    probabilities = self._predict(image)
+                (miou,) = self.score.update(probabilities[None], truth[None])
+                self._record(image_path, miou)
+        if not self.images:
+            raise DataError(f"{self.data}: no usable image/mask pair to score.")
+        result = self.score.result()
+        self.scores = result
+        return {
+            "images_scored": len(self.images),
+            "multilabel": True,
+            "threshold": self.threshold,
+            "classes": list(names),
+            "per_class": {
+                "iou": result["per_class_iou"],
+                "f1": result["per_class_f1"],
+                "pixels": [int(p) for p in result["per_class_pixels"]],
+            },
+            "miou": result["miou"],
+            "mf1": result["mf1"],
+            "images": self.images,
+            "skipped": self.skipped,
+        }
+
+
+def write_outputs(out, evaluation, worst, num_classes, ignore_index=None):
+    """Write ``evaluation.json``, ``report.md`` and the pictures into ``out``.
+
+    Returns:
+        The paths written.
+    """
+    os.makedirs(out, exist_ok=True)
+    paths = {name: os.path.join(out, name) for name in FILES}
+    with open(paths["evaluation.json"], "w") as handle:
+        json.dump(evaluation, handle, indent=1)
+    pictures = []
+    if not evaluation["multilabel"]:
+        pictures = [
+            ("Confusion matrix", paths["confusion.png"]),
+            ("Reliability", paths["reliability.png"]),
+            ("Worst images", paths["worst.png"]),
+        ]
+    evaluation_report.write_report(paths["report.md"], evaluation, pictures)
+    written = [paths["evaluation.json"], paths["report.md"]]
+    if not evaluation["multilabel"]:
+        evaluation_report.plot_confusion(
+            paths["confusion.png"], evaluation["confusion"], evaluation["classes"]
+        )
+        evaluation_report.plot_reliability(
+            paths["reliability.png"], evaluation["calibration_bins"], ece=evaluation["ece"]
+        )
+        evaluation_report.plot_worst(paths["worst.png"], worst, num_classes, ignore_index)
+        written += [paths["confusion.png"], paths["reliability.png"], paths["worst.png"]]
+    return written
