@@ -302,3 +302,49 @@ def test_evaluate_scaling_measures_a_child_run(tmp_path):
     assert point["returncode"] == 0 and point["images"] == 4
     assert 100 < point["peak_rss_mb"] < 4000
     assert "| 4 | 32 |" in format_evaluate_scaling([point])
+
+
+@pytest.mark.parametrize("format", ["onnx", "tflite"])
+def test_an_exported_file_scores_as_its_keras_model(tmp_path, mask_folder, format):
+    import sm_pixel_ce
+
+    root = mask_folder(tmp_path / "data", count=3, side=32, classes=CLASSES)
+    model = pointwise_model(*_weights(5))
+    out = str(tmp_path / f"m.{format}")
+    sm_pixel_ce.export(model, out, format=format, check=False, size=32)
+    keras_result = evaluate(model, root, ignore_index=IGNORE)
+    exported = evaluate(out, root, ignore_index=IGNORE)
+    assert exported["confusion"] == keras_result["confusion"]
+    assert exported["ece"] == pytest.approx(keras_result["ece"], abs=1e-5)
+
+
+def test_multilabel_masks_as_one_multichannel_tiff(tmp_path):
+    import tifffile
+
+    rng = np.random.default_rng(6)
+    (tmp_path / "data" / "images").mkdir(parents=True)
+    (tmp_path / "data" / "masks").mkdir()
+    image = rng.integers(0, 256, (16, 24, 3)).astype(np.uint8)
+    truth = rng.random((16, 24, 3)) > 0.6
+    Image.fromarray(image).save(tmp_path / "data" / "images" / "a.png")
+    tifffile.imwrite(tmp_path / "data" / "masks" / "a.tif", truth.astype(np.uint8))
+    kernel, bias = _weights(7)
+    result = evaluate(
+        pointwise_model(kernel, bias, activation="sigmoid"), tmp_path / "data", threshold=0.4
+    )
+    predicted = numpy_probabilities(image / 255.0, kernel, bias, "sigmoid") > 0.4
+    tp = (predicted & truth).sum((0, 1))
+    union = (predicted | truth).sum((0, 1))
+    assert result["multilabel"] and result["threshold"] == 0.4
+    assert result["per_class"]["iou"] == pytest.approx(tp / union)
+
+
+def test_skip_bad_scores_the_rest_and_lists_the_file(tmp_path, mask_folder):
+    root = mask_folder(tmp_path / "data", count=3, side=32, classes=CLASSES)
+    (root / "images" / "001.png").write_bytes(b"not a png")
+    model = pointwise_model(*_weights())
+    with pytest.raises(Exception, match="001.png"):
+        evaluate(model, root, ignore_index=IGNORE)
+    result = evaluate(model, root, ignore_index=IGNORE, skip_bad=True)
+    assert result["images_scored"] == 2
+    assert [s["file"].rsplit("/", 1)[-1] for s in result["skipped"]] == ["001.png"]

@@ -18,7 +18,6 @@ import time
 import numpy as np
 
 from ..scores import confusion_matrix, scores_from_confusion
-from .errors import MissingRuntimeError, require
 
 #: Timed calls per runtime (after one warm-up call).
 REPEATS = 5
@@ -30,89 +29,46 @@ def _median_per_image(seconds, count):
 
 def keras_predict(model, images, repeats=REPEATS):
     """Keras ``predict`` on ``images`` (one batch): ``(outputs, seconds per image)``."""
-    outputs = model.predict(images, batch_size=len(images), verbose=0)
+    return _timed(lambda x: model.predict(x, batch_size=len(x), verbose=0), images, repeats)
+
+
+def _timed(call, images, repeats):
+    """``(outputs of one warm-up call, median seconds per image)`` of ``call(images)``."""
+    outputs = call(images)
     seconds = []
     for _ in range(repeats):
         start = time.perf_counter()
-        model.predict(images, batch_size=len(images), verbose=0)
+        call(images)
         seconds.append(time.perf_counter() - start)
     return np.asarray(outputs, np.float32), _median_per_image(seconds, len(images))
 
 
-def _tflite_interpreter(path):
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-
-        return Interpreter(model_path=path, num_threads=os.cpu_count()), "ai_edge_litert"
-    except ImportError:
-        pass
-    import tensorflow as tf
-
-    interpreter = getattr(tf.lite, "Interpreter", None)
-    if interpreter is None:
-        raise MissingRuntimeError(
-            "checking a TFLite file needs ai_edge_litert (the [export] extra): "
-            "pip install 'sm_pixel_ce[export]'"
-        )
-    return interpreter(model_path=path, num_threads=os.cpu_count()), "tf.lite.Interpreter"
-
-
 def run_tflite(path, images, repeats=REPEATS):
-    """Run a ``.tflite`` file on ``images``.
+    """Run a ``.tflite`` file on ``images`` (:class:`~sm_pixel_ce.inference.predictor.
+    TFLiteSession`, the session ``predict`` and ``evaluate`` use).
 
     uint8 input and output (``int8_io``) are quantized and dequantized with the file's own scale
-    and zero point, so the outputs compare with Keras's probabilities.
+    and zero point, so the outputs compare with Keras's probabilities (inside the timed call).
 
     Returns:
         ``(outputs, seconds per image, runtime name)``.
     """
-    interpreter, runtime = _tflite_interpreter(path)
-    (source,) = interpreter.get_input_details()
-    interpreter.resize_tensor_input(source["index"], list(images.shape))
-    interpreter.allocate_tensors()
-    (target,) = interpreter.get_output_details()
-    feed = images
-    if source["dtype"] == np.uint8:
-        scale, zero = source["quantization"]
-        feed = np.clip(np.round(images / scale + zero), 0, 255).astype(np.uint8)
+    from ..inference.predictor import TFLiteSession
 
-    def call():
-        interpreter.set_tensor(source["index"], feed)
-        interpreter.invoke()
-        return interpreter.get_tensor(target["index"])
-
-    outputs = call()
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        seconds.append(time.perf_counter() - start)
-    if target["dtype"] == np.uint8:
-        scale, zero = target["quantization"]
-        outputs = (outputs.astype(np.float32) - zero) * scale
-    return np.asarray(outputs, np.float32), _median_per_image(seconds, len(images)), runtime
+    session = TFLiteSession(path)
+    return (*_timed(session, images, repeats), session.runtime)
 
 
 def run_onnx(path, images, repeats=REPEATS):
-    """Run a ``.onnx`` file on ``images`` with onnxruntime's CPU provider.
+    """Run a ``.onnx`` file on ``images`` with onnxruntime's CPU provider
+    (:class:`~sm_pixel_ce.inference.predictor.OnnxSession`).
 
     Returns:
         ``(outputs, seconds per image, runtime name)``.
     """
-    ort = require("onnxruntime", "checking an ONNX file")
-    # Its warnings about tf2onnx's resize attributes (tf_half_pixel_for_nn) are not the user's.
-    ort.set_default_logger_severity(3)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    feed = {session.get_inputs()[0].name: images}
-    outputs = session.run(None, feed)[0]
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        session.run(None, feed)
-        seconds.append(time.perf_counter() - start)
-    return np.asarray(outputs, np.float32), _median_per_image(seconds, len(images)), "onnxruntime"
+    from ..inference.predictor import OnnxSession
+
+    return (*_timed(OnnxSession(path), images, repeats), "onnxruntime")
 
 
 def run_saved_model(path, images, repeats=REPEATS):
