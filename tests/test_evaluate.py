@@ -348,3 +348,14 @@ def test_skip_bad_scores_the_rest_and_lists_the_file(tmp_path, mask_folder):
     result = evaluate(model, root, ignore_index=IGNORE, skip_bad=True)
     assert result["images_scored"] == 2
     assert [s["file"].rsplit("/", 1)[-1] for s in result["skipped"]] == ["001.png"]
+
+
+def test_scale_divides_the_pixels_instead_of_255(tmp_path, mask_folder):
+    root = mask_folder(tmp_path / "data", count=2, side=32, classes=CLASSES)
+    kernel, bias = _weights(8)
+    result = evaluate(pointwise_model(kernel, bias), root, ignore_index=IGNORE, scale=127.5)
+    _, images, masks = read_folder(root)
+    doubled = [numpy_probabilities(2 * i, kernel, bias) for i in images]
+    np.testing.assert_array_equal(
+        result["confusion"], reference_scores(doubled, masks)["confusion"]
+    )

@@ -2,19 +2,18 @@
 
 Every point is one ``evaluate`` run, in its own process, on a generated folder of PNG scenes
 (:func:`~sm_pixel_ce.bench.streaming.write_scene_folder`, written here, never shipped) with the
-same saved model: its peak resident set (``ru_maxrss`` of that child, from ``os.wait4``) and
-its wall time, measured from outside. ``evaluate`` keeps only counts, so the peak stays flat as
-the folder grows and the time grows linearly.
+same saved model: its peak resident set (the child's own ``VmHWM``, see
+:func:`~sm_pixel_ce.bench.timing.run_command_line`) and its wall time, measured from outside.
+``evaluate`` keeps only counts, so the peak stays flat as the folder grows and the time grows
+linearly.
 """
 
 import json
 import os
-import subprocess
-import sys
 import tempfile
-import time
 
 from .streaming import write_scene_folder
+from .timing import run_command_line
 
 #: Images per point of the default run.
 DEFAULT_COUNTS = (500, 4000)
@@ -39,27 +38,16 @@ def measure_evaluate_run(model, folder, out, log_path):
     """Run ``sm-pixel-ce evaluate`` in a child process: ``{"peak_rss_mb", "wall_s", "cpu_s",
     "images", "returncode"}``."""
     command = [
-        sys.executable, "-m", "sm_pixel_ce", "evaluate", model,
+        "evaluate", model,
         "--data", folder, "--classes", "7", "--batch-size", "16", "--out", out,
     ]  # fmt: skip
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    started = time.perf_counter()
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-        _, status, usage = os.wait4(process.pid, 0)
-    code = os.waitstatus_to_exitcode(status)
+    result = run_command_line(command, log_path)
     images = None
     report = os.path.join(out, "evaluation.json")
-    if code == 0 and os.path.isfile(report):
+    if result["returncode"] == 0 and os.path.isfile(report):
         with open(report) as handle:
             images = json.load(handle)["images_scored"]
-    return {
-        "peak_rss_mb": usage.ru_maxrss / 1024,  # Linux reports KiB
-        "wall_s": time.perf_counter() - started,
-        "cpu_s": usage.ru_utime + usage.ru_stime,
-        "images": images,
-        "returncode": code,
-    }
+    return {**result, "images": images}
 
 
 def run_evaluate_scaling(counts=DEFAULT_COUNTS, size=64, workdir=None, progress=None):

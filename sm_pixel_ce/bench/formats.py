@@ -67,7 +67,10 @@ def write_format_folder(folder, form, count, size, seed=0, chunk=100):
             data = bands.astype(np.float32) / 65535 if form == "tiff-float" else bands
             compression = "zlib" if form == "tiff-zlib" else None
             tifffile.imwrite(
-                path, data, photometric="minisblack", planarconfig="contig",
+                path,
+                data,
+                photometric="minisblack",
+                planarconfig="contig",
                 compression=compression,
             )
         else:

@@ -2,7 +2,8 @@
 call, and how often tiled and whole-image predictions agree.
 
 * :func:`measure_predict_run` — ``sm-pixel-ce predict`` in a child process on one generated
-  image: its peak resident set (``ru_maxrss`` of that child, from ``os.wait4``) and wall time,
+  image: its peak resident set (the child's own ``VmHWM``, see
+  :func:`~sm_pixel_ce.bench.timing.run_command_line`) and wall time,
   and the job's own time (model loading included) from its last line;
 * :func:`tiled_throughput` — :func:`~sm_pixel_ce.inference.tiling.predict_image` on one image,
   whole and in tiles, interleaved (whole, tiles, tiles, whole, ...), as medians;
@@ -19,12 +20,12 @@ import json
 import os
 import re
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 
 import numpy as np
+
+from .timing import run_command_line
 
 #: ``(height, width)`` of the large image whose peak memory is measured.
 LARGE_IMAGE = (3000, 4000)
@@ -86,25 +87,14 @@ def measure_predict_run(model_path, image_path, out, log_path, extra=()):
         job reports (model loading, reading, predicting and writing; not Python's start and
         TensorFlow's import), None when the run failed.
     """
-    command = [sys.executable, "-m", "sm_pixel_ce", "predict", model_path, image_path]
+    command = ["predict", model_path, image_path]
     command += ["--out", out, *extra]
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": path}
-    started = time.perf_counter()
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-        _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
+    result = run_command_line(command, log_path, env={"PYTHONPATH": path})
     with open(log_path) as log:
         found = re.findall(r"wrote \d+ mask\(s\) to .* in ([\d.]+) s", log.read())
-    return {
-        "peak_rss_mb": usage.ru_maxrss / 1024,  # Linux reports KiB
-        "wall_s": wall,
-        "cpu_s": usage.ru_utime + usage.ru_stime,
-        "job_s": float(found[-1]) if found else None,
-        "returncode": os.waitstatus_to_exitcode(status),
-    }
+    return {**result, "job_s": float(found[-1]) if found else None}
 
 
 def predict_memory(workdir, size=LARGE_IMAGE, progress=None):

@@ -150,7 +150,8 @@ def format_compare_scaling(result):
         f"`compare --variants {','.join(config['variants'])} --backbone {config['backbone']} "
         f"--epochs {config['epochs']} --batch-size {config['batch_size']}` on generated 7-class "
         f"folders, each run in its own process; {config['cpu_count']} CPU cores. Peak RSS = "
-        "`ru_maxrss` of that process; fit = `fit` time (training and validation); epoch = the "
+        "the process's own high-water mark (`VmHWM`); fit = `fit` time (training and "
+        "validation); epoch = the "
         "epoch's training after its first batch (which traces the graph); val = its validation "
         "pass.",
         "",

@@ -1,21 +1,22 @@
 """Peak memory and time of ``sm-pixel-ce compare`` against the number of images.
 
 Every point is one ``compare`` run on a generated folder of PNGs (written here, never shipped),
-in its own process: its peak resident set (``ru_maxrss`` of that child, from ``os.wait4``) and
-its wall time are measured from outside, its training time read from its ``report.json``.
-Streaming from disk means the peak resident set stays flat as the folder grows, and the training
-time grows linearly with it.
+in its own process: its peak resident set (the child's own ``VmHWM``, see
+:func:`~sm_pixel_ce.bench.timing.run_command_line`) and its wall time are measured from outside,
+its training time read from its ``report.json``. Streaming from disk means the peak resident set
+stays flat as the folder grows, and the training time grows linearly with it.
 """
 
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
+
+from .timing import run_command_line
 
 #: ``(images, side)`` of the default points: 500, 2,000 and 8,000 images at 128 px, 2,000 at 256.
 DEFAULT_POINTS = ((500, 128), (2000, 128), (8000, 128), (2000, 256))
@@ -97,9 +98,6 @@ def measure_compare_run(folder, size, out, backbone, epochs, batch_size, variant
         None when the run failed.
     """
     command = [
-        sys.executable,
-        "-m",
-        "sm_pixel_ce",
         "compare",
         "--data",
         folder,
@@ -118,27 +116,16 @@ def measure_compare_run(folder, size, out, backbone, epochs, batch_size, variant
         "--out",
         out,
     ]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    started = time.perf_counter()
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-        _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - started
     result = {
-        "peak_rss_mb": usage.ru_maxrss / 1024,  # Linux reports KiB
-        "wall_s": wall,
-        # CPU seconds of the run: on a shared machine, steadier than wall time.
-        "cpu_s": usage.ru_utime + usage.ru_stime,
+        **run_command_line(command, log_path),
         "train_s": None,
         "steady_s": None,
         "validation_s": None,
         "train_images": None,
         "val_images": None,
-        "returncode": process.returncode,
     }
     report_path = os.path.join(out, "report.json")
-    if process.returncode == 0 and os.path.isfile(report_path):
+    if result["returncode"] == 0 and os.path.isfile(report_path):
         with open(report_path) as f:
             report = json.load(f)
         first = report["results"][0]

@@ -17,6 +17,7 @@ resident set and each call starts level. Where neither is available the figure i
 
 import ctypes
 import ctypes.util
+import os
 import statistics
 import time
 
@@ -125,3 +126,58 @@ def peak_memory(call, method):
         call()
         return max(0, _status_kb("VmHWM") - before) * 1024
     return None
+
+
+#: Runs ``sm_pixel_ce``'s command line and, at exit, writes the process's own peak resident set
+#: (``VmHWM`` of ``/proc/self/status``, KiB) to the file named by its first argument.
+_PEAK_WRAPPER = """
+import atexit, runpy, sys
+peak_file = sys.argv.pop(1)
+def write_peak():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                with open(peak_file, "w") as out:
+                    out.write(line.split()[1])
+atexit.register(write_peak)
+sys.argv[0] = "sm-pixel-ce"
+runpy.run_module("sm_pixel_ce", run_name="__main__", alter_sys=True)
+"""
+
+
+def run_command_line(arguments, log_path, env=None):
+    """Run ``sm-pixel-ce ARGUMENTS`` in a child process, its output to ``log_path``, and
+    measure it: ``{"peak_rss_mb", "wall_s", "cpu_s", "returncode"}``.
+
+    The peak is the child's own high-water mark (``VmHWM``, written by the child as it exits),
+    not ``ru_maxrss`` from ``os.wait4``: Linux carries the parent's high-water mark into a child
+    across ``fork`` and ``exec``, so a large parent (a test run) would show as the child's peak.
+    CPU seconds are the child's user + system time.
+
+    Args:
+        arguments: The command line after ``sm-pixel-ce``, e.g. ``["evaluate", "m.keras"]``.
+        log_path: File for the child's stdout and stderr.
+        env: Extra environment variables; ``TF_CPP_MIN_LOG_LEVEL=3`` is set. Defaults to None.
+    """
+    import subprocess
+    import sys
+
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    peak_file = log_path + ".peak_kb"
+    if os.path.exists(peak_file):
+        os.remove(peak_file)
+    command = [sys.executable, "-c", _PEAK_WRAPPER, peak_file, *map(str, arguments)]
+    started = time.perf_counter()
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
+        _, status, usage = os.wait4(process.pid, 0)
+    peak_kb = usage.ru_maxrss  # Linux reports KiB; the fallback when the child wrote nothing
+    if os.path.exists(peak_file):
+        with open(peak_file) as handle:
+            peak_kb = int(handle.read().strip() or peak_kb)
+    return {
+        "peak_rss_mb": peak_kb / 1024,
+        "wall_s": time.perf_counter() - started,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "returncode": os.waitstatus_to_exitcode(status),
+    }

@@ -386,16 +386,24 @@ def _fixed(height, width):
     return (height, width) if isinstance(height, int) and isinstance(width, int) else None
 
 
-def tflite_predictor(path):
-    """A :class:`Predictor` of a ``.tflite`` file (kind ``"tflite"``)."""
-    session = TFLiteSession(path)
-    shape = session.input_shape
+def _image_input(path, shape):
+    """``(channels, fixed size or None)`` of an ``(N, H, W, C)`` input shape.
+
+    Raises:
+        ValueError: Not one image input of shape (N, H, W, C).
+    """
     if len(shape) != 4 or shape[-1] is None:
         raise ValueError(
             f"{path}: predict takes models with one image input of shape (N, H, W, C). "
             f"Received: input shape {shape}"
         )
-    return Predictor(session, "tflite", path, shape[-1], _fixed(shape[1], shape[2]))
+    return shape[-1], _fixed(shape[1], shape[2])
+
+
+def tflite_predictor(path):
+    """A :class:`Predictor` of a ``.tflite`` file (kind ``"tflite"``)."""
+    session = TFLiteSession(path)
+    return Predictor(session, "tflite", path, *_image_input(path, session.input_shape))
 
 
 # --- ONNX -------------------------------------------------------------------------------------
@@ -435,15 +443,9 @@ class OnnxSession:
 def onnx_predictor(path):
     """A :class:`Predictor` of a ``.onnx`` file (kind ``"onnx"``)."""
     session = OnnxSession(path)
-    shape = session.input_shape
-    if len(shape) != 4 or shape[-1] is None:
-        raise ValueError(
-            f"{path}: predict takes models with one image input of shape (N, H, W, C). "
-            f"Received: input shape {shape}"
-        )
     output = session.session.get_outputs()[0].shape
     classes = output[-1] if isinstance(output[-1], int) else None
-    return Predictor(session, "onnx", path, shape[-1], _fixed(shape[1], shape[2]), classes)
+    return Predictor(session, "onnx", path, *_image_input(path, session.input_shape), classes)
 
 
 # --- TF Serving SavedModel --------------------------------------------------------------------
@@ -454,16 +456,11 @@ def saved_model_predictor(path):
     ``"saved_model"``), run with TensorFlow alone."""
     signature = tf.saved_model.load(path).signatures["serving_default"]
     ((name, spec),) = signature.structured_input_signature[1].items()
-    shape = tuple(spec.shape.as_list())
-    if len(shape) != 4 or shape[-1] is None:
-        raise ValueError(
-            f"{path}: predict takes models with one image input of shape (N, H, W, C). "
-            f"Received: input shape {shape}"
-        )
+    channels, fixed = _image_input(path, tuple(spec.shape.as_list()))
     (output,) = signature.structured_outputs
 
     def run(images):
         return signature(**{name: tf.constant(images)})[output].numpy()
 
     classes = signature.structured_outputs[output].shape[-1]
-    return Predictor(run, "saved_model", path, shape[-1], _fixed(shape[1], shape[2]), classes)
+    return Predictor(run, "saved_model", path, channels, fixed, classes)
