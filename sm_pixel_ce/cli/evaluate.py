@@ -9,6 +9,7 @@ import sys
 
 from ..compare.options import option_fields
 from ..data import DataError
+from ..exporting.errors import MissingRuntimeError, ModelFileError
 from ..inference.evaluation import FILES, evaluate
 from ..inference.evaluation_report import report_markdown
 from ._fields import add_field
@@ -143,7 +144,7 @@ def run(args):
             batch_size=args.batch_size,
             log=lambda line: print(line, flush=True),
         )
-    except DataError as error:
+    except (ModelFileError, DataError, MissingRuntimeError, OSError) as error:
         return _error(str(error), status=1)
     except ValueError as error:
         return _error(str(error))

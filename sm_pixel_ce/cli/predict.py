@@ -10,6 +10,7 @@ import sys
 from ..data import DataError
 from ..exporting.errors import MissingRuntimeError, ModelFileError
 from ..inference.predict import option_fields, predict_files
+from ._fields import add_field
 
 #: Fields whose switch turns them off.
 _OFF_SWITCHES = {"exif": "--no-exif"}
@@ -36,20 +37,8 @@ def add_arguments(parser):
             parser.add_argument(
                 _OFF_SWITCHES[field.name], dest=field.name, action="store_false", help=meta["help"]
             )
-        elif meta["type"] is None:
-            parser.add_argument(_flag(field.name), action="store_true", help=meta["help"])
         else:
-            parser.add_argument(
-                _flag(field.name),
-                type=meta["type"],
-                default=field.default,
-                help=meta["help"],
-                **meta["cli"],
-            )
-
-
-def _flag(name):
-    return "--" + name.replace("_", "-")
+            add_field(parser, field)
 
 
 def _error(message, status):
