@@ -150,51 +150,9 @@ class Pixels:
             )
 
     def _mismatch(self, true_shape):
-        pred_shape, axis, rank, c = self.pred_shape, self.class_axis, self.rank, self.num_classes
-        spatial = tuple(pred_shape[:axis]) + tuple(pred_shape[axis + 1 :])
-        message = (
-            f"{self.where}: labels do not match the predictions of shape {tuple(pred_shape)} "
-            f"(class axis {axis}, {c} classes). Expected dense labels of the same shape, or an "
-            f"integer mask of shape {spatial} or with a size-1 class axis. "
-            f"Received labels of shape {tuple(true_shape)}."
+        return mismatch_message(
+            self.where, true_shape, self.pred_shape, self.class_axis, self.num_classes
         )
-        if true_shape.rank == rank:
-            channels_first_true = true_shape.rank >= 3 and true_shape[1] == c and axis == rank - 1
-            if channels_first_true and tuple(true_shape[:1]) + tuple(true_shape[2:]) + (
-                c,
-            ) == tuple(pred_shape):
-                message += (
-                    " The labels look channels_first (N, C, H, W) while the predictions are "
-                    "channels_last: move the class axis of the labels last "
-                    "(np.moveaxis(y, 1, -1)), "
-                    "or give channels_first predictions with axis=1."
-                )
-            elif (
-                axis == 1
-                and true_shape[-1] == c
-                and tuple(true_shape[:1]) + (c,) + tuple(true_shape[1:-1]) == tuple(pred_shape)
-            ):
-                message += (
-                    " The labels look channels_last (N, H, W, C) while axis=1 says the predictions "
-                    "are channels_first: move the class axis of the labels to position 1."
-                )
-            elif true_shape[axis] is not None and true_shape[axis] != c:
-                message += (
-                    f" The class counts differ: labels have {true_shape[axis]}, predictions {c}."
-                )
-        elif (
-            true_shape.rank == rank - 1
-            and axis == rank - 1
-            and rank >= 3
-            and pred_shape[1] is not None
-        ):
-            if tuple(true_shape[1:]) == tuple(pred_shape[2:]):
-                message += (
-                    f" The predictions look channels_first (N, C, H, W) with {pred_shape[1]} "
-                    "classes: "
-                    "pass axis=1."
-                )
-        return message
 
     def require_probabilities(self, probabilities, activation="pixel_softmax"):
         """Check that predictions taken as probabilities are finite and within [0, 1].
@@ -392,6 +350,52 @@ def reduce(pixels, losses, weights, sample_weight, reduction):
         denominator = tf.reduce_sum(counted)
     mean = tf.math.divide_no_nan(total, _global_sum(denominator))
     return checked(pixels, mean, tf.math.is_finite(total))
+
+
+def mismatch_message(where, true_shape, pred_shape, axis, c):
+    """The error for labels of shape ``true_shape`` (a ``tf.TensorShape``) that do not fit
+    predictions of shape ``pred_shape`` with ``c`` classes on ``axis``, with a hint where the
+    axes look swapped."""
+    rank = pred_shape.rank
+    spatial = tuple(pred_shape[:axis]) + tuple(pred_shape[axis + 1 :])
+    message = (
+        f"{where}: labels do not match the predictions of shape {tuple(pred_shape)} "
+        f"(class axis {axis}, {c} classes). Expected dense labels of the same shape, or an "
+        f"integer mask of shape {spatial} or with a size-1 class axis. "
+        f"Received labels of shape {tuple(true_shape)}."
+    )
+    if true_shape.rank == rank:
+        channels_first_true = true_shape.rank >= 3 and true_shape[1] == c and axis == rank - 1
+        if channels_first_true and tuple(true_shape[:1]) + tuple(true_shape[2:]) + (c,) == tuple(
+            pred_shape
+        ):
+            message += (
+                " The labels look channels_first (N, C, H, W) while the predictions are "
+                "channels_last: move the class axis of the labels last "
+                "(np.moveaxis(y, 1, -1)), "
+                "or give channels_first predictions with axis=1."
+            )
+        elif (
+            axis == 1
+            and true_shape[-1] == c
+            and tuple(true_shape[:1]) + (c,) + tuple(true_shape[1:-1]) == tuple(pred_shape)
+        ):
+            message += (
+                " The labels look channels_last (N, H, W, C) while axis=1 says the predictions "
+                "are channels_first: move the class axis of the labels to position 1."
+            )
+        elif true_shape[axis] is not None and true_shape[axis] != c:
+            message += f" The class counts differ: labels have {true_shape[axis]}, predictions {c}."
+    elif (
+        true_shape.rank == rank - 1 and axis == rank - 1 and rank >= 3 and pred_shape[1] is not None
+    ):
+        if tuple(true_shape[1:]) == tuple(pred_shape[2:]):
+            message += (
+                f" The predictions look channels_first (N, C, H, W) with {pred_shape[1]} "
+                "classes: "
+                "pass axis=1."
+            )
+    return message
 
 
 def _sums_to_one_or_zero(sums):

@@ -3,9 +3,9 @@
 
 import tensorflow as tf
 
-from . import _checks
+from . import _checks, _neutral
 from ._registry import register
-from .flavor import keras
+from .flavor import IS_TENSORFLOW, keras
 
 
 @register("activation")
@@ -16,7 +16,8 @@ def pixel_softmax(x, axis=-1):
     logits of any size (±1e4) give finite probabilities that sum to 1. Half-precision inputs
     (``mixed_float16`` / ``mixed_bfloat16``) are computed and returned in float32. The logits
     are kept on the output (``_keras_logits``, as Keras's own softmax does), so that
-    ``pixel_cce`` computes from them, fused and stable.
+    ``pixel_cce`` computes from them, fused and stable. On another backend (JAX) the output
+    carries nothing, and ``pixel_cce`` takes its unclipped log instead (see ``_neutral``).
 
     Args:
         x: Logits, e.g. ``(N, H, W, C)``; at least 2-D. Defaults: none.
@@ -32,6 +33,8 @@ def pixel_softmax(x, axis=-1):
         ...                 activation="pixel_softmax")
         >>> model.compile("adam", loss="pixel_cce")
     """
+    if not IS_TENSORFLOW:
+        return _neutral.pixel_softmax(x, axis)
     x = tf.convert_to_tensor(x)
     _checks.class_axis(axis, x.shape.rank, "pixel_softmax", min_rank=2)
     if x.dtype in (tf.float16, tf.bfloat16):

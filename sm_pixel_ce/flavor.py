@@ -7,7 +7,9 @@ import time, so the flavour is fixed for the life of the process:
 * tf_keras (``TF_USE_LEGACY_KERAS=1``), the Keras 2 line.
 
 Everything in sm_pixel_ce builds on ``flavor.keras``, the ``tf.keras`` that segmentation_models
-itself uses when ``SM_FRAMEWORK=tf.keras``.
+itself uses when ``SM_FRAMEWORK=tf.keras``. Keras 3 may run on another backend
+(``KERAS_BACKEND=jax``): ``BACKEND`` names it, and the objects then take their backend-neutral path
+(see ``_neutral``).
 """
 
 import os
@@ -24,6 +26,10 @@ keras = tf.keras
 #: "keras3" or "tf_keras": the flavour this process runs on.
 KERAS_FLAVOR = "tf_keras" if keras.layers.Layer.__module__.startswith("tf_keras") else "keras3"
 IS_KERAS_3 = KERAS_FLAVOR == "keras3"
+
+#: The Keras backend: "tensorflow" (always so in tf_keras), or "jax" with KERAS_BACKEND=jax.
+BACKEND = keras.backend.backend()
+IS_TENSORFLOW = BACKEND == "tensorflow"
 
 #: The segmentation_models framework that works with this process's Keras.
 SM_FRAMEWORK = "tf.keras"

@@ -3,7 +3,9 @@ the per-class ``pixel_iou``; :func:`pixel_metrics` gives all of them for ``compi
 
 All take the argmax of the predictions over the class axis and accumulate counts over every
 batch (a confusion matrix, float64), so the value over an epoch is exact: the mean IoU of the
-epoch's pixels, not a mean of per-batch means. Labels are dense (one-hot, argmax taken; an
+epoch's pixels, not a mean of per-batch means. On a backend other than TensorFlow (JAX, where
+float64 is float32 unless x64 is on) the counts are integers, kept as two int32 words (see
+:class:`_ExactCounts`), exact up to 2**61 pixels. Labels are dense (one-hot, argmax taken; an
 all-zero pixel is unlabelled) or integer masks, flattened the same way as the losses'.
 """
 
@@ -11,10 +13,11 @@ import numbers
 import re
 
 import tensorflow as tf
+from keras import ops
 
-from . import _checks, _pixels
+from . import _checks, _neutral, _pixels
 from ._registry import register
-from .flavor import keras
+from .flavor import IS_TENSORFLOW, keras
 
 
 def pixel_confusion_matrix(
@@ -34,12 +37,17 @@ def pixel_confusion_matrix(
             Defaults to None.
 
     Returns:
-        A ``(C, C)`` float64 tensor.
+        A ``(C, C)`` float64 tensor; on another backend than TensorFlow, int32 counts (sample
+        weights are not taken there yet).
 
     Example:
         >>> cm = pixel_confusion_matrix(masks, model(images), num_classes=7, ignore_index=255)
     """
     where = "pixel_confusion_matrix"
+    if not IS_TENSORFLOW:
+        if sample_weight is not None:
+            _checks.tensorflow_only(where, "sample_weight")
+        return _neutral.confusion_counts(y_true, y_pred, num_classes, ignore_index, axis, where)
     pixels = _pixels.Pixels(y_true, y_pred, axis, where, binary=False)
     if num_classes is not None and pixels.num_classes != num_classes:
         raise ValueError(
@@ -88,14 +96,21 @@ def mean_iou_from_confusion(cm):
         A float64 scalar.
     """
     iou, present = _iou_and_presence(cm)
-    return tf.math.divide_no_nan(tf.reduce_sum(iou * present), tf.reduce_sum(present))
+    if IS_TENSORFLOW:
+        return tf.math.divide_no_nan(tf.reduce_sum(iou * present), tf.reduce_sum(present))
+    return ops.divide_no_nan(ops.sum(iou * present), ops.sum(present))
 
 
 def _iou_and_presence(cm):
     """Per-class IoU (0 where undefined) and 1.0 for the classes seen in labels or predictions."""
-    true_positives = tf.linalg.diag_part(cm)
-    union = tf.reduce_sum(cm, axis=0) + tf.reduce_sum(cm, axis=1) - true_positives
-    return tf.math.divide_no_nan(true_positives, union), tf.cast(union > 0, cm.dtype)
+    if IS_TENSORFLOW:
+        true_positives = tf.linalg.diag_part(cm)
+        union = tf.reduce_sum(cm, axis=0) + tf.reduce_sum(cm, axis=1) - true_positives
+        return tf.math.divide_no_nan(true_positives, union), tf.cast(union > 0, cm.dtype)
+    cm = ops.cast(cm, "float32")
+    true_positives = ops.diagonal(cm)
+    union = ops.sum(cm, axis=0) + ops.sum(cm, axis=1) - true_positives
+    return ops.divide_no_nan(true_positives, union), ops.cast(union > 0, cm.dtype)
 
 
 def _num_classes(value, where):
@@ -107,6 +122,44 @@ def _num_classes(value, where):
     return int(value)
 
 
+# Base of the low word of :class:`_ExactCounts`: a batch adds less than 2**30 to a count (at most
+# 2**30 pixels), so the low word never passes 2**31 before its carry goes to the high word.
+_LOW_BITS = 30
+
+
+class _ExactCounts:
+    """Counts of a metric that stay exact over an epoch where float64 is not at hand: two int32
+    variables per count, ``high·2**30 + low``.
+
+    Args:
+        metric: The metric that owns the variables.
+        name: Their name's stem.
+        shape: The counts' shape.
+    """
+
+    def __init__(self, metric, name, shape):
+        self.high = metric.add_weight(
+            name=f"{name}_high", shape=shape, initializer="zeros", dtype="int32"
+        )
+        self.low = metric.add_weight(
+            name=f"{name}_low", shape=shape, initializer="zeros", dtype="int32"
+        )
+
+    def add(self, counts):
+        low = self.low + ops.cast(counts, "int32")
+        self.high.assign_add(ops.right_shift(low, _LOW_BITS))
+        self.low.assign(ops.bitwise_and(low, (1 << _LOW_BITS) - 1))
+
+    def value(self):
+        """The counts as float32 (exact up to 2**24, then to float32's precision)."""
+        high = ops.cast(self.high, "float32")
+        return high * float(1 << _LOW_BITS) + ops.cast(self.low, "float32")
+
+    def reset(self):
+        self.high.assign(ops.zeros(self.high.shape, "int32"))
+        self.low.assign(ops.zeros(self.low.shape, "int32"))
+
+
 class _ConfusionMetric(keras.metrics.Metric):
     """Accumulates :func:`pixel_confusion_matrix` over batches; subclasses derive ``result``."""
 
@@ -116,21 +169,33 @@ class _ConfusionMetric(keras.metrics.Metric):
         self.num_classes = _num_classes(num_classes, where)
         self.ignore_index = _checks.ignore_index(ignore_index, where)
         self.axis = _checks.axis_argument(axis, where)
-        self.confusion = self.add_weight(
-            name="confusion",
-            shape=(self.num_classes, self.num_classes),
-            initializer="zeros",
-            dtype="float64",
-        )
+        shape = (self.num_classes, self.num_classes)
+        if IS_TENSORFLOW:
+            self.confusion = self.add_weight(
+                name="confusion", shape=shape, initializer="zeros", dtype="float64"
+            )
+        else:
+            self._counts = _ExactCounts(self, "confusion", shape)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         cm = pixel_confusion_matrix(
             y_true, y_pred, self.num_classes, self.ignore_index, self.axis, sample_weight
         )
-        self.confusion.assign_add(cm)
+        if IS_TENSORFLOW:
+            self.confusion.assign_add(cm)
+        else:
+            self._counts.add(cm)
 
     def reset_state(self):
-        self.confusion.assign(tf.zeros_like(self.confusion))
+        if IS_TENSORFLOW:
+            self.confusion.assign(tf.zeros_like(self.confusion))
+        else:
+            self._counts.reset()
+
+    def _confusion(self):
+        if IS_TENSORFLOW:
+            return tf.convert_to_tensor(self.confusion)
+        return self._counts.value()
 
     def get_config(self):
         return {
@@ -141,7 +206,8 @@ class _ConfusionMetric(keras.metrics.Metric):
         }
 
     def _cast(self, value):
-        return tf.cast(value, self.dtype or "float32")
+        cast = tf.cast if IS_TENSORFLOW else ops.cast
+        return cast(value, self.dtype or "float32")
 
 
 @register("metric", "pixel_miou")
@@ -170,7 +236,7 @@ class PixelMeanIoU(_ConfusionMetric):
         super().__init__(num_classes, ignore_index, axis, name, dtype)
 
     def result(self):
-        return self._cast(mean_iou_from_confusion(tf.convert_to_tensor(self.confusion)))
+        return self._cast(mean_iou_from_confusion(self._confusion()))
 
 
 @register("metric", "pixel_iou")
@@ -217,7 +283,7 @@ class PixelIoU(_ConfusionMetric):
         self.class_id = class_id
 
     def result(self):
-        iou = iou_from_confusion(tf.convert_to_tensor(self.confusion))
+        iou = iou_from_confusion(self._confusion())
         return self._cast(iou[self.class_id])
 
     def get_config(self):
@@ -249,29 +315,44 @@ class PixelAccuracy(keras.metrics.Metric):
         where = type(self).__name__
         self.ignore_index = _checks.ignore_index(ignore_index, where)
         self.axis = _checks.axis_argument(axis, where)
-        self.correct = self.add_weight(
-            name="correct", shape=(), initializer="zeros", dtype="float64"
-        )
-        self.counted = self.add_weight(
-            name="counted", shape=(), initializer="zeros", dtype="float64"
-        )
+        if IS_TENSORFLOW:
+            self.correct = self.add_weight(
+                name="correct", shape=(), initializer="zeros", dtype="float64"
+            )
+            self.counted = self.add_weight(
+                name="counted", shape=(), initializer="zeros", dtype="float64"
+            )
+        else:
+            self._correct = _ExactCounts(self, "correct", ())
+            self._counted = _ExactCounts(self, "counted", ())
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         cm = pixel_confusion_matrix(
             y_true, y_pred, None, self.ignore_index, self.axis, sample_weight
         )
-        self.correct.assign_add(tf.linalg.trace(cm))
-        self.counted.assign_add(tf.reduce_sum(cm))
+        if IS_TENSORFLOW:
+            self.correct.assign_add(tf.linalg.trace(cm))
+            self.counted.assign_add(tf.reduce_sum(cm))
+        else:
+            self._correct.add(ops.trace(cm))
+            self._counted.add(ops.sum(cm))
 
     def result(self):
-        accuracy = tf.math.divide_no_nan(
-            tf.convert_to_tensor(self.correct), tf.convert_to_tensor(self.counted)
-        )
-        return tf.cast(accuracy, self.dtype or "float32")
+        if IS_TENSORFLOW:
+            accuracy = tf.math.divide_no_nan(
+                tf.convert_to_tensor(self.correct), tf.convert_to_tensor(self.counted)
+            )
+            return tf.cast(accuracy, self.dtype or "float32")
+        accuracy = ops.divide_no_nan(self._correct.value(), self._counted.value())
+        return ops.cast(accuracy, self.dtype or "float32")
 
     def reset_state(self):
-        self.correct.assign(tf.zeros_like(self.correct))
-        self.counted.assign(tf.zeros_like(self.counted))
+        if IS_TENSORFLOW:
+            self.correct.assign(tf.zeros_like(self.correct))
+            self.counted.assign(tf.zeros_like(self.counted))
+        else:
+            self._correct.reset()
+            self._counted.reset()
 
     def get_config(self):
         return {**super().get_config(), "ignore_index": self.ignore_index, "axis": self.axis}

@@ -35,10 +35,17 @@ from .input_sizes import ARCHITECTURES, SizeCheckedModel, check_input_shape, spa
 
 flavor.check_sm_framework()
 
-import classification_models.models._common_blocks as _blocks  # noqa: E402
-import segmentation_models as sm  # noqa: E402
-from segmentation_models.backbones.backbones_factory import Backbones  # noqa: E402
-from segmentation_models.base import objects as _sm_objects  # noqa: E402
+try:
+    import classification_models.models._common_blocks as _blocks
+    import segmentation_models as sm
+    from segmentation_models.backbones.backbones_factory import Backbones
+    from segmentation_models.base import objects as _sm_objects
+except ModuleNotFoundError:
+    # Off TensorFlow (KERAS_BACKEND=jax) segmentation_models is one model library among others:
+    # without it there is nothing to mend, and the rest of sm_pixel_ce works.
+    if flavor.IS_TENSORFLOW:
+        raise
+    sm = None
 
 #: Backbones whose builder gets the mended ``layers`` module, and why.
 _DENSENETS = ("densenet121", "densenet169", "densenet201")
@@ -89,9 +96,10 @@ def scaled_residual(inputs, scale):
 
 # image-classifiers' grouped convolutions and squeeze-excitation blocks wrap these module-level
 # functions in Lambda layers, looking them up in their module when a model is built.
-_blocks.slice_tensor = _lambda_function(_blocks.slice_tensor)
-_blocks.expand_dims = _lambda_function(_blocks.expand_dims)
-_SCALED_RESIDUAL = _lambda_function(scaled_residual)
+if sm is not None:
+    _blocks.slice_tensor = _lambda_function(_blocks.slice_tensor)
+    _blocks.expand_dims = _lambda_function(_blocks.expand_dims)
+    _SCALED_RESIDUAL = _lambda_function(scaled_residual)
 
 
 class _MendedLayers:
@@ -317,10 +325,18 @@ def supported_backbones():
 
     Returns:
         A list of names, in segmentation_models' order.
+
+    Raises:
+        ImportError: segmentation_models is not installed (possible off TensorFlow only).
     """
+    if sm is None:
+        raise ImportError(
+            "supported_backbones needs segmentation_models: pip install segmentation-models==1.0.1"
+        )
     return list(Backbones.models_names())
 
 
-_patch_backbones()
-_patch_sm_objects()
-_patch_architectures()
+if sm is not None:
+    _patch_backbones()
+    _patch_sm_objects()
+    _patch_architectures()

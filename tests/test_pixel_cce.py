@@ -316,36 +316,37 @@ LABELS = np.zeros((2, 4, 4), np.int64)
 PROBS = np.full((2, 4, 4, 3), 1 / 3, np.float32)
 
 
-@pytest.mark.parametrize(
-    "kwargs, y_true, y_pred, match",
-    [
-        ({}, np.zeros((2, 3, 4, 4), np.float32), PROBS, "look channels_first"),
-        ({}, np.zeros((2, 4, 5)), PROBS, r"Received labels of shape \(2, 4, 5\)"),
-        (
-            {},
-            np.zeros((2, 4, 4, 5), np.float32),
-            PROBS,
-            "class counts differ: labels have 5, predictions 3",
-        ),
-        ({}, np.zeros((4, 4)), PROBS, "integer mask of shape"),
-        (
-            {"axis": 1},
-            np.zeros((2, 4, 4, 3), np.float32),
-            np.full((2, 3, 4, 4), 1 / 3, np.float32),
-            "look channels_last",
-        ),
-        ({}, np.full((2, 4, 4), 3), PROBS, r"expected values in \[0, 2\].*Received: 3, 3"),
-        ({}, np.full((2, 4, 4), -1), PROBS, "out of range"),
-        ({"ignore_index": 255}, np.full((2, 4, 4), 7), PROBS, "or the ignore_index 255"),
-        ({}, np.full((2, 4, 4), 0.5, np.float32), PROBS, "bilinear"),
-        ({}, np.full((2, 4, 4, 3), 0.5, np.float32), PROBS, "summing to 1"),
-        ({"class_weights": [1.0, 2.0]}, LABELS, PROBS, "expected 3, received 2"),
-        ({"axis": 4}, LABELS, PROBS, "out of range for an input of rank 4"),
-        ({}, np.zeros((2, 4), np.int64), np.full((2, 4, 1), 1.0, np.float32), "at least 2 classes"),
-        ({}, LABELS, np.zeros((4,), np.float32), "rank >= 2"),
-        ({}, LABELS, PROBS, None),
-    ],
-)
+# Shared with the JAX backend's tests (test_jax_backend.py): the same inputs, the same texts.
+BAD_INPUT_CASES = [
+    ({}, np.zeros((2, 3, 4, 4), np.float32), PROBS, "look channels_first"),
+    ({}, np.zeros((2, 4, 5)), PROBS, r"Received labels of shape \(2, 4, 5\)"),
+    (
+        {},
+        np.zeros((2, 4, 4, 5), np.float32),
+        PROBS,
+        "class counts differ: labels have 5, predictions 3",
+    ),
+    ({}, np.zeros((4, 4)), PROBS, "integer mask of shape"),
+    (
+        {"axis": 1},
+        np.zeros((2, 4, 4, 3), np.float32),
+        np.full((2, 3, 4, 4), 1 / 3, np.float32),
+        "look channels_last",
+    ),
+    ({}, np.full((2, 4, 4), 3), PROBS, r"expected values in \[0, 2\].*Received: 3, 3"),
+    ({}, np.full((2, 4, 4), -1), PROBS, "out of range"),
+    ({"ignore_index": 255}, np.full((2, 4, 4), 7), PROBS, "or the ignore_index 255"),
+    ({}, np.full((2, 4, 4), 0.5, np.float32), PROBS, "bilinear"),
+    ({}, np.full((2, 4, 4, 3), 0.5, np.float32), PROBS, "summing to 1"),
+    ({"class_weights": [1.0, 2.0]}, LABELS, PROBS, "expected 3, received 2"),
+    ({"axis": 4}, LABELS, PROBS, "out of range for an input of rank 4"),
+    ({}, np.zeros((2, 4), np.int64), np.full((2, 4, 1), 1.0, np.float32), "at least 2 classes"),
+    ({}, LABELS, np.zeros((4,), np.float32), "rank >= 2"),
+    ({}, LABELS, PROBS, None),
+]
+
+
+@pytest.mark.parametrize("kwargs, y_true, y_pred, match", BAD_INPUT_CASES)
 def test_bad_input_raises_clear_value_error(kwargs, y_true, y_pred, match):
     if match is None:  # the control row: valid input passes
         assert np.isfinite(pixel_categorical_crossentropy(y_true, y_pred, **kwargs).numpy())

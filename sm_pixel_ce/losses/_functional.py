@@ -56,6 +56,7 @@ class RegionInputs:
     def __init__(
         self, y_true, y_pred, axis, from_logits, ignore_index, sample_weight, per_image, where
     ):
+        _checks.tensorflow_only(where)
         scores, from_logits = scores_of(y_pred, from_logits, "Softmax", where)
         pixels = _pixels.Pixels(y_true, scores, axis, where, binary=False)
         scores = tf.cast(pixels.flatten_scores(scores), tf.float32)

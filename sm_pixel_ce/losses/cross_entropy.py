@@ -7,8 +7,9 @@ Both take a focal term (``focal_gamma``) and hard-pixel mining (``top_k``) for r
 
 import tensorflow as tf
 
-from .. import _checks, _pixels
+from .. import _checks, _neutral, _pixels
 from .._registry import register, serializable
+from ..flavor import IS_TENSORFLOW
 from ._base import _PixelLoss, class_weight_tensor, scores_of
 
 
@@ -82,6 +83,22 @@ def pixel_categorical_crossentropy(
     focal_gamma = _checks.focal_gamma(focal_gamma, where)
     top_k = _checks.top_k(top_k, where)
     _pixels.check_reduction(reduction, where)
+    if not IS_TENSORFLOW:
+        if top_k is not None and top_k != 1.0:
+            _checks.tensorflow_only(where, "top_k")
+        return _neutral.pixel_categorical_crossentropy(
+            y_true,
+            y_pred,
+            axis,
+            from_logits,
+            label_smoothing,
+            class_weights,
+            ignore_index,
+            sample_weight,
+            reduction,
+            focal_gamma,
+            where,
+        )
 
     scores, from_logits = scores_of(y_pred, from_logits, "Softmax", where)
     pixels = _pixels.Pixels(y_true, scores, axis, where, binary=False)
@@ -222,6 +239,21 @@ def pixel_binary_crossentropy(
     focal_gamma = _checks.focal_gamma(focal_gamma, where)
     top_k = _checks.top_k(top_k, where)
     _pixels.check_reduction(reduction, where)
+    if not IS_TENSORFLOW:
+        if top_k is not None and top_k != 1.0:
+            _checks.tensorflow_only(where, "top_k")
+        return _neutral.pixel_binary_crossentropy(
+            y_true,
+            y_pred,
+            axis,
+            from_logits,
+            label_smoothing,
+            ignore_index,
+            sample_weight,
+            reduction,
+            focal_gamma,
+            where,
+        )
 
     scores, from_logits = scores_of(y_pred, from_logits, "Sigmoid", where)
     pixels = _pixels.Pixels(y_true, scores, axis, where, binary=True)

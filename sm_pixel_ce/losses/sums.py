@@ -84,6 +84,7 @@ class PixelLossSum(_PixelLoss):
         return list(self._pairs)
 
     def share(self, y_true, y_pred, sample_weight=None):
+        _checks.tensorflow_only(type(self).__name__)
         fused = _softmax_terms(self._pairs, y_true, y_pred, sample_weight, self.name)
         if fused is not None:
             return fused

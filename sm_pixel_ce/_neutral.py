@@ -1,0 +1,404 @@
+"""The backend-neutral path (``keras.ops``) of ``pixel_softmax``, ``pixel_cce``, ``pixel_bce`` and
+the metrics' confusion counts, taken when Keras runs on a backend other than TensorFlow
+(``KERAS_BACKEND=jax``). The TensorFlow path (fused kernels, graph assertions, ``tf.distribute``)
+stays in ``_pixels`` and the loss modules.
+
+It computes what the TensorFlow path computes, with three differences the backend forces:
+
+* **No logits behind a softmax.** A JAX array takes no attributes, so ``pixel_cce`` of
+  probabilities takes ``log p`` floored at the smallest normal float, not clipped at 1e-7. On a
+  softmax output that is the fused value: exact, and the gradient stays ``p - y``, up to a logit
+  gap of 87 (where the loss stops at 87.3). Plain probabilities below 1e-7 count at their true log
+  here, where TensorFlow clips them.
+* **Data checks inside ``jit``** run on the host through ``jax.debug.callback``: the step raises the
+  same ``ValueError`` text, wrapped by JAX in a ``JaxRuntimeError`` (as TensorFlow's graph wraps it
+  in an ``InvalidArgumentError``). Called eagerly, they raise the ``ValueError`` itself.
+* **No replica context.** Keras's JAX distribution computes the loss on the global batch (one
+  program over sharded arrays), so every mean and count is global already.
+"""
+
+import functools
+
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from . import _checks, _pixels
+from .flavor import BACKEND
+
+# Smallest normal float32: log p is floored here, so the loss of a pixel stops at 87.3 and its
+# gradient stays finite.
+_TINY = 1.1754944e-38
+
+
+def _traced(value):
+    """Whether ``value`` is an abstract value being traced (inside ``jax.jit``)."""
+    if BACKEND != "jax":
+        return False
+    import jax
+
+    return isinstance(value, jax.core.Tracer)
+
+
+def _raise_unless(message, condition, *values):
+    if not bool(np.asarray(condition)):
+        shown = ", ".join(_checks._show(v) for v in values)
+        raise ValueError(message + (f" Received: {shown}" if shown else ""))
+
+
+def pixel_softmax(x, axis):
+    x = ops.convert_to_tensor(x)
+    _checks.class_axis(axis, len(x.shape), "pixel_softmax", min_rank=2)
+    if x.dtype in ("float16", "bfloat16"):
+        x = ops.cast(x, "float32")
+    return ops.softmax(x, axis=axis)
+
+
+class Pixels:
+    """Labels and predictions flattened to ``(P, C)`` / ``(P,)``, as ``_pixels.Pixels`` does, with
+    their data checks.
+
+    Attributes:
+        scores: ``(P, C)`` float32 (or float64) logits or probabilities, channels-last order.
+        labels: ``(P, C)`` dense labels, or ``(P,)`` integer mask values.
+        dense: Whether ``labels`` are dense.
+        num_classes: C.
+        spatial_shape: The prediction's shape without its class axis, a tuple of ints.
+    """
+
+    def __init__(self, y_true, y_pred, axis, where, binary):
+        y_pred = ops.convert_to_tensor(y_pred)
+        pred_shape = tuple(y_pred.shape)
+        rank = len(pred_shape)
+        class_axis = _checks.class_axis(axis, rank, where, min_rank=2)
+        num_classes = pred_shape[class_axis]
+        if not binary and num_classes < 2:
+            raise ValueError(
+                f"{where}: a softmax cross-entropy needs at least 2 classes on axis {axis}; "
+                f"received predictions of shape {tf.TensorShape(pred_shape)}. For a single "
+                "foreground channel use pixel_bce (sigmoid)."
+            )
+        self.where, self.num_classes, self.pred_shape = where, num_classes, pred_shape
+        self._checks = []
+        self.spatial_shape = pred_shape[:class_axis] + pred_shape[class_axis + 1 :]
+        if y_pred.dtype in ("float16", "bfloat16"):
+            y_pred = ops.cast(y_pred, "float32")
+        self.scores = ops.reshape(ops.moveaxis(y_pred, class_axis, -1), (-1, num_classes))
+
+        y_true = ops.convert_to_tensor(y_true)
+        true_shape = tuple(y_true.shape)
+        mismatch = _pixels.mismatch_message(
+            where, tf.TensorShape(true_shape), tf.TensorShape(pred_shape), class_axis, num_classes
+        )
+        if len(true_shape) == rank and true_shape[class_axis] == num_classes:
+            if true_shape != pred_shape:
+                raise ValueError(mismatch)
+            self.dense = True
+            labels = ops.moveaxis(y_true, class_axis, -1)
+            self.labels = ops.reshape(_pixels_float(labels), (-1, num_classes))
+            return
+        if len(true_shape) == rank and true_shape[class_axis] == 1:
+            y_true = ops.squeeze(y_true, axis=class_axis)
+            true_shape = tuple(y_true.shape)
+        if true_shape != self.spatial_shape:
+            raise ValueError(mismatch)
+        self.dense = False
+        self.labels = ops.reshape(y_true, (-1,))
+
+    def require(self, condition, message, *values):
+        """Require ``condition``: raise now when it is concrete, else when the step runs."""
+        if _traced(condition):
+            self._checks.append((condition, message, values))
+        else:
+            _raise_unless(message, condition, *values)
+
+    def checked(self, value, finite):
+        """``value``, with the checks of a traced call (and that the loss is finite) run on the
+        host: one callback, which raises the first that fails."""
+        self.require(finite, _pixels.NOT_FINITE.format(where=self.where))
+        if self._checks:
+            import jax
+
+            checks = self._checks
+            jax.debug.callback(
+                functools.partial(_raise_first, [(m, len(v)) for _, m, v in checks]),
+                *[part for condition, _, values in checks for part in (condition, *values)],
+            )
+        return value
+
+    def require_probabilities(self, activation="pixel_softmax"):
+        scores = self.scores
+        finite = ops.all(ops.isfinite(scores))
+        self.require(finite, _pixels.NOT_FINITE.format(where=self.where))
+        low, high = ops.min(scores), ops.max(scores)
+        tolerance = _pixels.PROBABILITY_TOLERANCE
+        self.require(
+            ops.logical_or(
+                ops.logical_not(finite),
+                ops.logical_and(low >= -tolerance, high <= 1.0 + tolerance),
+            ),
+            _pixels.NOT_PROBABILITIES.format(where=self.where, activation=activation),
+            low,
+            high,
+        )
+
+    def dense_distributions(self):
+        """``(labels, row_sum)`` of dense labels checked as one distribution per pixel (or
+        none), as ``_pixels.Pixels.dense_distributions``."""
+        labels = ops.cast(self.labels, self.scores.dtype)
+        row_sum = ops.sum(labels, axis=-1)
+        tolerance = _pixels.ROW_SUM_TOLERANCE
+        rows_ok = ops.all(ops.logical_or(ops.abs(row_sum - 1) <= tolerance, ops.equal(row_sum, 0)))
+        self.require(
+            ops.logical_and(ops.min(labels) >= 0, rows_ok),
+            f"{self.where}: dense labels must be >= 0 with each pixel summing to 1 (one class "
+            "per pixel) or to 0 (unlabelled). For several classes per pixel use pixel_bce. "
+            "(min label, min and max pixel sum)",
+            ops.min(labels),
+            ops.min(row_sum),
+            ops.max(row_sum),
+        )
+        return labels, row_sum
+
+    def integer_labels(self, ignore_index, num_values=None):
+        """``(safe_labels, valid)`` of the integer mask, as ``_pixels.Pixels.integer_labels``."""
+        labels, where = self.labels, self.where
+        num_values = num_values or self.num_classes
+        dtype = str(labels.dtype)
+        if "float" in dtype:
+            self.require(
+                ops.all(ops.equal(labels, ops.round(labels))),
+                f"{where}: the integer mask holds non-integer values. Masks resized with bilinear "
+                "interpolation do this; resize masks with nearest-neighbour. "
+                "(min, max of the mask)",
+                ops.min(labels),
+                ops.max(labels),
+            )
+        elif "int" not in dtype:
+            raise ValueError(
+                f"{where}: expected an integer or integer-valued float mask. "
+                f"Received dtype {dtype}."
+            )
+        labels = ops.cast(labels, "int32")
+        in_range = ops.logical_and(labels >= 0, labels < num_values)
+        valid = None
+        if ignore_index is not None:
+            valid = ops.not_equal(labels, ignore_index)
+            in_range = ops.logical_or(in_range, ops.logical_not(valid))
+        expected = f"values in [0, {num_values - 1}]" + (
+            f" or the ignore_index {ignore_index}"
+            if ignore_index is not None
+            else " (no ignore_index is set)"
+        )
+        self.require(
+            ops.all(in_range),
+            f"{where}: integer mask out of range; expected {expected} for {self.num_classes} "
+            "predicted classes. (min, max of the mask)",
+            ops.min(labels),
+            ops.max(labels),
+        )
+        if valid is not None:
+            labels = ops.where(valid, labels, 0)
+        return labels, valid
+
+    def pixel_sample_weight(self, sample_weight):
+        """Per-image ``(N,)``, per-pixel ``(N, H, W)`` or ``(N, H, W, 1)`` weights as ``(P,)``."""
+        sw = _pixels_float(ops.convert_to_tensor(sample_weight))
+        spatial = self.spatial_shape
+        shape = tuple(sw.shape)
+        if len(shape) == len(spatial) + 1 and shape[-1] == 1:
+            sw, shape = ops.squeeze(sw, axis=-1), shape[:-1]
+        if shape == ():
+            return ops.full((int(np.prod(spatial)),), sw)
+        if shape == spatial[:1]:
+            return ops.repeat(sw, int(np.prod(spatial[1:])))
+        if shape == spatial:
+            return ops.reshape(sw, (-1,))
+        raise ValueError(
+            f"{self.where}: sample_weight must be per image {spatial[:1]}, or per pixel "
+            f"{spatial}. Received shape {shape}."
+        )
+
+
+def _raise_first(layout, *parts):
+    """Host side of :meth:`Pixels.checked`: ``parts`` are each check's condition and values."""
+    at = 0
+    for message, count in layout:
+        _raise_unless(message, *parts[at : at + 1 + count])
+        at += 1 + count
+
+
+def _pixels_float(x):
+    return x if x.dtype in ("float32", "float64") else ops.cast(x, "float32")
+
+
+def reduce(pixels, losses, weights, sample_weight, reduction):
+    """Weighted reduction of per-pixel losses ``(P,)``, as ``_pixels.reduce`` (one device, or the
+    global batch under Keras's JAX distribution)."""
+    weighted = losses if weights is None else losses * weights
+    sw = None
+    if sample_weight is not None:
+        sw = ops.cast(pixels.pixel_sample_weight(sample_weight), weighted.dtype)
+        weighted = weighted * sw
+    if reduction in ("none", None):
+        value = ops.reshape(weighted, pixels.spatial_shape)
+        return pixels.checked(value, ops.all(ops.isfinite(losses)))
+    total = ops.sum(weighted)
+    if reduction == "sum":
+        return pixels.checked(total, ops.isfinite(total))
+    if reduction in ("sum_over_batch_size", "mean"):
+        denominator = (
+            ops.cast(losses.shape[0], total.dtype) if weights is None else ops.sum(weights)
+        )
+    else:
+        counted = ops.ones_like(losses) if weights is None else weights
+        denominator = ops.sum(counted if sw is None else counted * sw)
+    return pixels.checked(ops.divide_no_nan(total, denominator), ops.isfinite(total))
+
+
+def _log_probabilities(probabilities):
+    """``log p`` of probabilities renormalised along the classes, floored at the smallest normal
+    float (where TensorFlow's unfused path clips at 1e-7; see the module's docstring)."""
+    p = probabilities / ops.sum(probabilities, axis=-1, keepdims=True)
+    return ops.log(ops.maximum(p, _TINY))
+
+
+def _focal_factor(miss, gamma):
+    return ops.power(ops.maximum(miss, _TINY), gamma)
+
+
+def pixel_categorical_crossentropy(
+    y_true,
+    y_pred,
+    axis,
+    from_logits,
+    label_smoothing,
+    class_weights,
+    ignore_index,
+    sample_weight,
+    reduction,
+    focal_gamma,
+    where,
+):
+    """``pixel_categorical_crossentropy`` on ``keras.ops``, the options already validated (and
+    ``top_k`` None)."""
+    pixels = Pixels(y_true, y_pred, axis, where, binary=False)
+    num_classes, scores = pixels.num_classes, pixels.scores
+    if from_logits:
+        log_p = ops.log_softmax(scores, axis=-1)
+    else:
+        pixels.require_probabilities()
+        log_p = _log_probabilities(scores)
+    if focal_gamma:
+        log_p = _focal_factor(-ops.expm1(log_p), focal_gamma) * log_p
+    cw = None
+    if class_weights is not None:
+        if len(class_weights) != num_classes:
+            raise ValueError(
+                f"{where}: `class_weights` needs one weight per class: expected {num_classes}, "
+                f"received {len(class_weights)} ({list(class_weights)})."
+            )
+        cw = ops.convert_to_tensor(np.asarray(class_weights), dtype=scores.dtype)
+    if pixels.dense:
+        labels, row_sum = pixels.dense_distributions()
+        weights = row_sum if cw is None else ops.matmul(labels, cw)
+        target = labels
+        if label_smoothing:
+            target = labels * (1.0 - label_smoothing) + label_smoothing / num_classes
+        losses = -ops.sum(target * log_p, axis=-1)
+    else:
+        labels, valid = pixels.integer_labels(ignore_index)
+        losses = -ops.take_along_axis(log_p, labels[:, None], axis=-1)[:, 0]
+        if label_smoothing:
+            losses = (1.0 - label_smoothing) * losses - label_smoothing * ops.mean(log_p, axis=-1)
+        if cw is not None:
+            weights = ops.take(cw, labels)
+            if valid is not None:
+                weights = ops.where(valid, weights, 0.0)
+        else:
+            weights = None if valid is None else ops.cast(valid, scores.dtype)
+    return reduce(pixels, losses, weights, sample_weight, reduction)
+
+
+def pixel_binary_crossentropy(
+    y_true,
+    y_pred,
+    axis,
+    from_logits,
+    label_smoothing,
+    ignore_index,
+    sample_weight,
+    reduction,
+    focal_gamma,
+    where,
+):
+    """``pixel_binary_crossentropy`` on ``keras.ops``, the options already validated (and
+    ``top_k`` None)."""
+    pixels = Pixels(y_true, y_pred, axis, where, binary=True)
+    num_classes, scores = pixels.num_classes, pixels.scores
+    if not from_logits:
+        pixels.require_probabilities(activation="a sigmoid")
+    if pixels.dense:
+        raw = ops.cast(pixels.labels, scores.dtype)
+        labels, weights = raw, None
+        in_range = ops.logical_and(raw >= 0, raw <= 1)
+        if ignore_index is not None:
+            ignored = ops.any(ops.equal(raw, float(ignore_index)), axis=-1)
+            weights = ops.cast(ops.logical_not(ignored), scores.dtype)
+            in_range = ops.logical_or(in_range, ignored[:, None])
+            labels = ops.where(ignored[:, None], 0.0, raw)
+        pixels.require(
+            ops.all(in_range),
+            f"{where}: dense labels must lie in [0, 1]"
+            + (f" (or equal ignore_index {ignore_index})" if ignore_index is not None else "")
+            + ". (min, max of the labels)",
+            ops.min(raw),
+            ops.max(raw),
+        )
+    else:
+        labels, valid = pixels.integer_labels(ignore_index, num_values=max(num_classes, 2))
+        if num_classes == 1:
+            labels = ops.cast(labels, scores.dtype)[:, None]
+        else:
+            labels = ops.one_hot(labels, num_classes, dtype=scores.dtype)
+        weights = None if valid is None else ops.cast(valid, scores.dtype)
+    if label_smoothing:
+        labels = labels * (1.0 - label_smoothing) + 0.5 * label_smoothing
+    if from_logits:
+        # max(z, 0) - z·y + log(1 + exp(-|z|)): TensorFlow's sigmoid_cross_entropy_with_logits.
+        losses = ops.relu(scores) - scores * labels + ops.log1p(ops.exp(-ops.abs(scores)))
+        if focal_gamma:
+            miss = labels * ops.sigmoid(-scores) + (1.0 - labels) * ops.sigmoid(scores)
+            losses = losses * _focal_factor(miss, focal_gamma)
+    else:
+        p = ops.clip(scores, _pixels.EPSILON, 1.0 - _pixels.EPSILON)
+        losses = -(labels * ops.log(p) + (1.0 - labels) * ops.log(1.0 - p))
+        if focal_gamma:
+            miss = labels * (1.0 - p) + (1.0 - labels) * p
+            losses = losses * _focal_factor(miss, focal_gamma)
+    losses = ops.mean(losses, axis=-1)
+    return reduce(pixels, losses, weights, sample_weight, reduction)
+
+
+def confusion_counts(y_true, y_pred, num_classes, ignore_index, axis, where):
+    """The ``(C, C)`` int32 confusion counts of per-pixel argmax predictions (rows: labels), as
+    ``metrics.pixel_confusion_matrix`` without sample weights."""
+    pixels = Pixels(y_true, y_pred, axis, where, binary=False)
+    if num_classes is not None and pixels.num_classes != num_classes:
+        raise ValueError(
+            f"{where}: the predictions have {pixels.num_classes} classes on axis {axis}; expected "
+            f"num_classes={num_classes}. Received predictions of shape {pixels.pred_shape}."
+        )
+    c = pixels.num_classes
+    predicted = ops.cast(ops.argmax(pixels.scores, axis=-1), "int32")
+    if pixels.dense:
+        labels = ops.cast(ops.argmax(pixels.labels, axis=-1), "int32")
+        valid = ops.any(ops.not_equal(pixels.labels, 0), axis=-1)
+    else:
+        labels, valid = pixels.integer_labels(ignore_index)
+    cell = labels * c + predicted
+    if valid is not None:
+        cell = ops.where(valid, cell, c * c)  # an extra cell, dropped below
+    ones = ops.ones_like(cell)
+    counts = ops.segment_sum(ones, cell, num_segments=c * c + 1)[: c * c]
+    return pixels.checked(ops.reshape(counts, (c, c)), True)
