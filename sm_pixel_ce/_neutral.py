@@ -284,21 +284,23 @@ def pixel_categorical_crossentropy(
     ``top_k`` None)."""
     pixels = Pixels(y_true, y_pred, axis, where, binary=False)
     num_classes, scores = pixels.num_classes, pixels.scores
-    if from_logits:
-        log_p = ops.log_softmax(scores, axis=-1)
-    else:
+    if not from_logits:
         pixels.require_probabilities()
-        log_p = _log_probabilities(scores)
+    if not pixels.dense and not (from_logits or label_smoothing or focal_gamma):
+        # The usual case, a softmax output and a mask: the log of each pixel's one probability,
+        # not of all C (a third of the time of loss and gradient).
+        labels, valid = pixels.integer_labels(ignore_index)
+        p_y = ops.take_along_axis(scores, labels[:, None], axis=-1)[:, 0]
+        p_y = p_y / ops.sum(scores, axis=-1)
+        losses = -ops.log(ops.maximum(p_y, _TINY))
+        weights = _integer_weights(
+            labels, valid, _class_weight_tensor(class_weights, scores, where)
+        )
+        return reduce(pixels, losses, weights, sample_weight, reduction)
+    log_p = ops.log_softmax(scores, axis=-1) if from_logits else _log_probabilities(scores)
     if focal_gamma:
         log_p = _focal_factor(-ops.expm1(log_p), focal_gamma) * log_p
-    cw = None
-    if class_weights is not None:
-        if len(class_weights) != num_classes:
-            raise ValueError(
-                f"{where}: `class_weights` needs one weight per class: expected {num_classes}, "
-                f"received {len(class_weights)} ({list(class_weights)})."
-            )
-        cw = ops.convert_to_tensor(np.asarray(class_weights), dtype=scores.dtype)
+    cw = _class_weight_tensor(class_weights, scores, where)
     if pixels.dense:
         labels, row_sum = pixels.dense_distributions()
         weights = row_sum if cw is None else ops.matmul(labels, cw)
@@ -311,13 +313,29 @@ def pixel_categorical_crossentropy(
         losses = -ops.take_along_axis(log_p, labels[:, None], axis=-1)[:, 0]
         if label_smoothing:
             losses = (1.0 - label_smoothing) * losses - label_smoothing * ops.mean(log_p, axis=-1)
-        if cw is not None:
-            weights = ops.take(cw, labels)
-            if valid is not None:
-                weights = ops.where(valid, weights, 0.0)
-        else:
-            weights = None if valid is None else ops.cast(valid, scores.dtype)
+        weights = _integer_weights(labels, valid, cw)
     return reduce(pixels, losses, weights, sample_weight, reduction)
+
+
+def _class_weight_tensor(class_weights, scores, where):
+    """``class_weights`` as a ``(C,)`` tensor of the scores' dtype, or None."""
+    if class_weights is None:
+        return None
+    num_classes = scores.shape[-1]
+    if len(class_weights) != num_classes:
+        raise ValueError(
+            f"{where}: `class_weights` needs one weight per class: expected {num_classes}, "
+            f"received {len(class_weights)} ({list(class_weights)})."
+        )
+    return ops.convert_to_tensor(np.asarray(class_weights), dtype=scores.dtype)
+
+
+def _integer_weights(labels, valid, cw):
+    """Each pixel's weight: its class's (or 1), 0 where not valid; None for all 1."""
+    if cw is None:
+        return None if valid is None else ops.cast(valid, "float32")
+    weights = ops.take(cw, labels)
+    return weights if valid is None else ops.where(valid, weights, 0.0)
 
 
 def pixel_binary_crossentropy(
