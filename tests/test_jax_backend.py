@@ -274,3 +274,14 @@ def test_string_names_compile_and_fit(rng):
     images = rng.normal(size=(4, 8, 8, 3)).astype(np.float32)
     history = model.fit(images, rng.integers(0, 3, (4, 8, 8)), verbose=0).history
     assert np.isfinite(history["loss"][0]) and 0 <= history["pixel_accuracy"][0] <= 1
+
+
+@pytest.mark.parametrize("command", ["compare", "evaluate", "predict", "export", "bench"])
+def test_the_jobs_say_in_one_line_that_they_need_tensorflow(command, capsys):
+    from sm_pixel_ce.cli import main
+
+    argv = {"evaluate": ["m.keras", "--data", "d"], "predict": ["m.keras", "a.png", "--out", "o"]}
+    argv["export"] = ["m.keras", "--out", "m.onnx", "--format", "onnx"]
+    assert main([command, *argv.get(command, [])]) == 2
+    err = capsys.readouterr().err
+    assert "runs on the TensorFlow backend" in err and len(err.strip().splitlines()) == 1, err

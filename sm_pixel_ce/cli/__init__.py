@@ -68,4 +68,14 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 2
+    from ..flavor import BACKEND, IS_TENSORFLOW
+
+    if not IS_TENSORFLOW:
+        print(
+            f"sm-pixel-ce {args.command}: error: the command line runs on the TensorFlow backend; "
+            f"this process runs Keras on '{BACKEND}' (KERAS_BACKEND={BACKEND}): unset "
+            "KERAS_BACKEND to run it (the objects themselves run on JAX, see README: Backends).",
+            file=sys.stderr,
+        )
+        return 2
     return modules[args.command].run(args)
