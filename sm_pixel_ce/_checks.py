@@ -10,26 +10,11 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
-from .flavor import BACKEND, IS_TENSORFLOW
-
 try:  # TensorFlow's own test for "this graph is being compiled by XLA" (cond_v2 uses it)
     from tensorflow.python.framework import ops as _ops
     from tensorflow.python.ops import control_flow_util as _control_flow_util
 except ImportError:  # another TensorFlow layout: taken as not compiling with XLA
     _control_flow_util = None
-
-
-def tensorflow_only(where, what=None):
-    """Raise a one-line error where ``where`` (or its option ``what``) is not yet ported off the
-    TensorFlow backend and Keras runs on another one."""
-    if IS_TENSORFLOW:
-        return
-    subject = where if what is None else f"{where} with {what}"
-    raise NotImplementedError(
-        f"{subject} runs on the TensorFlow backend only for now; this process runs Keras on "
-        f"{BACKEND!r}. Run with KERAS_BACKEND=tensorflow, or use pixel_cce / pixel_bce without "
-        "top_k, pixel_softmax and the pixel metrics, which run on every backend."
-    )
 
 
 def axis_argument(axis, where):

@@ -5,7 +5,8 @@ All take the argmax of the predictions over the class axis and accumulate counts
 batch (a confusion matrix, float64), so the value over an epoch is exact: the mean IoU of the
 epoch's pixels, not a mean of per-batch means. On a backend other than TensorFlow (JAX, where
 float64 is float32 unless x64 is on) the counts are integers, kept as two int32 words (see
-:class:`_ExactCounts`), exact up to 2**61 pixels. Labels are dense (one-hot, argmax taken; an
+:class:`_ExactCounts`), exact up to 2**61 pixels; weighted counts (``sample_weight``) are kept
+as two float32 words (:class:`_CompensatedSums`). Labels are dense (one-hot, argmax taken; an
 all-zero pixel is unlabelled) or integer masks, flattened the same way as the losses'.
 """
 
@@ -37,8 +38,8 @@ def pixel_confusion_matrix(
             Defaults to None.
 
     Returns:
-        A ``(C, C)`` float64 tensor; on another backend than TensorFlow, int32 counts (sample
-        weights are not taken there yet).
+        A ``(C, C)`` float64 tensor; on another backend than TensorFlow, int32 counts, or
+        float32 weighted counts with ``sample_weight``.
 
     Example:
         >>> cm = pixel_confusion_matrix(masks, model(images), num_classes=7, ignore_index=255)
@@ -46,7 +47,9 @@ def pixel_confusion_matrix(
     where = "pixel_confusion_matrix"
     if not IS_TENSORFLOW:
         if sample_weight is not None:
-            _checks.tensorflow_only(where, "sample_weight")
+            return _weighted_confusion(
+                y_true, y_pred, num_classes, ignore_index, axis, sample_weight, where
+            )
         return _neutral.confusion_counts(y_true, y_pred, num_classes, ignore_index, axis, where)
     pixels = _pixels.Pixels(y_true, y_pred, axis, where, binary=False)
     if num_classes is not None and pixels.num_classes != num_classes:
@@ -68,6 +71,40 @@ def pixel_confusion_matrix(
     return tf.math.confusion_matrix(
         labels, predicted, num_classes=pixels.num_classes, weights=weights, dtype=tf.float64
     )
+
+
+# Pixels per partial sum of the weighted counts on another backend: each cell's float32 sum runs
+# over at most this many pixels, then the partial sums are added by a (pairwise) reduction.
+_CHUNK = 1024
+
+
+def _weighted_confusion(y_true, y_pred, num_classes, ignore_index, axis, sample_weight, where):
+    """The ``(C, C)`` float32 weighted confusion counts on ``keras.ops`` (another backend than
+    TensorFlow): the weights summed in float32 per chunk of ``_CHUNK`` pixels, then over the
+    chunks, so that a cell's rounding error grows with ``_CHUNK`` and the chunk count's log,
+    not with the pixel count."""
+    pixels = _neutral.Pixels(y_true, y_pred, axis, where, binary=False)
+    if num_classes is not None and pixels.num_classes != num_classes:
+        raise ValueError(
+            f"{where}: the predictions have {pixels.num_classes} classes on axis {axis}; expected "
+            f"num_classes={num_classes}. Received predictions of shape {pixels.pred_shape}."
+        )
+    c = pixels.num_classes
+    predicted = ops.cast(ops.argmax(pixels.scores, axis=-1), "int32")
+    if pixels.dense:
+        labels = ops.cast(ops.argmax(pixels.labels, axis=-1), "int32")
+        valid = ops.any(ops.not_equal(pixels.labels, 0), axis=-1)
+    else:
+        labels, valid = pixels.integer_labels(ignore_index)
+    weights = ops.cast(pixels.pixel_sample_weight(sample_weight), "float32")
+    if valid is not None:
+        weights = ops.where(valid, weights, 0.0)
+    size = int(weights.shape[0])
+    chunks = -(-size // _CHUNK)
+    cell = labels * c + predicted + (ops.arange(size, dtype="int32") // _CHUNK) * (c * c)
+    partial = ops.segment_sum(weights, cell, num_segments=chunks * c * c)
+    counts = ops.sum(ops.reshape(partial, (chunks, c, c)), axis=0)
+    return pixels.checked(counts, True)
 
 
 def iou_from_confusion(cm):
@@ -160,6 +197,45 @@ class _ExactCounts:
         self.low.assign(ops.zeros(self.low.shape, "int32"))
 
 
+class _CompensatedSums:
+    """Weighted counts of a metric where float64 is not at hand: two float32 variables per count,
+    ``high + low``, added with Knuth's TwoSum so that ``low`` keeps what rounding ``high`` drops.
+    Over an epoch the sum keeps about 48 bits (float64 keeps 53): each batch's float32 counts
+    enter it with no further rounding until the total passes ~2**48 times their error.
+
+    Args:
+        metric: The metric that owns the variables.
+        name: Their name's stem.
+        shape: The counts' shape.
+    """
+
+    def __init__(self, metric, name, shape):
+        self.high = metric.add_weight(
+            name=f"{name}_weighted_high", shape=shape, initializer="zeros", dtype="float32"
+        )
+        self.low = metric.add_weight(
+            name=f"{name}_weighted_low", shape=shape, initializer="zeros", dtype="float32"
+        )
+
+    def add(self, values):
+        values = ops.cast(values, "float32")
+        high = ops.convert_to_tensor(self.high)
+        total = high + values
+        virtual = total - high
+        error = (high - (total - virtual)) + (values - virtual)
+        low = ops.convert_to_tensor(self.low) + error
+        renormalised = total + low
+        self.high.assign(renormalised)
+        self.low.assign(low - (renormalised - total))
+
+    def value(self):
+        return ops.convert_to_tensor(self.high) + ops.convert_to_tensor(self.low)
+
+    def reset(self):
+        self.high.assign(ops.zeros(self.high.shape, "float32"))
+        self.low.assign(ops.zeros(self.low.shape, "float32"))
+
+
 class _ConfusionMetric(keras.metrics.Metric):
     """Accumulates :func:`pixel_confusion_matrix` over batches; subclasses derive ``result``."""
 
@@ -174,8 +250,9 @@ class _ConfusionMetric(keras.metrics.Metric):
             self.confusion = self.add_weight(
                 name="confusion", shape=shape, initializer="zeros", dtype="float64"
             )
-        else:
+        else:  # pixel counts exact; weighted counts (sample_weight) kept apart
             self._counts = _ExactCounts(self, "confusion", shape)
+            self._weighted = _CompensatedSums(self, "confusion", shape)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         cm = pixel_confusion_matrix(
@@ -183,19 +260,22 @@ class _ConfusionMetric(keras.metrics.Metric):
         )
         if IS_TENSORFLOW:
             self.confusion.assign_add(cm)
-        else:
+        elif sample_weight is None:
             self._counts.add(cm)
+        else:
+            self._weighted.add(cm)
 
     def reset_state(self):
         if IS_TENSORFLOW:
             self.confusion.assign(tf.zeros_like(self.confusion))
         else:
             self._counts.reset()
+            self._weighted.reset()
 
     def _confusion(self):
         if IS_TENSORFLOW:
             return tf.convert_to_tensor(self.confusion)
-        return self._counts.value()
+        return self._counts.value() + self._weighted.value()
 
     def get_config(self):
         return {
@@ -322,9 +402,10 @@ class PixelAccuracy(keras.metrics.Metric):
             self.counted = self.add_weight(
                 name="counted", shape=(), initializer="zeros", dtype="float64"
             )
-        else:
+        else:  # pixel counts exact; weighted counts (sample_weight) kept apart
             self._correct = _ExactCounts(self, "correct", ())
             self._counted = _ExactCounts(self, "counted", ())
+            self._weighted = _CompensatedSums(self, "correct_counted", (2,))
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         cm = pixel_confusion_matrix(
@@ -333,9 +414,11 @@ class PixelAccuracy(keras.metrics.Metric):
         if IS_TENSORFLOW:
             self.correct.assign_add(tf.linalg.trace(cm))
             self.counted.assign_add(tf.reduce_sum(cm))
-        else:
+        elif sample_weight is None:
             self._correct.add(ops.trace(cm))
             self._counted.add(ops.sum(cm))
+        else:
+            self._weighted.add(ops.stack([ops.trace(cm), ops.sum(cm)]))
 
     def result(self):
         if IS_TENSORFLOW:
@@ -343,8 +426,10 @@ class PixelAccuracy(keras.metrics.Metric):
                 tf.convert_to_tensor(self.correct), tf.convert_to_tensor(self.counted)
             )
             return tf.cast(accuracy, self.dtype or "float32")
-        accuracy = ops.divide_no_nan(self._correct.value(), self._counted.value())
-        return ops.cast(accuracy, self.dtype or "float32")
+        weighted = self._weighted.value()
+        correct = self._correct.value() + weighted[0]
+        counted = self._counted.value() + weighted[1]
+        return ops.cast(ops.divide_no_nan(correct, counted), self.dtype or "float32")
 
     def reset_state(self):
         if IS_TENSORFLOW:
@@ -353,6 +438,7 @@ class PixelAccuracy(keras.metrics.Metric):
         else:
             self._correct.reset()
             self._counted.reset()
+            self._weighted.reset()
 
     def get_config(self):
         return {**super().get_config(), "ignore_index": self.ignore_index, "axis": self.axis}

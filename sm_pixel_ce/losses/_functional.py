@@ -7,13 +7,14 @@
 
 Both are global under ``tf.distribute``: the per-class sums are summed over the replicas, and the
 Lovász sort runs over the errors of every replica (gathered), so that the replicas' shares add up
-to the loss of the whole batch on one device, and so do their gradients.
+to the loss of the whole batch on one device, and so do their gradients. On another Keras
+backend (JAX) :func:`region_loss` and the Lovász loss hand over to ``_neutral_regions``.
 """
 
-import numpy as np
 import tensorflow as tf
 
-from .. import _checks, _pixels
+from .. import _checks, _neutral_regions, _pixels
+from ..flavor import IS_TENSORFLOW
 from ._base import class_weight_tensor, scores_of
 
 try:  # TensorFlow's own XLA operations: the single-operand sort.
@@ -56,7 +57,6 @@ class RegionInputs:
     def __init__(
         self, y_true, y_pred, axis, from_logits, ignore_index, sample_weight, per_image, where
     ):
-        _checks.tensorflow_only(where)
         scores, from_logits = scores_of(y_pred, from_logits, "Softmax", where)
         pixels = _pixels.Pixels(y_true, scores, axis, where, binary=False)
         scores = tf.cast(pixels.flatten_scores(scores), tf.float32)
@@ -125,14 +125,8 @@ def tversky_loss(inputs, tversky, options, where):
 def overlap_class_weights(num_classes, classes, class_weights, where):
     """The ``(C,)`` class weights tensor (None for all 1), ``classes`` checked against the
     predictions' classes."""
-    _checks.classes_in_range(classes, num_classes, where)
-    cw = class_weight_tensor(class_weights, num_classes, tf.float32, where)
-    if cw is not None and classes is not None and not np.any(np.take(class_weights, classes)):
-        raise ValueError(
-            f"{where}: the `class_weights` of the chosen `classes` are all zero, so no class "
-            f"would count. Received: classes={classes}, class_weights={list(class_weights)}"
-        )
-    return cw
+    _neutral_regions.check_overlap_class_weights(num_classes, classes, class_weights, where)
+    return class_weight_tensor(class_weights, num_classes, tf.float32, where)
 
 
 def overlap_loss(inputs, sums, tversky, options, cw):
@@ -464,6 +458,10 @@ def region_loss(y_true, y_pred, where, tversky, axis, from_logits, options, samp
     """Validate the ``options`` (a dict of :func:`region_options`' arguments), flatten the
     inputs and compute :func:`tversky_loss` with ``tversky = (α, β, γ)``."""
     options = region_options(where, **options)
+    if not IS_TENSORFLOW:
+        return _neutral_regions.region_loss(
+            y_true, y_pred, where, tversky, axis, from_logits, options, sample_weight
+        )
     inputs = RegionInputs(
         y_true,
         y_pred,

@@ -7,7 +7,7 @@ Both take a focal term (``focal_gamma``) and hard-pixel mining (``top_k``) for r
 
 import tensorflow as tf
 
-from .. import _checks, _neutral, _pixels
+from .. import _checks, _neutral, _neutral_regions, _pixels
 from .._registry import register, serializable
 from ..flavor import IS_TENSORFLOW
 from ._base import _PixelLoss, class_weight_tensor, scores_of
@@ -85,7 +85,22 @@ def pixel_categorical_crossentropy(
     _pixels.check_reduction(reduction, where)
     if not IS_TENSORFLOW:
         if top_k is not None and top_k != 1.0:
-            _checks.tensorflow_only(where, "top_k")
+            return _neutral_regions.mined_crossentropy(
+                _neutral.pixel_categorical_crossentropy,
+                y_true,
+                y_pred,
+                axis,
+                class_weights,
+                ignore_index,
+                sample_weight,
+                reduction,
+                top_k,
+                where,
+                binary=False,
+                from_logits=from_logits,
+                label_smoothing=label_smoothing,
+                focal_gamma=focal_gamma,
+            )
         return _neutral.pixel_categorical_crossentropy(
             y_true,
             y_pred,
@@ -241,7 +256,22 @@ def pixel_binary_crossentropy(
     _pixels.check_reduction(reduction, where)
     if not IS_TENSORFLOW:
         if top_k is not None and top_k != 1.0:
-            _checks.tensorflow_only(where, "top_k")
+            return _neutral_regions.mined_crossentropy(
+                _neutral.pixel_binary_crossentropy,
+                y_true,
+                y_pred,
+                axis,
+                None,
+                ignore_index,
+                sample_weight,
+                reduction,
+                top_k,
+                where,
+                binary=True,
+                from_logits=from_logits,
+                label_smoothing=label_smoothing,
+                focal_gamma=focal_gamma,
+            )
         return _neutral.pixel_binary_crossentropy(
             y_true,
             y_pred,

@@ -1,8 +1,9 @@
 """``pixel_lovasz``: the Lovász-softmax loss (Berman et al. 2018) of segmentation_models_pytorch's
 ``_lovasz_softmax``."""
 
-from .. import _checks
+from .. import _checks, _neutral_regions
 from .._registry import register, serializable
+from ..flavor import IS_TENSORFLOW
 from . import _functional
 from ._base import _RegionLoss
 
@@ -67,6 +68,10 @@ def pixel_lovasz_loss(
             f"{where}: the Lovász extension has no pixel weights; leave pixels out with "
             "`ignore_index` (or weight another term of a sum). Expected sample_weight=None. "
             f"Received: sample_weight of shape {tuple(getattr(sample_weight, 'shape', ()))}"
+        )
+    if not IS_TENSORFLOW:
+        return _neutral_regions.lovasz_loss(
+            y_true, y_pred, axis, from_logits, classes, ignore_index, per_image, where
         )
     inputs = _functional.RegionInputs(
         y_true, y_pred, axis, bool(from_logits), ignore_index, None, per_image, where

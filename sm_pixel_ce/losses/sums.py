@@ -3,10 +3,11 @@
 that logs one term next to the total."""
 
 import tensorflow as tf
+from keras import ops
 
 from .. import _checks, _pixels
 from .._registry import register
-from ..flavor import keras
+from ..flavor import IS_TENSORFLOW, keras
 from . import _functional
 from ._base import _PixelLoss, class_weight_tensor, scores_of
 from ._overlap import _OverlapLoss
@@ -40,8 +41,9 @@ class PixelLossSum(_PixelLoss):
     ``pixel_focal``, ``pixel_dice``, ``pixel_jaccard``, ``pixel_tversky``, ``pixel_lovasz`` and
     sums of them) build one; a sum inside a sum is flattened. It saves and reloads with every
     term's options (``.keras``, ``.h5``, tf_keras SavedModel). Under ``tf.distribute`` each term
-    is global, so the sum is. Keras logs one ``loss``; :meth:`term_metrics` gives one metric
-    per term to log next to it.
+    is global, so the sum is. On TensorFlow cross-entropy and overlap terms of one integer mask
+    share one softmax (see ``_softmax_terms``); under JAX each term computes its own. Keras logs
+    one ``loss``; :meth:`term_metrics` gives one metric per term to log next to it.
 
     Args:
         terms: The pixel losses, or their Keras serializations (as :meth:`get_config` gives them).
@@ -84,10 +86,10 @@ class PixelLossSum(_PixelLoss):
         return list(self._pairs)
 
     def share(self, y_true, y_pred, sample_weight=None):
-        _checks.tensorflow_only(type(self).__name__)
-        fused = _softmax_terms(self._pairs, y_true, y_pred, sample_weight, self.name)
-        if fused is not None:
-            return fused
+        if IS_TENSORFLOW:
+            fused = _softmax_terms(self._pairs, y_true, y_pred, sample_weight, self.name)
+            if fused is not None:
+                return fused
         total = None
         for weight, term in self._pairs:
             with tf.name_scope(term.name):
@@ -171,8 +173,11 @@ class PixelLossTerm(keras.metrics.Mean):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         value = self._loss.share(y_true, y_pred, sample_weight)
-        value = value * tf.cast(_pixels.replicas(), value.dtype)
-        images = tf.cast(tf.shape(y_pred)[0], value.dtype)
+        if IS_TENSORFLOW:
+            value = value * tf.cast(_pixels.replicas(), value.dtype)
+            images = tf.cast(tf.shape(y_pred)[0], value.dtype)
+        else:  # the global batch already (see _neutral)
+            images = ops.cast(ops.shape(y_pred)[0], value.dtype)
         return super().update_state(value, sample_weight=images)
 
     def get_config(self):

@@ -1,0 +1,326 @@
+"""The backend-neutral path (``keras.ops``) of the region losses (Dice, Jaccard, Tversky, Lovász)
+and of hard-pixel mining (``top_k``), taken when Keras runs on a backend other than TensorFlow
+(``KERAS_BACKEND=jax``). The TensorFlow path stays in ``losses._functional`` and ``_pixels``.
+
+It computes what the TensorFlow path computes, on ``_neutral``'s :class:`~sm_pixel_ce._neutral.
+Pixels` (the same flattening, checks and error texts; data checks inside ``jit`` run on the host).
+What the backend changes:
+
+* **Plain autodiff.** The softmax of ``from_logits`` and the Lovász sort are differentiated by
+  the backend: the same gradients as the TensorFlow path's written-out ones (the sort's
+  subgradient ``J_k - J_(k-1)`` at the pixel of rank ``k``, ties in pixel order).
+* **Sorts, not radix or bit searches.** The Lovász errors and the ``top_k`` losses are ordered by
+  a stable ``ops.argsort`` (earlier pixels first among equal values, as on TensorFlow).
+* **No replica context.** Keras's JAX distribution computes the loss on the global batch, so
+  every sum, count and sort is global already (no all-gather).
+"""
+
+import math
+
+import numpy as np
+from keras import ops
+
+from . import _checks, _neutral
+
+# Smallest normal float32: x^γ is evaluated at no less, so that its gradient stays finite for γ < 1.
+_TINY = 1.1754944e-38
+
+
+class RegionInputs:
+    """Labels, predictions and pixel weights of a region loss grouped ``(G, n, ...)``, as
+    ``losses._functional.RegionInputs``: one group per image with ``per_image``, else one.
+
+    Attributes:
+        pixels: The :class:`~sm_pixel_ce._neutral.Pixels` (its checks go on the loss).
+        scores: ``(G, n, C)`` float32 logits (``from_logits``) or probabilities.
+        from_logits, dense: As given / whether the labels are dense.
+        labels: ``(G, n)`` int32 classes (ignored pixels 0), or ``(G, n, C)`` float32 labels.
+        weights: ``(G, n)`` float32 pixel weights (0: not counted), or None for all 1.
+        groups: G, an int.
+    """
+
+    def __init__(
+        self, y_true, y_pred, axis, from_logits, ignore_index, sample_weight, per_image, where
+    ):
+        logits_behind = getattr(_neutral, "logits_behind", None)  # pixel_softmax's, if known
+        logits = None if logits_behind is None else logits_behind(y_pred, axis, from_logits, where)
+        if logits is not None:
+            y_pred, from_logits = logits, True
+        pixels = _neutral.Pixels(y_true, y_pred, axis, where, binary=False)
+        pixels.scores = ops.cast(pixels.scores, "float32")
+        if not from_logits:
+            pixels.require_probabilities()
+        num_classes = pixels.num_classes
+        if pixels.dense:
+            labels, row_sum = pixels.dense_distributions()
+            valid = row_sum > 0
+        else:
+            labels, valid = pixels.integer_labels(ignore_index)
+        weights = None if valid is None else ops.cast(valid, "float32")
+        if sample_weight is not None:
+            sw = ops.cast(pixels.pixel_sample_weight(sample_weight), "float32")
+            weights = sw if weights is None else weights * sw
+        spatial = pixels.spatial_shape
+        self.groups = int(spatial[0]) if per_image else 1
+        shape = (self.groups, -1)
+        self.pixels, self.from_logits, self.dense = pixels, from_logits, pixels.dense
+        self.num_classes = num_classes
+        self.scores = ops.reshape(pixels.scores, shape + (num_classes,))
+        self.labels = ops.reshape(labels, shape + ((num_classes,) if pixels.dense else ()))
+        self.weights = None if weights is None else ops.reshape(weights, shape)
+
+    def probabilities(self):
+        return ops.softmax(self.scores, axis=-1) if self.from_logits else self.scores
+
+    def checked(self, value):
+        """``value`` with the data checks (and that it is finite) run, or staged in ``jit``."""
+        return self.pixels.checked(value, ops.isfinite(value))
+
+
+def region_loss(y_true, y_pred, where, tversky, axis, from_logits, options, sample_weight):
+    """``losses._functional.region_loss`` on ``keras.ops``: the Tversky loss (Dice, Jaccard) with
+    ``tversky = (α, β, γ)`` and the ``options`` already validated (a dict of
+    ``_functional.region_options``).
+
+    Returns:
+        A float32 scalar.
+    """
+    inputs = RegionInputs(
+        y_true,
+        y_pred,
+        axis,
+        bool(from_logits),
+        options["ignore_index"],
+        sample_weight,
+        options["per_image"],
+        where,
+    )
+    num_classes = inputs.num_classes
+    check_overlap_class_weights(num_classes, options["classes"], options["class_weights"], where)
+    weights = inputs.weights
+    p = inputs.probabilities()
+    if inputs.dense:
+        y = inputs.labels
+        if weights is not None:
+            p, y = p * weights[..., None], y * weights[..., None]
+        s_p, s_y = ops.sum(p, axis=1), ops.sum(y, axis=1)
+        tp = (s_p + s_y - ops.sum(ops.abs(p - y), axis=1)) / 2
+    else:
+        hit = ops.one_hot(inputs.labels, num_classes, dtype="float32")
+        if weights is not None:
+            p = p * weights[..., None]
+        y = hit if weights is None else hit * weights[..., None]
+        s_p, s_y, tp = ops.sum(p, axis=1), ops.sum(y, axis=1), ops.sum(p * hit, axis=1)
+    return inputs.checked(_overlap_loss(s_p, s_y, tp, tversky, options, num_classes))
+
+
+def check_overlap_class_weights(num_classes, classes, class_weights, where):
+    """Check ``classes`` against the predictions' classes, and the class weights: one per class,
+    not all zero over ``classes`` (the checks of both backends)."""
+    _checks.classes_in_range(classes, num_classes, where)
+    if class_weights is None:
+        return
+    if len(class_weights) != num_classes:
+        raise ValueError(
+            f"{where}: `class_weights` needs one weight per class: expected {num_classes}, "
+            f"received {len(class_weights)} ({list(class_weights)})."
+        )
+    if classes is not None and not np.any(np.take(class_weights, classes)):
+        raise ValueError(
+            f"{where}: the `class_weights` of the chosen `classes` are all zero, so no class "
+            f"would count. Received: classes={classes}, class_weights={list(class_weights)}"
+        )
+
+
+def _overlap_loss(s_p, s_y, tp, tversky, options, num_classes):
+    """``losses._functional.overlap_loss`` from the per-class sums, each ``(G, C)``."""
+    alpha, beta, gamma = tversky
+    smooth, eps, classes = options["smooth"], options["eps"], options["classes"]
+    class_weights = options["class_weights"]
+    fp, fn = s_p - tp, s_y - tp
+    score = (tp + smooth) / ops.maximum(tp + alpha * fp + beta * fn + smooth, eps)
+    losses = -ops.log(ops.maximum(score, eps)) if options["log_loss"] else 1.0 - score
+    present = ops.cast(s_y > 0, losses.dtype)
+    losses = losses * present
+    weights = np.ones(num_classes, np.float32)
+    if class_weights is not None:
+        weights = np.asarray(class_weights, np.float32)
+    if classes is not None:
+        losses, present = ops.take(losses, classes, axis=-1), ops.take(present, classes, axis=-1)
+        weights = weights[list(classes)]
+    weights = ops.convert_to_tensor(weights)
+    if options["absent_classes"] == "skip":
+        weights = weights * present
+        loss = ops.divide_no_nan(ops.sum(losses * weights, -1), ops.sum(weights, -1))
+    elif class_weights is None:
+        loss = ops.mean(losses, axis=-1)
+    else:
+        loss = ops.sum(losses * weights, -1) / ops.sum(weights)
+    if gamma != 1.0:
+        loss = ops.power(ops.maximum(loss, _TINY), gamma)
+    return ops.mean(loss)
+
+
+def lovasz_loss(y_true, y_pred, axis, from_logits, classes, ignore_index, per_image, where):
+    """``losses._functional.lovasz_loss`` on ``keras.ops``, the options already validated.
+
+    Per ``(group, class)`` row the errors are sorted in decreasing order (a stable argsort, the
+    pixels that do not count last); the loss and its gradient are the TensorFlow path's.
+
+    Returns:
+        A float32 scalar.
+    """
+    inputs = RegionInputs(
+        y_true, y_pred, axis, bool(from_logits), ignore_index, None, per_image, where
+    )
+    num_classes = inputs.num_classes
+    _checks.classes_in_range(classes, num_classes, where)
+    p = inputs.probabilities()
+    hard = not inputs.dense
+    y = ops.one_hot(inputs.labels, num_classes, dtype="int32") if hard else inputs.labels
+    valid = None if inputs.weights is None else inputs.weights > 0
+    if valid is not None:
+        y = y * ops.cast(valid[..., None], y.dtype)
+    errors = ops.abs(ops.cast(y, p.dtype) - p)
+    # One row per (group, class): (G·C, n).
+    rows = ops.reshape(ops.transpose(errors, (0, 2, 1)), (inputs.groups * num_classes, -1))
+    labels = ops.reshape(ops.transpose(y, (0, 2, 1)), (inputs.groups * num_classes, -1))
+    keys = -rows
+    if valid is not None:
+        valid = ops.reshape(ops.repeat(valid[:, None, :], num_classes, axis=1), ops.shape(rows))
+        keys = ops.where(valid, keys, np.inf)  # not counted: after every error
+    order = ops.stop_gradient(ops.argsort(keys, axis=-1))
+    e = ops.take_along_axis(rows, order, axis=-1)
+    y = ops.take_along_axis(labels, order, axis=-1)
+    if valid is None:
+        ones = ops.ones_like(y)
+    else:
+        counted = ops.take_along_axis(valid, order, axis=-1)
+        e = ops.where(counted, e, 0.0)
+        ones = ops.cast(counted, y.dtype)
+    label_sum = ops.sum(y, axis=-1, keepdims=True)
+    inside = label_sum - ops.cumsum(y, axis=-1)
+    union = label_sum + ops.cumsum(ones - y, axis=-1)  # int32 for masks: exact counts
+    jaccard = 1.0 - ops.divide_no_nan(ops.cast(inside, "float32"), ops.cast(union, "float32"))
+    following = ops.pad(e[:, 1:], ((0, 0), (0, 1)))
+    losses = ops.reshape(ops.sum((e - following) * jaccard, axis=-1), (-1, num_classes))
+    if classes == "present":
+        present = ops.cast(ops.reshape(label_sum, (-1, num_classes)) > 0, losses.dtype)
+        loss = ops.divide_no_nan(ops.sum(losses * present, -1), ops.sum(present, -1))
+    elif classes == "all":
+        loss = ops.mean(losses, axis=-1)
+    else:
+        loss = ops.mean(ops.take(losses, classes, axis=-1), axis=-1)
+    return inputs.checked(ops.mean(loss))
+
+
+# --- hard-pixel mining ---------------------------------------------------------------------------
+
+
+def hardest(losses, counted, top_k):
+    """Which pixels hard-pixel mining keeps, as ``_pixels.hardest``: the ⌈top_k·n⌉ counted pixels
+    with the largest loss, the earlier pixels first among equal losses.
+
+    Args:
+        losses: Per-pixel losses ``(P,)`` (no gradient flows through the selection).
+        counted: Bool ``(P,)`` of the pixels that count, or None for all.
+        top_k: Fraction in (0, 1].
+
+    Returns:
+        A bool ``(P,)``, True for the kept pixels.
+    """
+    size = int(losses.shape[0])
+    keys = -ops.stop_gradient(ops.cast(losses, "float32"))
+    if counted is None:
+        k = _kept_count(top_k, size)
+    else:
+        keys = ops.where(counted, keys, np.inf)
+        k = _traced_kept_count(top_k, ops.sum(ops.cast(counted, "int32")))
+    order = ops.argsort(keys)
+    kept_sorted = ops.cast(ops.arange(size) < k, "int32")
+    return ops.scatter(order[:, None], kept_sorted, (size,)) > 0
+
+
+def _kept_count(top_k, n):
+    # ⌈top_k·n⌉ in float64, with _pixels.hardest's relative margin (0.3·10 gives 3).
+    return int(math.ceil(top_k * (1.0 - 1e-12) * float(n)))
+
+
+def _traced_kept_count(top_k, n):
+    """:func:`_kept_count` of a count tensor: on the host inside ``jit`` (float64 is not at hand
+    on the device without x64), at once otherwise."""
+    if not _neutral._traced(n):
+        return _kept_count(top_k, int(np.asarray(n)))
+    import jax
+
+    return jax.pure_callback(
+        lambda count: np.int32(_kept_count(top_k, int(count))),
+        jax.ShapeDtypeStruct((), "int32"),
+        n,
+    )
+
+
+def mined_crossentropy(
+    fn,
+    y_true,
+    y_pred,
+    axis,
+    class_weights,
+    ignore_index,
+    sample_weight,
+    reduction,
+    top_k,
+    where,
+    binary,
+    **options,
+):
+    """``pixel_cce`` / ``pixel_bce`` (``fn``, one of ``_neutral``'s) with ``top_k``: the per-pixel
+    losses ranked before any weight, then reduced over the kept pixels as on TensorFlow.
+
+    Returns:
+        A float32 scalar (or the per-pixel map for ``reduction="none"``).
+    """
+    extra = {} if binary else {"class_weights": None}
+    losses = fn(
+        y_true,
+        y_pred,
+        axis,
+        ignore_index=ignore_index,
+        sample_weight=None,
+        reduction="none",
+        where=where,
+        **extra,
+        **options,
+    )
+    pixels = _neutral.Pixels(y_true, y_pred, axis, where, binary=binary)
+    losses = ops.reshape(losses, (-1,))
+    if binary:
+        weights = _binary_weights(pixels, ignore_index)
+        counted = None if weights is None else weights > 0
+    elif pixels.dense:
+        labels, row_sum = pixels.dense_distributions()
+        # The unweighted map is ℓ·Σy; the ranking and the reduction take ℓ.
+        losses = ops.divide_no_nan(losses, row_sum)
+        weights, counted = row_sum, row_sum > 0
+        if class_weights is not None:
+            cw = _neutral._class_weight_tensor(class_weights, pixels.scores, where)
+            weights = ops.sum(labels * cw, axis=-1)
+    else:
+        labels, counted = pixels.integer_labels(ignore_index)
+        cw = _neutral._class_weight_tensor(class_weights, pixels.scores, where)
+        weights = _neutral._integer_weights(labels, counted, cw)
+    kept = hardest(losses, counted, top_k)
+    kept = ops.cast(kept, losses.dtype)
+    weights = kept if weights is None else kept * ops.cast(weights, losses.dtype)
+    return _neutral.reduce(pixels, losses, weights, sample_weight, reduction)
+
+
+def _binary_weights(pixels, ignore_index):
+    """The ``(P,)`` 0/1 weights of ``pixel_bce`` (None for all counted)."""
+    if ignore_index is None:
+        return None
+    if pixels.dense:
+        ignored = ops.any(ops.equal(ops.cast(pixels.labels, "float32"), float(ignore_index)), -1)
+        return ops.cast(ops.logical_not(ignored), "float32")
+    labels = pixels.labels
+    return ops.cast(ops.not_equal(ops.cast(labels, "int32"), ignore_index), "float32")
