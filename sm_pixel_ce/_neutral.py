@@ -5,19 +5,30 @@ stays in ``_pixels`` and the loss modules.
 
 It computes what the TensorFlow path computes, with three differences the backend forces:
 
-* **No logits behind a softmax.** A JAX array takes no attributes, so ``pixel_cce`` of
-  probabilities takes ``log p`` floored at the smallest normal float, not clipped at 1e-7. On a
-  softmax output that is the fused value: exact, and the gradient stays ``p - y``, up to a logit
-  gap of 87 (where the loss stops at 87.3). Plain probabilities below 1e-7 count at their true log
-  here, where TensorFlow clips them.
-* **Data checks inside ``jit``** run on the host through ``jax.debug.callback``: the step raises the
-  same ``ValueError`` text, wrapped by JAX in a ``JaxRuntimeError`` (as TensorFlow's graph wraps it
-  in an ``InvalidArgumentError``). Called eagerly, they raise the ``ValueError`` itself.
+* **Logits behind a softmax in a side table.** A JAX array (or tracer) takes no attributes, so
+  ``pixel_softmax`` records ``id(output) -> (weak reference to output, logits, class axis)`` in
+  ``_LOGITS``; ``pixel_cce`` of that very output (same object, same class axis) computes from the
+  logits, fused: exact value and gradient ``p - y`` at any logit gap. The entry goes when the
+  output dies (the weak reference's callback), so tracing leaves nothing behind. Probabilities not
+  found there (another softmax, or an array Keras copied) take ``log p`` floored at the smallest
+  normal float, not clipped at 1e-7: exact up to a logit gap of 87 (where the loss stops at 87.3).
+  Plain probabilities below 1e-7 count at their true log here, where TensorFlow clips them.
+* **Data checks inside ``jit``** run on the host through one ``jax.debug.callback`` per loss, fed
+  a few scalars (all-finite, min, max, in-range flags) that XLA fuses into the loss's own passes
+  over the data: the step raises the same ``ValueError`` text, wrapped by JAX in a
+  ``JaxRuntimeError`` (as TensorFlow's graph wraps it in an ``InvalidArgumentError``). Called
+  eagerly, they raise the ``ValueError`` itself. Caught inside ``jit``: a non-finite loss;
+  probabilities not finite or outside [0, 1]; an integer mask out of range (past
+  ``ignore_index``) or holding non-integer floats; dense labels negative or not summing to 1 or 0
+  per pixel (``pixel_cce``) or outside [0, 1] (``pixel_bce``). Shapes, dtypes and options fail at
+  trace time. At 8x256x256x7 the checks cost less than the machine's noise (under 1 %).
 * **No replica context.** Keras's JAX distribution computes the loss on the global batch (one
   program over sharded arrays), so every mean and count is global already.
 """
 
 import functools
+import warnings
+import weakref
 
 import numpy as np
 import tensorflow as tf
@@ -46,12 +57,53 @@ def _raise_unless(message, condition, *values):
         raise ValueError(message + (f" Received: {shown}" if shown else ""))
 
 
+#: id(softmax output) -> (weak reference to it, its logits, its class axis >= 0); see the module's
+#: docstring. Keyed by id: JAX arrays and tracers are weakly referenceable but not hashable.
+_LOGITS = {}
+
+
+def _forget(key, ref):
+    """The weak reference's callback: drop the entry of a dead output (and only its own)."""
+    entry = _LOGITS.get(key)
+    if entry is not None and entry[0] is ref:
+        _LOGITS.pop(key, None)
+
+
+def _remember(output, logits, axis):
+    key = id(output)
+    try:
+        ref = weakref.ref(output, functools.partial(_forget, key))
+    except TypeError:  # not weakly referenceable: no fused route, the floored log instead
+        return
+    _LOGITS[key] = (ref, logits, axis)
+
+
+def logits_behind(y_pred, axis, from_logits, where):
+    """The logits behind ``y_pred`` when it is a live ``pixel_softmax`` output over the class axis
+    ``axis``, else None (warning, as TensorFlow does, when ``from_logits`` was set on it)."""
+    entry = _LOGITS.get(id(y_pred))
+    if entry is None or entry[0]() is not y_pred:
+        return None
+    _, logits, softmax_axis = entry
+    if axis % len(logits.shape) != softmax_axis:
+        return None
+    if from_logits:
+        warnings.warn(
+            f"{where}: from_logits=True, but the predictions come from a softmax activation; "
+            "computing from the logits behind it.",
+            stacklevel=4,
+        )
+    return logits
+
+
 def pixel_softmax(x, axis):
     x = ops.convert_to_tensor(x)
-    _checks.class_axis(axis, len(x.shape), "pixel_softmax", min_rank=2)
+    class_axis = _checks.class_axis(axis, len(x.shape), "pixel_softmax", min_rank=2)
     if x.dtype in ("float16", "bfloat16"):
         x = ops.cast(x, "float32")
-    return ops.softmax(x, axis=axis)
+    output = ops.softmax(x, axis=axis)
+    _remember(output, x, class_axis)
+    return output
 
 
 class Pixels:
@@ -61,6 +113,7 @@ class Pixels:
     Attributes:
         scores: ``(P, C)`` float32 (or float64) logits or probabilities, channels-last order.
         labels: ``(P, C)`` dense labels, or ``(P,)`` integer mask values.
+        grid_scores, grid_labels: The same before flattening, ``(N, H, W, C)`` / ``(N, H, W)``.
         dense: Whether ``labels`` are dense.
         num_classes: C.
         spatial_shape: The prediction's shape without its class axis, a tuple of ints.
@@ -83,7 +136,9 @@ class Pixels:
         self.spatial_shape = pred_shape[:class_axis] + pred_shape[class_axis + 1 :]
         if y_pred.dtype in ("float16", "bfloat16"):
             y_pred = ops.cast(y_pred, "float32")
-        self.scores = ops.reshape(ops.moveaxis(y_pred, class_axis, -1), (-1, num_classes))
+        # Channels-last, before flattening: an elementwise loss summed whole is faster from here.
+        self.grid_scores = ops.moveaxis(y_pred, class_axis, -1)
+        self.scores = ops.reshape(self.grid_scores, (-1, num_classes))
 
         y_true = ops.convert_to_tensor(y_true)
         true_shape = tuple(y_true.shape)
@@ -95,7 +150,8 @@ class Pixels:
                 raise ValueError(mismatch)
             self.dense = True
             labels = ops.moveaxis(y_true, class_axis, -1)
-            self.labels = ops.reshape(_pixels_float(labels), (-1, num_classes))
+            self.grid_labels = _pixels_float(labels)
+            self.labels = ops.reshape(self.grid_labels, (-1, num_classes))
             return
         if len(true_shape) == rank and true_shape[class_axis] == 1:
             y_true = ops.squeeze(y_true, axis=class_axis)
@@ -103,6 +159,7 @@ class Pixels:
         if true_shape != self.spatial_shape:
             raise ValueError(mismatch)
         self.dense = False
+        self.grid_labels = y_true
         self.labels = ops.reshape(y_true, (-1,))
 
     def require(self, condition, message, *values):
@@ -282,39 +339,62 @@ def pixel_categorical_crossentropy(
 ):
     """``pixel_categorical_crossentropy`` on ``keras.ops``, the options already validated (and
     ``top_k`` None)."""
+    logits = logits_behind(y_pred, axis, from_logits, where)
+    if logits is not None:
+        y_pred, from_logits = logits, True
     pixels = Pixels(y_true, y_pred, axis, where, binary=False)
     num_classes, scores = pixels.num_classes, pixels.scores
     if not from_logits:
         pixels.require_probabilities()
-    if not pixels.dense and not (from_logits or label_smoothing or focal_gamma):
-        # The usual case, a softmax output and a mask: the log of each pixel's one probability,
-        # not of all C (a third of the time of loss and gradient).
-        labels, valid = pixels.integer_labels(ignore_index)
-        p_y = ops.take_along_axis(scores, labels[:, None], axis=-1)[:, 0]
-        p_y = p_y / ops.sum(scores, axis=-1)
-        losses = -ops.log(ops.maximum(p_y, _TINY))
-        weights = _integer_weights(
-            labels, valid, _class_weight_tensor(class_weights, scores, where)
-        )
-        return reduce(pixels, losses, weights, sample_weight, reduction)
-    log_p = ops.log_softmax(scores, axis=-1) if from_logits else _log_probabilities(scores)
-    if focal_gamma:
-        log_p = _focal_factor(-ops.expm1(log_p), focal_gamma) * log_p
     cw = _class_weight_tensor(class_weights, scores, where)
+    # From logits, -Σ t·log_softmax(z) = lse(z)·Σt - Σ t·z: the log-softmax is never formed and
+    # an integer label picks z_y with a compare, not a gather (whose gradient is a scatter). Under
+    # jax.jit that is faster than the take_along_axis floor itself.
+    lse = ops.logsumexp(scores, axis=-1) if from_logits and not focal_gamma else None
     if pixels.dense:
         labels, row_sum = pixels.dense_distributions()
         weights = row_sum if cw is None else ops.matmul(labels, cw)
         target = labels
         if label_smoothing:
             target = labels * (1.0 - label_smoothing) + label_smoothing / num_classes
-        losses = -ops.sum(target * log_p, axis=-1)
+        if lse is not None:
+            losses = lse * ops.sum(target, axis=-1) - ops.sum(target * scores, axis=-1)
+        else:
+            log_p = _log_p(scores, from_logits, focal_gamma)
+            losses = -ops.sum(target * log_p, axis=-1)
+        return reduce(pixels, losses, weights, sample_weight, reduction)
+    labels, valid = pixels.integer_labels(ignore_index)
+    picked = ops.equal(labels[:, None], ops.arange(num_classes, dtype=labels.dtype))
+    if lse is not None:
+        losses = lse - _pick(picked, scores)
+        if label_smoothing:
+            mean_log_p = ops.mean(scores, axis=-1) - lse
+            losses = (1.0 - label_smoothing) * losses - label_smoothing * mean_log_p
+    elif not (from_logits or label_smoothing or focal_gamma):
+        # The usual case, a softmax output and a mask: the log of each pixel's one probability,
+        # not of all C.
+        p_y = _pick(picked, scores) / ops.sum(scores, axis=-1)
+        losses = -ops.log(ops.maximum(p_y, _TINY))
     else:
-        labels, valid = pixels.integer_labels(ignore_index)
-        losses = -ops.take_along_axis(log_p, labels[:, None], axis=-1)[:, 0]
+        log_p = _log_p(scores, from_logits, focal_gamma)
+        losses = -_pick(picked, log_p)
         if label_smoothing:
             losses = (1.0 - label_smoothing) * losses - label_smoothing * ops.mean(log_p, axis=-1)
-        weights = _integer_weights(labels, valid, cw)
+    weights = _integer_weights(labels, valid, cw)
     return reduce(pixels, losses, weights, sample_weight, reduction)
+
+
+def _pick(picked, values):
+    """Each pixel's value at its label: ``values`` ``(P, C)`` where ``picked`` (one-hot bools)."""
+    return ops.sum(ops.where(picked, values, 0.0), axis=-1)
+
+
+def _log_p(scores, from_logits, focal_gamma):
+    """``log p`` of logits or probabilities ``(P, C)``, times the focal factor when set."""
+    log_p = ops.log_softmax(scores, axis=-1) if from_logits else _log_probabilities(scores)
+    if focal_gamma:
+        log_p = _focal_factor(-ops.expm1(log_p), focal_gamma) * log_p
+    return log_p
 
 
 def _class_weight_tensor(class_weights, scores, where):
@@ -356,8 +436,18 @@ def pixel_binary_crossentropy(
     num_classes, scores = pixels.num_classes, pixels.scores
     if not from_logits:
         pixels.require_probabilities(activation="a sigmoid")
+    # Dense labels with no per-pixel weight: the loss is the sum of the elementwise terms, taken
+    # whole on the unflattened grid (half the time of flattening and averaging per pixel first).
+    whole = (
+        pixels.dense
+        and ignore_index is None
+        and sample_weight is None
+        and reduction not in ("none", None)
+    )
+    if whole:
+        scores = pixels.grid_scores
     if pixels.dense:
-        raw = ops.cast(pixels.labels, scores.dtype)
+        raw = ops.cast(pixels.grid_labels if whole else pixels.labels, scores.dtype)
         labels, weights = raw, None
         in_range = ops.logical_and(raw >= 0, raw <= 1)
         if ignore_index is not None:
@@ -382,20 +472,30 @@ def pixel_binary_crossentropy(
         weights = None if valid is None else ops.cast(valid, scores.dtype)
     if label_smoothing:
         labels = labels * (1.0 - label_smoothing) + 0.5 * label_smoothing
+    losses = _binary_terms(scores, labels, from_logits, focal_gamma)
+    if whole:
+        total = ops.sum(losses) / num_classes
+        value = total if reduction == "sum" else total / int(np.prod(pixels.spatial_shape))
+        return pixels.checked(value, ops.isfinite(total))
+    return reduce(pixels, ops.mean(losses, axis=-1), weights, sample_weight, reduction)
+
+
+def _binary_terms(scores, labels, from_logits, focal_gamma):
+    """The elementwise sigmoid cross-entropy (times the focal factor when set)."""
     if from_logits:
-        # max(z, 0) - z·y + log(1 + exp(-|z|)): TensorFlow's sigmoid_cross_entropy_with_logits.
-        losses = ops.relu(scores) - scores * labels + ops.log1p(ops.exp(-ops.abs(scores)))
+        # softplus(z) - z·y = max(z, 0) - z·y + log(1 + exp(-|z|)), TensorFlow's
+        # sigmoid_cross_entropy_with_logits, in one op fewer.
+        losses = ops.softplus(scores) - scores * labels
         if focal_gamma:
             miss = labels * ops.sigmoid(-scores) + (1.0 - labels) * ops.sigmoid(scores)
             losses = losses * _focal_factor(miss, focal_gamma)
-    else:
-        p = ops.clip(scores, _pixels.EPSILON, 1.0 - _pixels.EPSILON)
-        losses = -(labels * ops.log(p) + (1.0 - labels) * ops.log(1.0 - p))
-        if focal_gamma:
-            miss = labels * (1.0 - p) + (1.0 - labels) * p
-            losses = losses * _focal_factor(miss, focal_gamma)
-    losses = ops.mean(losses, axis=-1)
-    return reduce(pixels, losses, weights, sample_weight, reduction)
+        return losses
+    p = ops.clip(scores, _pixels.EPSILON, 1.0 - _pixels.EPSILON)
+    losses = -(labels * ops.log(p) + (1.0 - labels) * ops.log(1.0 - p))
+    if focal_gamma:
+        miss = labels * (1.0 - p) + (1.0 - labels) * p
+        losses = losses * _focal_factor(miss, focal_gamma)
+    return losses
 
 
 def confusion_counts(y_true, y_pred, num_classes, ignore_index, axis, where):

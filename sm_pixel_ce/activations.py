@@ -16,8 +16,9 @@ def pixel_softmax(x, axis=-1):
     logits of any size (±1e4) give finite probabilities that sum to 1. Half-precision inputs
     (``mixed_float16`` / ``mixed_bfloat16``) are computed and returned in float32. The logits
     are kept on the output (``_keras_logits``, as Keras's own softmax does), so that
-    ``pixel_cce`` computes from them, fused and stable. On another backend (JAX) the output
-    carries nothing, and ``pixel_cce`` takes its unclipped log instead (see ``_neutral``).
+    ``pixel_cce`` computes from them, fused and stable. On another backend (JAX) an array
+    takes no attributes: the logits wait in a side table for as long as the output lives, and
+    ``pixel_cce`` of that output finds them there (see ``_neutral``).
 
     Args:
         x: Logits, e.g. ``(N, H, W, C)``; at least 2-D. Defaults: none.

@@ -196,9 +196,26 @@ def test_load_section_times_both_ways_in_tf_keras(tmp_path, monkeypatch):
         (["--plot", "x.png", "--skip-scaling", "--skip-train"], "plot draws the scaling sweeps"),
         (["--size", "48"], "size must be a multiple of 32"),
         (["--load-backbones", "resnet18,resnet19"], "unknown backbone(s) ['resnet19']"),
+        (["--backend", "jax", "--classes", "300"], "classes must be in [2, 254]"),
     ],
 )
 def test_bad_arguments_give_one_line(argv, message, capsys):
     assert main(["bench", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+@pytest.mark.slow
+def test_backend_jax_runs_in_a_child_process(tmp_path, capsys):
+    """From TensorFlow, ``bench --backend jax`` times the JAX path in a child with
+    ``KERAS_BACKEND=jax`` (about 25 s: the child imports TensorFlow, Keras and JAX)."""
+    path = tmp_path / "jax_bench.json"
+    tiny = ["--batch", "2", "--size", "8", "--classes", "3", "--repeats", "2", "--warmup", "1"]
+    assert main(["bench", "--backend", "jax", *tiny, "--json", str(path)]) == 0
+    result = json.loads(path.read_text())
+    cases = {case["name"]: case for case in result["cases"]}
+    assert result["config"]["devices"] and cases["cce_softmax"]["ratio"] > 0
+    data = benchmarks.make_inputs(2, 8, 3)
+    expected = reference.pixel_cce(data["mask"], data["logits"])
+    assert cases["cce_softmax"]["loss"] == pytest.approx(expected, rel=1e-5)
+    assert "| pixel_cce on pixel_softmax output (int32) | sparse |" in capsys.readouterr().out

@@ -1,7 +1,8 @@
 """The backend-neutral path under ``KERAS_BACKEND=jax``: pixel_softmax, pixel_cce, pixel_bce and the
-metrics against NumPy, under ``jax.jit``, with the TensorFlow path's error texts; the objects not
-ported yet say so in one line. Run with ``KERAS_BACKEND=jax python -m pytest -m jax
-tests/test_jax_backend.py``; skipped on TensorFlow."""
+metrics against NumPy, under ``jax.jit``, with the TensorFlow path's error texts; the fused route
+behind pixel_softmax (exact gradients at any logit gap, no leak) and ``bench --backend jax``.
+Run with ``KERAS_BACKEND=jax python -m pytest -m jax tests/test_jax_backend.py``; skipped on
+TensorFlow."""
 
 import os
 import subprocess
@@ -119,19 +120,96 @@ class TestPixelCCE:
         value = jitted(loss, labels, pixel_softmax(np.moveaxis(logits, -1, 1), axis=1))
         assert value == pytest.approx(pixel_cce(labels, logits), rel=REL)
 
-    def test_gap_of_50_keeps_gradient_p_minus_y(self):
-        """A confidently wrong pixel: Keras's clipped log would give it no gradient."""
-        logits = np.array([[[[50.0, 0.0, 0.0]]]], np.float32)
+    @pytest.mark.parametrize("gap", [50.0, 200.0])
+    def test_large_gap_keeps_gradient_p_minus_y(self, gap):
+        """A confidently wrong pixel: Keras's clipped log gives it no gradient past a gap of 16,
+        the floored log none past 87; the logits behind pixel_softmax give p - y at any gap."""
+        logits = np.array([[[[gap, 0.0, 0.0]]]], np.float32)
         labels = np.array([[[1]]])
         loss = PixelCategoricalCrossentropy()
 
         def of_logits(z):
             return loss(labels, pixel_softmax(z))
 
-        value, gradient = jax.jit(jax.value_and_grad(of_logits))(logits)
-        assert float(value) == pytest.approx(-log_softmax(logits)[0, 0, 0, 1], rel=REL)
-        expected = softmax(logits) - np.eye(3)[labels]
-        np.testing.assert_allclose(gradient, expected, rtol=REL, atol=1e-7)
+        for step in (jax.jit(jax.value_and_grad(of_logits)), jax.value_and_grad(of_logits)):
+            value, gradient = step(logits)
+            assert float(value) == pytest.approx(-log_softmax(logits)[0, 0, 0, 1], rel=REL)
+            expected = softmax(logits) - np.eye(3)[labels]
+            np.testing.assert_allclose(gradient, expected, rtol=REL, atol=1e-7)
+
+    @pytest.mark.parametrize("dense", [False, True])
+    def test_fused_value_and_gradient_match_numpy(self, data, dense):
+        """Through pixel_softmax, with class weights and an ignored pixel: the value and the
+        gradient w.r.t. the logits, w·(p - y) / Σw, as NumPy computes them."""
+        logits, labels = data
+        labels = labels.copy()
+        labels[0, 0, :2] = 255
+        cw = np.array([0.5, 1.0, 2.0, 3.0])
+        valid = labels != 255
+        onehot = np.eye(C)[np.where(valid, labels, 0)] * valid[..., None]
+        y_true = onehot.astype(np.float32) if dense else labels
+        loss = PixelCategoricalCrossentropy(class_weights=list(cw), ignore_index=255)
+        step = jax.jit(jax.value_and_grad(lambda z: loss(y_true, pixel_softmax(z))))
+        value, gradient = step(logits)
+        w = onehot @ cw
+        expected = -np.sum(w * np.sum(onehot * log_softmax(logits), -1)) / w.sum()
+        assert float(value) == pytest.approx(expected, rel=REL)
+        expected_gradient = w[..., None] * (softmax(logits) - onehot) / w.sum()
+        np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-4, atol=1e-7)
+
+    def test_side_table_does_not_leak(self):
+        """The table holds an output's logits while the output lives, and nothing after: not
+        after tracing, not after the array dies. A copy of the probabilities is not found there
+        (the floored log: 87.3 at a gap of 200)."""
+        import gc
+
+        from sm_pixel_ce import _neutral
+
+        gc.collect()
+        before = len(_neutral._LOGITS)
+        logits = np.array([[[[200.0, 0.0, 0.0]]]], np.float32)
+        labels = np.array([[[1]]])
+        loss = PixelCategoricalCrossentropy()
+        jax.jit(jax.grad(lambda z: loss(labels, pixel_softmax(z))))(logits)
+        gc.collect()
+        assert len(_neutral._LOGITS) == before
+        output = pixel_softmax(logits)
+        assert len(_neutral._LOGITS) == before + 1
+        assert float(loss(labels, output)) == pytest.approx(200.0, rel=REL)
+        assert float(loss(labels, jnp.array(output))) == pytest.approx(87.3365, rel=1e-4)
+        del output
+        assert len(_neutral._LOGITS) == before
+
+    def test_from_logits_on_a_softmax_output_warns_and_uses_the_logits(self):
+        logits = np.array([[[[200.0, 0.0, 0.0]]]], np.float32)
+        loss = PixelCategoricalCrossentropy(from_logits=True)
+        with pytest.warns(UserWarning, match="from_logits=True, but the predictions come from"):
+            value = loss(np.array([[[1]]]), pixel_softmax(logits))
+        assert float(value) == pytest.approx(200.0, rel=REL)
+
+    @pytest.mark.parametrize("policy, layer", [(None, False), ("mixed_bfloat16", True)])
+    def test_keras_hands_the_softmax_output_to_the_loss(self, policy, layer):
+        """fit, evaluate and compute_loss reach the logits (mixed precision too): at a gap of
+        200 the loss is 200, not 87.3, and one SGD step moves the biases by lr·(p - y)."""
+        inputs = keras.Input((1, 1, 1))
+        conv = keras.layers.Conv2D(
+            3,
+            1,
+            activation=None if layer else "pixel_softmax",
+            kernel_initializer="zeros",
+            bias_initializer=keras.initializers.Constant([200.0, 0.0, 0.0]),
+            dtype=policy,
+        )
+        outputs = conv(inputs)
+        if layer:
+            outputs = sm_pixel_ce.PixelSoftmax(dtype=policy)(outputs)
+        model = keras.Model(inputs, outputs)
+        model.compile(keras.optimizers.SGD(0.01), loss=PixelCategoricalCrossentropy())
+        x, y = np.zeros((1, 1, 1, 1), np.float32), np.array([[[1]]])
+        assert model.evaluate(x, y, verbose=0) == pytest.approx(200.0, rel=REL)
+        model.fit(x, y, epochs=1, verbose=0)
+        np.testing.assert_allclose(conv.bias.numpy(), [199.99, 0.01, 0.0], rtol=1e-4, atol=1e-6)
+        assert float(model.compute_loss(x, y, model(x))) == pytest.approx(199.98, rel=1e-4)
 
     @pytest.mark.parametrize("kwargs, y_true, y_pred, match", BAD_INPUT_CASES)
     def test_bad_input_same_text_as_tensorflow(self, kwargs, y_true, y_pred, match):
@@ -206,38 +284,12 @@ class TestMetrics:
         high, low = iou._counts.high.numpy(), iou._counts.low.numpy()
         assert (high.astype(np.int64) * 2**30 + low == 5 * (2**29 + 1)).all()
 
-    def test_sample_weight_says_tensorflow_only(self, data):
-        logits, labels = data
-        with pytest.raises(NotImplementedError, match="TensorFlow backend only"):
-            PixelMeanIoU(C).update_state(labels, logits, sample_weight=np.ones(N))
-
 
 def test_class_weights(data):
     _, labels = data
     weights = sm_pixel_ce.class_weights(labels, C, method="inverse_frequency")
     counts = np.bincount(labels.ravel(), minlength=C)
     np.testing.assert_allclose(weights, counts.sum() / (C * counts), rtol=1e-6)
-
-
-@pytest.mark.parametrize(
-    "make, where",
-    [
-        (lambda: sm_pixel_ce.PixelDiceLoss(), "pixel_dice_loss"),
-        (lambda: sm_pixel_ce.PixelJaccardLoss(), "pixel_jaccard_loss"),
-        (lambda: sm_pixel_ce.PixelTverskyLoss(), "pixel_tversky_loss"),
-        (lambda: sm_pixel_ce.PixelLovaszLoss(), "pixel_lovasz_loss"),
-        (
-            lambda: sm_pixel_ce.PixelCategoricalCrossentropyDice(),
-            "PixelCategoricalCrossentropyDice",
-        ),
-        (lambda: PixelCategoricalCrossentropy(top_k=0.5), "pixel_categorical_crossentropy with"),
-    ],
-)
-def test_unported_objects_say_so_in_one_line(data, make, where):
-    logits, labels = data
-    with pytest.raises(NotImplementedError, match=f"^{where}.*TensorFlow backend only") as caught:
-        jax.jit(lambda t, p: make()(t, p))(labels, pixel_softmax(logits))
-    assert "\n" not in str(caught.value)
 
 
 def test_model_fits_saves_and_reloads(tmp_path, rng):
@@ -285,3 +337,24 @@ def test_the_jobs_say_in_one_line_that_they_need_tensorflow(command, capsys):
     assert main([command, *argv.get(command, [])]) == 2
     err = capsys.readouterr().err
     assert "runs on the TensorFlow backend" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_bench_backend_jax_runs_and_prints_ratios(tmp_path, capsys):
+    """``bench --backend jax`` runs in this (JAX) process at a tiny size: every cross-entropy
+    case computes the floor's loss, and the table shows each ratio (no timing asserted)."""
+    import json
+
+    from sm_pixel_ce.cli import main
+
+    path = tmp_path / "jax_bench.json"
+    tiny = ["--batch", "2", "--size", "8", "--classes", "3", "--repeats", "2", "--warmup", "1"]
+    assert main(["bench", "--backend", "jax", *tiny, "--json", str(path)]) == 0
+    result = json.loads(path.read_text())
+    cases = {case["name"]: case for case in result["cases"]}
+    for name in ("cce_logits", "cce_logits_onehot", "cce_softmax", "cce_softmax_onehot"):
+        assert cases[name]["loss"] == pytest.approx(cases["floor_sparse"]["loss"], rel=REL)
+    assert cases["bce_logits"]["loss"] == pytest.approx(cases["floor_bce"]["loss"], rel=REL)
+    assert all(case["ratio"] > 0 for case in cases.values())
+    table = capsys.readouterr().out
+    assert "| pixel_cce on pixel_softmax output (int32) | sparse | " in table
+    assert f"{cases['cce_softmax']['ratio']:.2f}" in table and "noise gauge" in table
