@@ -20,7 +20,7 @@ model whose output is smaller than its input. This module says the rule instead:
 import tensorflow as tf
 
 from ._registry import register
-from .flavor import IS_KERAS_3, keras
+from .flavor import IS_KERAS_3, IS_TENSORFLOW, keras
 
 #: Architectures whose encoder output (stride 32) is joined with upsampled decoder maps.
 ENCODER_STRIDE = 32
@@ -290,6 +290,8 @@ class SizeCheckedModel(keras.Model):
         return super().call(checked, training=training, mask=mask)
 
     def _check_sizes(self, inputs):
+        if not IS_TENSORFLOW:
+            return self._check_static_sizes(inputs)
         flat = tf.nest.flatten(inputs)
         if not flat:
             return inputs
@@ -324,6 +326,28 @@ class SizeCheckedModel(keras.Model):
         with tf.control_dependencies([assertion]):
             flat[0] = tf.identity(image)
         return tf.nest.pack_sequence_as(inputs, flat)
+
+    def _check_static_sizes(self, inputs):
+        """Off TensorFlow (JAX): shapes are static inside every trace, so one check is enough."""
+        flat = keras.tree.flatten(inputs)
+        if not flat or len(flat[0].shape) != 4:
+            return inputs
+        multiple, minimum, reason = self._size_rule
+        shape = tuple(flat[0].shape)
+        axes = [axis + 1 for axis in spatial_axes(self.data_format)]
+        static = {name: shape[axis] for name, axis in zip(("height", "width"), axes)}
+        message = size_error(
+            static,
+            self.architecture,
+            self.backbone,
+            multiple,
+            minimum,
+            reason,
+            f"an input of shape {shape}",
+        )
+        if message:
+            raise ValueError(message)
+        return inputs
 
     def get_config(self):
         config = super().get_config()

@@ -7,6 +7,7 @@ Also mends, at import, how tf_keras reads the weights of a ``.keras`` file (see
 
 import contextlib
 import io
+import json
 import os
 import shutil
 import tempfile
@@ -64,7 +65,63 @@ def load_model(path, compile=True, safe_mode=True):
         ) from error
     if IS_KERAS_3 and kind == "h5" and compile:
         mend_keras3_h5_training(model, path)
+    if (
+        IS_KERAS_3
+        and kind == "keras"
+        and compile
+        and type(model).compile is not keras.Model.compile
+    ):
+        compile_as_saved(model, path)
     return model
+
+
+def compile_as_saved(model, path):
+    """Compile a reloaded model with the compile arguments it was saved with.
+
+    Keras 3 skips ``compile_from_config`` (with a warning) for every model class that overrides
+    ``compile``, such as keras-hub's tasks (``DeepLabV3ImageSegmenter``,
+    ``SegFormerImageSegmenter``): they reload without their loss and metrics, or (keras-hub
+    compiles in its constructor) with keras-hub's defaults instead. Here the
+    ``compile_config`` stored in the ``.keras`` file is deserialized and passed to the model's own
+    ``compile``, and the optimizer's saved variables (its step count and slots, which Keras has
+    skipped) are read from the file's weights, so that training resumes where it stopped.
+
+    Args:
+        model: A Keras 3 model just loaded from ``path``.
+        path: The ``.keras`` file it came from.
+
+    Returns:
+        The same model, compiled as saved; unchanged when the file holds no compile arguments.
+
+    Example:
+        >>> model = keras.saving.load_model("segformer.keras")  # keras-hub's default loss
+        >>> compile_as_saved(model, "segformer.keras").evaluate(images, masks)
+    """
+    with zipfile.ZipFile(path) as archive:
+        config = json.loads(archive.read("config.json"))
+    saved = config.get("compile_config")
+    if not saved:
+        return model
+    model.compile(**keras.utils.deserialize_keras_object(saved))
+    if getattr(model, "optimizer", None) is not None and model.built:
+        model.optimizer.build(model.trainable_variables)
+        _load_optimizer_variables(model.optimizer, path)
+    return model
+
+
+def _load_optimizer_variables(optimizer, path):
+    """Give ``optimizer`` the variables saved in the ``.keras`` file ``path``, where they match."""
+    import h5py
+
+    with zipfile.ZipFile(path) as archive:
+        if "model.weights.h5" not in archive.namelist():
+            return  # sharded weights: left to Keras
+        weights = archive.read("model.weights.h5")
+    with h5py.File(io.BytesIO(weights), "r") as file:
+        saved = file.get("optimizer/vars")
+        if saved is None or len(saved) != len(optimizer.variables):
+            return
+        optimizer.load_own_variables({key: saved[key][()] for key in saved})
 
 
 def mend_keras3_h5_training(model, path):
