@@ -222,6 +222,9 @@ class StreamingScore:
         boundary: Also accumulate Boundary IoU; the labels must then be ``(N, H, W)``.
             Defaults to False.
         boundary_ratio: Boundary width as a fraction of each image's diagonal. Defaults to 0.02.
+        image_counts: Also keep, for every image, its per-class true positive, false positive
+            and false negative pixels (:meth:`image_counts`; ``3 C`` integers an image, for the
+            paired bootstrap of :mod:`sm_pixel_ce.compare.statistics`). Defaults to False.
 
     Example:
         >>> scores = StreamingScore(7, ignore_index=255, boundary=True)
@@ -238,8 +241,11 @@ class StreamingScore:
         bins=ECE_BINS,
         boundary=False,
         boundary_ratio=BOUNDARY_RATIO,
+        image_counts=False,
     ):
         self.num_classes, self.ignore_index = num_classes, ignore_index
+        self.keep_image_counts = image_counts
+        self._image_counts = []
         self.calibration, self.bins = calibration, bins
         self.boundary, self.boundary_ratio = boundary, boundary_ratio
         self.matrix = np.zeros((num_classes, num_classes), np.int64)
@@ -275,9 +281,14 @@ class StreamingScore:
             )
         predictions = probabilities.argmax(-1)
         self.matrix += confusion_matrix(labels, predictions, self.num_classes, self.ignore_index)
-        per_image = _image_miou(
-            *_image_areas(labels, predictions, self.num_classes, self.ignore_index)
+        hits, label_area, predicted_area = _image_areas(
+            labels, predictions, self.num_classes, self.ignore_index
         )
+        per_image = _image_miou(hits, label_area, predicted_area)
+        if self.keep_image_counts:
+            self._image_counts.append(
+                np.stack([hits, predicted_area - hits, label_area - hits], axis=1)
+            )
         if self.boundary:
             self._add_boundaries(labels, predictions)
         if self.calibration:
@@ -317,6 +328,34 @@ class StreamingScore:
             result["per_class_boundary_iou"] = iou
             result["boundary_miou"] = _mean(iou)
         return result
+
+    def image_counts(self):
+        """Per image, in the order of the batches: per class ``[tp, fp, fn]`` over the counted
+        (non-ignored) pixels of the argmax.
+
+        Returns:
+            int64 ``(n_images, 3, C)``: ``[:, 0]`` true positives, ``[:, 1]`` false positives
+            (predicted as the class, another true class), ``[:, 2]`` false negatives. Summed
+            over the images, ``tp + fn`` and ``tp + fp`` are the confusion matrix's row and
+            column sums.
+
+        Raises:
+            ValueError: the score was made without ``image_counts=True``.
+
+        Example:
+            >>> scores = StreamingScore(2, image_counts=True)
+            >>> _ = scores.update(np.eye(2)[[[0, 1], [1, 1]]], np.array([[0, 0], [1, 1]]))
+            >>> scores.image_counts()[0].tolist()  # image 0: tp, fp, fn of classes 0 and 1
+            [[1, 0], [0, 1], [1, 0]]
+        """
+        if not self.keep_image_counts:
+            raise ValueError(
+                "image_counts needs StreamingScore(..., image_counts=True). "
+                "Received: image_counts=False"
+            )
+        if not self._image_counts:
+            return np.zeros((0, 3, self.num_classes), np.int64)
+        return np.concatenate(self._image_counts).astype(np.int64)
 
     def calibration_bins(self):
         """The reliability diagram's bins: ``bins`` equal-width bins of the confidence.

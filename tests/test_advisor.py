@@ -13,6 +13,8 @@ from sm_pixel_ce import PixelCategoricalCrossentropy
 from sm_pixel_ce.class_weights import ClassPixels, weights_from_counts
 from sm_pixel_ce.cli import main
 from sm_pixel_ce.compare import report
+from sm_pixel_ce.compare.layout import OutputFolder
+from sm_pixel_ce.compare.statistics import set_miou
 from sm_pixel_ce.compare.variants import (
     TOP_K,
     VARIANTS,
@@ -107,8 +109,14 @@ def _results(cce, other, name="cce-focal"):
     return report.aggregate(runs)
 
 
+# _run carries no per-image counts, as runs written before them: these check the older rule,
+# which the advice falls back to (the paired bootstrap: tests/test_compare_statistics.py).
+
+
 def test_recommendation_established_when_margin_exceeds_the_spread():
     advice = report.recommendation(_results([0.50, 0.52, 0.51], [0.60, 0.61, 0.59]))
+    assert advice["rule"] == "seed spread" and advice["differences"] is None
+    assert advice["text"].startswith("These runs carry no per-image counts")
     assert advice["best"] == "cce-focal" and advice["versus"] == "cce"
     assert advice["margin"] == pytest.approx(0.09)
     assert advice["spread"] == pytest.approx(0.02)
@@ -153,6 +161,14 @@ def test_compare_rare_class_variants_end_to_end(tmp_path, capsys, compare_argv):
         assert r["rare_iou"] == pytest.approx(report.rare_iou(r))
     assert saved["recommendation"]["best"] in variants
     assert saved["recommendation"]["versus"] in variants  # no cce run: the runner-up
+    # Each run keeps its validation images' counts; summed, they give its mIoU again.
+    for r in saved["results"]:
+        counts = np.asarray(OutputFolder(out).run(r["variant"], 0).load_result()["image_counts"])
+        assert counts.shape == (saved["config"]["val_images"], 3, 7)
+        assert set_miou(counts.sum(0)) == pytest.approx(r["miou"], abs=1e-12)
+    advice = saved["recommendation"]
+    assert advice["rule"] == "paired bootstrap" and advice["images_only"] is True
+    assert "covers the validation images only" in printed
     with open(os.path.join(out, "report.md")) as f:
         assert "## Recommendation" in f.read()
     balanced = keras.models.load_model(os.path.join(out, "model_cce-balanced.keras")).loss

@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from .recipe import IMPORTS, MODEL_LINE
+from .statistics import paired_difference
 from .variants import VARIANTS
 
 #: Scalar metrics averaged over seeds (mean ± std when there are several).
@@ -45,6 +46,11 @@ def score_text(value):
 
 #: The variant the recommendation measures margins against.
 BASELINE = "cce"
+#: Bootstrap resamples and coverage of the recommendation's intervals.
+RESAMPLES = 1000
+LEVEL = 0.95
+#: What a pruned run carries over to its variant's row.
+_STOPPED = ("stopped_at", "epochs_planned", "stopped_because")
 
 
 def rare_classes(train_class_pixels):
@@ -80,7 +86,9 @@ def aggregate(runs):
     """One result per variant: the run itself for one seed, else means with ``std`` and ``runs``.
 
     ``per_class_iou`` is averaged over the runs where the class is not None, and ``miou`` is the
-    mean of the non-None ``per_class_iou`` in every case.
+    mean of the non-None ``per_class_iou`` in every case. A variant stopped by ``--prune`` keeps
+    its first run's ``stopped_at``, ``epochs_planned`` and ``stopped_because``; its per-epoch
+    curve is averaged over the epochs every run has.
 
     Args:
         runs: ``{variant: [result dict per seed]}``.
@@ -113,8 +121,12 @@ def aggregate(runs):
                 result[key] = None
         result["miou"] = float(np.mean(present)) if present else None
         result["std"] = std
-        curves = np.array([r["val_miou_per_epoch"] for r in items])
+        common = min(len(r["val_miou_per_epoch"]) for r in items)
+        curves = np.array([r["val_miou_per_epoch"][:common] for r in items], np.float64)
         result["val_miou_per_epoch"] = [float(v) for v in curves.mean(0)]
+        stopped = next((r for r in items if r.get("stopped_at") is not None), None)
+        if stopped is not None:
+            result.update({k: stopped[k] for k in _STOPPED if k in stopped})
         # Every seed trains on the same split, so the same class weights.
         result.update(
             {
@@ -136,13 +148,23 @@ def aggregate(runs):
     return results
 
 
-def recommendation(results, class_names=None, baseline=BASELINE, config=None):
+def recommendation(
+    results, class_names=None, baseline=BASELINE, config=None, resamples=RESAMPLES, level=LEVEL
+):
     """The advisor's reading of the results: the best variant and whether its lead is real.
 
-    The best variant has the highest mean mIoU over seeds; its margin is taken over
-    ``baseline`` (or, when the best is the baseline or the baseline was not run, over the
-    runner-up). The spread across seeds is the larger range (max - min) of per-seed mIoU of the
-    two; the difference is established only with 2 seeds or more and a margin above that spread.
+    The best variant has the highest mean mIoU over seeds among the variants not stopped by
+    ``--prune`` (a stopped variant is behind beyond doubt, so never the best); its margin is
+    taken over ``baseline`` (or, when the best is the baseline or the baseline was not run, over
+    the runner-up). Whether a lead is real is judged by
+    :func:`~sm_pixel_ce.compare.statistics.paired_difference` on the runs' per-image counts:
+    runs paired by seed, the validation images resampled and, with several seeds, the spread of
+    the paired differences across seeds added by Student's t; the lead is established when its
+    ``level`` interval lies above 0. With one seed the interval
+    covers the validation images only, and the text says so. Runs written before per-image
+    counts existed (an older ``--resume`` folder) fall back to the older rule, with a sentence
+    saying so: established with 2 seeds or more and a margin above the larger max - min of
+    per-seed mIoU of the two.
 
     Args:
         results: What :func:`aggregate` returns.
@@ -150,24 +172,43 @@ def recommendation(results, class_names=None, baseline=BASELINE, config=None):
         baseline: Variant the margin is measured over. Defaults to "cce".
         config: The report's configuration, for the lines that build and compile the best
             variant's model. Defaults to None (no such lines).
+        resamples: Bootstrap resamples. Defaults to 1000.
+        level: Coverage of the intervals. Defaults to 0.95.
 
     Returns:
-        A dict: ``best``, ``versus``, ``margin``, ``spread`` (None with one seed), ``seeds``,
-        ``established``, ``best_rare`` (variant with the best rare-class IoU, or None),
-        ``rare_classes``, ``code`` (the lines that build and compile the best variant's model
-        with its options, ``ignore_index`` and class weights filled in, or None) and ``text``
-        (the sentences of the report).
+        A dict: ``best``, ``versus``, ``margin`` (best - versus, mean mIoU over seeds),
+        ``low``, ``high`` (its interval), ``win_share`` (share of resamples in which the best is
+        ahead), ``established``, ``rule`` (``"paired bootstrap"``, or ``"seed spread"`` for old
+        runs), ``images_only`` (one seed: the interval covers the images only), ``resamples``,
+        ``level``, ``differences`` (``{other: {"difference", "low", "high", "win_share",
+        "established"}}`` for every other variant, None under the old rule), ``spread`` (the old
+        rule's, else None), ``seeds``, ``stopped`` (``[{"variant", "stopped_at",
+        "epochs_planned"}]`` of the pruned variants), ``best_rare`` (variant with the best
+        rare-class IoU, or None), ``rare_classes``, ``code`` (the lines that build and compile
+        the best variant's model with its options, ``ignore_index`` and class weights filled in,
+        or None) and ``text`` (the sentences of the report).
+
+    Example:
+        >>> advice = recommendation(aggregate(runs))  # runs: {variant: [result per seed]}
+        >>> advice["best"], advice["low"] > 0, advice["established"]
+        ('cce-dice', True, True)
     """
     if not results:
         raise ValueError("recommendation: no results. Received: results=[]")
     mean = {r["variant"]: float(np.mean(_seed_mious(r))) for r in results}
-    ranked = sorted(results, key=lambda r: -mean[r["variant"]])
+    stopped = [r for r in results if r.get("stopped_at") is not None]
+    running = [r for r in results if r.get("stopped_at") is None] or results
+    ranked = sorted(running, key=lambda r: -mean[r["variant"]])
+    kept = {r["variant"] for r in running}
+    ranked += sorted(
+        (r for r in results if r["variant"] not in kept), key=lambda r: -mean[r["variant"]]
+    )
     best = ranked[0]
     others = ranked[1:]
     versus = next((r for r in others if r["variant"] == baseline), others[0] if others else None)
     seeds = len(best.get("runs", [best]))
-    rare_ranked = sorted(
-        (r for r in results if r.get("rare_iou") is not None), key=lambda r: -r["rare_iou"]
+    rare_ranked = sorted(  # a stopped variant's rare-class IoU is of an earlier epoch
+        (r for r in running if r.get("rare_iou") is not None), key=lambda r: -r["rare_iou"]
     )
     rare = rare_classes(best["train_class_pixels"]) if "train_class_pixels" in best else None
     advice = {
@@ -175,43 +216,34 @@ def recommendation(results, class_names=None, baseline=BASELINE, config=None):
         "best": best["variant"],
         "versus": None if versus is None else versus["variant"],
         "margin": None,
+        "low": None,
+        "high": None,
+        "win_share": None,
+        "established": False,
+        "rule": None,
+        "images_only": seeds < 2,
+        "resamples": None,
+        "level": level,
+        "differences": None,
         "spread": None,
         "seeds": seeds,
-        "established": False,
+        "stopped": [
+            {"variant": r["variant"], **{k: r.get(k) for k in ("stopped_at", "epochs_planned")}}
+            for r in stopped
+        ],
         "best_rare": rare_ranked[0]["variant"] if rare_ranked else None,
         "rare_classes": rare,
     }
     if versus is None:
         advice["text"] = f"Only {best['variant']} was run: there is nothing to compare it with."
         return advice
-    margin = mean[best["variant"]] - mean[versus["variant"]]
-    advice["margin"] = float(margin)
-    lead = (
-        f"Best by mean mIoU over {seeds} seed(s): {best['variant']} "
-        f"({mean[best['variant']]:.3f}), {margin:+.3f} over {versus['variant']} "
-        f"({mean[versus['variant']]:.3f})."
-    )
-    if seeds < 2:
-        verdict = (
-            "One seed gives no spread to compare that margin with, so the difference is not "
-            "established: rerun with --seeds 3 or more."
-        )
+    counts = _image_counts(results)
+    if counts is None:
+        lines = _spread_rule(advice, best, versus, mean, seeds)
     else:
-        spread = max(_range(_seed_mious(r)) for r in (best, versus))
-        advice["spread"] = float(spread)
-        advice["established"] = bool(margin > spread)
-        if advice["established"]:
-            verdict = (
-                f"The margin is larger than the spread across seeds ({spread:.3f}, the larger "
-                f"max - min of the two): use {best['variant']}."
-            )
-        else:
-            verdict = (
-                f"The margin is within the spread across seeds ({spread:.3f}, the larger max - "
-                "min of the two), so the difference is not established: try more seeds "
-                "(--seeds 5) or more epochs before choosing."
-            )
-    lines = [lead, verdict]
+        stopped_names = {r["variant"] for r in stopped}
+        lines = _paired_rule(advice, best, versus, counts, seeds, resamples, level, stopped_names)
+    lines += _stopped_lines(stopped)
     if rare_ranked and rare is not None:
         names = [class_names[c] if class_names else str(c) for c in rare]
         top = rare_ranked[0]
@@ -228,12 +260,178 @@ def recommendation(results, class_names=None, baseline=BASELINE, config=None):
     return advice
 
 
-def _advice_lines(advice):
-    """The recommendation in Markdown: its sentences, then its code block."""
+def _paired_rule(advice, best, versus, counts, seeds, resamples, level, stopped):
+    """The paired bootstrap's sentences (``stopped``: names of the pruned variants); fills
+    ``advice`` in."""
+    stats = paired_difference(counts, resamples=resamples, level=level, best=best["variant"])
+    row = stats["versus"][versus["variant"]]
+    advice.update(
+        margin=row["difference"],
+        low=row["low"],
+        high=row["high"],
+        win_share=row["win_share"],
+        established=row["established"],
+        rule="paired bootstrap",
+        images_only=stats["images_only"],
+        resamples=stats["resamples"],
+        differences=stats["versus"],
+    )
+    name, other = best["variant"], versus["variant"]
+    resampled = (
+        "the validation images resampled"
+        if stats["images_only"]
+        else "the validation images resampled and the spread across seeds added by Student's t"
+    )
+    lines = [
+        f"Best by mean mIoU over {seeds} seed(s): {name} ({stats['miou'][name]:.3f}), "
+        f"{row['difference']:+.3f} over {other} ({stats['miou'][other]:.3f}); "
+        f"{level:.0%} interval [{row['low']:+.3f}, {row['high']:+.3f}], {name} ahead in "
+        f"{row['win_share']:.1%} of {stats['resamples']} resamples (paired by seed, "
+        f"{resampled}).",
+        f"The interval excludes 0: use {name}."
+        if row["established"]
+        else "The interval includes 0, so the difference is not established: try more seeds "
+        "(--seeds 5), more validation images or more epochs before choosing.",
+    ]
+    if stats["images_only"]:
+        lines.append(
+            "With one seed the interval covers the validation images only, not the variation "
+            "of training from seed to seed: rerun with --seeds 3 or more to cover it too."
+        )
+    # Stopped variants were behind beyond doubt when --prune stopped them: not "tied".
+    tied = [
+        v
+        for v, d in stats["versus"].items()
+        if v != other and not d["established"] and v not in stopped
+    ]
+    if tied:
+        lines.append(
+            f"Not behind {name} beyond doubt either: "
+            + ", ".join(
+                f"{v} ({stats['versus'][v]['difference']:+.3f}, "
+                f"[{stats['versus'][v]['low']:+.3f}, {stats['versus'][v]['high']:+.3f}])"
+                for v in tied
+            )
+            + "."
+        )
+    return lines
+
+
+def _spread_rule(advice, best, versus, mean, seeds):
+    """The older rule's sentences (runs without per-image counts); fills ``advice`` in."""
+    margin = mean[best["variant"]] - mean[versus["variant"]]
+    advice.update(margin=float(margin), rule="seed spread")
+    lines = [
+        "These runs carry no per-image counts (they were written by an older version, e.g. "
+        "an older --resume folder), so the lead is judged by the older rule, the spread "
+        "across seeds, which ignores the pairing by seed and the finite validation set.",
+        f"Best by mean mIoU over {seeds} seed(s): {best['variant']} "
+        f"({mean[best['variant']]:.3f}), {margin:+.3f} over {versus['variant']} "
+        f"({mean[versus['variant']]:.3f}).",
+    ]
+    if seeds < 2:
+        lines.append(
+            "One seed gives no spread to compare that margin with, so the difference is not "
+            "established: rerun with --seeds 3 or more."
+        )
+        return lines
+    spread = max(_range(_seed_mious(r)) for r in (best, versus))
+    advice["spread"] = float(spread)
+    advice["established"] = bool(margin > spread)
+    if advice["established"]:
+        lines.append(
+            f"The margin is larger than the spread across seeds ({spread:.3f}, the larger "
+            f"max - min of the two): use {best['variant']}."
+        )
+    else:
+        lines.append(
+            f"The margin is within the spread across seeds ({spread:.3f}, the larger max - "
+            "min of the two), so the difference is not established: try more seeds "
+            "(--seeds 5) or more epochs before choosing."
+        )
+    return lines
+
+
+def _stopped_lines(stopped):
+    """One sentence naming the variants ``--prune`` stopped, and when."""
+    if not stopped:
+        return []
+    parts = []
+    for r in stopped:
+        why = r.get("stopped_because") or {}
+        part = f"{r['variant']} after epoch {r['stopped_at']}"
+        if r.get("epochs_planned") is not None:
+            part += f" of {r['epochs_planned']}"
+        if why.get("difference") is not None:
+            part += (
+                f" ({why.get('best')} ahead by {why['difference']:+.3f}, "
+                f"[{why['low']:+.3f}, {why['high']:+.3f}])"
+            )
+        parts.append(part)
+    return ["Stopped by --prune, behind the best beyond doubt: " + "; ".join(parts) + "."]
+
+
+def _image_counts(results):
+    """``{variant: {seed: image_counts}}`` of every run, or None if a run has none (an older
+    run)."""
+    counts = {}
+    for result in results:
+        runs = result.get("runs", [result])
+        if any(run.get("image_counts") is None for run in runs):
+            return None
+        counts[result["variant"]] = {run["seed"]: run["image_counts"] for run in runs}
+    return counts
+
+
+def difference_table(advice, results, markdown=False):
+    """The best variant against each other one: mean mIoU, the difference with its interval,
+    the share of resamples the best wins, whether that is established, and when ``--prune``
+    stopped the variant. None under the older rule (no per-image counts)."""
+    if not advice.get("differences"):
+        return None
+    mean = {r["variant"]: float(np.mean(_seed_mious(r))) for r in results}
+    rows = {r["variant"]: r for r in results}
+    header = [
+        "variant",
+        "mIoU",
+        f"{advice['best']} - variant",
+        f"{advice['level']:.0%} interval",
+        f"{advice['best']} ahead in",
+        "established",
+        "stopped",
+    ]
+    body = []
+    for name, d in advice["differences"].items():
+        row = rows[name]
+        stop = row.get("stopped_at")
+        body.append(
+            [
+                name,
+                f"{mean[name]:.3f}",
+                f"{d['difference']:+.3f}",
+                f"[{d['low']:+.3f}, {d['high']:+.3f}]",
+                f"{d['win_share']:.1%}",
+                "yes" if d["established"] else "no",
+                "-"
+                if stop is None
+                else f"epoch {stop}"
+                + (f" of {row['epochs_planned']}" if row.get("epochs_planned") else ""),
+            ]
+        )
+    return _render(header, body, markdown, rule=True)
+
+
+def _advice_lines(advice, results):
+    """The recommendation in Markdown: its sentences, the differences' table, then its code
+    block."""
+    lines = [advice["text"]]
+    differences = difference_table(advice, results, markdown=True)
+    if differences:
+        lines += ["", differences]
     if not advice["code"]:
-        return [advice["text"]]
+        return lines
     return [
-        advice["text"],
+        *lines,
         "",
         f"To train with {advice['best']}:",
         "",
@@ -320,11 +518,26 @@ def _setup(result):
 
 
 def write_json(path, config, results):
-    """Write ``{"config": ..., "results": [...], "recommendation": {...}}``."""
+    """Write ``{"config": ..., "results": [...], "recommendation": {...}}``.
+
+    The runs' per-image counts (and ``--prune``'s per-epoch ones) stay in their own
+    ``result.json`` (they are many numbers); the recommendation's differences and intervals
+    computed from them are in ``recommendation``.
+    """
     advice = recommendation(results, config.get("class_names"), config=config)
+    results = [_without_image_counts(r) for r in results]
     with open(path, "w") as f:
         json.dump({"config": config, "results": results, "recommendation": advice}, f, indent=2)
         f.write("\n")
+
+
+def _without_image_counts(result):
+    """``result`` without its per-image counts (``image_counts``, ``--prune``'s
+    ``image_counts_at``)."""
+    result = {k: v for k, v in result.items() if not k.startswith("image_counts")}
+    if "runs" in result:
+        result["runs"] = [_without_image_counts(r) for r in result["runs"]]
+    return result
 
 
 def write_markdown(path, config, results, class_names, images):
@@ -355,16 +568,13 @@ def write_markdown(path, config, results, class_names, images):
         "",
         "| variant | set-up | loss |",
         "|---|---|---|",
-        *[
-            f"| {r['variant']} | {_setup(r)} | `{r.get('loss_code', '-')}` |"
-            for r in results
-        ],
+        *[f"| {r['variant']} | {_setup(r)} | `{r.get('loss_code', '-')}` |" for r in results],
         "",
         table(results, markdown=True),
         "",
         "## Recommendation",
         "",
-        *_advice_lines(recommendation(results, class_names, config=config)),
+        *_advice_lines(recommendation(results, class_names, config=config), results),
         "",
         "mIoU, pixel acc (argmax) and ECE (max probability, 15 bins) are computed in NumPy on the "
         "validation split. Keras 'accuracy' is what `metrics=[\"accuracy\"]` reported on the "
