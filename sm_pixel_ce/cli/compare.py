@@ -12,12 +12,14 @@ from ..compare.encoders import EncoderWeightsError
 from ..compare.job import DEFAULT_OUT, CompareInterrupted, run_compare
 from ..compare.layout import OutputFolder
 from ..compare.options import CompareOptions, option_fields
+from ..compare.parallel import RAY_MISSING
 from ..data import DataError
 from ._fields import add_field, flag
 
 _GROUPS = {
     "data": "data (default: generated 7-class scenes)",
     "training": "training",
+    "devices": "many devices and machines",
     "output": "output",
 }
 
@@ -71,6 +73,10 @@ def run(args):
         print(f"Not finished: {left}. Resume with:", file=sys.stderr)
         print(f"  {resume_command(options, args.out)}", file=sys.stderr)
         return 130
+    except ImportError as error:
+        if str(error) != RAY_MISSING:
+            raise
+        return _error(str(error), status=1)
     except (DataError, EncoderWeightsError) as error:
         return _error(str(error), status=1)
     except ValueError as error:
@@ -83,6 +89,10 @@ def run(args):
     print()
     advice = report.recommendation(results, class_names, config=config)
     print(advice["text"])
+    differences = report.difference_table(advice, results)
+    if differences:
+        print()
+        print(differences)
     if advice["code"]:
         print(f"\nTo train with {advice['best']}:")
         print("\n".join(f"    {line}" for line in advice["code"]))

@@ -4,7 +4,8 @@
 :func:`run_compare`), ``layout`` (the output folder's paths), ``variants`` (models and losses),
 ``encoders`` (pretrained encoder weights), ``training`` (one variant, streamed), ``experiment``
 (split, seeds, save/reload, resume), ``evaluation`` (scores accumulated batch by batch),
-``report`` (tables, JSON, Markdown), ``plots``.
+``report`` (tables, JSON, Markdown), ``statistics`` (the paired bootstrap behind the advice and
+``--prune``), ``parallel`` (``--jobs``, ``--ray``), ``prune`` (``--prune``'s schedule), ``plots``.
 """
 
 from .encoders import EncoderWeightsError, load_encoder_weights

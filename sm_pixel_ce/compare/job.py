@@ -2,6 +2,7 @@
 variant's training and scoring from disk, write each finished run at once, and draw and write the
 report. :func:`run_compare` is what ``sm-pixel-ce compare`` calls."""
 
+import dataclasses
 import json
 import os
 import time
@@ -36,6 +37,9 @@ _CONFIG_NAMES = {
     "files": "the image/mask pairs used (names, order or count)",
     "keras": "the Keras flavour (TF_USE_LEGACY_KERAS)",
 }
+
+
+_DEFAULTS = {field.name: field.default for field in dataclasses.fields(CompareOptions)}
 
 
 class CompareInterrupted(Exception):
@@ -209,7 +213,8 @@ def _claim_output_folder(folder, run_config, resume):
         )
     if resume and os.path.isfile(folder.run_config):
         with open(folder.run_config) as f:
-            before = json.load(f)
+            # An option added since the folder was written had its default there.
+            before = {**_DEFAULTS, **json.load(f)}
         differences = [
             f"{_CONFIG_NAMES.get(key, '--' + key.replace('_', '-'))} "
             f"{before.get(key)!r} there, {value!r} here"

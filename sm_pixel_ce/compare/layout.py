@@ -6,10 +6,12 @@
     OUT/report.json, report.md     the report
     OUT/compare_*.png              the pictures
     OUT/predictions.npz            validation images, masks and each variant's argmax
+    OUT/prune.json                 --prune: the decisions at each scoring epoch
     OUT/model_<variant>.keras      each variant's model, first seed
     OUT/runs/<variant>-seed<S>/    one finished run: result.json (written last), sample.npz,
                                    val_predictions.npy (--predictions all), model.keras (other
-                                   seeds)
+                                   seeds); while --prune trains in phases, checkpoint.npz and
+                                   phase.json (removed when the run ends)
 """
 
 import json
@@ -40,6 +42,10 @@ class RunFolder:
         self.val_predictions = os.path.join(path, "val_predictions.npy")
         #: The model of a seed after the first.
         self.model = os.path.join(path, "model.keras")
+        #: ``--prune``: the weights, Adam's state and scores the next phase continues from.
+        self.checkpoint = os.path.join(path, "checkpoint.npz")
+        #: ``--prune``: the result at the end of the last phase (result.json once finished).
+        self.phase = os.path.join(path, "phase.json")
 
     def load_result(self):
         """The saved result dict, or None when the run is not finished."""
@@ -68,6 +74,8 @@ class OutputFolder:
         self.report_json = os.path.join(self.root, "report.json")
         self.report_md = os.path.join(self.root, "report.md")
         self.predictions = os.path.join(self.root, "predictions.npz")
+        #: ``--prune``: the decisions at each scoring epoch.
+        self.prune = os.path.join(self.root, "prune.json")
         #: ``[(title, path)]`` of the pictures, in report order.
         self.pictures = {
             key: (title, os.path.join(self.root, name)) for key, title, name in PICTURES

@@ -26,7 +26,7 @@ from .variants import DEFAULT_VARIANTS, VARIANTS, expand_variants, resolve
 #: 3 minutes on 2 CPU cores and still separates the variants.
 DEFAULT_SCENES = 160
 #: Options that do not change what a finished run holds: ``--resume`` may differ in them.
-_NOT_IN_RUN_CONFIG = ("variants", "seeds", "images", "skip_bad")
+_NOT_IN_RUN_CONFIG = ("variants", "seeds", "images", "skip_bad", "jobs", "ray", "gpus_per_run")
 
 
 def _option(default, help, group="training", type=None, **cli):
@@ -73,6 +73,13 @@ class CompareOptions:
         freeze_encoder: segmentation_models' ``encoder_freeze``.
         augment: Random horizontal flip and crop/scale of the training pairs.
         steps_per_epoch: Batches per epoch, or None for one pass.
+        jobs: Runs at once, each in its own process (see :mod:`~sm_pixel_ce.compare.parallel`).
+            Defaults to 1.
+        threads_per_run: TensorFlow threads of each run, alone or in parallel; None for
+            TensorFlow's own number.
+        ray: A Ray address or ``"local"``: run the runs as Ray tasks; None for this machine.
+        gpus_per_run: GPUs of each Ray task. Defaults to 0.
+        prune: Successive halving (see :mod:`~sm_pixel_ce.compare.prune`).
         predictions: What ``predictions.npz`` holds: ``"sample"`` (the first validation images)
             or ``"all"``.
 
@@ -145,7 +152,7 @@ class CompareOptions:
     )
     mask_colors: str = _option(
         None,
-        "colour-coded masks: a JSON list of {\"class\": 1, \"name\": \"road\", \"color\": "
+        'colour-coded masks: a JSON list of {"class": 1, "name": "road", "color": '
         "[128, 64, 128]}, or auto to number the colours found in ascending (R, G, B) order",
         group="data",
         type=str,
@@ -209,6 +216,44 @@ class CompareOptions:
         "batches per epoch (default: one pass over the training images)",
         type=int,
         metavar="N",
+    )
+    jobs: int = _option(
+        1,
+        "train up to N (variant, seed) runs at once, each in its own process, pinned to one GPU "
+        "(round robin) where there are GPUs (default: %(default)s, one after another here)",
+        group="devices",
+        type=int,
+        metavar="N",
+    )
+    threads_per_run: int = _option(
+        None,
+        "CPU threads of each run's TensorFlow, alone or in parallel, so --jobs does not change "
+        "the numbers; e.g. cores / --jobs (default: TensorFlow's own, all cores)",
+        group="devices",
+        type=int,
+        metavar="T",
+    )
+    ray: str = _option(
+        None,
+        "run the runs as tasks of the Ray cluster at ADDRESS, or of one started here (local); "
+        "their files come back through Ray into --out, but --data must be readable where the "
+        'tasks run (pip install "sm_pixel_ce[cluster]")',
+        group="devices",
+        type=str,
+        metavar="ADDRESS|local",
+    )
+    gpus_per_run: float = _option(
+        0.0,
+        "with --ray: GPUs of each task, fractions allowed (default: %(default)s)",
+        group="devices",
+        type=float,
+        metavar="G",
+    )
+    prune: bool = _option(
+        False,
+        "successive halving: score every run at epochs ceil(E/4) and ceil(E/2), and stop the "
+        "variants behind the best beyond doubt (paired bootstrap over the validation images)",
+        group="devices",
     )
     predictions: str = _option(
         "sample",
@@ -424,6 +469,26 @@ def _check(options):
             "--encoder-weights must be none, imagenet or a file path; received an empty value.",
         ),
         (options.images >= 2, f"--images must be >= 2; received {options.images}."),
+        (options.jobs >= 1, f"--jobs must be >= 1; received {options.jobs}."),
+        (
+            options.threads_per_run is None or options.threads_per_run >= 1,
+            f"--threads-per-run must be >= 1; received {options.threads_per_run}.",
+        ),
+        (
+            options.ray is None or options.jobs == 1,
+            "--ray sends the runs to Ray, which schedules them; --jobs runs processes here: "
+            f"pass one of them; received --jobs {options.jobs} with --ray {options.ray}.",
+        ),
+        (
+            options.ray is None or bool(str(options.ray).strip()),
+            "--ray must be a Ray address or local; received an empty value.",
+        ),
+        (
+            options.gpus_per_run >= 0 and (options.ray is not None or not options.gpus_per_run),
+            f"--gpus-per-run is for --ray and must be >= 0; received {options.gpus_per_run}"
+            + ("" if options.ray is not None else " without --ray")
+            + ".",
+        ),
         (classes is None or classes >= 2, f"--classes must be >= 2; received {classes}."),
         (
             options.data is None or classes is not None,

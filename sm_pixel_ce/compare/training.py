@@ -2,6 +2,7 @@
 the validation split after every epoch, batch by batch."""
 
 import contextlib
+import copy
 import math
 import signal
 import sys
@@ -171,9 +172,13 @@ def evaluate(model, variant, source, loss, options, calibration=True, sink=None)
 
     Returns:
         The :class:`~sm_pixel_ce.compare.evaluation.StreamingScore` result, with
-        ``keras_accuracy`` and ``val_loss``.
+        ``keras_accuracy``, ``val_loss`` and ``image_counts`` (per validation image in the
+        source's order, per class ``[tp, fp, fn]``: nested lists of ints ``(n_images, 3, C)``,
+        for :func:`~sm_pixel_ce.compare.statistics.paired_difference`).
     """
-    scores = evaluation.StreamingScore(options.classes, options.ignore_index, calibration)
+    scores = evaluation.StreamingScore(
+        options.classes, options.ignore_index, calibration, image_counts=True
+    )
     metric, losses, weights, start = None, [], [], 0
     for images, masks in source.dataset().batch(eval_batch(options.size)):
         check_interrupt()
@@ -191,6 +196,7 @@ def evaluate(model, variant, source, loss, options, calibration=True, sink=None)
     result = scores.result()
     result["keras_accuracy"] = float(metric.result())
     result["val_loss"] = float(np.average(losses, weights=weights)) if sum(weights) else 0.0
+    result["image_counts"] = scores.image_counts().tolist()
     return result
 
 
@@ -199,13 +205,25 @@ class _EpochScores(keras.callbacks.Callback):
     accuracy; all metrics after the last epoch, handing each batch to ``sink``). Also times each
     epoch's training, its first batch (which includes tracing) and its validation pass."""
 
-    def __init__(self, variant, source, loss, options, log, sink=None):
+    def __init__(self, variant, source, loss, options, log, sink=None, stop=None, state=None):
         super().__init__()
         self.variant, self.source, self.loss = variant, source, loss
         self.options, self.log, self.sink = options, log, sink
+        #: The epoch (1-based) whose pass is the final one: all metrics, handed to ``sink``.
+        self.stop = options.epochs if stop is None else stop
         self.curve, self.val_loss, self.keras_accuracy = [], [], []
+        #: Per epoch: the pass's per-image ``[tp, fp, fn]`` counts (``None`` where not given).
+        self.image_counts = []
         self.final = None
         self.times = {"train": [], "first_batch": [], "validation": []}
+        if state is not None:
+            for key in ("curve", "val_loss", "keras_accuracy", "image_counts", "times"):
+                setattr(self, key, copy.deepcopy(state[key]))
+
+    def state(self):
+        """What a later phase of the same run continues from: every epoch's scores so far."""
+        keys = ("curve", "val_loss", "keras_accuracy", "image_counts", "times")
+        return {key: getattr(self, key) for key in keys}
 
     def on_epoch_begin(self, epoch, logs=None):
         self.began = time.perf_counter()
@@ -220,7 +238,7 @@ class _EpochScores(keras.callbacks.Callback):
         self.times["train"].append(trained - self.began)
         logs = logs or {}
         options = self.options
-        last = epoch + 1 == options.epochs
+        last = epoch + 1 == self.stop
         result = evaluate(
             self.model,
             self.variant,
@@ -236,6 +254,7 @@ class _EpochScores(keras.callbacks.Callback):
         self.keras_accuracy.append(result["keras_accuracy"])
         self.val_loss.append(result["val_loss"])
         self.curve.append(result["miou"])
+        self.image_counts.append(result.get("image_counts"))
         self.log(
             f"  {self.variant.name:<13} epoch {epoch + 1:>3}/{options.epochs}  "
             f"loss {logs.get('loss', np.nan):.4f}"
@@ -294,9 +313,26 @@ class _Progress(keras.callbacks.Callback):
 
 
 def train_variant(
-    variant, data, options, initial_weights, seed, class_counts, log=print, sink=None
+    variant,
+    data,
+    options,
+    initial_weights,
+    seed,
+    class_counts,
+    log=print,
+    sink=None,
+    epochs=None,
+    state=None,
+    progress=True,
 ):
     """Train ``variant`` and score it on the validation split, streaming both from disk.
+
+    A run can be trained in phases (``--prune``): ``epochs=(start, stop)`` trains epochs
+    ``start + 1`` .. ``stop`` from the ``state`` that the phase before returned
+    (``result["state"]``: the weights, Adam's variables, every epoch's scores). The data order
+    goes on where it stopped (the shuffle is advanced by ``start`` passes without reading a
+    file), so phases give the numbers of one run without phases (without
+    ``--steps-per-epoch``, whose batches are drawn from one endless pass).
 
     Args:
         variant: A :class:`~sm_pixel_ce.compare.variants.Variant`, a key of
@@ -309,9 +345,15 @@ def train_variant(
             :func:`~sm_pixel_ce.compare.variants.loss_for`).
         log: Function printing one line. Defaults to print.
         sink: Given every validation batch after the last epoch (see :func:`evaluate`).
+        epochs: ``(start, stop)``: the epochs of this phase; None for all of them.
+            Defaults to None.
+        state: ``result["state"]`` of the phase before (``start`` > 0), or None.
+        progress: Show tqdm's bar within each epoch. Defaults to True.
 
     Returns:
-        ``(result, model)``: the metrics dict and the trained model.
+        ``(result, model)``: the metrics dict and the trained model; the scores are those of
+        epoch ``stop``, and with ``epochs`` given ``result["state"]`` is what the next phase
+        continues from.
 
     Raises:
         DataError: A file that cannot be read turned up while streaming; it is named.
@@ -336,17 +378,34 @@ def train_variant(
     for warning in caught:  # a class absent from the training masks: a line of the run's log
         log(f"  {variant.name}: {warning.message}")
     model.compile(optimizer=keras.optimizers.Adam(options.lr), loss=loss, metrics=["accuracy"])
+    first, stop = (0, options.epochs) if epochs is None else epochs
+    if first and state is None:
+        raise ValueError(f"epochs={epochs} continues a run: it needs its state; received None.")
     train = training_dataset(variant, data.train, options, seed)
+    callbacks = []
+    if first:
+        model.set_weights(state["weights"])
+        callbacks.append(_RestoreOptimizer(state["optimizer"]))
+        # Each new iterator draws the next pass's order and augmentation: skip the passes
+        # that fit drew for the epochs done.
+        for _ in range(first * passes_per_epoch(train, options)):
+            iter(train)
     steps = options.steps_per_epoch or math.ceil(len(data.train) / options.batch_size)
-    scores = _EpochScores(variant, data.val, loss, options, log, sink)
+    scores = _EpochScores(
+        variant, data.val, loss, options, log, sink, stop, state and state["scores"]
+    )
+    if progress:
+        callbacks.append(_Progress(variant.name, options.epochs, steps))
+    callbacks.append(scores)
     start = time.perf_counter()
     try:
         history = model.fit(
             train,
-            epochs=options.epochs,
+            epochs=stop,
+            initial_epoch=first,
             steps_per_epoch=options.steps_per_epoch,
             shuffle=False,  # the dataset shuffles, seeded
-            callbacks=[_Progress(variant.name, options.epochs, steps), scores],
+            callbacks=callbacks,
             verbose=0,
         ).history
     except tf.errors.OpError as error:
@@ -378,7 +437,47 @@ def train_variant(
         "first_batch_seconds": scores.times["first_batch"],
         "validation_seconds": scores.times["validation"],
     }
+    if final.get("image_counts") is not None:
+        result["image_counts"] = final["image_counts"]
+    if epochs is not None:
+        result["state"] = {
+            "weights": model.get_weights(),
+            "optimizer": [np.array(v) for v in model.optimizer.variables],
+            "scores": scores.state(),
+        }
     return result, model
+
+
+def passes_per_epoch(dataset, options):
+    """How many iterators over ``dataset`` ``model.fit`` makes per epoch: Keras 3 makes the next
+    epoch's at the end of each epoch of known length and a new one at its start anyway (2);
+    tf_keras one per epoch and one more at the start of fit, the same in every phase (1).
+    (With ``--steps-per-epoch`` one iterator runs through every epoch.)"""
+    from ..flavor import IS_KERAS_3
+
+    known = int(tf.data.experimental.cardinality(dataset)) >= 0
+    return 2 if IS_KERAS_3 and known and not options.steps_per_epoch else 1
+
+
+class _RestoreOptimizer(keras.callbacks.Callback):
+    """At the start of training, set Adam's variables (step count and moments) to ``values``."""
+
+    def __init__(self, values):
+        super().__init__()
+        self.values = values
+
+    def on_train_begin(self, logs=None):
+        optimizer = self.model.optimizer
+        if len(optimizer.variables) != len(self.values):  # tf_keras builds it at its first step
+            optimizer.build(self.model.trainable_variables)
+        variables = optimizer.variables
+        if len(variables) != len(self.values):
+            raise ValueError(
+                f"the saved optimizer state has {len(self.values)} variables; this model's "
+                f"Adam has {len(variables)}."
+            )
+        for variable, value in zip(variables, self.values):
+            variable.assign(value)
 
 
 def max_output_difference(model, other, variant, source, size):

@@ -1,0 +1,293 @@
+"""Where the (variant, seed) runs of ``compare`` train: here one after another, in up to N
+processes of this machine (``--jobs``), or as tasks of a Ray cluster (``--ray``).
+
+Every place runs the same function, :func:`~sm_pixel_ce.compare.experiment.train_task`, so there
+is one training code path. A process is started with ``spawn`` (a fresh interpreter: TensorFlow's
+state is not forked) for each run, and pinned to one GPU (``CUDA_VISIBLE_DEVICES``) where there
+are GPUs; on a CPU-only machine it uses ``--threads-per-run`` threads (TensorFlow's own number
+when not given). A Ray task writes its run into a temporary folder and returns the files as
+bytes, which the driver writes into ``--out``: no shared file system is needed, but the data
+(``--data`` or the generated scenes, sent with the task) must be readable where the tasks run.
+"""
+
+import contextlib
+import multiprocessing
+import multiprocessing.connection
+import os
+import tempfile
+import traceback
+
+from .training import check_interrupt
+
+#: What a missing ``[cluster]`` extra says, in one line.
+RAY_MISSING = '--ray needs Ray: pip install "sm_pixel_ce[cluster]"'
+#: Object store of ``--ray local`` (Ray's minimum is 75 MiB): the runs' files pass through it.
+LOCAL_OBJECT_STORE = 80 * 1024 * 1024
+#: CPUs of ``--ray local``.
+LOCAL_CPUS = 2
+
+
+def thread_environment(threads):
+    """The environment variables that give TensorFlow ``threads`` threads (None: its own)."""
+    if threads is None:
+        return {}
+    return {"TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": str(threads)}
+
+
+def device_environment(slot, gpus):
+    """``CUDA_VISIBLE_DEVICES`` of the process in ``slot`` (0 .. jobs - 1): one of ``gpus``
+    (the visible GPU ids, in order), round robin; nothing on a machine without GPUs.
+
+    Example:
+        >>> device_environment(3, ["0", "1"])
+        {'CUDA_VISIBLE_DEVICES': '1'}
+    """
+    if not gpus:
+        return {}
+    return {"CUDA_VISIBLE_DEVICES": str(gpus[slot % len(gpus)])}
+
+
+def visible_gpus():
+    """The ids of the GPUs this process may use (``CUDA_VISIBLE_DEVICES`` as set, else
+    ``0 .. n - 1`` of those TensorFlow finds)."""
+    import tensorflow as tf
+
+    count = len(tf.config.list_physical_devices("GPU"))
+    given = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if given is not None:
+        return [g.strip() for g in given.split(",") if g.strip()][:count]
+    return [str(i) for i in range(count)]
+
+
+@contextlib.contextmanager
+def _environment(values):
+    """``os.environ`` with ``values`` set within the block (a spawned child inherits it)."""
+    before = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _child(connection, function, arguments):
+    """A spawned process: run ``function(*arguments, log=...)``, sending log lines and then the
+    result (or the exception) through ``connection``. Ctrl-C is the parent's to handle."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        result = function(*arguments, log=lambda line: connection.send(("log", line)))
+        connection.send(("done", result))
+    except BaseException as error:  # noqa: BLE001 - handed to the parent, which raises it
+        try:
+            connection.send(("error", error))
+        except Exception:  # an exception that does not pickle
+            connection.send(("error", RuntimeError(traceback.format_exc())))
+    finally:
+        connection.close()
+
+
+def run_in_processes(function, argument_lists, jobs, threads=None, log=print, gpus=None):
+    """``[function(*arguments, log=...) for arguments in argument_lists]``, up to ``jobs`` at a
+    time, each in a fresh spawned process; results in the order of ``argument_lists``.
+
+    Args:
+        function: A module-level function (it is pickled by name).
+        argument_lists: One tuple of picklable arguments per call.
+        jobs: Processes at once, >= 1.
+        threads: TensorFlow threads of each process, or None for its own number.
+            Defaults to None.
+        log: Given every line a process logs. Defaults to print.
+        gpus: GPU ids to pin the processes to, round robin; None for :func:`visible_gpus`.
+
+    Returns:
+        The results, in order.
+
+    Raises:
+        KeyboardInterrupt: Ctrl-C (inside :func:`~sm_pixel_ce.compare.training.stop_on_ctrl_c`):
+            every process is stopped; what finished before stays finished.
+        Exception: The first exception a call raised (the other processes are stopped).
+    """
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1; received {jobs}.")
+    gpus = visible_gpus() if gpus is None else gpus
+    context = multiprocessing.get_context("spawn")
+    waiting = list(enumerate(argument_lists))
+    results = [None] * len(waiting)
+    running = {}  # receiving connection -> (index, process, slot)
+    free = list(range(jobs))
+    try:
+        while waiting or running:
+            while waiting and free:
+                index, arguments = waiting.pop(0)
+                slot = free.pop(0)
+                receive, send = context.Pipe(duplex=False)
+                process = context.Process(target=_child, args=(send, function, arguments))
+                environment = {**thread_environment(threads), **device_environment(slot, gpus)}
+                with _environment(environment):
+                    process.start()
+                send.close()
+                running[receive] = (index, process, slot)
+            for receive in multiprocessing.connection.wait(list(running), timeout=0.2):
+                index, process, slot = running[receive]
+                try:
+                    kind, value = receive.recv()
+                except EOFError:
+                    process.join()
+                    raise RuntimeError(
+                        f"a compare process stopped without a result (exit code {process.exitcode})"
+                    ) from None
+                if kind == "log":
+                    log(value)
+                    continue
+                del running[receive]
+                receive.close()
+                process.join()
+                free.append(slot)
+                if kind == "error":
+                    raise value
+                results[index] = value
+            check_interrupt()
+    finally:
+        for receive, (_, process, _) in running.items():
+            process.terminate()
+        for receive, (_, process, _) in running.items():
+            process.join()
+            receive.close()
+    return results
+
+
+def ray_init(address):
+    """Connect to the Ray cluster at ``address``, or with ``"local"`` start one on this machine
+    (:data:`LOCAL_CPUS` CPUs, a :data:`LOCAL_OBJECT_STORE` object store, no dashboard).
+
+    Returns:
+        The ``ray`` module.
+
+    Raises:
+        ImportError: Ray is not installed; the message is :data:`RAY_MISSING`.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise ImportError(RAY_MISSING) from None
+    if not ray.is_initialized():
+        if address == "local":
+            # Tasks import sm_pixel_ce from where this process does, installed or not.
+            here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+            path = os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])
+            ray.init(
+                num_cpus=LOCAL_CPUS,
+                object_store_memory=LOCAL_OBJECT_STORE,
+                include_dashboard=False,
+                log_to_driver=False,
+                runtime_env={"env_vars": {"PYTHONPATH": path}},
+            )
+        else:
+            ray.init(address=address, log_to_driver=False)
+    return ray
+
+
+def _ray_task(function, arguments, root_arguments):
+    """A Ray task: run ``function`` with its output folder in a temporary folder; return
+    ``(result, files, lines)``, ``files`` being ``{relative path: bytes}``."""
+    lines = []
+    with tempfile.TemporaryDirectory() as root:
+        result = function(
+            *arguments[:root_arguments], root, *arguments[root_arguments + 1 :], log=lines.append
+        )
+        files = {}
+        for directory, _, names in os.walk(root):
+            for name in names:
+                path = os.path.join(directory, name)
+                with open(path, "rb") as f:
+                    files[os.path.relpath(path, root)] = f.read()
+    return result, files, lines, root
+
+
+def _moved(value, before, after):
+    """``value`` (a result, or a JSON file's bytes) with the task's folder ``before`` named
+    ``after``."""
+    if isinstance(value, bytes):
+        return value.replace(before.encode(), after.encode())
+    if isinstance(value, dict):
+        return {k: _moved(v, before, after) for k, v in value.items()}
+    if isinstance(value, str):
+        return value.replace(before, after)
+    return value
+
+
+def run_on_ray(
+    function,
+    argument_lists,
+    root,
+    address,
+    gpus_per_run=0,
+    threads=None,
+    log=print,
+    root_argument=0,
+    last=None,
+):
+    """Like :func:`run_in_processes`, as Ray tasks; each task's files come back through Ray and
+    are written under ``root`` here (the ones that ``last(path)`` is true of after the others:
+    ``result.json`` marks a run complete).
+
+    Args:
+        function: As in :func:`run_in_processes`; the argument at ``root_argument`` is the
+            output folder, replaced by a temporary one where the task runs.
+        argument_lists: One tuple of picklable arguments per call.
+        root: The output folder here.
+        address: Ray's address, or ``"local"`` (see :func:`ray_init`).
+        gpus_per_run: GPUs Ray gives each task (fractions allowed). Defaults to 0.
+        threads: TensorFlow threads of each task, or None for its own number.
+        log: Given every line a task logged, when it ends. Defaults to print.
+        root_argument: The index of the output folder in each argument tuple. Defaults to 0.
+        last: ``last(relative_path) -> bool``, or None.
+
+    Returns:
+        The results, in order.
+
+    Raises:
+        KeyboardInterrupt: Ctrl-C: the tasks are cancelled; the runs written stay.
+    """
+    ray = ray_init(address)
+    # max_calls=1: a fresh worker per run, so TensorFlow's memory is freed after it.
+    task = ray.remote(max_calls=1)(_ray_task).options(
+        num_gpus=gpus_per_run,
+        num_cpus=1,
+        runtime_env={"env_vars": thread_environment(threads)} if threads else None,
+    )
+    pending = {
+        task.remote(function, arguments, root_argument): index
+        for index, arguments in enumerate(argument_lists)
+    }
+    results = [None] * len(pending)
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.2)
+            check_interrupt()
+            for reference in ready:
+                index = pending.pop(reference)
+                result, files, lines, there = ray.get(reference)
+                for line in lines:
+                    log(line)
+                order = sorted(files, key=lambda p: bool(last and last(p)))
+                for relative in order:
+                    path = os.path.join(root, relative)
+                    content = files[relative]
+                    if relative.endswith(".json"):
+                        content = _moved(content, there, root)
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                    with open(path + ".tmp", "wb") as f:
+                        f.write(content)
+                    os.replace(path + ".tmp", path)
+                results[index] = _moved(result, there, root)
+    finally:
+        for reference in pending:
+            ray.cancel(reference, force=True)
+    return results

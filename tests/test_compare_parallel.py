@@ -1,0 +1,227 @@
+"""``compare`` on many devices: ``--jobs N`` processes and ``--ray local`` give the sequential
+run's numbers, ``--resume`` and Ctrl-C work per run, ``--prune`` stops a variant that is clearly
+behind and continues the others with the numbers of a run without ``--prune``."""
+
+import builtins
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import tiny_compare_argv
+
+from sm_pixel_ce.cli import main
+from sm_pixel_ce.compare import parallel
+from sm_pixel_ce.compare.layout import OutputFolder
+from sm_pixel_ce.compare.prune import prune_epochs
+
+#: What may differ between two runs of the same configuration: clocks, paths, and how it ran.
+TIMING = {
+    "seconds",
+    "epoch_seconds",
+    "first_batch_seconds",
+    "validation_seconds",
+    "reload_seconds",
+    "model_path",
+    "wall_seconds",
+}
+#: Options of the configuration that say where the runs trained.
+WHERE = {"jobs", "ray", "gpus_per_run", "threads_per_run"}
+#: Two variants whose runs differ.
+VARIANTS = ("cce", "bce")
+
+
+def _numbers(out):
+    """report.json without what may differ between equal runs."""
+    with open(OutputFolder(out).report_json) as f:
+        report = json.load(f)
+    config = {k: v for k, v in report["config"].items() if k not in TIMING | WHERE}
+    results = [{k: v for k, v in r.items() if k not in TIMING} for r in report["results"]]
+    return config, results, report
+
+
+@pytest.fixture(scope="module")
+def sequential(tmp_path_factory):
+    """The tiny two-variant run, one after another: what every other way must equal."""
+    out = tmp_path_factory.mktemp("sequential") / "out"
+    assert main(tiny_compare_argv(out, "--images", "12", variants=VARIANTS)) == 0
+    return out
+
+
+def test_jobs_2_report_equals_the_sequential_one(sequential, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(tiny_compare_argv(out, "--images", "12", "--jobs", "2", variants=VARIANTS)) == 0
+    printed = capsys.readouterr().out
+    assert "[seed 0] cce" in printed and "[seed 0] bce" in printed  # one line per run per epoch
+    config, results, report = _numbers(out)
+    config_1, results_1, _ = _numbers(sequential)
+    assert report["config"]["jobs"] == 2
+    assert config == config_1
+    assert results == results_1
+    assert [r["miou"] for r in results] == [r["miou"] for r in results_1]
+
+
+def test_jobs_resume_trains_only_the_missing_run(sequential, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = tiny_compare_argv(out, "--images", "12", "--jobs", "2", variants=VARIANTS)
+    # A copy of the sequential folder without bce's run: --resume --jobs trains bce alone.
+    shutil.copytree(sequential, out)
+    shutil.rmtree(OutputFolder(out).run("bce", 0).path)
+    capsys.readouterr()
+    assert main(argv + ["--resume"]) == 0
+    printed = capsys.readouterr().out
+    assert "[cce] seed 0: already in" in printed and "[cce] seed 0: training" not in printed
+    assert "[bce] seed 0: training" in printed
+    assert _numbers(out)[1] == _numbers(sequential)[1]
+
+
+def test_ctrl_c_stops_every_process_and_keeps_the_finished_runs(tmp_path):
+    variants = ("cce", "bce", "cce-dice")
+    argv = tiny_compare_argv(tmp_path / "out", "--images", "12", "--jobs", "2", variants=variants)
+    argv[argv.index("--epochs") + 1] = "3"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sm_pixel_ce", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    for line in process.stdout:
+        if line.startswith("[cce-dice] seed 0: training"):  # cce or bce has just finished
+            time.sleep(0.5)
+            process.send_signal(signal.SIGINT)  # to the parent only
+            break
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, out + err
+    assert "Traceback" not in err
+    assert "Not finished:" in err and "cce-dice seed 0" in err.split("Not finished:")[1]
+    # The runs that had finished are kept (one or both of cce and bce, which trained side by
+    # side); cce-dice, which was training, is stopped unwritten.
+    finished = OutputFolder(tmp_path / "out").finished_runs()
+    assert 1 <= len(finished) <= 2 and ("cce-dice", 0) not in finished, finished
+    assert "finished runs saved in" in err and f"{finished[0][0]} seed 0" in err
+    time.sleep(1.0)
+    assert not _children_alive(process.pid)
+
+
+def _children_alive(pid):
+    """Whether a process that ``pid`` started is still running (Linux /proc)."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        return True
+            except (OSError, ValueError, IndexError):
+                continue
+    return False
+
+
+def test_prune_epochs():
+    assert prune_epochs(10) == [3, 5]
+    assert prune_epochs(30) == [8, 15]
+    assert prune_epochs(4) == [1, 2]
+    assert prune_epochs(2) == [1]
+    assert prune_epochs(1) == []
+
+
+def test_prune_stops_a_variant_far_behind_and_the_survivor_is_unchanged(tmp_path, capsys):
+    # pixel_cce scaled by 1e-6 is a loss that learns next to nothing: Adam's steps shrink
+    # to ~1 % of cce's (its epsilon, 1e-7, outweighs the tiny gradients).
+    slow = "1e-06xpixel_cce"
+    extra = ("--images", "32", "--batch-size", "2", "--epochs", "2")
+    plain = tmp_path / "plain"
+    assert main(tiny_compare_argv(plain, *extra, variants=("cce",))) == 0
+    capsys.readouterr()
+    pruned = tmp_path / "pruned"
+    argv = tiny_compare_argv(pruned, *extra, "--prune", variants=("cce", "1e-06*pixel_cce"))
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    folder = OutputFolder(pruned)
+    with open(folder.prune) as f:
+        decisions = json.load(f)["decisions"]
+    # Scored at epoch 1 of 2 (ceil(2/4) = ceil(2/2) = 1).
+    assert [d["epoch"] for d in decisions] == [1] and decisions[0]["stopped"] == [slow]
+    assert f"--prune: {slow} stops at epoch 1 of 2" in printed
+    stopped = folder.run(slow, 0).load_result()
+    assert stopped["stopped_at"] == 1 and stopped["epochs_planned"] == 2
+    because = stopped["stopped_because"]
+    assert because["best"] == "cce" and 0 < because["low"] <= because["difference"]
+    assert because["difference"] == decisions[0]["versus"][slow]["difference"]
+    assert stopped["val_miou_per_epoch"] == [stopped["miou"]]
+    assert len(stopped["image_counts"]) == 8  # 8 validation images
+    for run in (folder.run(slow, 0), folder.run("cce", 0)):
+        assert not os.path.exists(run.checkpoint) and not os.path.exists(run.phase)
+    # The survivor, trained in two phases, has the numbers of the run without --prune.
+    alone = OutputFolder(plain).run("cce", 0).load_result()
+    survivor = folder.run("cce", 0).load_result()
+    for key in ("miou", "per_class_iou", "val_loss", "train_loss", "val_miou_per_epoch"):
+        assert survivor[key] == alone[key], key
+    assert survivor["image_counts"] == alone["image_counts"]
+    assert survivor["image_counts_at"]["1"] != survivor["image_counts"]
+    # --resume needs --prune (it is part of the run configuration) and trains nothing more.
+    capsys.readouterr()
+    assert main(argv[:-1] + ["--resume"]) == 2
+    assert "--prune True there, False here" in capsys.readouterr().err
+    assert main(argv + ["--resume"]) == 0
+    printed = capsys.readouterr().out
+    assert f"[{slow}] seed 0: already in" in printed and "seed 0: training" not in printed
+
+
+def test_ray_local_equals_sequential(sequential, tmp_path):
+    pytest.importorskip("ray")
+    out = tmp_path / "out"
+    start = time.perf_counter()
+    assert main(tiny_compare_argv(out, "--images", "12", "--ray", "local", variants=VARIANTS)) == 0
+    print(f"--ray local: {time.perf_counter() - start:.1f} s")
+    assert _numbers(out)[1] == _numbers(sequential)[1]
+    assert _numbers(out)[0] == _numbers(sequential)[0]
+    model = OutputFolder(out).model("cce")
+    assert os.path.isfile(model)
+    assert _numbers(out)[2]["results"][0]["model_path"] == model
+
+
+def test_missing_ray_is_one_line(tmp_path, capsys, monkeypatch):
+    real = builtins.__import__
+
+    def no_ray(name, *args, **kwargs):
+        if name == "ray":
+            raise ImportError("No module named 'ray'")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    assert main(tiny_compare_argv(tmp_path / "out", "--ray", "local")) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"sm-pixel-ce compare: error: {parallel.RAY_MISSING}"]
+    assert parallel.RAY_MISSING == '--ray needs Ray: pip install "sm_pixel_ce[cluster]"'
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--jobs", "0"], "--jobs must be >= 1; received 0."),
+        (["--jobs", "2", "--ray", "local"], "--ray sends the runs to Ray"),
+        (["--gpus-per-run", "1"], "--gpus-per-run is for --ray"),
+        (["--threads-per-run", "0"], "--threads-per-run must be >= 1; received 0."),
+    ],
+)
+def test_bad_device_options_are_one_line(tmp_path, capsys, extra, message):
+    assert main(tiny_compare_argv(tmp_path / "out", *extra)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_device_environment_round_robin():
+    assert parallel.device_environment(0, []) == {}
+    assert [parallel.device_environment(k, ["2", "5"]) for k in range(3)] == [
+        {"CUDA_VISIBLE_DEVICES": "2"},
+        {"CUDA_VISIBLE_DEVICES": "5"},
+        {"CUDA_VISIBLE_DEVICES": "2"},
+    ]
+    assert parallel.thread_environment(None) == {}
+    assert parallel.thread_environment(1)["TF_NUM_INTRAOP_THREADS"] == "1"
+    assert parallel.LOCAL_OBJECT_STORE >= 75 * 1024 * 1024  # Ray's minimum
