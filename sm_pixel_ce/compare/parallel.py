@@ -255,6 +255,7 @@ def run_on_ray(
     Raises:
         KeyboardInterrupt: Ctrl-C: the tasks are cancelled; the runs written stay.
     """
+    started_here = address == "local" and not _ray_running()
     ray = ray_init(address)
     # max_calls=1: a fresh worker per run, so TensorFlow's memory is freed after it.
     task = ray.remote(max_calls=1)(_ray_task).options(
@@ -290,4 +291,15 @@ def run_on_ray(
     finally:
         for reference in pending:
             ray.cancel(reference, force=True)
+        if started_here:  # a local instance lives as long as its compare: its processes go too
+            ray.shutdown()
     return results
+
+
+def _ray_running():
+    """Whether this process is already connected to Ray (then a local instance is not ours)."""
+    try:
+        import ray
+    except ImportError:  # ray_init says what to install
+        return False
+    return ray.is_initialized()
