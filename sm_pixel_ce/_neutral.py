@@ -498,22 +498,32 @@ def _binary_terms(scores, labels, from_logits, focal_gamma):
     return losses
 
 
-def confusion_counts(y_true, y_pred, num_classes, ignore_index, axis, where):
-    """The ``(C, C)`` int32 confusion counts of per-pixel argmax predictions (rows: labels), as
-    ``metrics.pixel_confusion_matrix`` without sample weights."""
+def argmax_pairs(y_true, y_pred, num_classes, ignore_index, axis, where):
+    """The checked pixels of a confusion count: ``(pixels, labels, predicted, valid)``, the
+    ``(P,)`` int32 labels and argmax predictions and the bool ``(P,)`` of counted pixels (None:
+    all)."""
     pixels = Pixels(y_true, y_pred, axis, where, binary=False)
     if num_classes is not None and pixels.num_classes != num_classes:
         raise ValueError(
             f"{where}: the predictions have {pixels.num_classes} classes on axis {axis}; expected "
             f"num_classes={num_classes}. Received predictions of shape {pixels.pred_shape}."
         )
-    c = pixels.num_classes
     predicted = ops.cast(ops.argmax(pixels.scores, axis=-1), "int32")
     if pixels.dense:
         labels = ops.cast(ops.argmax(pixels.labels, axis=-1), "int32")
         valid = ops.any(ops.not_equal(pixels.labels, 0), axis=-1)
     else:
         labels, valid = pixels.integer_labels(ignore_index)
+    return pixels, labels, predicted, valid
+
+
+def confusion_counts(y_true, y_pred, num_classes, ignore_index, axis, where):
+    """The ``(C, C)`` int32 confusion counts of per-pixel argmax predictions (rows: labels), as
+    ``metrics.pixel_confusion_matrix`` without sample weights."""
+    pixels, labels, predicted, valid = argmax_pairs(
+        y_true, y_pred, num_classes, ignore_index, axis, where
+    )
+    c = pixels.num_classes
     cell = labels * c + predicted
     if valid is not None:
         cell = ops.where(valid, cell, c * c)  # an extra cell, dropped below

@@ -83,19 +83,10 @@ def _weighted_confusion(y_true, y_pred, num_classes, ignore_index, axis, sample_
     TensorFlow): the weights summed in float32 per chunk of ``_CHUNK`` pixels, then over the
     chunks, so that a cell's rounding error grows with ``_CHUNK`` and the chunk count's log,
     not with the pixel count."""
-    pixels = _neutral.Pixels(y_true, y_pred, axis, where, binary=False)
-    if num_classes is not None and pixels.num_classes != num_classes:
-        raise ValueError(
-            f"{where}: the predictions have {pixels.num_classes} classes on axis {axis}; expected "
-            f"num_classes={num_classes}. Received predictions of shape {pixels.pred_shape}."
-        )
+    pixels, labels, predicted, valid = _neutral.argmax_pairs(
+        y_true, y_pred, num_classes, ignore_index, axis, where
+    )
     c = pixels.num_classes
-    predicted = ops.cast(ops.argmax(pixels.scores, axis=-1), "int32")
-    if pixels.dense:
-        labels = ops.cast(ops.argmax(pixels.labels, axis=-1), "int32")
-        valid = ops.any(ops.not_equal(pixels.labels, 0), axis=-1)
-    else:
-        labels, valid = pixels.integer_labels(ignore_index)
     weights = ops.cast(pixels.pixel_sample_weight(sample_weight), "float32")
     if valid is not None:
         weights = ops.where(valid, weights, 0.0)
