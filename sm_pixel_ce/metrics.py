@@ -155,9 +155,10 @@ def _num_classes(value, where):
 _LOW_BITS = 30
 
 
-class _ExactCounts:
-    """Counts of a metric that stay exact over an epoch where float64 is not at hand: two int32
-    variables per count, ``high·2**30 + low``.
+class _TwoWords:
+    """Two variables per count, ``high`` and ``low``, of the subclass's ``dtype``, named
+    ``{name}_high`` / ``{name}_low``: what :class:`_ExactCounts` and :class:`_CompensatedSums`
+    share (they differ in how ``add`` splits a sum between the two words).
 
     Args:
         metric: The metric that owns the variables.
@@ -165,13 +166,26 @@ class _ExactCounts:
         shape: The counts' shape.
     """
 
+    dtype = None
+
     def __init__(self, metric, name, shape):
         self.high = metric.add_weight(
-            name=f"{name}_high", shape=shape, initializer="zeros", dtype="int32"
+            name=f"{name}_high", shape=shape, initializer="zeros", dtype=self.dtype
         )
         self.low = metric.add_weight(
-            name=f"{name}_low", shape=shape, initializer="zeros", dtype="int32"
+            name=f"{name}_low", shape=shape, initializer="zeros", dtype=self.dtype
         )
+
+    def reset(self):
+        self.high.assign(ops.zeros(self.high.shape, self.dtype))
+        self.low.assign(ops.zeros(self.low.shape, self.dtype))
+
+
+class _ExactCounts(_TwoWords):
+    """Counts of a metric that stay exact over an epoch where float64 is not at hand: two int32
+    variables per count, ``high·2**30 + low``."""
+
+    dtype = "int32"
 
     def add(self, counts):
         low = self.low + ops.cast(counts, "int32")
@@ -183,30 +197,18 @@ class _ExactCounts:
         high = ops.cast(self.high, "float32")
         return high * float(1 << _LOW_BITS) + ops.cast(self.low, "float32")
 
-    def reset(self):
-        self.high.assign(ops.zeros(self.high.shape, "int32"))
-        self.low.assign(ops.zeros(self.low.shape, "int32"))
 
+class _CompensatedSums(_TwoWords):
+    """Weighted counts of a metric where float64 is not at hand: two float32 variables per count
+    (``{name}_weighted_high`` / ``_low``), ``high + low``, added with Knuth's TwoSum so that
+    ``low`` keeps what rounding ``high`` drops. Over an epoch the sum keeps about 48 bits (float64
+    keeps 53): each batch's float32 counts enter it with no further rounding until the total
+    passes ~2**48 times their error."""
 
-class _CompensatedSums:
-    """Weighted counts of a metric where float64 is not at hand: two float32 variables per count,
-    ``high + low``, added with Knuth's TwoSum so that ``low`` keeps what rounding ``high`` drops.
-    Over an epoch the sum keeps about 48 bits (float64 keeps 53): each batch's float32 counts
-    enter it with no further rounding until the total passes ~2**48 times their error.
-
-    Args:
-        metric: The metric that owns the variables.
-        name: Their name's stem.
-        shape: The counts' shape.
-    """
+    dtype = "float32"
 
     def __init__(self, metric, name, shape):
-        self.high = metric.add_weight(
-            name=f"{name}_weighted_high", shape=shape, initializer="zeros", dtype="float32"
-        )
-        self.low = metric.add_weight(
-            name=f"{name}_weighted_low", shape=shape, initializer="zeros", dtype="float32"
-        )
+        super().__init__(metric, f"{name}_weighted", shape)
 
     def add(self, values):
         values = ops.cast(values, "float32")
@@ -221,10 +223,6 @@ class _CompensatedSums:
 
     def value(self):
         return ops.convert_to_tensor(self.high) + ops.convert_to_tensor(self.low)
-
-    def reset(self):
-        self.high.assign(ops.zeros(self.high.shape, "float32"))
-        self.low.assign(ops.zeros(self.low.shape, "float32"))
 
 
 class _ConfusionMetric(keras.metrics.Metric):
