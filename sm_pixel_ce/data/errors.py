@@ -1,7 +1,6 @@
 """What a data folder's errors are: one line that names the file at fault, and whether
 ``--skip-bad`` may drop the pair it belongs to."""
 
-import re
 
 
 class DataError(ValueError):
@@ -12,16 +11,6 @@ class OptionsMismatch(DataError):
     """A file that is fine in itself but does not fit the options (a mask value beyond
     ``--classes``, a colour missing from ``--mask-colors``, a band beyond ``--bands``).
     ``--skip-bad`` never drops it: the options, not the file, are what to change."""
-
-
-def first_line(error):
-    """The first line of an exception's message, without TensorFlow's wrapping."""
-    text = str(getattr(error, "message", error))
-    # TensorFlow wraps its messages: "{{function_node ...}} what [Op:DecodeImage] name: ".
-    text = re.sub(r"\{\{.*?\}\}", "", text)
-    text = re.sub(r"\s*\[Op:[^\]]*\].*", "", text, flags=re.S)
-    lines = text.strip().splitlines()
-    return lines[0].strip() if lines else type(error).__name__
 
 
 def some(names, limit=3):

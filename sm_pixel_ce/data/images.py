@@ -26,7 +26,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from .errors import DataError, OptionsMismatch, first_line
+from .._messages import first_line
+from .errors import DataError, OptionsMismatch
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 TIFF_SUFFIXES = (".tif", ".tiff")

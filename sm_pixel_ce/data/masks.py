@@ -17,7 +17,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from .errors import DataError, OptionsMismatch, first_line, some
+from .._messages import first_line
+from .errors import DataError, OptionsMismatch, some
 from .images import EXIF_ORIENTATION, TIFF_SUFFIXES, orient
 
 MASK_SUFFIXES = (".png", ".tif", ".tiff")

@@ -14,7 +14,8 @@ import os
 
 import numpy as np
 
-from .errors import DataError, first_line
+from .._messages import first_line
+from .errors import DataError
 from .images import IMAGE_SUFFIXES
 from .masks import MASK_SUFFIXES, open_mask
 from .pairing import list_files
