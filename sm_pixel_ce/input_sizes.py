@@ -300,23 +300,10 @@ class SizeCheckedModel(keras.Model):
         image = flat[0]
         if image.shape.rank != 4:
             return tf.nest.pack_sequence_as(inputs, flat)
-        multiple, minimum, reason = self._size_rule
-        axes = [axis + 1 for axis in spatial_axes(self.data_format)]
-        static = {name: image.shape[axis] for name, axis in zip(("height", "width"), axes)}
-        message = size_error(
-            static,
-            self.architecture,
-            self.backbone,
-            multiple,
-            minimum,
-            reason,
-            f"an input of shape {tuple(image.shape)}",
-        )
-        if message:
-            raise ValueError(message)
-        if all(size is not None for size in static.values()):
+        if all(size is not None for size in self._known_sizes(image.shape)):
             return tf.nest.pack_sequence_as(inputs, flat)
-        sizes = tf.gather(tf.shape(image), axes)
+        multiple, minimum, reason = self._size_rule
+        sizes = tf.gather(tf.shape(image), self._axes())
         allowed = tf.reduce_all(tf.logical_and(sizes % multiple == 0, sizes >= minimum))
         rule = _rule(self.architecture, self.backbone, multiple, minimum, reason)
         assertion = tf.debugging.Assert(
@@ -332,10 +319,21 @@ class SizeCheckedModel(keras.Model):
         flat = keras.tree.flatten(inputs)
         if not flat or len(flat[0].shape) != 4:
             return inputs
+        self._known_sizes(tuple(flat[0].shape))
+        return inputs
+
+    def _axes(self):
+        """The height and width axes of a batch of inputs."""
+        return [axis + 1 for axis in spatial_axes(self.data_format)]
+
+    def _known_sizes(self, shape):
+        """Height and width of a batch ``shape`` (None where unknown until it runs).
+
+        Raises:
+            ValueError: A known size the architecture cannot take.
+        """
         multiple, minimum, reason = self._size_rule
-        shape = tuple(flat[0].shape)
-        axes = [axis + 1 for axis in spatial_axes(self.data_format)]
-        static = {name: shape[axis] for name, axis in zip(("height", "width"), axes)}
+        static = {name: shape[axis] for name, axis in zip(("height", "width"), self._axes())}
         message = size_error(
             static,
             self.architecture,
@@ -343,11 +341,11 @@ class SizeCheckedModel(keras.Model):
             multiple,
             minimum,
             reason,
-            f"an input of shape {shape}",
+            f"an input of shape {tuple(shape)}",
         )
         if message:
             raise ValueError(message)
-        return inputs
+        return list(static.values())
 
     def get_config(self):
         config = super().get_config()

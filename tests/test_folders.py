@@ -16,6 +16,7 @@ from sm_pixel_ce.compare.options import CompareOptions
 from sm_pixel_ce.data import (
     DataError,
     FolderReader,
+    FolderSource,
     ImageKind,
     OptionsMismatch,
     load_folder,
@@ -230,7 +231,7 @@ def test_colour_masks_numbered_automatically(tmp_path, capsys):
     order = sorted(COLOURS.values())
     renumber = {c: order.index(colour) for c, colour in COLOURS.items()}
     renumbered = np.vectorize(lambda v: renumber.get(v, 255))(expected)
-    masks = np.stack([m for _, m in reader.source(pairs, 32).dataset().as_numpy_iterator()])
+    masks = np.stack([m for _, m in FolderSource(pairs, 32, reader).dataset().as_numpy_iterator()])
     np.testing.assert_array_equal(masks, renumbered)
     rows = reader.describe()["mask_colors"]["colors"]
     assert [tuple(r["color"]) for r in rows] == order + [VOID]

@@ -7,10 +7,10 @@ Exit status: 0 on success, 1 for unusable data or model files, 2 for bad argumen
 import os
 import sys
 
-from ..compare.options import option_fields
+from ..compare.options import option_fields as compare_fields
 from ..data import DataError
 from ..exporting.errors import MissingRuntimeError, ModelFileError
-from ..inference.evaluation import FILES, evaluate
+from ..inference.evaluation import FILES, evaluate, option_fields
 from ..inference.evaluation_report import report_markdown
 from ._fields import add_field
 
@@ -102,7 +102,7 @@ def add_arguments(parser):
         "--threshold", type=float, default=0.5, help="multi-label threshold (default: 0.5)"
     )
     reading = parser.add_argument_group("data")
-    fields = {field.name: field for field in option_fields()}
+    fields = {field.name: field for field in compare_fields()}
     for name in _DATA_FLAGS:
         add_field(reading, fields[name])
     parser.add_argument(
@@ -117,32 +117,15 @@ def _error(message, status=2):
 
 def run(args):
     """Score ``args.model`` on ``args.data``; returns the exit status."""
-    if not os.path.exists(args.model):
-        return _error(f"{args.model}: no such model file.", status=1)
+    # --no-exif is compare's flag; every other option is spelled as EvaluateOptions spells it.
+    options = {f.name: getattr(args, f.name) for f in option_fields() if f.name in vars(args)}
     try:
         result = evaluate(
             args.model,
             args.data,
-            classes=args.classes,
-            ignore_index=args.ignore_index,
-            size=args.size,
-            tile=args.tile,
-            overlap=args.overlap,
-            class_names=args.class_names,
-            exclude_classes=args.exclude_classes,
-            out=args.out,
-            multilabel=args.multilabel,
-            threshold=args.threshold,
-            scale=args.scale,
-            skip_bad=args.skip_bad,
-            bands=args.bands,
             exif=not args.no_exif,
-            mask_colors=args.mask_colors,
-            ignore_color=args.ignore_color,
-            masks=args.masks,
-            mask_pattern=args.mask_pattern,
-            batch_size=args.batch_size,
             log=lambda line: print(line, flush=True),
+            **options,
         )
     except (ModelFileError, DataError, MissingRuntimeError, OSError) as error:
         return _error(str(error), status=1)

@@ -6,6 +6,7 @@ the calibration data or a runtime cannot be used, 2 for bad arguments.
 
 import sys
 
+from .._messages import first_line
 from ..exporting import DataError, MissingRuntimeError, ModelFileError, export
 from ..exporting.convert import FORMATS, QUANTIZATIONS
 
@@ -62,10 +63,10 @@ def run(args):
             tolerance=args.tolerance,
         )
     except (ModelFileError, DataError, MissingRuntimeError, RuntimeError) as error:
-        print(f"sm-pixel-ce export: {_one_line(error)}", file=sys.stderr)
+        print(f"sm-pixel-ce export: {first_line(error)}", file=sys.stderr)
         return 1
     except ValueError as error:
-        print(f"sm-pixel-ce export: {_one_line(error)}", file=sys.stderr)
+        print(f"sm-pixel-ce export: {first_line(error)}", file=sys.stderr)
         return 2
     print(report.format_text())
     if args.json:
@@ -79,7 +80,3 @@ def run(args):
         )
         return 1
     return 0
-
-
-def _one_line(error):
-    return " ".join(str(error).split()) or type(error).__name__

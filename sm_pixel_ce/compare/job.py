@@ -15,6 +15,7 @@ from ..data import (
     ArraySource,
     DataError,
     FolderReader,
+    FolderSource,
     check_pairs,
     fingerprint,
     label_dtype,
@@ -126,7 +127,7 @@ def run_compare(options=None, out=DEFAULT_OUT, resume=False, log=None):
                 f"{options.data}: need at least 2 usable image/mask pairs to hold some out; "
                 f"found {len(pairs)}."
             )
-        source = reader.source(pairs, options.size)
+        source = FolderSource(pairs, options.size, reader)
         check_encoder_bands(options.encoder_weights, source.channels)
         class_names = reader.class_names()
         description = os.path.abspath(options.data)

@@ -54,7 +54,7 @@ class FolderReader:
         >>> reader = FolderReader(classes=11, mask_colors="auto", mask_pattern="{stem}_L.png")
         >>> pairs, skipped = reader.pair("camvid")
         >>> pairs, damaged = reader.check(pairs)
-        >>> source = reader.source(pairs, size=128)       # streams (image, mask) batches
+        >>> data = reader.dataset(pairs, size=128)         # streams (image, mask) elements
         >>> reader.image("camvid/images/0001TP_006690.png", 128, 128).shape
         TensorShape([128, 128, 3])
     """
@@ -314,12 +314,6 @@ class FolderReader:
         return facts
 
     # --- streaming ----------------------------------------------------------------------------
-
-    def source(self, pairs, size):
-        """A :class:`~sm_pixel_ce.data.sources.FolderSource` of ``pairs`` at side ``size``."""
-        from .sources import FolderSource
-
-        return FolderSource(pairs, size, reader=self)
 
     def _decoder(self, paths, height, width):
         kind = self.image_kind(paths)

@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 
+from .._messages import first_line
 from ..data.scenes import make_scenes
 from ..flavor import KERAS_FLAVOR, keras
 from . import check as checks
@@ -79,25 +80,9 @@ def export(
     model = _model(model_or_path)
     height, width = tracing.export_size(model, tracing.parse_size(size), format)
     sample_height, sample_width = tracing.sample_size(height, width, model)
-    masks = None
-    if calibration is not None:
-        images, masks = read_calibration(calibration, sample_height, sample_width)
-        source = f"calibration images ({sample_height}x{sample_width})"
-    else:
-        images = _generated(sample_height, sample_width, model)
-        source = f"generated images ({sample_height}x{sample_width})"
-    serve = tracing.serving_function(model, height, width)
+    images, masks, source = _samples(model, calibration, sample_height, sample_width)
     out = os.fspath(out)
-    folder = os.path.dirname(os.path.abspath(out))
-    os.makedirs(folder, exist_ok=True)
-    if format == "tflite":
-        data = convert.to_tflite(serve, quantize, images, int8_io)
-        with open(out, "wb") as handle:
-            handle.write(data)
-    elif format == "onnx":
-        convert.to_onnx(serve, out, quantize, images, opset)
-    else:
-        convert.to_saved_model(model, serve, out)
+    _write(model, out, format, quantize, images, int8_io, opset, height, width)
     channels = tracing.model_input(model)[2]
     report = ExportReport(
         format=format,
@@ -108,15 +93,45 @@ def export(
         input_dtype="uint8" if int8_io else "float32",
         flavor=KERAS_FLAVOR,
     )
-    if not check:
-        return report
+    if check:
+        if tolerance is None and quantize is None:
+            tolerance = DEFAULT_TOLERANCE
+        _check(report, model, images, masks, source, tolerance)
+    return report
+
+
+def _samples(model, calibration, height, width):
+    """``(images, masks or None, where they come from)``: the calibration images, else
+    generated ones, at ``height`` x ``width``."""
+    if calibration is not None:
+        images, masks = read_calibration(calibration, height, width)
+        return images, masks, f"calibration images ({height}x{width})"
+    return _generated(height, width, model), None, f"generated images ({height}x{width})"
+
+
+def _write(model, out, format, quantize, images, int8_io, opset, height, width):
+    """Trace ``model`` at ``height`` x ``width`` and write it to ``out`` in ``format``."""
+    serve = tracing.serving_function(model, height, width)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    if format == "tflite":
+        data = convert.to_tflite(serve, quantize, images, int8_io)
+        with open(out, "wb") as handle:
+            handle.write(data)
+    elif format == "onnx":
+        convert.to_onnx(serve, out, quantize, images, opset)
+    else:
+        convert.to_saved_model(model, serve, out)
+
+
+def _check(report, model, images, masks, source, tolerance):
+    """Run the written file on (at most :data:`CHECKED_SAMPLES` of) ``images`` beside Keras and
+    fill in ``report``'s check: differences, agreement, speed, and the mIoU change with
+    ``masks``."""
     images = images[:CHECKED_SAMPLES]
     masks = None if masks is None else masks[:CHECKED_SAMPLES]
     reference, keras_seconds = checks.keras_predict(model, images)
-    outputs, seconds, runtime = checks.RUNNERS[format](out, images)
+    outputs, seconds, runtime = checks.RUNNERS[report.format](report.path, images)
     difference, agreement = checks.agreement(reference, outputs)
-    if tolerance is None and quantize is None:
-        tolerance = DEFAULT_TOLERANCE
     report.checked = True
     report.runtime = runtime
     report.samples = len(images)
@@ -130,7 +145,6 @@ def export(
     if masks is not None:
         report.miou_keras = checks.mean_iou(reference, masks)
         report.miou_export = checks.mean_iou(outputs, masks)
-    return report
 
 
 def _check_options(format, quantize, calibration, int8_io, tolerance):
@@ -176,8 +190,7 @@ def _model(model_or_path):
     try:
         return load_model(model_or_path, compile=False)
     except (OSError, ValueError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelFileError(first) from None
+        raise ModelFileError(first_line(error)) from None
 
 
 def _generated(height, width, model):

@@ -18,6 +18,7 @@ Scores are MMSegmentation's ``IoUMetric`` (:mod:`sm_pixel_ce.scores`), with Boun
 scored against multi-label masks) gets per-channel IoU and F1 at a threshold.
 """
 
+import dataclasses
 import heapq
 import json
 import os
@@ -38,9 +39,9 @@ from ..data.images import ImageReader
 from ..data.multilabel import multilabel_pairs, read_multilabel_mask
 from ..scores import MultilabelScore, StreamingScore, class_means
 from . import evaluation_report
-from .predict import model_input, progress_bar
+from .predict import check_scale, model_input, progress_bar
 from .predictor import load_predictor
-from .tiling import predict_image
+from .tiling import check_overlap, check_positive, predict_image
 
 #: Images shown in ``worst.png``.
 WORST = 6
@@ -50,21 +51,89 @@ THUMBNAIL = 256
 FILES = ("evaluation.json", "report.md", "confusion.png", "reliability.png", "worst.png")
 
 
-def _check_options(size, tile, overlap, threshold, scale, batch_size):
-    if size is not None and tile is not None:
-        raise ValueError(
-            f"--size and --tile exclude each other: --size {size} scores images resized to "
-            f"{size}x{size}, --tile {tile} scores them at their own size in tiles; pass one."
-        )
-    for name, value in (("--size", size), ("--tile", tile), ("--batch-size", batch_size)):
-        if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
-            raise ValueError(f"{name} must be a positive integer. Received: {value!r}")
-    if not 0 <= overlap < 1:
-        raise ValueError(f"--overlap must be in [0, 1), e.g. 0.25. Received: {overlap!r}")
-    if not 0 < threshold < 1:
-        raise ValueError(f"--threshold must be in (0, 1), e.g. 0.5. Received: {threshold!r}")
-    if scale is not None and not scale > 0:
-        raise ValueError(f"--scale must be a positive number, e.g. 4095. Received: {scale!r}")
+@dataclasses.dataclass(frozen=True)
+class EvaluateOptions:
+    """Every option of one ``evaluate`` run, checked when made (see :func:`evaluate`).
+
+    Attributes:
+        classes: C; checked against the model's outputs. None for the model's. Defaults to
+            None.
+        ignore_index: Mask value not counted, or None. Defaults to None (255 with
+            ``ignore_color``).
+        size: Score at S×S: images resized, masks resized with nearest neighbour (``compare``'s
+            convention). None: the model's fixed input size, or the original resolution for a
+            model of any input size. Defaults to None.
+        tile: Score at the original resolution, predicting in tiles of T×T (see
+            :func:`~sm_pixel_ce.inference.tiling.predict_image`). Defaults to None.
+        overlap: Tile overlap, in [0, 1). Defaults to 0.25.
+        class_names: A name per class (a list or ``"a,b,..."``); None for the colour table's
+            names or ``class <c>``. Defaults to None.
+        exclude_classes: Classes left out of the ``excluding`` means (indices or names, a list
+            or ``"0,3"``), e.g. ``0`` for the background. Defaults to None.
+        out: Folder to write ``evaluation.json``, ``report.md``, ``confusion.png``,
+            ``reliability.png`` and ``worst.png`` in; None to write nothing. Defaults to None.
+        multilabel: Score per channel at ``threshold`` against multi-label masks (see
+            :mod:`sm_pixel_ce.data.multilabel`); None to do so for a sigmoid model whose masks
+            are multi-label. Defaults to None.
+        threshold: Multi-label threshold. Defaults to 0.5.
+        scale: Divide pixel values by this instead of their type's maximum (255, 65535), for a
+            model trained otherwise (e.g. 4095 for 12-bit data). Defaults to None.
+        skip_bad: Skip damaged or unpaired files (listed in the result) instead of stopping.
+            Defaults to False.
+        bands, exif, mask_colors, ignore_color, masks, mask_pattern: How the folder is read, as
+            :class:`~sm_pixel_ce.data.FolderReader` (``exif=True`` turns images as viewers do).
+        batch_size: Images (or tiles) per model call. Defaults to 4.
+        worst: Images shown in ``worst.png``. Defaults to 6.
+
+    Raises:
+        ValueError: The option that is wrong, as spelled on the command line, and what it got.
+
+    Example:
+        >>> EvaluateOptions(tile=512, ignore_index=255).overlap
+        0.25
+    """
+
+    classes: int = None
+    ignore_index: int = None
+    size: int = None
+    tile: int = None
+    overlap: float = 0.25
+    class_names: object = None
+    exclude_classes: object = None
+    out: str = None
+    multilabel: bool = None
+    threshold: float = 0.5
+    scale: float = None
+    skip_bad: bool = False
+    bands: object = None
+    exif: bool = True
+    mask_colors: str = None
+    ignore_color: object = None
+    masks: str = None
+    mask_pattern: str = None
+    batch_size: int = 4
+    worst: int = WORST
+
+    def __post_init__(self):
+        if self.size is not None and self.tile is not None:
+            raise ValueError(
+                f"--size and --tile exclude each other: --size {self.size} scores images resized "
+                f"to {self.size}x{self.size}, --tile {self.tile} scores them at their own size in "
+                "tiles; pass one."
+            )
+        for name in ("size", "tile", "batch_size"):
+            check_positive(name, getattr(self, name))
+        check_overlap(self.overlap)
+        if not 0 < self.threshold < 1:
+            raise ValueError(
+                f"--threshold must be in (0, 1), e.g. 0.5. Received: {self.threshold!r}"
+            )
+        check_scale(self.scale)
+
+
+def option_fields():
+    """The fields of :class:`EvaluateOptions`."""
+    return dataclasses.fields(EvaluateOptions)
 
 
 def parse_names(text):
@@ -174,66 +243,15 @@ def _prefetched(items, read):
             yield items[index], result
 
 
-def evaluate(
-    model,
-    data,
-    *,
-    classes=None,
-    ignore_index=None,
-    size=None,
-    tile=None,
-    overlap=0.25,
-    class_names=None,
-    exclude_classes=None,
-    out=None,
-    multilabel=None,
-    threshold=0.5,
-    scale=None,
-    skip_bad=False,
-    bands=None,
-    exif=True,
-    mask_colors=None,
-    ignore_color=None,
-    masks=None,
-    mask_pattern=None,
-    batch_size=4,
-    worst=WORST,
-    log=None,
-):
+def evaluate(model, data, *, log=None, **options):
     """Score a trained model on a data folder, class by class.
 
     Args:
         model: A Keras model, or a file :func:`sm_pixel_ce.load_model` reads, or an exported
             ``.tflite`` / ``.onnx`` (run in its own runtime).
         data: Folder with ``images/`` and ``masks/`` (as ``compare`` reads it).
-        classes: C; checked against the model's outputs. None for the model's. Defaults to None.
-        ignore_index: Mask value not counted, or None. Defaults to None (255 with
-            ``ignore_color``).
-        size: Score at S×S: images resized, masks resized with nearest neighbour (``compare``'s
-            convention). None: the model's fixed input size, or the original resolution for a
-            model of any input size. Defaults to None.
-        tile: Score at the original resolution, predicting in tiles of T×T (see
-            :func:`~sm_pixel_ce.inference.tiling.predict_image`). Defaults to None.
-        overlap: Tile overlap, in [0, 1). Defaults to 0.25.
-        class_names: A name per class (a list or ``"a,b,..."``); None for the colour table's
-            names or ``class <c>``. Defaults to None.
-        exclude_classes: Classes left out of the ``excluding`` means (indices or names, a list
-            or ``"0,3"``), e.g. ``0`` for the background. Defaults to None.
-        out: Folder to write ``evaluation.json``, ``report.md``, ``confusion.png``,
-            ``reliability.png`` and ``worst.png`` in; None to write nothing. Defaults to None.
-        multilabel: Score per channel at ``threshold`` against multi-label masks (see
-            :mod:`sm_pixel_ce.data.multilabel`); None to do so for a sigmoid model whose masks
-            are multi-label. Defaults to None.
-        threshold: Multi-label threshold. Defaults to 0.5.
-        scale: Divide pixel values by this instead of their type's maximum (255, 65535), for a
-            model trained otherwise (e.g. 4095 for 12-bit data). Defaults to None.
-        skip_bad: Skip damaged or unpaired files (listed in the result) instead of stopping.
-            Defaults to False.
-        bands, exif, mask_colors, ignore_color, masks, mask_pattern: How the folder is read, as
-            :class:`~sm_pixel_ce.data.FolderReader` (``exif=True`` turns images as viewers do).
-        batch_size: Images (or tiles) per model call. Defaults to 4.
-        worst: Images shown in ``worst.png``. Defaults to 6.
         log: ``log(line)`` for progress lines, or None. Defaults to None.
+        **options: The fields of :class:`EvaluateOptions`, checked there.
 
     Returns:
         The evaluation, as written to ``evaluation.json``: ``classes``, ``per_class``
@@ -251,84 +269,81 @@ def evaluate(
         >>> result = evaluate("results/models/cce.keras", "test_data", out="eval")
         >>> result["miou"], result["per_class"]["iou"]
     """
-    _check_options(size, tile, overlap, threshold, scale, batch_size)
+    options = EvaluateOptions(**options)
     log = log or (lambda line: None)
     predictor = load_predictor(model)
-    num_classes = _check_classes(predictor, classes, model)
-    names = parse_names(class_names)
+    num_classes = _check_classes(predictor, options.classes, model)
+    names = parse_names(options.class_names)
     if names is not None and len(names) != num_classes:
         raise ValueError(
             f"--class-names gives {len(names)} names, but the model predicts {num_classes} "
             f"classes. Received: {','.join(names)}"
         )
-    fixed = predictor.fixed_size
+    ignore_index = options.ignore_index
+    if options.ignore_color is not None and ignore_index is None:
+        ignore_index = default_ignore_index(num_classes)
+    options = dataclasses.replace(
+        options, size=_scored_size(predictor, model, options), ignore_index=ignore_index
+    )
+    is_multilabel = _multilabel(predictor, data, names, num_classes, options, log)
+    runner = (_MultilabelJob if is_multilabel else _ClassJob)(
+        predictor, data, options, num_classes, log
+    )
+    evaluation = runner.run(names)
+    excluded = parse_classes(options.exclude_classes, num_classes, evaluation["classes"])
+    evaluation["excluding"] = runner.excluding(excluded)
+    evaluation = {
+        "model": _model_name(model),
+        "data": os.fspath(data),
+        "resolution": _resolution(options),
+        **evaluation,
+    }
+    if options.out is not None:
+        write_outputs(
+            options.out, evaluation, runner.worst.items(), num_classes, options.ignore_index
+        )
+    return evaluation
+
+
+def _scored_size(predictor, model, options):
+    """The side images are resized to (``--size``, or a fixed-size model's side when neither
+    ``--size`` nor ``--tile`` is given), or None to score at the images' own size."""
+    size, fixed = options.size, predictor.fixed_size
     if size is not None and fixed is not None and tuple(fixed) != (size, size):
         raise ValueError(
             f"{_model_name(model)}: the model takes {fixed[1]}x{fixed[0]} px inputs, but --size "
             f"is {size}; pass --size {fixed[0]} or nothing, or --tile {fixed[0]} to score at the "
             "images' own size."
         )
-    if size is None and tile is None and fixed is not None:
+    if size is None and options.tile is None and fixed is not None:
         if fixed[0] != fixed[1]:
             raise ValueError(
                 f"{_model_name(model)}: the model takes {fixed[1]}x{fixed[0]} px inputs; "
                 f"evaluate scores square --size inputs or tiles: pass --tile."
             )
         size = int(fixed[0])
-    if ignore_color is not None and ignore_index is None:
-        ignore_index = default_ignore_index(num_classes)
-    is_multilabel = _multilabel(multilabel, predictor, data, names, masks, exif, num_classes, log)
-    job = _MultilabelJob if is_multilabel else _ClassJob
-    runner = job(
-        predictor,
-        data,
-        num_classes=num_classes,
-        ignore_index=ignore_index,
-        size=size,
-        tile=tile,
-        overlap=overlap,
-        threshold=threshold,
-        scale=scale,
-        skip_bad=skip_bad,
-        bands=bands,
-        exif=exif,
-        mask_colors=mask_colors,
-        ignore_color=ignore_color,
-        masks=masks,
-        mask_pattern=mask_pattern,
-        batch_size=batch_size,
-        worst=worst,
-        log=log,
-    )
-    evaluation = runner.run(names)
-    excluded = parse_classes(exclude_classes, num_classes, evaluation["classes"])
-    evaluation["excluding"] = runner.excluding(excluded)
-    evaluation = {
-        "model": _model_name(model),
-        "data": os.fspath(data),
-        "resolution": (
-            f"{size}x{size} (--size)"
-            if size is not None
-            else "original" + (f" (tiles of {tile}, overlap {overlap})" if tile is not None else "")
-        ),
-        **evaluation,
-    }
-    if out is not None:
-        write_outputs(out, evaluation, runner.worst.items(), num_classes, ignore_index)
-    return evaluation
+    return size
 
 
-def _multilabel(multilabel, predictor, data, names, masks, exif, num_classes, log):
+def _resolution(options):
+    """How the images were scored, in words for the report."""
+    if options.size is not None:
+        return f"{options.size}x{options.size} (--size)"
+    tiles = f" (tiles of {options.tile}, overlap {options.overlap})"
+    return "original" + (tiles if options.tile is not None else "")
+
+
+def _multilabel(predictor, data, names, num_classes, options, log):
     """Whether to score per channel: as asked, or for a sigmoid model of K > 1 channels whose
     first mask is multi-label (K channels, or one file per class)."""
-    if multilabel is not None:
-        return bool(multilabel)
+    if options.multilabel is not None:
+        return bool(options.multilabel)
     if predictor.activation != "sigmoid" or predictor.num_classes < 2:
         return False
     names = names or [str(c) for c in range(num_classes)]
     try:
-        pairs = multilabel_pairs(data, names, masks)
-        read_multilabel_mask(pairs[0][1], num_classes, exif)
+        pairs = multilabel_pairs(data, names, options.masks)
+        read_multilabel_mask(pairs[0][1], num_classes, options.exif)
     except DataError:
         log(
             "  a sigmoid model with masks of class indices: scored by the argmax of its "
@@ -341,11 +356,11 @@ def _multilabel(multilabel, predictor, data, names, masks, exif, num_classes, lo
 class _Job:
     """What both kinds of scoring share: options, the worst images, the skipped files."""
 
-    def __init__(self, predictor, data, **options):
-        self.predictor, self.data = predictor, data
-        for key, value in options.items():
+    def __init__(self, predictor, data, options, num_classes, log):
+        self.predictor, self.data, self.num_classes, self.log = predictor, data, num_classes, log
+        for key, value in dataclasses.asdict(options).items():
             setattr(self, key, value)
-        self.worst = _Worst(options["worst"])
+        self.worst = _Worst(options.worst)
         self.images, self.skipped = [], []
 
     def excluding(self, excluded):

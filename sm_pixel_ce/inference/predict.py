@@ -9,6 +9,7 @@
 """
 
 import dataclasses
+import numbers
 import os
 import sys
 import time
@@ -32,7 +33,7 @@ from ..data.images import preview
 from ..data.pairing import list_files
 from . import palette
 from .predictor import load_predictor
-from .tiling import TTA_FLIPS, check_overlap, check_tta, plan, predict_image
+from .tiling import TTA_FLIPS, check_overlap, check_positive, check_tta, plan, predict_image
 
 
 def _option(default, help, type=None, **cli):
@@ -41,9 +42,11 @@ def _option(default, help, type=None, **cli):
     return dataclasses.field(default=default, metadata={"help": help, "type": type, "cli": cli})
 
 
-def _positive_or_none(name, value):
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ValueError(f"--{name.replace('_', '-')} must be an integer >= 1. Received: {value!r}")
+def check_scale(scale):
+    """Raise a ``ValueError`` unless ``scale`` (what pixel values are divided by) is None or a
+    number > 0."""
+    if scale is not None and not (isinstance(scale, numbers.Real) and scale > 0):
+        raise ValueError(f"--scale must be a positive number, e.g. 4095. Received: {scale!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,9 +127,8 @@ class PredictOptions:
     batch_size: int = _option(4, "tiles per model call (default: %(default)s)", int, metavar="N")
 
     def __post_init__(self):
-        _positive_or_none("tile", self.tile)
-        _positive_or_none("size", self.size)
-        _positive_or_none("batch_size", self.batch_size)
+        for name in ("tile", "size", "batch_size"):
+            check_positive(name, getattr(self, name))
         check_overlap(self.overlap)
         check_tta(self.tta)
         if self.tile is not None and self.size is not None:
@@ -134,8 +136,7 @@ class PredictOptions:
                 "--size resizes the whole image and --tile slides a window over it at its own "
                 f"size; pass one of them. Received: --tile {self.tile} --size {self.size}"
             )
-        if self.scale is not None and not (isinstance(self.scale, (int, float)) and self.scale > 0):
-            raise ValueError(f"--scale must be a number > 0. Received: {self.scale!r}")
+        check_scale(self.scale)
         object.__setattr__(self, "bands", parse_bands(self.bands))
 
 
@@ -294,24 +295,7 @@ def progress_bar(total, desc=None):
     )
 
 
-def predict_files(
-    model,
-    inputs,
-    out,
-    *,
-    tile=None,
-    overlap=0.25,
-    tta="none",
-    size=None,
-    probabilities=False,
-    overlay=False,
-    skip_bad=False,
-    bands=None,
-    exif=True,
-    scale=None,
-    batch_size=4,
-    log=print,
-):
+def predict_files(model, inputs, out, *, log=print, **options):
     """Predict a mask for every image of ``inputs`` and write it to ``out``.
 
     Every image is read as ``compare`` reads it (:class:`sm_pixel_ce.data.ImageReader`: EXIF
@@ -327,9 +311,10 @@ def predict_files(
             file (``.keras``, ``.h5``, SavedModel folder, ``.tflite``, ``.onnx``).
         inputs: Image files and folders (see :func:`find_inputs`).
         out: The output folder (made if missing).
-        tile, overlap, tta, size, probabilities, overlay, skip_bad, bands, exif, scale,
-            batch_size: As :class:`PredictOptions`.
         log: Called with each line of progress text. Defaults to ``print``.
+        **options: The fields of :class:`PredictOptions` (``tile``, ``overlap``, ``tta``,
+            ``size``, ``probabilities``, ``overlay``, ``skip_bad``, ``bands``, ``exif``,
+            ``scale``, ``batch_size``), checked there.
 
     Returns:
         ``{"model", "options", "images", "written", "skipped", "seconds"}``: the predictor's
@@ -348,19 +333,7 @@ def predict_files(
         >>> result["written"]
         ['masks/field.png']
     """
-    options = PredictOptions(
-        tile=tile,
-        overlap=overlap,
-        tta=tta,
-        size=size,
-        probabilities=probabilities,
-        overlay=overlay,
-        skip_bad=skip_bad,
-        bands=bands,
-        exif=exif,
-        scale=scale,
-        batch_size=batch_size,
-    )
+    options = PredictOptions(**options)
     log = log or (lambda line: None)
     started = time.perf_counter()
     paths = find_inputs(inputs)
@@ -374,6 +347,22 @@ def predict_files(
         f"predicting {len(paths)} image(s) with {predictor.kind} model {predictor.name} "
         f"({predictor.num_classes} classes) into {files.root}"
     )
+    images, written = _predict_all(predictor, reader, paths, stems, files, options, log, skipped)
+    if not images and skipped:
+        raise DataError(f"no image could be read: {some(s['file'] for s in skipped)}.")
+    return {
+        "model": predictor.describe(),
+        "options": dataclasses.asdict(options),
+        "images": images,
+        "written": written,
+        "skipped": skipped,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def _predict_all(predictor, reader, paths, stems, files, options, log, skipped):
+    """Predict and write every image of ``paths``, the next one read while the current one is
+    predicted: ``(images, written)``; unreadable images (with ``skip_bad``) join ``skipped``."""
     images, written = [], []
     with ThreadPoolExecutor(1) as pool, progress_bar(len(paths)) as bar:
         scale = options.scale
@@ -397,16 +386,7 @@ def predict_files(
             images.append({"input": path, **record})
             written += [record[k] for k in ("mask", "probabilities", "overlay") if record[k]]
             bar.update(1)
-    if not images and skipped:
-        raise DataError(f"no image could be read: {some(s['file'] for s in skipped)}.")
-    return {
-        "model": predictor.describe(),
-        "options": dataclasses.asdict(options),
-        "images": images,
-        "written": written,
-        "skipped": skipped,
-        "seconds": time.perf_counter() - started,
-    }
+    return images, written
 
 
 def _probe(reader, predictor, paths, options):

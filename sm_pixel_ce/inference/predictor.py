@@ -26,6 +26,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from .._messages import first_line
 from ..exporting.errors import MissingRuntimeError, ModelFileError, require
 from ..flavor import keras
 from ..input_sizes import size_requirement
@@ -203,14 +204,9 @@ def _load_file(path):
         raise
     except Exception as error:  # each runtime raises its own types for a damaged file
         raise ModelFileError(
-            f"cannot read {path} as a model ({_first_line(error)}); expected {FORMATS}."
+            f"cannot read {path} as a model ({first_line(error).rstrip('.')}); expected {FORMATS}."
         ) from None
     raise ModelFileError(f"cannot read {path} as a model: expected {FORMATS}.")
-
-
-def _first_line(error):
-    text = " ".join(str(error).split())
-    return (text[:300] if text else type(error).__name__).rstrip(".")
 
 
 def _is_serving_saved_model(path):

@@ -106,10 +106,13 @@ def check_tta(tta):
         raise ValueError(f"tta must be one of {', '.join(TTA_FLIPS)}. Received: tta={tta!r}")
 
 
-def _check_positive(name, value, flag):
+def check_positive(name, value):
+    """Raise a ``ValueError`` unless ``value`` is None or an integer >= 1; the message spells
+    ``name`` as its flag (``batch_size``: ``--batch-size``)."""
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        flag = "--" + name.replace("_", "-")
         raise ValueError(f"{flag} must be an integer >= 1. Received: {name}={value!r}")
 
 
@@ -209,8 +212,8 @@ def plan(predictor, height, width, tile=None, overlap=0.25, size=None):
         ValueError: As :func:`predict_image`.
     """
     check_overlap(overlap)
-    _check_positive("tile", tile, "--tile")
-    _check_positive("size", size, "--size")
+    check_positive("tile", tile)
+    check_positive("size", size)
     if tile is not None and size is not None:
         raise ValueError(
             "--size resizes the whole image and --tile slides a window over it at its own size; "
@@ -298,7 +301,7 @@ def predict_image(model, image, tile=None, overlap=0.25, tta="none", batch_size=
         >>> mask = probabilities.argmax(-1)
     """
     check_tta(tta)
-    _check_positive("batch_size", batch_size, "--batch-size")
+    check_positive("batch_size", batch_size)
     predictor = model if isinstance(model, Predictor) else load_predictor(model)
     image = np.asarray(image, np.float32)
     if image.ndim != 3 or image.shape[-1] != predictor.channels:

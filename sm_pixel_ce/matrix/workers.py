@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 
+from .._messages import first_line
 from .cells import FLAVORS
 from .results import cell_result, latest_results
 
@@ -30,8 +31,7 @@ def worker_env(flavor):
 
 def short_error(error):
     """One line naming the error: its type and the first line of its message."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    text = lines[0] if lines else ""
+    text = first_line(error) if str(error).strip() else ""
     return f"{type(error).__name__}: {text}"[:300]
 
 
