@@ -27,11 +27,7 @@ class RegionInputs:
     """Labels, predictions and pixel weights of a region loss grouped ``(G, n, ...)``, as
     ``losses._functional.RegionInputs``: one group per image with ``per_image``, else one.
 
-    Args:
-        y_true, y_pred, sample_weight: The loss's arguments.
-        options: The loss's checked options (``axis``, ``from_logits``, ``ignore_index`` and
-            ``per_image`` are read).
-        where: The loss's name, for errors.
+    It takes the arguments of ``losses._functional.RegionInputs``.
 
     Attributes:
         pixels: The :class:`~sm_pixel_ce._neutral.Pixels` (its checks go on the loss).

@@ -84,6 +84,11 @@ class Options:
         return [o for o in self.options if o.name not in ("sample_weight", "reduction")]
 
     @property
+    def constructor_options(self):
+        """The class's options: the stored ones, then ``reduction`` when the loss takes one."""
+        return self.stored + [o for o in self.options if o.name == "reduction"]
+
+    @property
     def reduces(self):
         """Whether the loss takes a ``reduction``."""
         return any(o.name == "reduction" for o in self.options)
@@ -103,7 +108,7 @@ class Options:
     def documented(self, doc, stored=False):
         """``doc`` with its ``{options}`` line replaced by one ``Args`` entry per option (the
         stored ones, ``reduction`` last, with ``stored``: a class's)."""
-        options = self.stored + ([REDUCTION] if self.reduces else []) if stored else self.options
+        options = self.constructor_options if stored else self.options
         for line in doc.splitlines():
             if line.strip() == "{options}":
                 indent = line[: len(line) - len(line.lstrip())]
@@ -132,10 +137,9 @@ class Options:
 
     def constructor_signature(self, name):
         """``(self, <stored options>, reduction?, name)`` with the loss's default ``name``."""
-        last = [REDUCTION] if self.reduces else []
         return inspect.Signature(
             [_parameter("self")]
-            + [_parameter(o.name, o.default) for o in self.stored + last]
+            + [_parameter(o.name, o.default) for o in self.constructor_options]
             + [_parameter("name", name)]
         )
 
@@ -151,6 +155,13 @@ def loss_function(options):
     The function takes ``(y_true, y_pred, <options>)`` as ``options`` declares them, checks the
     options (errors name the function) and calls ``compute``; ``compute`` stays reachable as its
     ``compute`` attribute, for the loss class, whose options are checked already.
+
+    Args:
+        options: The loss's :class:`Options`.
+
+    Returns:
+        A decorator: ``compute`` in, the loss's public function out (its docstring's
+        ``{options}`` line replaced by the options' ``Args``).
 
     Example:
         >>> @loss_function(Options(AXIS, FROM_LOGITS, SAMPLE_WEIGHT))

@@ -33,7 +33,7 @@ def pixel_jaccard_loss(y_true, y_pred, sample_weight, options, where):
         {options}
 
     Returns:
-        A float32 scalar.
+        A float32 scalar, in [0, 1] without ``log_loss``.
 
     Example:
         >>> y_true = np.array([[[0, 2], [1, 255]]])                 # (1, 2, 2) integer mask

@@ -5,36 +5,26 @@ import functools
 
 from .. import _checks
 from .._registry import register, serializable
-from . import _functional
+from . import _functional, _options
 from ._base import _PixelLoss
-from ._options import (
-    AXIS,
-    FROM_LOGITS,
-    IGNORE_INDEX,
-    PER_IMAGE,
-    SAMPLE_WEIGHT,
-    Option,
-    Options,
-    loss_function,
-)
 
 LOVASZ_CLASSES = ("present", "all")
 
 #: ``pixel_lovasz``'s options.
-LOVASZ = Options(
-    PER_IMAGE._replace(
+LOVASZ = _options.Options(
+    _options.PER_IMAGE._replace(
         doc="The loss of each image, then the mean over the images. Defaults to False."
     ),
-    AXIS,
-    FROM_LOGITS,
-    Option(
+    _options.AXIS,
+    _options.FROM_LOGITS,
+    _options.Option(
         "classes",
         "present",
         functools.partial(_checks.class_list, allowed=LOVASZ_CLASSES),
         '``"present"``, ``"all"`` or a list of class indices. Defaults to "present".',
     ),
-    IGNORE_INDEX,
-    SAMPLE_WEIGHT._replace(
+    _options.IGNORE_INDEX,
+    _options.SAMPLE_WEIGHT._replace(
         doc="Must be None: the Lovász extension has no pixel weights (leave pixels out with "
         "``ignore_index``). Defaults to None."
     ),
@@ -42,7 +32,7 @@ LOVASZ = Options(
 
 
 @serializable
-@loss_function(LOVASZ)
+@_options.loss_function(LOVASZ)
 def pixel_lovasz_loss(y_true, y_pred, sample_weight, options, where):
     """Lovász-softmax loss: the Lovász extension of the Jaccard loss, per class, averaged.
 
@@ -65,8 +55,8 @@ def pixel_lovasz_loss(y_true, y_pred, sample_weight, options, where):
     over the images of the global batch.
 
     Args:
-        y_true: Integer mask or dense labels, as above.
-        y_pred: Softmax probabilities (or logits with ``from_logits=True``).
+        y_true: Integer mask or dense labels (hard or soft), as above.
+        y_pred: Softmax probabilities (or logits with ``from_logits=True``), as above.
         {options}
 
     Returns:
