@@ -17,11 +17,11 @@ except ImportError:  # another TensorFlow layout: taken as not compiling with XL
     _control_flow_util = None
 
 
-def axis_argument(axis, where):
+def axis_argument(axis, where, name="axis"):
     """Validate that ``axis`` is an integer (its range is checked when the input's rank is
     known)."""
     if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
-        raise ValueError(f"{where}: `axis` must be an integer. Received: axis={axis!r}")
+        raise ValueError(f"{where}: `{name}` must be an integer. Received: {name}={axis!r}")
     return int(axis)
 
 
@@ -45,108 +45,125 @@ def class_axis(axis, rank, where, min_rank=1):
     return int(axis) % rank
 
 
-def label_smoothing(value, where):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
-        raise ValueError(
-            f"{where}: `label_smoothing` must be a number in [0, 1]. "
-            f"Received: label_smoothing={value!r}"
-        )
-    return float(value)
+def label_smoothing(value, where, name="label_smoothing"):
+    """Validate a label smoothing: a number in [0, 1]."""
+    return _number(
+        value,
+        lambda v: 0.0 <= v <= 1.0,
+        f"{where}: `{name}` must be a number in [0, 1]. Received: {name}={value!r}",
+    )
 
 
-def ignore_index(value, where):
+def ignore_index(value, where, name="ignore_index"):
+    """Validate an ignored label value: an integer, or None."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(
-            f"{where}: `ignore_index` must be an integer label value or None. "
-            f"Received: ignore_index={value!r}"
+            f"{where}: `{name}` must be an integer label value or None. Received: {name}={value!r}"
         )
     return int(value)
 
 
-def focal_gamma(value, where):
+def focal_gamma(value, where, name="focal_gamma"):
     """Validate the focal exponent: a finite number >= 0."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not np.isfinite(value)
-        or value < 0
-    ):
-        raise ValueError(
-            f"{where}: `focal_gamma` must be a finite number >= 0 (0 is the plain "
-            f"cross-entropy). Received: focal_gamma={value!r}"
-        )
-    return float(value)
+    return _number(
+        value,
+        lambda v: np.isfinite(v) and v >= 0,
+        f"{where}: `{name}` must be a finite number >= 0 (0 is the plain cross-entropy). "
+        f"Received: {name}={value!r}",
+    )
 
 
-def top_k(value, where):
+def top_k(value, where, name="top_k"):
     """Validate the hard-pixel fraction: None, or a number in (0, 1]."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 < value <= 1.0:
-        raise ValueError(
-            f"{where}: `top_k` must be a fraction of the counted pixels in (0, 1], or None for "
-            f"every pixel. Received: top_k={value!r}"
-        )
-    return float(value)
+    return _number(
+        value,
+        lambda v: 0.0 < v <= 1.0,
+        f"{where}: `{name}` must be a fraction of the counted pixels in (0, 1], or None for "
+        f"every pixel. Received: {name}={value!r}",
+    )
 
 
-def class_weights(value, where):
-    """Validate per-class weights; returns a tuple of floats or None."""
+def class_weights(value, where, name="class_weights"):
+    """Validate per-class weights; returns a list of floats (as a config holds it) or None."""
     if value is None:
         return None
     try:
         weights = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
         raise ValueError(
-            f"{where}: `class_weights` must be a sequence of numbers, one per class. "
-            f"Received: class_weights={value!r}"
+            f"{where}: `{name}` must be a sequence of numbers, one per class. "
+            f"Received: {name}={value!r}"
         ) from None
     if weights.ndim != 1 or weights.size == 0:
         raise ValueError(
-            f"{where}: `class_weights` must be a 1-D sequence, one weight per class. "
+            f"{where}: `{name}` must be a 1-D sequence, one weight per class. "
             f"Received shape {weights.shape}."
         )
     if not np.all(np.isfinite(weights)) or np.any(weights < 0):
         raise ValueError(
-            f"{where}: `class_weights` must be finite and >= 0. "
-            f"Received: class_weights={weights.tolist()}"
+            f"{where}: `{name}` must be finite and >= 0. Received: {name}={weights.tolist()}"
         )
     if not np.any(weights > 0):
         raise ValueError(
-            f"{where}: `class_weights` are all zero, so no pixel would count. "
-            f"Received: class_weights={weights.tolist()}"
+            f"{where}: `{name}` are all zero, so no pixel would count. "
+            f"Received: {name}={weights.tolist()}"
         )
-    return tuple(float(w) for w in weights)
+    return [float(w) for w in weights]
 
 
-def non_negative(value, name, where):
+def one_weight_per_class(class_weights, num_classes, where):
+    """Require one class weight per predicted class."""
+    if len(class_weights) != num_classes:
+        raise ValueError(
+            f"{where}: `class_weights` needs one weight per class: expected {num_classes}, "
+            f"received {len(class_weights)} ({list(class_weights)})."
+        )
+
+
+def non_negative(value, where, name):
     """Validate a finite number >= 0 (``smooth``, Tversky's ``alpha`` and ``beta``)."""
-    if not _is_real(value) or not np.isfinite(value) or value < 0:
-        raise ValueError(
-            f"{where}: `{name}` must be a finite number >= 0. Received: {name}={value!r}"
-        )
-    return float(value)
+    return _number(
+        value,
+        lambda v: np.isfinite(v) and v >= 0,
+        f"{where}: `{name}` must be a finite number >= 0. Received: {name}={value!r}",
+    )
 
 
-def positive(value, name, where):
+def positive(value, where, name):
     """Validate a finite number > 0 (``eps``, Tversky's ``gamma``)."""
-    if not _is_real(value) or not np.isfinite(value) or value <= 0:
-        raise ValueError(
-            f"{where}: `{name}` must be a finite number > 0. Received: {name}={value!r}"
-        )
-    return float(value)
+    return _number(
+        value,
+        lambda v: np.isfinite(v) and v > 0,
+        f"{where}: `{name}` must be a finite number > 0. Received: {name}={value!r}",
+    )
 
 
-def flag(value, name, where):
+def flag(value, where, name):
     """Validate a bool option (``log_loss``, ``per_image``)."""
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{where}: `{name}` must be True or False. Received: {name}={value!r}")
     return bool(value)
 
 
-def class_list(value, where, allowed=()):
+def truth(value, where, name):
+    """Any value, as a bool (``from_logits``: Keras takes its truth value too)."""
+    return bool(value)
+
+
+def one_of(value, where, name, allowed):
+    """Validate a word among ``allowed``."""
+    if value not in allowed:
+        raise ValueError(
+            f"{where}: `{name}` must be one of {list(allowed)}. Received: {name}={value!r}"
+        )
+    return value
+
+
+def class_list(value, where, name="classes", allowed=()):
     """Validate ``classes``: None, one of the words in ``allowed``, or distinct class indices.
 
     Returns:
@@ -167,8 +184,8 @@ def class_list(value, where, allowed=()):
         or min(int(i) for i in indices) < 0
     ):
         raise ValueError(
-            f"{where}: `classes` must be a list of distinct class indices >= 0{words}. "
-            f"Received: classes={value!r}"
+            f"{where}: `{name}` must be a list of distinct class indices >= 0{words}. "
+            f"Received: {name}={value!r}"
         )
     return [int(i) for i in indices]
 
@@ -185,15 +202,20 @@ def classes_in_range(classes, num_classes, where):
 
 def loss_weight(value, where):
     """Validate the weight of a term in a sum of losses: a finite real number."""
-    if not _is_real(value) or not np.isfinite(value):
-        raise ValueError(
-            f"{where}: a loss's weight must be a finite number. Received: weight={value!r}"
-        )
+    return _number(
+        value,
+        np.isfinite,
+        f"{where}: a loss's weight must be a finite number. Received: weight={value!r}",
+    )
+
+
+def _number(value, within, message):
+    """``value`` as a float when it is a real number (not a bool) ``within`` accepts; else a
+    ValueError with ``message``."""
+    real = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+    if not real or not within(value):
+        raise ValueError(message)
     return float(value)
-
-
-def _is_real(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 def compiling_with_xla():

@@ -37,10 +37,6 @@ from keras import ops
 from . import _checks, _pixels
 from .flavor import BACKEND
 
-# Smallest normal float32: log p is floored here, so the loss of a pixel stops at 87.3 and its
-# gradient stays finite.
-_TINY = 1.1754944e-38
-
 
 def _traced(value):
     """Whether ``value`` is an abstract value being traced (inside ``jax.jit``)."""
@@ -225,32 +221,21 @@ class Pixels:
         if "float" in dtype:
             self.require(
                 ops.all(ops.equal(labels, ops.round(labels))),
-                f"{where}: the integer mask holds non-integer values. Masks resized with bilinear "
-                "interpolation do this; resize masks with nearest-neighbour. "
-                "(min, max of the mask)",
+                _pixels.NON_INTEGER_MASK.format(where=where),
                 ops.min(labels),
                 ops.max(labels),
             )
         elif "int" not in dtype:
-            raise ValueError(
-                f"{where}: expected an integer or integer-valued float mask. "
-                f"Received dtype {dtype}."
-            )
+            raise ValueError(_pixels.NOT_A_MASK.format(where=where, dtype=dtype))
         labels = ops.cast(labels, "int32")
         in_range = ops.logical_and(labels >= 0, labels < num_values)
         valid = None
         if ignore_index is not None:
             valid = ops.not_equal(labels, ignore_index)
             in_range = ops.logical_or(in_range, ops.logical_not(valid))
-        expected = f"values in [0, {num_values - 1}]" + (
-            f" or the ignore_index {ignore_index}"
-            if ignore_index is not None
-            else " (no ignore_index is set)"
-        )
         self.require(
             ops.all(in_range),
-            f"{where}: integer mask out of range; expected {expected} for {self.num_classes} "
-            "predicted classes. (min, max of the mask)",
+            _pixels.mask_out_of_range(where, num_values, ignore_index, self.num_classes),
             ops.min(labels),
             ops.max(labels),
         )
@@ -317,28 +302,18 @@ def _log_probabilities(probabilities):
     """``log p`` of probabilities renormalised along the classes, floored at the smallest normal
     float (where TensorFlow's unfused path clips at 1e-7; see the module's docstring)."""
     p = probabilities / ops.sum(probabilities, axis=-1, keepdims=True)
-    return ops.log(ops.maximum(p, _TINY))
+    return ops.log(ops.maximum(p, _pixels.TINY))
 
 
 def _focal_factor(miss, gamma):
-    return ops.power(ops.maximum(miss, _TINY), gamma)
+    return ops.power(ops.maximum(miss, _pixels.TINY), gamma)
 
 
-def pixel_categorical_crossentropy(
-    y_true,
-    y_pred,
-    axis,
-    from_logits,
-    label_smoothing,
-    class_weights,
-    ignore_index,
-    sample_weight,
-    reduction,
-    focal_gamma,
-    where,
-):
-    """``pixel_categorical_crossentropy`` on ``keras.ops``, the options already validated (and
-    ``top_k`` None)."""
+def pixel_categorical_crossentropy(y_true, y_pred, sample_weight, options, where):
+    """``pixel_categorical_crossentropy`` on ``keras.ops``: ``options`` are its checked options
+    (``top_k`` aside: see ``_neutral_regions.crossentropy``)."""
+    axis, from_logits = options["axis"], options["from_logits"]
+    label_smoothing, focal_gamma = options["label_smoothing"], options["focal_gamma"]
     logits = logits_behind(y_pred, axis, from_logits, where)
     if logits is not None:
         y_pred, from_logits = logits, True
@@ -346,7 +321,7 @@ def pixel_categorical_crossentropy(
     num_classes, scores = pixels.num_classes, pixels.scores
     if not from_logits:
         pixels.require_probabilities()
-    cw = _class_weight_tensor(class_weights, scores, where)
+    cw = _class_weight_tensor(options["class_weights"], scores, where)
     # From logits, -Σ t·log_softmax(z) = lse(z)·Σt - Σ t·z: the log-softmax is never formed and
     # an integer label picks z_y with a compare, not a gather (whose gradient is a scatter). Under
     # jax.jit that is faster than the take_along_axis floor itself.
@@ -362,8 +337,8 @@ def pixel_categorical_crossentropy(
         else:
             log_p = _log_p(scores, from_logits, focal_gamma)
             losses = -ops.sum(target * log_p, axis=-1)
-        return reduce(pixels, losses, weights, sample_weight, reduction)
-    labels, valid = pixels.integer_labels(ignore_index)
+        return reduce(pixels, losses, weights, sample_weight, options["reduction"])
+    labels, valid = pixels.integer_labels(options["ignore_index"])
     picked = ops.equal(labels[:, None], ops.arange(num_classes, dtype=labels.dtype))
     if lse is not None:
         losses = lse - _pick(picked, scores)
@@ -374,14 +349,14 @@ def pixel_categorical_crossentropy(
         # The usual case, a softmax output and a mask: the log of each pixel's one probability,
         # not of all C.
         p_y = _pick(picked, scores) / ops.sum(scores, axis=-1)
-        losses = -ops.log(ops.maximum(p_y, _TINY))
+        losses = -ops.log(ops.maximum(p_y, _pixels.TINY))
     else:
         log_p = _log_p(scores, from_logits, focal_gamma)
         losses = -_pick(picked, log_p)
         if label_smoothing:
             losses = (1.0 - label_smoothing) * losses - label_smoothing * ops.mean(log_p, axis=-1)
     weights = _integer_weights(labels, valid, cw)
-    return reduce(pixels, losses, weights, sample_weight, reduction)
+    return reduce(pixels, losses, weights, sample_weight, options["reduction"])
 
 
 def _pick(picked, values):
@@ -401,12 +376,7 @@ def _class_weight_tensor(class_weights, scores, where):
     """``class_weights`` as a ``(C,)`` tensor of the scores' dtype, or None."""
     if class_weights is None:
         return None
-    num_classes = scores.shape[-1]
-    if len(class_weights) != num_classes:
-        raise ValueError(
-            f"{where}: `class_weights` needs one weight per class: expected {num_classes}, "
-            f"received {len(class_weights)} ({list(class_weights)})."
-        )
+    _checks.one_weight_per_class(class_weights, scores.shape[-1], where)
     return ops.convert_to_tensor(np.asarray(class_weights), dtype=scores.dtype)
 
 
@@ -418,20 +388,12 @@ def _integer_weights(labels, valid, cw):
     return weights if valid is None else ops.where(valid, weights, 0.0)
 
 
-def pixel_binary_crossentropy(
-    y_true,
-    y_pred,
-    axis,
-    from_logits,
-    label_smoothing,
-    ignore_index,
-    sample_weight,
-    reduction,
-    focal_gamma,
-    where,
-):
-    """``pixel_binary_crossentropy`` on ``keras.ops``, the options already validated (and
-    ``top_k`` None)."""
+def pixel_binary_crossentropy(y_true, y_pred, sample_weight, options, where):
+    """``pixel_binary_crossentropy`` on ``keras.ops``: ``options`` are its checked options
+    (``top_k`` aside: see ``_neutral_regions.crossentropy``)."""
+    axis, from_logits, reduction = options["axis"], options["from_logits"], options["reduction"]
+    label_smoothing, focal_gamma = options["label_smoothing"], options["focal_gamma"]
+    ignore_index = options["ignore_index"]
     pixels = Pixels(y_true, y_pred, axis, where, binary=True)
     num_classes, scores = pixels.num_classes, pixels.scores
     if not from_logits:
@@ -457,9 +419,7 @@ def pixel_binary_crossentropy(
             labels = ops.where(ignored[:, None], 0.0, raw)
         pixels.require(
             ops.all(in_range),
-            f"{where}: dense labels must lie in [0, 1]"
-            + (f" (or equal ignore_index {ignore_index})" if ignore_index is not None else "")
-            + ". (min, max of the labels)",
+            _pixels.binary_labels_out_of_range(where, ignore_index),
             ops.min(raw),
             ops.max(raw),
         )

@@ -20,15 +20,14 @@ import math
 import numpy as np
 from keras import ops
 
-from . import _checks, _neutral
-
-# Smallest normal float32: x^γ is evaluated at no less, so that its gradient stays finite for γ < 1.
-_TINY = 1.1754944e-38
+from . import _checks, _neutral, _pixels
 
 
 class RegionInputs:
     """Labels, predictions and pixel weights of a region loss grouped ``(G, n, ...)``, as
     ``losses._functional.RegionInputs``: one group per image with ``per_image``, else one.
+
+    It takes the arguments of ``losses._functional.RegionInputs``.
 
     Attributes:
         pixels: The :class:`~sm_pixel_ce._neutral.Pixels` (its checks go on the loss).
@@ -39,9 +38,8 @@ class RegionInputs:
         groups: G, an int.
     """
 
-    def __init__(
-        self, y_true, y_pred, axis, from_logits, ignore_index, sample_weight, per_image, where
-    ):
+    def __init__(self, y_true, y_pred, options, sample_weight, where):
+        axis, from_logits = options["axis"], bool(options["from_logits"])
         logits_behind = getattr(_neutral, "logits_behind", None)  # pixel_softmax's, if known
         logits = None if logits_behind is None else logits_behind(y_pred, axis, from_logits, where)
         if logits is not None:
@@ -55,13 +53,13 @@ class RegionInputs:
             labels, row_sum = pixels.dense_distributions()
             valid = row_sum > 0
         else:
-            labels, valid = pixels.integer_labels(ignore_index)
+            labels, valid = pixels.integer_labels(options["ignore_index"])
         weights = None if valid is None else ops.cast(valid, "float32")
         if sample_weight is not None:
             sw = ops.cast(pixels.pixel_sample_weight(sample_weight), "float32")
             weights = sw if weights is None else weights * sw
         spatial = pixels.spatial_shape
-        self.groups = int(spatial[0]) if per_image else 1
+        self.groups = int(spatial[0]) if options["per_image"] else 1
         shape = (self.groups, -1)
         self.pixels, self.from_logits, self.dense = pixels, from_logits, pixels.dense
         self.num_classes = num_classes
@@ -77,24 +75,14 @@ class RegionInputs:
         return self.pixels.checked(value, ops.isfinite(value))
 
 
-def region_loss(y_true, y_pred, where, tversky, axis, from_logits, options, sample_weight):
+def region_loss(y_true, y_pred, sample_weight, options, where, tversky):
     """``losses._functional.region_loss`` on ``keras.ops``: the Tversky loss (Dice, Jaccard) with
-    ``tversky = (α, β, γ)`` and the ``options`` already validated (a dict of
-    ``_functional.region_options``).
+    ``tversky = (α, β, γ)`` and the loss's checked ``options``.
 
     Returns:
         A float32 scalar.
     """
-    inputs = RegionInputs(
-        y_true,
-        y_pred,
-        axis,
-        bool(from_logits),
-        options["ignore_index"],
-        sample_weight,
-        options["per_image"],
-        where,
-    )
+    inputs = RegionInputs(y_true, y_pred, options, sample_weight, where)
     num_classes = inputs.num_classes
     check_overlap_class_weights(num_classes, options["classes"], options["class_weights"], where)
     weights = inputs.weights
@@ -120,11 +108,7 @@ def check_overlap_class_weights(num_classes, classes, class_weights, where):
     _checks.classes_in_range(classes, num_classes, where)
     if class_weights is None:
         return
-    if len(class_weights) != num_classes:
-        raise ValueError(
-            f"{where}: `class_weights` needs one weight per class: expected {num_classes}, "
-            f"received {len(class_weights)} ({list(class_weights)})."
-        )
+    _checks.one_weight_per_class(class_weights, num_classes, where)
     if classes is not None and not np.any(np.take(class_weights, classes)):
         raise ValueError(
             f"{where}: the `class_weights` of the chosen `classes` are all zero, so no class "
@@ -157,12 +141,12 @@ def _overlap_loss(s_p, s_y, tp, tversky, options, num_classes):
     else:
         loss = ops.sum(losses * weights, -1) / ops.sum(weights)
     if gamma != 1.0:
-        loss = ops.power(ops.maximum(loss, _TINY), gamma)
+        loss = ops.power(ops.maximum(loss, _pixels.TINY), gamma)
     return ops.mean(loss)
 
 
-def lovasz_loss(y_true, y_pred, axis, from_logits, classes, ignore_index, per_image, where):
-    """``losses._functional.lovasz_loss`` on ``keras.ops``, the options already validated.
+def lovasz_loss(y_true, y_pred, options, where):
+    """``losses._functional.lovasz_loss`` on ``keras.ops``, with the loss's checked ``options``.
 
     Per ``(group, class)`` row the errors are sorted in decreasing order (a stable argsort, the
     pixels that do not count last); the loss and its gradient are the TensorFlow path's.
@@ -170,10 +154,8 @@ def lovasz_loss(y_true, y_pred, axis, from_logits, classes, ignore_index, per_im
     Returns:
         A float32 scalar.
     """
-    inputs = RegionInputs(
-        y_true, y_pred, axis, bool(from_logits), ignore_index, None, per_image, where
-    )
-    num_classes = inputs.num_classes
+    inputs = RegionInputs(y_true, y_pred, options, None, where)
+    num_classes, classes = inputs.num_classes, options["classes"]
     _checks.classes_in_range(classes, num_classes, where)
     p = inputs.probabilities()
     hard = not inputs.dense
@@ -260,38 +242,29 @@ def _traced_kept_count(top_k, n):
     )
 
 
-def mined_crossentropy(
-    fn,
-    y_true,
-    y_pred,
-    axis,
-    class_weights,
-    ignore_index,
-    sample_weight,
-    reduction,
-    top_k,
-    where,
-    binary,
-    **options,
-):
-    """``pixel_cce`` / ``pixel_bce`` (``fn``, one of ``_neutral``'s) with ``top_k``: the per-pixel
-    losses ranked before any weight, then reduced over the kept pixels as on TensorFlow.
+def crossentropy(y_true, y_pred, sample_weight, options, where, binary):
+    """``pixel_bce`` (``binary``) or ``pixel_cce`` on ``keras.ops``, with hard-pixel mining when
+    ``options["top_k"]`` keeps fewer than all pixels.
 
     Returns:
         A float32 scalar (or the per-pixel map for ``reduction="none"``).
     """
-    extra = {} if binary else {"class_weights": None}
-    losses = fn(
-        y_true,
-        y_pred,
-        axis,
-        ignore_index=ignore_index,
-        sample_weight=None,
-        reduction="none",
-        where=where,
-        **extra,
-        **options,
-    )
+    fn = _neutral.pixel_binary_crossentropy if binary else _neutral.pixel_categorical_crossentropy
+    top_k = options["top_k"]
+    if top_k is None or top_k == 1.0:
+        return fn(y_true, y_pred, sample_weight, options, where)
+    return _mined_crossentropy(fn, y_true, y_pred, sample_weight, options, where, binary)
+
+
+def _mined_crossentropy(fn, y_true, y_pred, sample_weight, options, where, binary):
+    """``fn`` (one of ``_neutral``'s cross-entropies) with ``top_k``: the per-pixel losses ranked
+    before any weight, then reduced over the kept pixels as on TensorFlow."""
+    unweighted = {**options, "reduction": "none"}
+    if not binary:
+        unweighted["class_weights"] = None
+    losses = fn(y_true, y_pred, None, unweighted, where)
+    axis, ignore_index, top_k = options["axis"], options["ignore_index"], options["top_k"]
+    class_weights = None if binary else options["class_weights"]
     pixels = _neutral.Pixels(y_true, y_pred, axis, where, binary=binary)
     losses = ops.reshape(losses, (-1,))
     if binary:
@@ -312,7 +285,7 @@ def mined_crossentropy(
     kept = hardest(losses, counted, top_k)
     kept = ops.cast(kept, losses.dtype)
     weights = kept if weights is None else kept * ops.cast(weights, losses.dtype)
-    return _neutral.reduce(pixels, losses, weights, sample_weight, reduction)
+    return _neutral.reduce(pixels, losses, weights, sample_weight, options["reduction"])
 
 
 def _binary_weights(pixels, ignore_index):

@@ -4,6 +4,8 @@ Predictions are moved to channels-last (a transpose, never a reshape across axes
 to ``(P, C)``; labels take the same path: dense labels ``(P, C)``, integer masks ``(P,)``.
 """
 
+import warnings
+
 import numpy as np
 import tensorflow as tf
 
@@ -11,6 +13,9 @@ from . import _checks
 
 # Keras's epsilon: probabilities are clipped to [EPSILON, 1 - EPSILON] before a log.
 EPSILON = 1e-7
+# Smallest normal float32: logs and powers are floored here (p^γ keeps a finite gradient for
+# γ < 1, log p a finite value), so a pixel's loss stops at 87.3.
+TINY = 1.1754944e-38
 # A dense label row counts when it sums to 1 within this tolerance (or to 0: an unlabelled pixel).
 ROW_SUM_TOLERANCE = 1e-3
 
@@ -29,11 +34,43 @@ NOT_FINITE = (
     "model: lower the learning rate, or use loss scaling under mixed precision)."
 )
 
+NON_INTEGER_MASK = (
+    "{where}: the integer mask holds non-integer values. Masks resized with bilinear "
+    "interpolation do this; resize masks with nearest-neighbour. (min, max of the mask)"
+)
+
+NOT_A_MASK = "{where}: expected an integer or integer-valued float mask. Received dtype {dtype}."
+
+
+def mask_out_of_range(where, num_values, ignore_index, num_classes):
+    """The message of an integer mask with a value outside ``[0, num_values)`` (and not
+    ``ignore_index``)."""
+    expected = f"values in [0, {num_values - 1}]" + (
+        f" or the ignore_index {ignore_index}"
+        if ignore_index is not None
+        else " (no ignore_index is set)"
+    )
+    return (
+        f"{where}: integer mask out of range; expected {expected} for {num_classes} "
+        "predicted classes. (min, max of the mask)"
+    )
+
+
+def binary_labels_out_of_range(where, ignore_index):
+    """The message of ``pixel_bce``'s dense labels outside [0, 1] (and not ``ignore_index``)."""
+    return (
+        f"{where}: dense labels must lie in [0, 1]"
+        + (f" (or equal ignore_index {ignore_index})" if ignore_index is not None else "")
+        + ". (min, max of the labels)"
+    )
+
+
 REDUCTIONS = ("sum_over_batch_size", "mean", "mean_with_sample_weight", "sum", "none", None)
 _MEAN_REDUCTIONS = ("sum_over_batch_size", "mean")
 
 
-def check_reduction(reduction, where):
+def check_reduction(reduction, where, name="reduction"):
+    """Validate a loss's ``reduction``: one of :data:`REDUCTIONS`."""
     if reduction not in REDUCTIONS:
         raise ValueError(
             f"{where}: unknown `reduction`. Expected one of {REDUCTIONS}. "
@@ -55,6 +92,43 @@ def logits_behind(y_pred, op_type):
     ):
         return y_pred.op.inputs[0]
     return None
+
+
+def scores_of(y_pred, from_logits, op_type, where):
+    """Logits to use (fused path) or probabilities, and whether they are logits."""
+    logits = logits_behind(y_pred, op_type)
+    if logits is not None:
+        if from_logits:
+            warnings.warn(
+                f"{where}: from_logits=True, but the predictions come from a {op_type.lower()} "
+                "activation; computing from the logits behind it.",
+                stacklevel=4,
+            )
+        return logits, True
+    return y_pred, from_logits
+
+
+def flat_predictions(y_true, y_pred, axis, from_logits, where, binary, dtype=None):
+    """``(pixels, scores, from_logits)``: the :class:`Pixels` of a loss's inputs, the predictions
+    flattened to ``(P, C)`` (the logits behind a softmax/sigmoid output when there are some, cast
+    to ``dtype`` when given) and whether they are logits; probabilities are checked to be ones."""
+    op_type, activation = ("Sigmoid", "a sigmoid") if binary else ("Softmax", "pixel_softmax")
+    scores, from_logits = scores_of(y_pred, from_logits, op_type, where)
+    pixels = Pixels(y_true, scores, axis, where, binary=binary)
+    scores = pixels.flatten_scores(scores)
+    if dtype is not None:
+        scores = tf.cast(scores, dtype)
+    if not from_logits:
+        pixels.require_probabilities(scores, activation=activation)
+    return pixels, scores, from_logits
+
+
+def class_weight_tensor(class_weights, num_classes, dtype, where):
+    """``class_weights`` as a ``(C,)`` tensor (None stays None), one weight per class."""
+    if class_weights is None:
+        return None
+    _checks.one_weight_per_class(class_weights, num_classes, where)
+    return tf.constant(class_weights, dtype=dtype)
 
 
 def to_float(x):
@@ -240,32 +314,21 @@ class Pixels:
         if labels.dtype.is_floating:
             self.checks += _checks.data(
                 tf.reduce_all(tf.equal(labels, tf.round(labels))),
-                f"{where}: the integer mask holds non-integer values. Masks resized with bilinear "
-                "interpolation do this; resize masks with nearest-neighbour. "
-                "(min, max of the mask)",
+                NON_INTEGER_MASK.format(where=where),
                 tf.reduce_min(labels),
                 tf.reduce_max(labels),
             )
         elif not labels.dtype.is_integer:
-            raise ValueError(
-                f"{where}: expected an integer or integer-valued float mask. "
-                f"Received dtype {labels.dtype.name}."
-            )
+            raise ValueError(NOT_A_MASK.format(where=where, dtype=labels.dtype.name))
         labels = tf.cast(labels, tf.int32)
         valid = None
         in_range = tf.logical_and(labels >= 0, labels < num_values)
         if ignore_index is not None:
             valid = tf.not_equal(labels, ignore_index)
             in_range = tf.logical_or(in_range, tf.logical_not(valid))
-        expected = f"values in [0, {num_values - 1}]" + (
-            f" or the ignore_index {ignore_index}"
-            if ignore_index is not None
-            else " (no ignore_index is set)"
-        )
         self.checks += _checks.data(
             tf.reduce_all(in_range),
-            f"{where}: integer mask out of range; expected {expected} for {self.num_classes} "
-            "predicted classes. (min, max of the mask)",
+            mask_out_of_range(where, num_values, ignore_index, self.num_classes),
             tf.reduce_min(labels),
             tf.reduce_max(labels),
         )

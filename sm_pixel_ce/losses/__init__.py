@@ -8,8 +8,10 @@ labels, ``axis`` -1 or 1, ``ignore_index``, float32 math, fused on softmax outpu
 * ``lovasz``: the Lovász-softmax loss (Berman et al. 2018);
 * ``sums``: ``a + b``, ``w * a`` of any of them, and ``"pixel_cce_dice"``.
 
-``_base`` holds the Keras ``Loss`` they all derive from (with ``+`` and ``*``), ``_overlap`` the
-options Dice, Jaccard and Tversky share.
+``_options`` declares a loss's options once (its function's signature, its class's constructor and
+``get_config``, the checks come from there); ``_base`` holds the Keras ``Loss`` they all derive
+from, ``_overlap`` the options Dice, Jaccard and Tversky share. ``sums`` gives every pixel loss its
+``+`` and ``*``.
 """
 
 from . import legacy  # noqa: F401  (older files' loss names load as today's losses)

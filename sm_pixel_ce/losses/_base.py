@@ -1,42 +1,14 @@
-"""The Keras ``Loss`` every pixel loss derives from: it hands labels, predictions and sample weights
-to the loss function whole, returns a replica's share under ``tf.distribute``, and adds and scales
-(``a + b``, ``w * a``) into a :class:`~sm_pixel_ce.losses.sums.PixelLossSum`."""
+"""The Keras ``Loss`` every pixel loss derives from: it stores the options its function declares
+(``_options``), hands labels, predictions and sample weights to the function whole and returns a
+replica's share under ``tf.distribute``. ``sums`` gives every pixel loss ``a + b`` and ``w * a``."""
 
 import inspect
-import numbers
-import warnings
 
 import tensorflow as tf
 
-from .. import _checks, _pixels
+from .. import _pixels
 from .._version import __version__
 from ..flavor import IS_KERAS_3, keras
-
-
-def scores_of(y_pred, from_logits, op_type, where):
-    """Logits to use (fused path) or probabilities, and whether they are logits."""
-    logits = _pixels.logits_behind(y_pred, op_type)
-    if logits is not None:
-        if from_logits:
-            warnings.warn(
-                f"{where}: from_logits=True, but the predictions come from a {op_type.lower()} "
-                "activation; computing from the logits behind it.",
-                stacklevel=3,
-            )
-        return logits, True
-    return y_pred, from_logits
-
-
-def class_weight_tensor(class_weights, num_classes, dtype, where):
-    """``class_weights`` as a ``(C,)`` tensor (None stays None), one weight per class."""
-    if class_weights is None:
-        return None
-    if len(class_weights) != num_classes:
-        raise ValueError(
-            f"{where}: `class_weights` needs one weight per class: expected {num_classes}, "
-            f"received {len(class_weights)} ({list(class_weights)})."
-        )
-    return tf.constant(class_weights, dtype=dtype)
 
 
 class _PixelLoss(keras.losses.Loss):
@@ -53,10 +25,20 @@ class _PixelLoss(keras.losses.Loss):
     ``a + b`` and ``w * a`` (``a * w``) of pixel losses give a ``PixelLossSum``.
     """
 
+    #: The loss's plain function (``_options.loss_function``): its options are the class's.
     _fn = None
+    #: The class's options when they are not its function's (other defaults).
+    declaration = None
+    #: The loss's name when none (or None) is given.
+    default_name = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls._fn is not None and "__init__" not in vars(cls):
+            cls.__init__ = _constructor(cls)
+            cls.__doc__ = cls._declared().documented(cls.__doc__ or "", stored=True)
 
     def __init__(self, reduction, name):
-        reduction = _pixels.check_reduction(reduction, type(self).__name__)
         if IS_KERAS_3:
             super().__init__(name=name, reduction=reduction)
         else:
@@ -68,6 +50,15 @@ class _PixelLoss(keras.losses.Loss):
             )
         self._pixel_reduction = reduction
 
+    @classmethod
+    def _declared(cls):
+        return cls.declaration or cls._fn.options
+
+    @property
+    def pixel_reduction(self):
+        """The loss's own reduction (``"none"``: a per-pixel map; tf_keras's may differ)."""
+        return self._pixel_reduction
+
     def __call__(self, y_true, y_pred, sample_weight=None):
         with tf.name_scope(self.name):
             value = self.share(y_true, y_pred, sample_weight)
@@ -77,22 +68,28 @@ class _PixelLoss(keras.losses.Loss):
 
     def share(self, y_true, y_pred, sample_weight=None):
         """This replica's share of the loss (the loss itself outside a distribution strategy)."""
-        return type(self)._fn(
-            y_true,
-            y_pred,
-            sample_weight=sample_weight,
-            reduction=self._pixel_reduction,
-            **self._options(),
-        )
+        return self._compute(y_true, y_pred, sample_weight, self.options())
 
     def call(self, y_true, y_pred):
-        return type(self)._fn(y_true, y_pred, reduction="none", **self._options())
+        options = self.options()
+        if "reduction" in options:
+            options["reduction"] = "none"
+        return self._compute(y_true, y_pred, None, options)
 
-    def _options(self):
-        config = self.get_config()
-        for key in ("name", "reduction"):
-            config.pop(key, None)
-        return config
+    def _compute(self, y_true, y_pred, sample_weight, options):
+        fn = type(self)._fn
+        return fn.compute(y_true, y_pred, sample_weight, options, fn.__name__)
+
+    def options(self):
+        """The loss's checked options, as its function's ``compute`` takes them (a new dict)."""
+        declared = self._declared()
+        values = {o.name: getattr(self, o.name) for o in declared.stored}
+        if declared.reduces:
+            values["reduction"] = self._pixel_reduction
+        return values
+
+    def get_config(self):
+        return {**self.options(), "name": self.name}
 
     @classmethod
     def from_config(cls, config):
@@ -107,47 +104,28 @@ class _PixelLoss(keras.losses.Loss):
             )
         return cls(**config)
 
-    # --- loss arithmetic: a + b, w * a, a * w -----------------------------------------------
-
     def terms(self):
         """``[(weight, loss)]``: the weighted terms this loss adds up (itself, weight 1)."""
         return [(1.0, self)]
 
-    def __add__(self, other):
-        if not isinstance(other, _PixelLoss):
-            return NotImplemented
-        from .sums import PixelLossSum  # sums.py builds on this module
 
-        pairs = self.terms() + other.terms()
-        return PixelLossSum(terms=[t for _, t in pairs], weights=[w for w, _ in pairs])
+def _constructor(cls):
+    """``cls.__init__`` from its options: ``(self, <options>, reduction?, name)``, each option
+    checked once (errors name the class) and stored as an attribute of the same name."""
+    declared = cls._declared()
+    signature = declared.constructor_signature(cls.default_name)
 
-    def __radd__(self, other):
-        # sum([a, b]) starts from 0.
-        if isinstance(other, numbers.Number) and not isinstance(other, bool) and other == 0:
-            return self
-        return NotImplemented
+    def __init__(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        values = bound.arguments
+        options = declared.check(values, type(self).__name__)
+        reduction = options.pop("reduction", "sum_over_batch_size")
+        _PixelLoss.__init__(self, reduction, values["name"] or cls.default_name)
+        for key, value in options.items():
+            setattr(self, key, value)
 
-    def __mul__(self, weight):
-        if not isinstance(weight, numbers.Real) or isinstance(weight, bool):
-            return NotImplemented
-        from .sums import PixelLossSum
-
-        weight = _checks.loss_weight(weight, type(self).__name__)
-        pairs = self.terms()
-        return PixelLossSum(terms=[t for _, t in pairs], weights=[weight * w for w, _ in pairs])
-
-    __rmul__ = __mul__
-
-
-class _RegionLoss(_PixelLoss):
-    """A pixel loss that is one number per batch (or the mean of one per image): it has no
-    ``reduction`` option, and its ``call`` gives that number."""
-
-    def __init__(self, name):
-        super().__init__(reduction="sum_over_batch_size", name=name)
-
-    def share(self, y_true, y_pred, sample_weight=None):
-        return type(self)._fn(y_true, y_pred, sample_weight=sample_weight, **self._options())
-
-    def call(self, y_true, y_pred):
-        return self.share(y_true, y_pred)
+    __init__.__signature__ = signature
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    __init__.__doc__ = f"Check and store the options; see :class:`{cls.__name__}`."
+    return __init__

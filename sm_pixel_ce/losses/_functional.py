@@ -15,7 +15,6 @@ import tensorflow as tf
 
 from .. import _checks, _neutral_regions, _pixels
 from ..flavor import IS_TENSORFLOW
-from ._base import class_weight_tensor, scores_of
 
 try:  # TensorFlow's own XLA operations: the single-operand sort.
     from tensorflow.compiler.tf2xla.python import xla as _xla
@@ -25,8 +24,6 @@ except ImportError:  # another TensorFlow layout: tf.sort under XLA (slower, sam
 # Column sums take this many pixels side by side on the minor axis: XLA on CPU reduces a short
 # minor axis (7 classes) slowly, 56 lanes fast.
 _LANES = 8
-# Smallest normal float32: x^γ is evaluated at no less, so that its gradient stays finite for γ < 1.
-_TINY = 1.1754944e-38
 # The bits of 2.0 as an int32. Errors |y - p| lie in [0, 2) (probabilities may pass 1 by the
 # tolerance), where a float orders as its bits: ``_ERROR_BOUND - bits`` sorts them descending.
 _ERROR_BOUND = 0x40000000
@@ -41,6 +38,12 @@ class RegionInputs:
     """Labels, predictions and pixel weights of a region loss, grouped ``(G, n, ...)``: one group
     per image with ``per_image``, else one group of every pixel.
 
+    Args:
+        y_true, y_pred, sample_weight: The loss's arguments.
+        options: The loss's checked options (``axis``, ``from_logits``, ``ignore_index`` and
+            ``per_image`` are read).
+        where: The loss's name, for errors.
+
     Attributes:
         pixels: The :class:`~sm_pixel_ce._pixels.Pixels` (its checks go on the loss).
         scores: ``(G, n, C)`` float32 logits (``from_logits``) or probabilities.
@@ -54,27 +57,29 @@ class RegionInputs:
         lanes: Whether ``n`` is a multiple of ``_LANES`` (the fast column sums).
     """
 
-    def __init__(
-        self, y_true, y_pred, axis, from_logits, ignore_index, sample_weight, per_image, where
-    ):
-        scores, from_logits = scores_of(y_pred, from_logits, "Softmax", where)
-        pixels = _pixels.Pixels(y_true, scores, axis, where, binary=False)
-        scores = tf.cast(pixels.flatten_scores(scores), tf.float32)
-        if not from_logits:
-            pixels.require_probabilities(scores)
+    def __init__(self, y_true, y_pred, options, sample_weight, where):
+        pixels, scores, from_logits = _pixels.flat_predictions(
+            y_true,
+            y_pred,
+            options["axis"],
+            bool(options["from_logits"]),
+            where,
+            binary=False,
+            dtype=tf.float32,
+        )
         num_classes = pixels.num_classes
         if pixels.dense:
             labels, row_sum = pixels.dense_distributions(scores.dtype)
             valid = row_sum > 0
         else:
-            labels, valid = pixels.integer_labels(ignore_index)
+            labels, valid = pixels.integer_labels(options["ignore_index"])
         weights = None if valid is None else tf.cast(valid, scores.dtype)
         if sample_weight is not None:
             sw = tf.cast(pixels.pixel_sample_weight(sample_weight), scores.dtype)
             weights = sw if weights is None else weights * sw
         images, per_image_pixels = pixels.images()
         self.lanes = isinstance(per_image_pixels, int) and per_image_pixels % _LANES == 0
-        if per_image:
+        if options["per_image"]:
             self.groups, shape = images, [images, per_image_pixels]
         else:
             self.groups, shape = 1, [1, -1]
@@ -110,7 +115,7 @@ def tversky_loss(inputs, tversky, options, where):
     Args:
         inputs: The :class:`RegionInputs`.
         tversky: ``(α, β, γ)``.
-        options: The dict of :func:`region_options`.
+        options: The loss's checked options.
         where: The loss's name, for errors.
 
     Returns:
@@ -126,7 +131,7 @@ def overlap_class_weights(num_classes, classes, class_weights, where):
     """The ``(C,)`` class weights tensor (None for all 1), ``classes`` checked against the
     predictions' classes."""
     _neutral_regions.check_overlap_class_weights(num_classes, classes, class_weights, where)
-    return class_weight_tensor(class_weights, num_classes, tf.float32, where)
+    return _pixels.class_weight_tensor(class_weights, num_classes, tf.float32, where)
 
 
 def overlap_loss(inputs, sums, tversky, options, cw):
@@ -156,7 +161,7 @@ def overlap_loss(inputs, sums, tversky, options, cw):
     else:
         loss = tf.einsum("gc,c->g", losses, weights) / tf.reduce_sum(weights)
     if gamma != 1.0:
-        loss = tf.pow(tf.maximum(loss, _TINY), gamma)
+        loss = tf.pow(tf.maximum(loss, _pixels.TINY), gamma)
     return _mean_over_groups(loss, inputs, options["per_image"])
 
 
@@ -235,7 +240,7 @@ def softmax_statistics(logits, hit, weights, lanes):
             tp = _column_sums(p_y * weights[..., None], lanes)
         # From the buffer the sums read anyway (log(e_y) - log(total) would cost a second pass
         # under XLA): below the smallest normal float -log p_y stops at 87.3, its gradient not.
-        log_p_y = tf.math.log(tf.maximum(tf.reduce_sum(p_y, axis=-1), _TINY))
+        log_p_y = tf.math.log(tf.maximum(tf.reduce_sum(p_y, axis=-1), _pixels.TINY))
 
         def grad(d_s_p, d_tp, d_log_p_y):
             d_z = None
@@ -259,7 +264,7 @@ def softmax_statistics(logits, hit, weights, lanes):
 # --- Lovász ------------------------------------------------------------------------------------
 
 
-def lovasz_loss(inputs, classes, per_image, where):
+def lovasz_loss(y_true, y_pred, options, where):
     """segmentation_models_pytorch's ``_lovasz_softmax`` on ``inputs``.
 
     Per class ``c`` over the counted pixels: errors ``e = |y_c - p_c|`` sorted in decreasing
@@ -273,7 +278,10 @@ def lovasz_loss(inputs, classes, per_image, where):
     Returns:
         This replica's share of the loss, a float32 scalar.
     """
-    num_classes = inputs.num_classes
+    if not IS_TENSORFLOW:
+        return _neutral_regions.lovasz_loss(y_true, y_pred, options, where)
+    inputs = RegionInputs(y_true, y_pred, options, None, where)
+    num_classes, classes, per_image = inputs.num_classes, options["classes"], options["per_image"]
     _checks.classes_in_range(classes, num_classes, where)
     p = inputs.probabilities()
     if inputs.dense:
@@ -417,59 +425,10 @@ def _unsort(order, values):
     return tf.dynamic_stitch([order], [values])
 
 
-# --- options ------------------------------------------------------------------------------------
-
-
-ABSENT_CLASSES = ("zero", "skip")
-
-
-def region_options(
-    where, classes, class_weights, ignore_index, smooth, eps, log_loss, per_image, absent_classes
-):
-    """The options Dice, Jaccard and Tversky share, validated: a dict of normalised values."""
-    weights = _checks.class_weights(class_weights, where)
-    if absent_classes not in ABSENT_CLASSES:
-        raise ValueError(
-            f"{where}: `absent_classes` must be one of {list(ABSENT_CLASSES)}. "
-            f"Received: absent_classes={absent_classes!r}"
-        )
-    return {
-        "classes": _checks.class_list(classes, where),
-        "class_weights": None if weights is None else list(weights),
-        "ignore_index": _checks.ignore_index(ignore_index, where),
-        "smooth": _checks.non_negative(smooth, "smooth", where),
-        "eps": _checks.positive(eps, "eps", where),
-        "log_loss": _checks.flag(log_loss, "log_loss", where),
-        "per_image": _checks.flag(per_image, "per_image", where),
-        "absent_classes": absent_classes,
-    }
-
-
-def tversky_options(where, alpha, beta, gamma):
-    """Tversky's ``(α, β, γ)``: ``alpha`` and ``beta`` >= 0, ``gamma`` > 0, validated."""
-    return (
-        _checks.non_negative(alpha, "alpha", where),
-        _checks.non_negative(beta, "beta", where),
-        _checks.positive(gamma, "gamma", where),
-    )
-
-
-def region_loss(y_true, y_pred, where, tversky, axis, from_logits, options, sample_weight):
-    """Validate the ``options`` (a dict of :func:`region_options`' arguments), flatten the
-    inputs and compute :func:`tversky_loss` with ``tversky = (α, β, γ)``."""
-    options = region_options(where, **options)
+def region_loss(y_true, y_pred, sample_weight, options, where, tversky):
+    """Flatten the inputs and compute :func:`tversky_loss` with ``tversky = (α, β, γ)`` and the
+    loss's checked ``options``."""
     if not IS_TENSORFLOW:
-        return _neutral_regions.region_loss(
-            y_true, y_pred, where, tversky, axis, from_logits, options, sample_weight
-        )
-    inputs = RegionInputs(
-        y_true,
-        y_pred,
-        axis,
-        bool(from_logits),
-        options["ignore_index"],
-        sample_weight,
-        options["per_image"],
-        where,
-    )
+        return _neutral_regions.region_loss(y_true, y_pred, sample_weight, options, where, tversky)
+    inputs = RegionInputs(y_true, y_pred, options, sample_weight, where)
     return tversky_loss(inputs, tversky, options, where)

@@ -2,25 +2,16 @@
 
 from .._registry import register, serializable
 from . import _functional
-from ._overlap import _OverlapLoss
+from ._options import loss_function
+from ._overlap import OVERLAP, _OverlapLoss
+
+#: ``(α, β, γ)``: Dice as a Tversky loss.
+DICE = (0.5, 0.5, 1.0)
 
 
 @serializable
-def pixel_dice_loss(
-    y_true,
-    y_pred,
-    axis=-1,
-    from_logits=False,
-    classes=None,
-    class_weights=None,
-    ignore_index=None,
-    smooth=0.0,
-    eps=1e-7,
-    log_loss=False,
-    per_image=False,
-    absent_classes="zero",
-    sample_weight=None,
-):
+@loss_function(OVERLAP)
+def pixel_dice_loss(y_true, y_pred, sample_weight, options, where):
     """Soft Dice loss over the classes, from per-class sums over the whole batch.
 
     Per class ``c`` over the counted pixels: ``TP = Σ p_c·y_c``, ``FP = Σ p_c - TP``,
@@ -40,23 +31,7 @@ def pixel_dice_loss(
     Args:
         y_true: Integer mask or dense labels, as above.
         y_pred: Softmax probabilities (or logits with ``from_logits=True``).
-        axis: Class axis of ``y_pred``. Defaults to -1.
-        from_logits: Whether ``y_pred`` holds logits. Defaults to False.
-        classes: The class indices that count (e.g. all but the background), or None for all.
-            Defaults to None.
-        class_weights: One weight ``w_c >= 0`` per class, or None for all 1. Defaults to None.
-        ignore_index: Integer-mask value whose pixels are not counted, or None. Defaults to None.
-        smooth: Added to the numerator and denominator, >= 0. Defaults to 0.0.
-        eps: Lower bound of the denominator (and of the score under ``log_loss``), > 0.
-            Defaults to 1e-7.
-        log_loss: ``-log dice`` instead of ``1 - dice``. Defaults to False.
-        per_image: The loss of each image, then the mean over the images (segmentation_models'
-            ``per_image``). Defaults to False.
-        absent_classes: A class absent from the labels has ``ℓ_c = 0``; ``"zero"`` keeps it in
-            the class mean (segmentation_models_pytorch), ``"skip"`` leaves it out (the mean over
-            the classes present, as the Lovász loss's ``"present"``). Defaults to "zero".
-        sample_weight: Per-image ``(N,)`` or per-pixel ``(N, H, W)`` weights of the pixels in the
-            sums, or None. Defaults to None.
+        {options}
 
     Returns:
         A float32 scalar.
@@ -67,25 +42,7 @@ def pixel_dice_loss(
         >>> loss = pixel_dice_loss(y_true, y_pred, ignore_index=255, classes=[1, 2])
         >>> model.compile("adam", loss="pixel_dice")      # or PixelDiceLoss(...)
     """
-    return _functional.region_loss(
-        y_true,
-        y_pred,
-        "pixel_dice_loss",
-        (0.5, 0.5, 1.0),
-        axis,
-        from_logits,
-        {
-            "classes": classes,
-            "class_weights": class_weights,
-            "ignore_index": ignore_index,
-            "smooth": smooth,
-            "eps": eps,
-            "log_loss": log_loss,
-            "per_image": per_image,
-            "absent_classes": absent_classes,
-        },
-        sample_weight,
-    )
+    return _functional.region_loss(y_true, y_pred, sample_weight, options, where, DICE)
 
 
 @register("loss", "pixel_dice", "pixel_dice_loss")
@@ -93,17 +50,7 @@ class PixelDiceLoss(_OverlapLoss):
     """Soft Dice loss over the classes; see :func:`pixel_dice_loss`.
 
     Args:
-        axis: Class axis of the predictions (``1`` for channels_first). Defaults to -1.
-        from_logits: Whether predictions are logits. Defaults to False.
-        classes: The class indices that count, or None for all. Defaults to None.
-        class_weights: One weight per class, or None. Defaults to None.
-        ignore_index: Integer-mask value not counted, or None. Defaults to None.
-        smooth: Smoothing constant >= 0. Defaults to 0.0.
-        eps: Lower bound of the denominator, > 0. Defaults to 1e-7.
-        log_loss: ``-log dice`` instead of ``1 - dice``. Defaults to False.
-        per_image: The mean over the images of each image's loss. Defaults to False.
-        absent_classes: ``"zero"`` (an absent class counts 0 in the mean, as in
-            segmentation_models_pytorch) or ``"skip"`` (left out of the mean). Defaults to "zero".
+        {options}
         name: Defaults to "pixel_dice_loss" (None: that).
 
     Returns:
@@ -120,4 +67,4 @@ class PixelDiceLoss(_OverlapLoss):
     default_name = "pixel_dice_loss"
 
     def tversky_parameters(self):
-        return 0.5, 0.5, 1.0
+        return DICE

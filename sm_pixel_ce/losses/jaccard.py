@@ -3,25 +3,16 @@
 
 from .._registry import register, serializable
 from . import _functional
-from ._overlap import _OverlapLoss
+from ._options import loss_function
+from ._overlap import OVERLAP, _OverlapLoss
+
+#: ``(α, β, γ)``: Jaccard as a Tversky loss.
+JACCARD = (1.0, 1.0, 1.0)
 
 
 @serializable
-def pixel_jaccard_loss(
-    y_true,
-    y_pred,
-    axis=-1,
-    from_logits=False,
-    classes=None,
-    class_weights=None,
-    ignore_index=None,
-    smooth=0.0,
-    eps=1e-7,
-    log_loss=False,
-    per_image=False,
-    absent_classes="zero",
-    sample_weight=None,
-):
+@loss_function(OVERLAP)
+def pixel_jaccard_loss(y_true, y_pred, sample_weight, options, where):
     """Soft Jaccard (IoU) loss over the classes, from per-class sums over the whole batch.
 
     Per class ``c`` over the counted pixels: ``TP = Σ p_c·y_c``, ``FP = Σ p_c - TP``,
@@ -32,35 +23,17 @@ def pixel_jaccard_loss(
     with the same options (see :func:`~sm_pixel_ce.losses.tversky.pixel_tversky_loss`, of which
     this is ``α = β = 1``).
 
-    Shapes: ``y_pred`` ``(N, H, W, C)`` (``(N, C, H, W)`` with ``axis=1``), ``y_true`` an integer
-    mask ``(N, H, W)`` / ``(N, H, W, 1)`` of any integer dtype, or dense labels of ``y_pred``'s
-    shape (one-hot or soft; an all-zero pixel is not counted); a scalar out. On the output of
-    ``pixel_softmax`` (or Keras's softmax) it computes from the logits behind it. Under
-    ``tf.distribute`` the per-class sums are those of the global batch.
+    Shapes, logits and ``tf.distribute`` as for :func:`~sm_pixel_ce.losses.dice.pixel_dice_loss`:
+    an integer mask or dense labels in, a scalar out.
 
     Args:
-        y_true: Integer mask or dense labels, as above.
-        y_pred: Softmax probabilities (or logits with ``from_logits=True``).
-        axis: Class axis of ``y_pred``. Defaults to -1.
-        from_logits: Whether ``y_pred`` holds logits. Defaults to False.
-        classes: The class indices that count (e.g. all but the background), or None for all.
-            Defaults to None.
-        class_weights: One weight ``w_c >= 0`` per class, or None for all 1. Defaults to None.
-        ignore_index: Integer-mask value whose pixels are not counted, or None. Defaults to None.
-        smooth: Added to the numerator and denominator, >= 0. Defaults to 0.0.
-        eps: Lower bound of the denominator (and of the score under ``log_loss``), > 0.
-            Defaults to 1e-7.
-        log_loss: ``-log iou`` instead of ``1 - iou``. Defaults to False.
-        per_image: The loss of each image, then the mean over the images (segmentation_models'
-            ``per_image``). Defaults to False.
-        absent_classes: A class absent from the labels has ``ℓ_c = 0``; ``"zero"`` keeps it in
-            the class mean (segmentation_models_pytorch), ``"skip"`` leaves it out (the mean over
-            the classes present, as the Lovász loss's ``"present"``). Defaults to "zero".
-        sample_weight: Per-image ``(N,)`` or per-pixel ``(N, H, W)`` weights of the pixels in the
-            sums, or None. Defaults to None.
+        y_true: An integer mask ``(N, H, W)`` / ``(N, H, W, 1)``, or dense labels of
+            ``y_pred``'s shape (one-hot or soft; an all-zero pixel is not counted).
+        y_pred: Softmax probabilities (or logits with ``from_logits=True``), ``(N, H, W, C)``.
+        {options}
 
     Returns:
-        A float32 scalar.
+        A float32 scalar, in [0, 1] without ``log_loss``.
 
     Example:
         >>> y_true = np.array([[[0, 2], [1, 255]]])                 # (1, 2, 2) integer mask
@@ -68,25 +41,7 @@ def pixel_jaccard_loss(
         >>> loss = pixel_jaccard_loss(y_true, y_pred, ignore_index=255, classes=[1, 2])
         >>> model.compile("adam", loss="pixel_jaccard")      # or PixelJaccardLoss(...)
     """
-    return _functional.region_loss(
-        y_true,
-        y_pred,
-        "pixel_jaccard_loss",
-        (1.0, 1.0, 1.0),
-        axis,
-        from_logits,
-        {
-            "classes": classes,
-            "class_weights": class_weights,
-            "ignore_index": ignore_index,
-            "smooth": smooth,
-            "eps": eps,
-            "log_loss": log_loss,
-            "per_image": per_image,
-            "absent_classes": absent_classes,
-        },
-        sample_weight,
-    )
+    return _functional.region_loss(y_true, y_pred, sample_weight, options, where, JACCARD)
 
 
 @register("loss", "pixel_jaccard", "pixel_jaccard_loss")
@@ -94,17 +49,7 @@ class PixelJaccardLoss(_OverlapLoss):
     """Soft Jaccard (IoU) loss over the classes; see :func:`pixel_jaccard_loss`.
 
     Args:
-        axis: Class axis of the predictions (``1`` for channels_first). Defaults to -1.
-        from_logits: Whether predictions are logits. Defaults to False.
-        classes: The class indices that count, or None for all. Defaults to None.
-        class_weights: One weight per class, or None. Defaults to None.
-        ignore_index: Integer-mask value not counted, or None. Defaults to None.
-        smooth: Smoothing constant >= 0. Defaults to 0.0.
-        eps: Lower bound of the denominator, > 0. Defaults to 1e-7.
-        log_loss: ``-log iou`` instead of ``1 - iou``. Defaults to False.
-        per_image: The mean over the images of each image's loss. Defaults to False.
-        absent_classes: ``"zero"`` (an absent class counts 0 in the mean, as in
-            segmentation_models_pytorch) or ``"skip"`` (left out of the mean). Defaults to "zero".
+        {options}
         name: Defaults to "pixel_jaccard_loss" (None: that).
 
     Returns:
@@ -119,4 +64,4 @@ class PixelJaccardLoss(_OverlapLoss):
     default_name = "pixel_jaccard_loss"
 
     def tversky_parameters(self):
-        return 1.0, 1.0, 1.0
+        return JACCARD

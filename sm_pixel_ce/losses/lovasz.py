@@ -1,26 +1,39 @@
 """``pixel_lovasz``: the Lovász-softmax loss (Berman et al. 2018) of segmentation_models_pytorch's
 ``_lovasz_softmax``."""
 
-from .. import _checks, _neutral_regions
+import functools
+
+from .. import _checks
 from .._registry import register, serializable
-from ..flavor import IS_TENSORFLOW
-from . import _functional
-from ._base import _RegionLoss
+from . import _functional, _options
+from ._base import _PixelLoss
 
 LOVASZ_CLASSES = ("present", "all")
 
+#: ``pixel_lovasz``'s options.
+LOVASZ = _options.Options(
+    _options.PER_IMAGE._replace(
+        doc="The loss of each image, then the mean over the images. Defaults to False."
+    ),
+    _options.AXIS,
+    _options.FROM_LOGITS,
+    _options.Option(
+        "classes",
+        "present",
+        functools.partial(_checks.class_list, allowed=LOVASZ_CLASSES),
+        '``"present"``, ``"all"`` or a list of class indices. Defaults to "present".',
+    ),
+    _options.IGNORE_INDEX,
+    _options.SAMPLE_WEIGHT._replace(
+        doc="Must be None: the Lovász extension has no pixel weights (leave pixels out with "
+        "``ignore_index``). Defaults to None."
+    ),
+)
+
 
 @serializable
-def pixel_lovasz_loss(
-    y_true,
-    y_pred,
-    per_image=False,
-    axis=-1,
-    from_logits=False,
-    classes="present",
-    ignore_index=None,
-    sample_weight=None,
-):
+@_options.loss_function(LOVASZ)
+def pixel_lovasz_loss(y_true, y_pred, sample_weight, options, where):
     """Lovász-softmax loss: the Lovász extension of the Jaccard loss, per class, averaged.
 
     Per class ``c`` over the counted pixels: the errors ``e_i = |y_ic - p_ic|`` in decreasing
@@ -42,15 +55,9 @@ def pixel_lovasz_loss(
     over the images of the global batch.
 
     Args:
-        y_true: Integer mask or dense labels, as above.
-        y_pred: Softmax probabilities (or logits with ``from_logits=True``).
-        per_image: The loss of each image, then the mean over the images. Defaults to False.
-        axis: Class axis of ``y_pred``. Defaults to -1.
-        from_logits: Whether ``y_pred`` holds logits. Defaults to False.
-        classes: ``"present"``, ``"all"`` or a list of class indices. Defaults to "present".
-        ignore_index: Integer-mask value whose pixels are not counted, or None. Defaults to None.
-        sample_weight: Must be None: the Lovász extension has no pixel weights (leave pixels
-            out with ``ignore_index``). Defaults to None.
+        y_true: Integer mask or dense labels (hard or soft), as above.
+        y_pred: Softmax probabilities (or logits with ``from_logits=True``), as above.
+        {options}
 
     Returns:
         A float32 scalar.
@@ -59,36 +66,21 @@ def pixel_lovasz_loss(
         >>> loss = pixel_lovasz_loss(y_true, sm_pixel_ce.pixel_softmax(logits), ignore_index=255)
         >>> model.compile("adam", loss="pixel_lovasz")   # or PixelLovaszLoss(per_image=True)
     """
-    where = "pixel_lovasz_loss"
-    per_image = _checks.flag(per_image, "per_image", where)
-    classes = _checks.class_list(classes, where, allowed=LOVASZ_CLASSES)
-    ignore_index = _checks.ignore_index(ignore_index, where)
     if sample_weight is not None:
         raise ValueError(
             f"{where}: the Lovász extension has no pixel weights; leave pixels out with "
             "`ignore_index` (or weight another term of a sum). Expected sample_weight=None. "
             f"Received: sample_weight of shape {tuple(getattr(sample_weight, 'shape', ()))}"
         )
-    if not IS_TENSORFLOW:
-        return _neutral_regions.lovasz_loss(
-            y_true, y_pred, axis, from_logits, classes, ignore_index, per_image, where
-        )
-    inputs = _functional.RegionInputs(
-        y_true, y_pred, axis, bool(from_logits), ignore_index, None, per_image, where
-    )
-    return _functional.lovasz_loss(inputs, classes, per_image, where)
+    return _functional.lovasz_loss(y_true, y_pred, options, where)
 
 
 @register("loss", "pixel_lovasz", "pixel_lovasz_loss")
-class PixelLovaszLoss(_RegionLoss):
+class PixelLovaszLoss(_PixelLoss):
     """Lovász-softmax loss; see :func:`pixel_lovasz_loss`.
 
     Args:
-        per_image: The mean over the images of each image's loss. Defaults to False.
-        axis: Class axis of the predictions (``1`` for channels_first). Defaults to -1.
-        from_logits: Whether predictions are logits. Defaults to False.
-        classes: ``"present"``, ``"all"`` or a list of class indices. Defaults to "present".
-        ignore_index: Integer-mask value not counted, or None. Defaults to None.
+        {options}
         name: Defaults to "pixel_lovasz_loss".
 
     Returns:
@@ -100,30 +92,4 @@ class PixelLovaszLoss(_RegionLoss):
     """
 
     _fn = staticmethod(pixel_lovasz_loss)
-
-    def __init__(
-        self,
-        per_image=False,
-        axis=-1,
-        from_logits=False,
-        classes="present",
-        ignore_index=None,
-        name="pixel_lovasz_loss",
-    ):
-        where = type(self).__name__
-        super().__init__(name=name)
-        self.per_image = _checks.flag(per_image, "per_image", where)
-        self.axis = _checks.axis_argument(axis, where)
-        self.from_logits = bool(from_logits)
-        self.classes = _checks.class_list(classes, where, allowed=LOVASZ_CLASSES)
-        self.ignore_index = _checks.ignore_index(ignore_index, where)
-
-    def get_config(self):
-        return {
-            "per_image": self.per_image,
-            "axis": self.axis,
-            "from_logits": self.from_logits,
-            "classes": self.classes,
-            "ignore_index": self.ignore_index,
-            "name": self.name,
-        }
+    default_name = "pixel_lovasz_loss"

@@ -2,6 +2,8 @@
 ``"pixel_cce_dice"`` (``pixel_cce + pixel_dice`` by name), and :class:`PixelLossTerm`, the metric
 that logs one term next to the total."""
 
+import numbers
+
 import tensorflow as tf
 from keras import ops
 
@@ -9,7 +11,7 @@ from .. import _checks, _pixels
 from .._registry import register
 from ..flavor import IS_TENSORFLOW, keras
 from . import _functional
-from ._base import _PixelLoss, class_weight_tensor, scores_of
+from ._base import _PixelLoss
 from ._overlap import _OverlapLoss
 from .cross_entropy import PixelCategoricalCrossentropy, sparse_cross_entropy_mean
 from .dice import PixelDiceLoss
@@ -25,10 +27,10 @@ def _pixel_loss(term, where):
             "pixel_focal, pixel_dice, pixel_jaccard, pixel_tversky, pixel_lovasz or a sum). "
             f"Received: {term!r}"
         )
-    if getattr(term, "_pixel_reduction", None) in ("none", None):
+    if term.pixel_reduction in ("none", None):
         raise ValueError(
             f"{where}: a term must reduce to a number; expected a reduction other than 'none'. "
-            f"Received: {term.name} with reduction={term._pixel_reduction!r}"
+            f"Received: {term.name} with reduction={term.pixel_reduction!r}"
         )
     return term
 
@@ -125,6 +127,38 @@ class PixelLossSum(_PixelLoss):
         return metrics
 
 
+def _add(a, b):
+    """``a + b`` of pixel losses: their terms, summed."""
+    if not isinstance(b, _PixelLoss):
+        return NotImplemented
+    pairs = a.terms() + b.terms()
+    return PixelLossSum(terms=[t for _, t in pairs], weights=[w for w, _ in pairs])
+
+
+def _radd(a, other):
+    # sum([a, b]) starts from 0.
+    if isinstance(other, numbers.Number) and not isinstance(other, bool) and other == 0:
+        return a
+    return NotImplemented
+
+
+def _mul(a, weight):
+    """``w * a`` (``a * w``): every term of ``a`` weighted ``w`` times more."""
+    if not isinstance(weight, numbers.Real) or isinstance(weight, bool):
+        return NotImplemented
+    weight = _checks.loss_weight(weight, type(a).__name__)
+    pairs = a.terms()
+    return PixelLossSum(terms=[t for _, t in pairs], weights=[weight * w for w, _ in pairs])
+
+
+# The arithmetic of every pixel loss lives here, beside the sum it builds (``_base`` sits below
+# this module and cannot name PixelLossSum).
+_PixelLoss.__add__ = _add
+_PixelLoss.__radd__ = _radd
+_PixelLoss.__mul__ = _mul
+_PixelLoss.__rmul__ = _mul
+
+
 @register("loss", "pixel_cce_dice", "pixel_categorical_crossentropy_dice")
 class PixelCategoricalCrossentropyDice(PixelLossSum):
     """``pixel_cce + pixel_dice`` (both with their defaults) by name: ``"pixel_cce_dice"``.
@@ -208,22 +242,13 @@ def _softmax_terms(pairs, y_true, y_pred, sample_weight, where):
     ):
         return None
     first = terms[0]
-    _, from_logits = scores_of(y_pred, first.from_logits, "Softmax", where)
+    _, from_logits = _pixels.scores_of(y_pred, first.from_logits, "Softmax", where)
     y_true, y_pred = tf.convert_to_tensor(y_true), y_pred
     rank = getattr(getattr(y_pred, "shape", None), "rank", None)
     if not from_logits or rank is None or y_true.shape.rank == rank:
         return None  # probabilities, or dense labels (or a size-1 class axis): term by term
-    per_image = overlaps[0].per_image
-    inputs = _functional.RegionInputs(
-        y_true,
-        y_pred,
-        first.axis,
-        first.from_logits,
-        first.ignore_index,
-        sample_weight,
-        per_image,
-        where,
-    )
+    # The terms share axis, from_logits and ignore_index; the overlaps per_image too.
+    inputs = _functional.RegionInputs(y_true, y_pred, overlaps[0].options(), sample_weight, where)
     num_classes = inputs.num_classes
     hit = tf.equal(inputs.labels[..., None], tf.range(num_classes))
     s_p, tp, log_p_y = _functional.softmax_statistics(
@@ -234,30 +259,26 @@ def _softmax_terms(pairs, y_true, y_pred, sample_weight, where):
     total = None
     for weight, term in pairs:
         with tf.name_scope(term.name):
+            options = term.options()
             if isinstance(term, _OverlapLoss):
-                options = term.region_options()
+                cw = _functional.overlap_class_weights(
+                    num_classes, options["classes"], options["class_weights"], term.name
+                )
                 value = _functional.overlap_loss(
-                    inputs,
-                    sums,
-                    term.tversky_parameters(),
-                    options,
-                    _functional.overlap_class_weights(
-                        num_classes, options["classes"], options["class_weights"], term.name
-                    ),
+                    inputs, sums, term.tversky_parameters(), options, cw
                 )
             else:
+                cw = _pixels.class_weight_tensor(
+                    options["class_weights"], num_classes, cross_entropy.dtype, term.name
+                )
                 value = sparse_cross_entropy_mean(
                     inputs.pixels,
                     cross_entropy,
                     inputs.flat_labels,
                     inputs.flat_valid,
-                    class_weight_tensor(
-                        term.class_weights, num_classes, cross_entropy.dtype, term.name
-                    ),
-                    term.focal_gamma,
-                    term.top_k,
+                    cw,
+                    options,
                     sample_weight,
-                    term._pixel_reduction,
                 )
         total = weight * value if total is None else total + weight * value
     return inputs.checked(total)

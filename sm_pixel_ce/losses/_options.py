@@ -1,0 +1,195 @@
+"""One declaration per loss of its options, their defaults and checks.
+
+A loss's :class:`Options` is the one place its options are spelled. From it come the plain
+function's signature (:func:`loss_function`: ``inspect.signature`` and ``help()`` show the real
+keyword arguments), the class's constructor and ``get_config`` (``_base._PixelLoss``), and the
+validation: once per call of the plain function, once at construction for the class (its calls
+check only the tensors), as Keras's ``LossFunctionWrapper`` stores its keyword arguments once.
+"""
+
+import functools
+import inspect
+import textwrap
+from typing import Callable, NamedTuple
+
+from .. import _checks, _pixels
+
+
+class Option(NamedTuple):
+    """One option: its name, its default, its check ``check(value, where, name)``, which returns
+    the value normalised (None for a tensor of the call, passed on unchecked), and its line in
+    the docstrings' ``Args`` (ending with its default)."""
+
+    name: str
+    default: object
+    check: Callable = None
+    doc: str = ""
+
+
+#: Keras's sample weights: an argument of the plain function only (the class takes them per call).
+SAMPLE_WEIGHT = Option(
+    "sample_weight",
+    None,
+    doc="Keras sample weights, ``(N,)`` or ``(N, H, W)``, or None. Defaults to None.",
+)
+#: The reduction of the cross-entropies (the class hands it to Keras too).
+REDUCTION = Option(
+    "reduction",
+    "sum_over_batch_size",
+    _pixels.check_reduction,
+    '``"sum_over_batch_size"`` (or ``"mean"``): the weighted mean; '
+    '``"mean_with_sample_weight"``: divide by ``Σ sw·w``; ``"sum"``; ``"none"``: the '
+    'per-pixel weighted losses ``(N, H, W)``. Defaults to "sum_over_batch_size".',
+)
+AXIS = Option(
+    "axis",
+    -1,
+    _checks.axis_argument,
+    "Class axis of the predictions (``1`` for channels_first). Defaults to -1.",
+)
+FROM_LOGITS = Option(
+    "from_logits", False, _checks.truth, "Whether the predictions are logits. Defaults to False."
+)
+PER_IMAGE = Option(
+    "per_image",
+    False,
+    _checks.flag,
+    "The loss of each image, then the mean over the images (segmentation_models' "
+    "``per_image``). Defaults to False.",
+)
+IGNORE_INDEX = Option(
+    "ignore_index",
+    None,
+    _checks.ignore_index,
+    "Integer-mask value whose pixels are not counted, or None. Defaults to None.",
+)
+CLASS_WEIGHTS = Option(
+    "class_weights",
+    None,
+    _checks.class_weights,
+    "One weight ``w_c >= 0`` per class, or None for all 1. Defaults to None.",
+)
+
+
+class Options:
+    """A loss's options in the plain function's order (``SAMPLE_WEIGHT`` and ``REDUCTION`` where
+    the function takes them); the class takes them in the same order, ``reduction`` last."""
+
+    def __init__(self, *options):
+        self.options = options
+
+    @property
+    def stored(self):
+        """The options a loss object stores and ``get_config`` returns (``reduction`` aside)."""
+        return [o for o in self.options if o.name not in ("sample_weight", "reduction")]
+
+    @property
+    def constructor_options(self):
+        """The class's options: the stored ones, then ``reduction`` when the loss takes one."""
+        return self.stored + [o for o in self.options if o.name == "reduction"]
+
+    @property
+    def reduces(self):
+        """Whether the loss takes a ``reduction``."""
+        return any(o.name == "reduction" for o in self.options)
+
+    def replace(self, **defaults):
+        """These options with other defaults (``pixel_focal``: ``focal_gamma=2``)."""
+        return Options(*(o._replace(default=defaults.get(o.name, o.default)) for o in self.options))
+
+    def check(self, values, where):
+        """The checked, normalised values of every option but ``sample_weight``, a dict."""
+        return {
+            o.name: o.check(values[o.name], where, o.name)
+            for o in self.options
+            if o.name != "sample_weight"
+        }
+
+    def documented(self, doc, stored=False):
+        """``doc`` with its ``{options}`` line replaced by one ``Args`` entry per option (the
+        stored ones, ``reduction`` last, with ``stored``: a class's)."""
+        options = self.constructor_options if stored else self.options
+        for line in doc.splitlines():
+            if line.strip() == "{options}":
+                indent = line[: len(line) - len(line.lstrip())]
+                break
+        else:
+            return doc
+        entries = "\n".join(
+            textwrap.fill(
+                f"{o.name}: {o.doc}",
+                width=100,
+                initial_indent=indent,
+                subsequent_indent=indent + "    ",
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+            for o in options
+        )
+        return doc.replace(indent + "{options}", entries)
+
+    def function_signature(self):
+        """``(y_true, y_pred, <options>)``."""
+        return inspect.Signature(
+            [_parameter("y_true"), _parameter("y_pred")]
+            + [_parameter(o.name, o.default) for o in self.options]
+        )
+
+    def constructor_signature(self, name):
+        """``(self, <stored options>, reduction?, name)`` with the loss's default ``name``."""
+        return inspect.Signature(
+            [_parameter("self")]
+            + [_parameter(o.name, o.default) for o in self.constructor_options]
+            + [_parameter("name", name)]
+        )
+
+
+def _parameter(name, default=inspect.Parameter.empty):
+    return inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default)
+
+
+def loss_function(options):
+    """Make a loss's plain function from ``compute(y_true, y_pred, sample_weight, options,
+    where)``, which takes the checked options as a dict.
+
+    The function takes ``(y_true, y_pred, <options>)`` as ``options`` declares them, checks the
+    options (errors name the function) and calls ``compute``; ``compute`` stays reachable as its
+    ``compute`` attribute, for the loss class, whose options are checked already.
+
+    Args:
+        options: The loss's :class:`Options`.
+
+    Returns:
+        A decorator: ``compute`` in, the loss's public function out (its docstring's
+        ``{options}`` line replaced by the options' ``Args``).
+
+    Example:
+        >>> @loss_function(Options(AXIS, FROM_LOGITS, SAMPLE_WEIGHT))
+        ... def pixel_loss(y_true, y_pred, sample_weight, options, where):
+        ...     '''The docstring, with Args and their defaults.'''
+    """
+
+    def make(compute):
+        signature = options.function_signature()
+
+        @functools.wraps(compute)
+        def function(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            values = bound.arguments
+            where = compute.__name__
+            return compute(
+                values["y_true"],
+                values["y_pred"],
+                values.get("sample_weight"),
+                options.check(values, where),
+                where,
+            )
+
+        function.__signature__ = signature
+        function.__doc__ = options.documented(compute.__doc__)
+        function.options = options
+        function.compute = compute
+        return function
+
+    return make
