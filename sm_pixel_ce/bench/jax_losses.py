@@ -17,6 +17,7 @@ import sys
 import tempfile
 
 from .losses import make_inputs
+from .output import write_json
 from .timing import time_interleaved_spread
 
 #: The issue's targets: (case, floor it is compared with, largest ratio).
@@ -237,10 +238,7 @@ def run_jax_loss_bench(batch, size, classes, repeats, warmup, progress=None, jso
         result = jax_loss_benchmark(batch, size, classes, repeats, warmup, progress)
     else:
         result = _in_child(batch, size, classes, repeats, warmup, progress)
-    if json_path:
-        os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
-        with open(json_path, "w") as file:
-            json.dump(result, file, indent=2)
+    write_json(result, json_path)
     return result
 
 

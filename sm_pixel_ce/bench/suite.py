@@ -1,7 +1,6 @@
 """One ``sm-pixel-ce bench`` run: the loss cases, the U-Net step, the scaling sweeps and (tf_keras)
 loading, with the run's configuration and the targets, as one dict of numbers."""
 
-import json
 import os
 import platform
 import time
@@ -13,6 +12,7 @@ from ..flavor import KERAS_FLAVOR
 from ..sm_support import supported_backbones
 from .loading import load_benchmark
 from .losses import loss_benchmark
+from .output import write_json
 from .scaling import plot_scaling, scaling_benchmark
 from .training import train_benchmark
 
@@ -167,9 +167,6 @@ def run_bench(
             )
     result["targets"] = targets
     result["elapsed_s"] = time.perf_counter() - started
-    if json_path:
-        os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
-        with open(json_path, "w") as file:
-            json.dump(result, file, indent=2)
+    if write_json(result, json_path):
         say(f"figures written to {json_path}")
     return result
