@@ -1,4 +1,6 @@
-"""``sm-pixel-ce bench``: parse, call :func:`sm_pixel_ce.bench.run_bench`, print its tables."""
+"""``sm-pixel-ce bench``: parse, call the :mod:`sm_pixel_ce.bench` job the flags choose
+(:func:`~sm_pixel_ce.bench.run_bench` unless one of ``--backend jax``, ``--evaluate-scaling``,
+``--inference``, ``--data-formats`` or ``--compare-scaling`` picks another), print its tables."""
 
 import argparse
 import inspect
@@ -163,6 +165,7 @@ _OPTIONS = (
 
 
 def add_arguments(parser):
+    """Add every flag of :data:`_OPTIONS` to ``parser``, in that order."""
     for flag, kind, default, help, extra in _OPTIONS:
         if kind == "switch":
             parser.add_argument(flag, action="store_true", help=help)
