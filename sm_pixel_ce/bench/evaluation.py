@@ -12,6 +12,7 @@ import json
 import os
 import tempfile
 
+from .output import write_json
 from .streaming import write_scene_folder
 from .timing import run_command_line
 
@@ -50,7 +51,9 @@ def measure_evaluate_run(model, folder, out, log_path):
     return {**result, "images": images}
 
 
-def run_evaluate_scaling(counts=DEFAULT_COUNTS, size=64, workdir=None, progress=None):
+def run_evaluate_scaling(
+    counts=DEFAULT_COUNTS, size=64, workdir=None, progress=None, json_path=None
+):
     """Measure ``evaluate``'s peak resident set and time on folders of ``counts`` images.
 
     Args:
@@ -59,6 +62,7 @@ def run_evaluate_scaling(counts=DEFAULT_COUNTS, size=64, workdir=None, progress=
         workdir: Where the folders and model are kept (reused by later calls); None for a
             temporary folder. Defaults to None.
         progress: ``progress(line)`` after each point, or None. Defaults to None.
+        json_path: Write the returned list here as JSON. Defaults to None.
 
     Returns:
         ``[{"images", "size", "peak_rss_mb", "wall_s", "cpu_s", "ms_per_image",
@@ -87,7 +91,8 @@ def run_evaluate_scaling(counts=DEFAULT_COUNTS, size=64, workdir=None, progress=
                     f"  evaluate {count} images at {size} px: peak RSS "
                     f"{point['peak_rss_mb']:.0f} MB, {point['wall_s']:.1f} s"
                 )
-        return points
+    write_json(points, json_path)
+    return points
 
 
 def format_evaluate_scaling(points):

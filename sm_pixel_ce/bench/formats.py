@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from .output import machine, write_json
 from .streaming import write_scene_folder
 
 #: Format name -> (file suffix, what is written).
@@ -194,16 +195,12 @@ def run_format_bench(
             "backbone": backbone,
             "epochs": epochs,
             "batch_size": batch_size,
-            "cpu_count": os.cpu_count(),
-            "load_average_at_end": list(os.getloadavg()),
+            **machine(),
         },
         "decoding": decoding,
         "compare": runs,
     }
-    if json_path:
-        with open(json_path, "w") as f:
-            json.dump(result, f, indent=2)
-            f.write("\n")
+    write_json(result, json_path)
     return result
 
 

@@ -16,7 +16,6 @@ Every model is a Unet resnet18 of 7 classes built with ``input_shape=(None, None
 ``encoder_weights=None``.
 """
 
-import json
 import os
 import re
 import statistics
@@ -25,6 +24,7 @@ import time
 
 import numpy as np
 
+from .output import machine, write_json
 from .timing import run_command_line
 
 #: ``(height, width)`` of the large image whose peak memory is measured.
@@ -329,8 +329,7 @@ def run_inference_bench(
         "config": {
             "model": "Unet resnet18, 7 classes, input_shape=(None, None, 3), random init",
             "flavor": KERAS_FLAVOR,
-            "cpu_count": os.cpu_count(),
-            "load_average_at_end": list(os.getloadavg()),
+            **machine(),
         },
         "memory": memory,
         "throughput": throughput,
@@ -338,10 +337,7 @@ def run_inference_bench(
         "targets": targets,
         "elapsed_s": time.perf_counter() - started,
     }
-    if json_path:
-        os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
-        with open(json_path, "w") as f:
-            json.dump(result, f, indent=2)
+    write_json(result, json_path)
     return result
 
 

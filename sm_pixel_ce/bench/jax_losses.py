@@ -17,6 +17,7 @@ import sys
 import tempfile
 
 from .losses import make_inputs
+from .output import write_json
 from .timing import time_interleaved_spread
 
 #: The issue's targets: (case, floor it is compared with, largest ratio).
@@ -26,11 +27,37 @@ JAX_LOSS_TARGETS = (
 )
 
 
+#: Floor -> the labels it, and every case compared with it, takes.
+_FLOOR_LABELS = {"floor_sparse": "mask_int32", "floor_dense": "onehot", "floor_bce": "onehot"}
+#: Case -> what it times, as the report prints it; :func:`jax_loss_cases` gives their functions.
+JAX_CASE_DESCRIPTIONS = {
+    "floor_sparse": "jax.nn.log_softmax + take_along_axis (int32)",
+    "floor_sparse_again": "the same floor, compiled again (noise gauge)",
+    "hand_lse": "logsumexp - z_y picked by a compare, by hand (int32; no gather, no scatter)",
+    "floor_dense": "jax.nn.log_softmax, sum over one-hot labels",
+    "cce_logits": "pixel_cce(from_logits=True) (int32)",
+    "cce_logits_onehot": "pixel_cce(from_logits=True) (one-hot)",
+    "cce_softmax": "pixel_cce on pixel_softmax output (int32)",
+    "cce_softmax_onehot": "pixel_cce on pixel_softmax output (one-hot)",
+    "floor_bce": "softplus(z) - y z, mean (optax's sigmoid cross-entropy, one-hot)",
+    "bce_logits": "pixel_bce(from_logits=True) (one-hot)",
+    "keras_softmax_cce": "Keras softmax + categorical_crossentropy (one-hot; clipped at 1e-7)",
+}
+
+
 def jax_loss_cases():
     """The cases: name -> (description, floor, label key, ``fn(labels, logits) -> scalar``).
 
     Must run under ``KERAS_BACKEND=jax``. Each ``fn`` starts from the logits, so that the softmax
-    cases include their activation (the gradient is taken through it).
+    cases include their activation (the gradient is taken through it). The cases are timed and
+    printed in this order.
+
+    Returns:
+        A dict keyed like :data:`JAX_CASE_DESCRIPTIONS`.
+
+    Example:
+        >>> # KERAS_BACKEND=jax python -c "..."
+        >>> description, floor, key, fn = jax_loss_cases()["cce_softmax"]
     """
     import jax
     import jax.numpy as jnp
@@ -59,75 +86,31 @@ def jax_loss_cases():
         # optax.sigmoid_binary_cross_entropy's formula, averaged over pixels and classes.
         return jnp.mean(jax.nn.softplus(logits) - labels * logits)
 
+    def on_softmax(labels, logits):
+        return cce(labels, pixel_softmax(logits))
+
+    def keras_softmax_cce(labels, logits):
+        probabilities = keras.activations.softmax(logits)
+        return jnp.mean(keras.losses.categorical_crossentropy(labels, probabilities))
+
+    # name: (floor, fn); every case takes the labels its floor takes.
+    cases = {
+        "floor_sparse": ("floor_sparse", floor_sparse),
+        # A second function object, so that jax.jit compiles the floor a second time.
+        "floor_sparse_again": ("floor_sparse", lambda y, z: floor_sparse(y, z)),
+        "hand_lse": ("floor_sparse", picked_lse),
+        "floor_dense": ("floor_dense", floor_dense),
+        "cce_logits": ("floor_sparse", cce_logits),
+        "cce_logits_onehot": ("floor_dense", cce_logits),
+        "cce_softmax": ("floor_sparse", on_softmax),
+        "cce_softmax_onehot": ("floor_dense", on_softmax),
+        "floor_bce": ("floor_bce", floor_bce),
+        "bce_logits": ("floor_bce", bce_logits),
+        "keras_softmax_cce": ("floor_dense", keras_softmax_cce),
+    }
     return {
-        "floor_sparse": (
-            "jax.nn.log_softmax + take_along_axis (int32)",
-            "floor_sparse",
-            "mask_int32",
-            floor_sparse,
-        ),
-        "floor_sparse_again": (
-            "the same floor, compiled again (noise gauge)",
-            "floor_sparse",
-            "mask_int32",
-            lambda y, z: floor_sparse(y, z),
-        ),
-        "hand_lse": (
-            "logsumexp - z_y picked by a compare, by hand (int32; no gather, no scatter)",
-            "floor_sparse",
-            "mask_int32",
-            picked_lse,
-        ),
-        "floor_dense": (
-            "jax.nn.log_softmax, sum over one-hot labels",
-            "floor_dense",
-            "onehot",
-            floor_dense,
-        ),
-        "cce_logits": (
-            "pixel_cce(from_logits=True) (int32)",
-            "floor_sparse",
-            "mask_int32",
-            lambda y, z: cce_logits(y, z),
-        ),
-        "cce_logits_onehot": (
-            "pixel_cce(from_logits=True) (one-hot)",
-            "floor_dense",
-            "onehot",
-            lambda y, z: cce_logits(y, z),
-        ),
-        "cce_softmax": (
-            "pixel_cce on pixel_softmax output (int32)",
-            "floor_sparse",
-            "mask_int32",
-            lambda y, z: cce(y, pixel_softmax(z)),
-        ),
-        "cce_softmax_onehot": (
-            "pixel_cce on pixel_softmax output (one-hot)",
-            "floor_dense",
-            "onehot",
-            lambda y, z: cce(y, pixel_softmax(z)),
-        ),
-        "floor_bce": (
-            "softplus(z) - y z, mean (optax's sigmoid cross-entropy, one-hot)",
-            "floor_bce",
-            "onehot",
-            floor_bce,
-        ),
-        "bce_logits": (
-            "pixel_bce(from_logits=True) (one-hot)",
-            "floor_bce",
-            "onehot",
-            lambda y, z: bce_logits(y, z),
-        ),
-        "keras_softmax_cce": (
-            "Keras softmax + categorical_crossentropy (one-hot; clipped at 1e-7)",
-            "floor_dense",
-            "onehot",
-            lambda y, z: jnp.mean(
-                keras.losses.categorical_crossentropy(y, keras.activations.softmax(z))
-            ),
-        ),
+        name: (JAX_CASE_DESCRIPTIONS[name], floor, _FLOOR_LABELS[floor], fn)
+        for name, (floor, fn) in cases.items()
     }
 
 
@@ -237,10 +220,7 @@ def run_jax_loss_bench(batch, size, classes, repeats, warmup, progress=None, jso
         result = jax_loss_benchmark(batch, size, classes, repeats, warmup, progress)
     else:
         result = _in_child(batch, size, classes, repeats, warmup, progress)
-    if json_path:
-        os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
-        with open(json_path, "w") as file:
-            json.dump(result, file, indent=2)
+    write_json(result, json_path)
     return result
 
 

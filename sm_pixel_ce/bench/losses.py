@@ -79,11 +79,73 @@ def _keras_cce(labels, probabilities):
     return tf.reduce_mean(keras.losses.categorical_crossentropy(labels, probabilities))
 
 
+def floor_dense(labels, logits):
+    """The dense floor: ``tf.nn.softmax_cross_entropy_with_logits`` on one-hot labels, mean."""
+    return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+
+
+def floor_sparse(labels, logits):
+    """The sparse floor: ``tf.nn.sparse_softmax_cross_entropy_with_logits`` on int32 labels."""
+    return tf.reduce_mean(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    )
+
+
+def _on_softmax(loss):
+    return lambda labels, logits: loss(labels, pixel_softmax(logits))
+
+
+def _on_keras_softmax(loss):
+    return lambda labels, logits: loss(labels, keras.activations.softmax(logits))
+
+
+#: Case -> what it times, as the report prints it; :func:`loss_cases` gives their functions.
+CASE_DESCRIPTIONS = {
+    "floor_dense": "tf.nn.softmax_cross_entropy_with_logits (one-hot)",
+    "floor_sparse": "tf.nn.sparse_softmax_cross_entropy_with_logits (int32)",
+    "cce_softmax": "pixel_cce on pixel_softmax output (one-hot)",
+    "cce_logits": "pixel_cce(from_logits=True) (one-hot)",
+    "cce_logits_uint8": "pixel_cce(from_logits=True), uint8 masks",
+    "cce_weighted_ignore": "pixel_cce, class weights + ignore_index, uint8",
+    "cce_focal": f"pixel_cce(from_logits=True, focal_gamma={FOCAL_GAMMA:g}), uint8",
+    "cce_top_k": f"pixel_cce(from_logits=True, top_k={TOP_K:g}), uint8",
+    "cce_focal_top_k_weighted": "pixel_cce, focal + top_k + class weights + ignore_index, uint8",
+    "keras_focal": (
+        f"Keras softmax + CategoricalFocalCrossentropy(gamma={FOCAL_GAMMA:g}) (one-hot)"
+    ),
+    "bce_sigmoid": "pixel_bce on sigmoid output (one-hot)",
+    "keras_softmax_cce": "Keras softmax + categorical_crossentropy",
+    "keras_reshape_cce": "softmax -> reshape (N, H*W, C) -> Keras CCE",
+    "keras_hand_softmax": "exp / sum(exp) softmax + Keras CCE",
+    "dice_softmax": "pixel_dice on pixel_softmax output, uint8",
+    "jaccard_softmax": "pixel_jaccard on pixel_softmax output, uint8",
+    "tversky_softmax": (
+        "pixel_tversky(alpha={alpha:g}, beta={beta:g}, gamma={gamma:g}) on pixel_softmax "
+        "output, uint8".format(**TVERSKY)
+    ),
+    "cce_dice": "pixel_cce + pixel_dice on pixel_softmax output, uint8",
+    "lovasz_softmax": "pixel_lovasz on pixel_softmax output, uint8",
+    "lovasz_smp_port": (
+        "SMP's _lovasz_softmax_flat ported line by line (a tf.argsort per class), uint8"
+    ),
+}
+
+
 def loss_cases(class_weights):
     """The cases: name -> (description, floor, label key, ``fn(labels, logits) -> scalar``).
 
     A floor's own floor is itself. Each ``fn`` starts from the logits, as a model's last layer
-    would hand them over, so that every case includes its own activation.
+    would hand them over, so that every case includes its own activation. The cases are timed
+    and printed in this order.
+
+    Args:
+        class_weights: The per-class weights of the weighted cases, one per class.
+
+    Returns:
+        A dict keyed like :data:`CASE_DESCRIPTIONS`.
+
+    Example:
+        >>> description, floor, key, fn = loss_cases([1.0] * 7)["cce_softmax"]
     """
     cce = PixelCategoricalCrossentropy()
     cce_logits = PixelCategoricalCrossentropy(from_logits=True)
@@ -119,133 +181,30 @@ def loss_cases(class_weights):
         e = tf.exp(logits)
         return _keras_cce(labels, e / tf.reduce_sum(e, axis=-1, keepdims=True))
 
-    return {
-        "floor_dense": (
-            "tf.nn.softmax_cross_entropy_with_logits (one-hot)",
-            "floor_dense",
-            "onehot",
-            lambda y, z: tf.reduce_mean(
-                tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=z)
-            ),
-        ),
-        "floor_sparse": (
-            "tf.nn.sparse_softmax_cross_entropy_with_logits (int32)",
-            "floor_sparse",
-            "mask_int32",
-            lambda y, z: tf.reduce_mean(
-                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=z)
-            ),
-        ),
-        "cce_softmax": (
-            "pixel_cce on pixel_softmax output (one-hot)",
-            "floor_dense",
-            "onehot",
-            lambda y, z: cce(y, pixel_softmax(z)),
-        ),
-        "cce_logits": (
-            "pixel_cce(from_logits=True) (one-hot)",
-            "floor_dense",
-            "onehot",
-            lambda y, z: cce_logits(y, z),
-        ),
-        "cce_logits_uint8": (
-            "pixel_cce(from_logits=True), uint8 masks",
-            "floor_sparse",
-            "mask",
-            lambda y, z: cce_logits(y, z),
-        ),
-        "cce_weighted_ignore": (
-            "pixel_cce, class weights + ignore_index, uint8",
-            "floor_sparse",
-            "mask_ignore",
-            lambda y, z: cce_weighted(y, z),
-        ),
-        "cce_focal": (
-            f"pixel_cce(from_logits=True, focal_gamma={FOCAL_GAMMA:g}), uint8",
-            "floor_sparse",
-            "mask",
-            lambda y, z: focal(y, z),
-        ),
-        "cce_top_k": (
-            f"pixel_cce(from_logits=True, top_k={TOP_K:g}), uint8",
-            "floor_sparse",
-            "mask",
-            lambda y, z: top_k(y, z),
-        ),
-        "cce_focal_top_k_weighted": (
-            "pixel_cce, focal + top_k + class weights + ignore_index, uint8",
-            "floor_sparse",
-            "mask_ignore",
-            lambda y, z: rare(y, z),
-        ),
-        "keras_focal": (
-            f"Keras softmax + CategoricalFocalCrossentropy(gamma={FOCAL_GAMMA:g}) (one-hot)",
-            "floor_dense",
-            "onehot",
-            lambda y, z: keras_focal(y, keras.activations.softmax(z)),
-        ),
-        "bce_sigmoid": (
-            "pixel_bce on sigmoid output (one-hot)",
-            "floor_dense",
-            "onehot",
-            lambda y, z: bce(y, tf.sigmoid(z)),
-        ),
-        "keras_softmax_cce": (
-            "Keras softmax + categorical_crossentropy",
-            "floor_dense",
-            "onehot",
-            lambda y, z: _keras_cce(y, keras.activations.softmax(z)),
-        ),
-        "keras_reshape_cce": (
-            "softmax -> reshape (N, H*W, C) -> Keras CCE",
-            "floor_dense",
-            "onehot",
-            flattened,
-        ),
-        "keras_hand_softmax": (
-            "exp / sum(exp) softmax + Keras CCE",
-            "floor_dense",
-            "onehot",
-            hand_softmax,
-        ),
-        "dice_softmax": (
-            "pixel_dice on pixel_softmax output, uint8",
-            "floor_sparse",
-            "mask",
-            lambda y, z: dice(y, pixel_softmax(z)),
-        ),
-        "jaccard_softmax": (
-            "pixel_jaccard on pixel_softmax output, uint8",
-            "floor_sparse",
-            "mask",
-            lambda y, z: jaccard(y, pixel_softmax(z)),
-        ),
-        "tversky_softmax": (
-            "pixel_tversky(alpha={alpha:g}, beta={beta:g}, gamma={gamma:g}) on pixel_softmax "
-            "output, uint8".format(**TVERSKY),
-            "floor_sparse",
-            "mask",
-            lambda y, z: tversky(y, pixel_softmax(z)),
-        ),
-        "cce_dice": (
-            "pixel_cce + pixel_dice on pixel_softmax output, uint8",
-            "floor_sparse",
-            "mask",
-            lambda y, z: cce_dice(y, pixel_softmax(z)),
-        ),
-        "lovasz_softmax": (
-            "pixel_lovasz on pixel_softmax output, uint8",
-            "floor_sparse",
-            "mask",
-            lambda y, z: lovasz(y, pixel_softmax(z)),
-        ),
-        "lovasz_smp_port": (
-            "SMP's _lovasz_softmax_flat ported line by line (a tf.argsort per class), uint8",
-            "floor_sparse",
-            "mask",
-            lovasz_smp_port,
-        ),
+    # name: (floor, label key, fn)
+    cases = {
+        "floor_dense": ("floor_dense", "onehot", floor_dense),
+        "floor_sparse": ("floor_sparse", "mask_int32", floor_sparse),
+        "cce_softmax": ("floor_dense", "onehot", _on_softmax(cce)),
+        "cce_logits": ("floor_dense", "onehot", cce_logits),
+        "cce_logits_uint8": ("floor_sparse", "mask", cce_logits),
+        "cce_weighted_ignore": ("floor_sparse", "mask_ignore", cce_weighted),
+        "cce_focal": ("floor_sparse", "mask", focal),
+        "cce_top_k": ("floor_sparse", "mask", top_k),
+        "cce_focal_top_k_weighted": ("floor_sparse", "mask_ignore", rare),
+        "keras_focal": ("floor_dense", "onehot", _on_keras_softmax(keras_focal)),
+        "bce_sigmoid": ("floor_dense", "onehot", lambda y, z: bce(y, tf.sigmoid(z))),
+        "keras_softmax_cce": ("floor_dense", "onehot", _on_keras_softmax(_keras_cce)),
+        "keras_reshape_cce": ("floor_dense", "onehot", flattened),
+        "keras_hand_softmax": ("floor_dense", "onehot", hand_softmax),
+        "dice_softmax": ("floor_sparse", "mask", _on_softmax(dice)),
+        "jaccard_softmax": ("floor_sparse", "mask", _on_softmax(jaccard)),
+        "tversky_softmax": ("floor_sparse", "mask", _on_softmax(tversky)),
+        "cce_dice": ("floor_sparse", "mask", _on_softmax(cce_dice)),
+        "lovasz_softmax": ("floor_sparse", "mask", _on_softmax(lovasz)),
+        "lovasz_smp_port": ("floor_sparse", "mask", lovasz_smp_port),
     }
+    return {name: (CASE_DESCRIPTIONS[name], *case) for name, case in cases.items()}
 
 
 def lovasz_smp_port(labels, logits):

@@ -6,8 +6,38 @@ def _mb(value):
 
 
 def format_report(result):
-    """The Markdown tables of one run."""
-    config, loss = result["config"], result["loss"]
+    """The Markdown tables of one run.
+
+    Args:
+        result: The dict :func:`sm_pixel_ce.bench.run_bench` returns.
+
+    Returns:
+        The loss table, then those of the sections that ran (train step, scaling, loading), then
+        the targets, as one string.
+
+    Example:
+        >>> print(format_report(run_bench(batch=2, size=64, train=False, scaling=False)))
+    """
+    config = result["config"]
+    lines = _loss_lines(config, result["loss"])
+    if result.get("train"):
+        lines += _train_lines(config, result["train"])
+    if result.get("scaling"):
+        lines += _scaling_lines(result["scaling"])
+    if result.get("load"):
+        lines += _load_lines(result["load"])
+    lines += ["", "## Targets", "", "| target | measured | limit | met |", "|---|---:|---:|---|"]
+    for t in result["targets"]:
+        sign = "<=" if t["kind"] == "max" else ">="
+        lines.append(
+            f"| {t['name']} | {t['ratio']:.3f} | {sign} {t['limit']:.2f} | "
+            f"{'yes' if t['met'] else 'NO'} |"
+        )
+    lines.append(f"\nelapsed: {result['elapsed_s']:.0f} s")
+    return "\n".join(lines)
+
+
+def _loss_lines(config, loss):
     modes = [("graph", "tf.function")] + ([("xla", "XLA")] if config["xla"] else [])
     memory = {
         "rss": "peak MB = growth of the resident set during one call (Linux VmHWM, reset before; "
@@ -48,97 +78,88 @@ def format_report(result):
             + ", ".join(f"{title} {gauge[mode]['ratio']:.2f}" for mode, title in modes)
             + " (far from 1.00 means a busy machine: rerun)."
         )
+    return lines
 
-    train = result.get("train")
-    if train:
-        ms = train["steps"]["ms"]
-        pipeline = train["pipeline"]
-        lines += [
-            "",
-            f"## U-Net (resnet18) train step, batch {config['batch']}, "
-            f"{config['size']}x{config['size']}",
-            "",
-            "| variant | median ms | x Keras |",
-            "|---|---:|---:|",
-            f"| softmax + categorical_crossentropy (one-hot) | {ms['keras_cce']:.0f} | 1.00 |",
-            f"| pixel_softmax + pixel_cce (one-hot) | {ms['pixel_cce']:.0f} | "
-            f"{train['steps']['ratio']:.3f} |",
-            f"| pixel_softmax + pixel_cce (uint8 masks) | {ms['pixel_cce_uint8']:.0f} | "
-            f"{train['steps']['ratio_uint8']:.3f} |",
-            "",
-            "| input pipeline | label MB / batch | batches/s alone | fit steps/s |",
-            "|---|---:|---:|---:|",
-        ]
-        for name, title in (
-            ("onehot_float32", "one-hot float32 masks"),
-            ("uint8", "uint8 integer masks"),
-        ):
-            p = pipeline[name]
-            lines.append(
-                f"| {title} | {p['label_bytes_per_batch'] / 2**20:.2f} | "
-                f"{p['batches_per_s_alone']:.0f} | "
-                f"{p['fit_steps_per_s']:.2f} |"
-            )
+
+def _train_lines(config, train):
+    ms = train["steps"]["ms"]
+    pipeline = train["pipeline"]
+    lines = [
+        "",
+        f"## U-Net (resnet18) train step, batch {config['batch']}, "
+        f"{config['size']}x{config['size']}",
+        "",
+        "| variant | median ms | x Keras |",
+        "|---|---:|---:|",
+        f"| softmax + categorical_crossentropy (one-hot) | {ms['keras_cce']:.0f} | 1.00 |",
+        f"| pixel_softmax + pixel_cce (one-hot) | {ms['pixel_cce']:.0f} | "
+        f"{train['steps']['ratio']:.3f} |",
+        f"| pixel_softmax + pixel_cce (uint8 masks) | {ms['pixel_cce_uint8']:.0f} | "
+        f"{train['steps']['ratio_uint8']:.3f} |",
+        "",
+        "| input pipeline | label MB / batch | batches/s alone | fit steps/s |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, title in (
+        ("onehot_float32", "one-hot float32 masks"),
+        ("uint8", "uint8 integer masks"),
+    ):
+        p = pipeline[name]
         lines.append(
-            f"\nlabel bytes: one-hot float32 / uint8 = {pipeline['label_bytes_ratio']:.0f}x"
+            f"| {title} | {p['label_bytes_per_batch'] / 2**20:.2f} | "
+            f"{p['batches_per_s_alone']:.0f} | "
+            f"{p['fit_steps_per_s']:.2f} |"
         )
+    lines.append(f"\nlabel bytes: one-hot float32 / uint8 = {pipeline['label_bytes_ratio']:.0f}x")
+    return lines
 
-    scaling = result.get("scaling")
-    if scaling:
-        lines += [
-            "",
-            "## Scaling (pixel_cce on pixel_softmax output, uint8 masks; sparse floor alongside)",
-            "",
-        ]
-        for sweep, key in (("sides", "side"), ("classes", "classes")):
-            points = scaling[sweep]["points"]
-            lines += [
-                f"| {key} | pixels | classes | pixel_cce ms | floor ms | x floor |",
-                "|---:|---:|---:|---:|---:|---:|",
-            ]
-            for p in points:
-                a, b = p["ms"]["pixel_cce"], p["ms"]["floor_sparse"]
-                lines.append(
-                    f"| {p[key]} | {p['pixels']} | {p['classes']} | {a:.1f} | {b:.1f} | "
-                    f"{a / b:.2f} |"
-                )
-            slope = scaling[sweep]["slope"]
-            if slope:
-                lines.append(
-                    f"\nlog-log slope vs {'pixels' if sweep == 'sides' else 'classes'}: "
-                    + ", ".join(f"{name} {value:.2f}" for name, value in slope.items())
-                    + " (1 = linear)\n"
-                )
 
-    load = result.get("load")
-    if load:
+def _scaling_lines(scaling):
+    lines = [
+        "",
+        "## Scaling (pixel_cce on pixel_softmax output, uint8 masks; sparse floor alongside)",
+        "",
+    ]
+    for sweep, key in (("sides", "side"), ("classes", "classes")):
+        points = scaling[sweep]["points"]
         lines += [
-            "",
-            f"## Loading a .keras {load['arch']} in tf_keras ({load['size']} px, compile=False)",
-            "",
-            f"median of {load['repeats']} loads per way, interleaved; "
-            "copy = weights copied out of the zip "
-            "first (sm_pixel_ce), zip = read from inside the zip (tf_keras alone)",
-            "",
-            "| backbone | file MB | copy s | zip s | x faster |",
-            "|---|---:|---:|---:|---:|",
+            f"| {key} | pixels | classes | pixel_cce ms | floor ms | x floor |",
+            "|---:|---:|---:|---:|---:|---:|",
         ]
-        for row in load["rows"]:
+        for p in points:
+            a, b = p["ms"]["pixel_cce"], p["ms"]["floor_sparse"]
             lines.append(
-                f"| {row['backbone']} | {row['megabytes']:.0f} | {row['s']['copy']:.2f} | "
-                f"{row['s']['zip']:.2f} | "
-                f"{row['speedup']:.1f} |"
+                f"| {p[key]} | {p['pixels']} | {p['classes']} | {a:.1f} | {b:.1f} | {a / b:.2f} |"
             )
+        slope = scaling[sweep]["slope"]
+        if slope:
+            lines.append(
+                f"\nlog-log slope vs {'pixels' if sweep == 'sides' else 'classes'}: "
+                + ", ".join(f"{name} {value:.2f}" for name, value in slope.items())
+                + " (1 = linear)\n"
+            )
+    return lines
 
-    lines += ["", "## Targets", "", "| target | measured | limit | met |", "|---|---:|---:|---|"]
-    for t in result["targets"]:
-        sign = "<=" if t["kind"] == "max" else ">="
+
+def _load_lines(load):
+    lines = [
+        "",
+        f"## Loading a .keras {load['arch']} in tf_keras ({load['size']} px, compile=False)",
+        "",
+        f"median of {load['repeats']} loads per way, interleaved; "
+        "copy = weights copied out of the zip "
+        "first (sm_pixel_ce), zip = read from inside the zip (tf_keras alone)",
+        "",
+        "| backbone | file MB | copy s | zip s | x faster |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in load["rows"]:
         lines.append(
-            f"| {t['name']} | {t['ratio']:.3f} | {sign} {t['limit']:.2f} | "
-            f"{'yes' if t['met'] else 'NO'} |"
+            f"| {row['backbone']} | {row['megabytes']:.0f} | {row['s']['copy']:.2f} | "
+            f"{row['s']['zip']:.2f} | "
+            f"{row['speedup']:.1f} |"
         )
-    lines.append(f"\nelapsed: {result['elapsed_s']:.0f} s")
-    return "\n".join(lines)
+    return lines
 
 
 def format_compare_scaling(result):

@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from .output import machine, write_json
 from .timing import run_command_line
 
 #: ``(images, side)`` of the default points: 500, 2,000 and 8,000 images at 128 px, 2,000 at 256.
@@ -246,8 +247,7 @@ def run_compare_scaling(
             "epochs": epochs,
             "batch_size": batch_size,
             "variants": list(variants),
-            "cpu_count": os.cpu_count(),
-            "load_average_at_end": list(os.getloadavg()),
+            **machine(),
             "python": sys.executable,
         },
         "points": rows,
@@ -256,8 +256,5 @@ def run_compare_scaling(
         "epoch_fit": epoch_time_fit(rows),
         "elapsed_s": time.perf_counter() - started,
     }
-    if json_path:
-        os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
-        with open(json_path, "w") as f:
-            json.dump(result, f, indent=2)
+    write_json(result, json_path)
     return result

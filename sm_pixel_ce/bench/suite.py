@@ -1,7 +1,6 @@
 """One ``sm-pixel-ce bench`` run: the loss cases, the U-Net step, the scaling sweeps and (tf_keras)
 loading, with the run's configuration and the targets, as one dict of numbers."""
 
-import json
 import os
 import platform
 import time
@@ -13,6 +12,7 @@ from ..flavor import KERAS_FLAVOR
 from ..sm_support import supported_backbones
 from .loading import load_benchmark
 from .losses import loss_benchmark
+from .output import write_json
 from .scaling import plot_scaling, scaling_benchmark
 from .training import train_benchmark
 
@@ -117,23 +117,7 @@ def run_bench(
     check_bench_arguments(classes, size, train, scaling, scaling_classes, plot, load_backbones)
     say = progress or (lambda line: None)
     started = time.perf_counter()
-    config = {
-        "batch": batch,
-        "size": size,
-        "classes": classes,
-        "dtype": "float32",
-        "repeats": repeats,
-        "warmup": warmup,
-        "xla": xla,
-        "tensorflow": tf.__version__,
-        "keras_flavor": KERAS_FLAVOR,
-        "sm_pixel_ce": __version__,
-        "cpu_count": os.cpu_count(),
-        "devices": [d.device_type for d in tf.config.list_logical_devices()],
-        "machine": platform.machine(),
-        "python": platform.python_version(),
-    }
-    result = {"config": config}
+    result = {"config": _config(batch, size, classes, repeats, warmup, xla)}
     say(f"loss + gradient on {batch}x{size}x{size}x{classes} float32")
     result["loss"] = loss_benchmark(batch, size, classes, repeats, warmup, xla=xla, progress=say)
     targets = list(result["loss"]["targets"])
@@ -149,14 +133,7 @@ def run_bench(
             batch, scaling_sides, scaling_classes, size, classes, scaling_repeats, 1, progress=say
         )
         if plot:
-            plot_scaling(
-                result["scaling"],
-                plot,
-                title="pixel_cce (pixel_softmax output, uint8 masks), loss + gradient, "
-                f"batch {batch}, "
-                f"{config['cpu_count']} CPU cores",
-            )
-            say(f"scaling plot written to {plot}")
+            _plot(result["scaling"], plot, batch, result["config"]["cpu_count"], say)
     result["load"] = None
     if load_backbones:
         result["load"] = load_benchmark(load_backbones, repeats=load_repeats, progress=say)
@@ -167,9 +144,37 @@ def run_bench(
             )
     result["targets"] = targets
     result["elapsed_s"] = time.perf_counter() - started
-    if json_path:
-        os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
-        with open(json_path, "w") as file:
-            json.dump(result, file, indent=2)
+    if write_json(result, json_path):
         say(f"figures written to {json_path}")
     return result
+
+
+def _config(batch, size, classes, repeats, warmup, xla):
+    """The run's shape and the software and machine it ran on."""
+    return {
+        "batch": batch,
+        "size": size,
+        "classes": classes,
+        "dtype": "float32",
+        "repeats": repeats,
+        "warmup": warmup,
+        "xla": xla,
+        "tensorflow": tf.__version__,
+        "keras_flavor": KERAS_FLAVOR,
+        "sm_pixel_ce": __version__,
+        "cpu_count": os.cpu_count(),
+        "devices": [d.device_type for d in tf.config.list_logical_devices()],
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+    }
+
+
+def _plot(scaling, path, batch, cpu_count, say):
+    plot_scaling(
+        scaling,
+        path,
+        title="pixel_cce (pixel_softmax output, uint8 masks), loss + gradient, "
+        f"batch {batch}, "
+        f"{cpu_count} CPU cores",
+    )
+    say(f"scaling plot written to {path}")

@@ -1,6 +1,9 @@
-"""``sm-pixel-ce bench``: parse, call :func:`sm_pixel_ce.bench.run_bench`, print its tables."""
+"""``sm-pixel-ce bench``: parse, call the :mod:`sm_pixel_ce.bench` job the flags choose
+(:func:`~sm_pixel_ce.bench.run_bench` unless one of ``--backend jax``, ``--evaluate-scaling``,
+``--inference``, ``--data-formats`` or ``--compare-scaling`` picks another), print its tables."""
 
 import argparse
+import inspect
 import sys
 import time
 
@@ -8,10 +11,18 @@ from ..bench import (
     DEFAULT_CLASS_COUNTS,
     DEFAULT_SIDES,
     format_compare_scaling,
+    format_evaluate_scaling,
+    format_format_bench,
+    format_inference_bench,
+    format_jax_bench,
     format_report,
     parse_points,
     run_bench,
     run_compare_scaling,
+    run_evaluate_scaling,
+    run_format_bench,
+    run_inference_bench,
+    run_jax_loss_bench,
 )
 
 
@@ -154,6 +165,7 @@ _OPTIONS = (
 
 
 def add_arguments(parser):
+    """Add every flag of :data:`_OPTIONS` to ``parser``, in that order."""
     for flag, kind, default, help, extra in _OPTIONS:
         if kind == "switch":
             parser.add_argument(flag, action="store_true", help=help)
@@ -165,117 +177,104 @@ def _say(line):
     print(f"[bench {time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
 
 
-def run(args):
-    if args.backend == "jax":
-        return _run_jax(args)
-    if args.evaluate_scaling:
-        import json
+def _matching(function, args, **more):
+    """The keyword arguments of ``function`` that are flags of the same name, and ``more``."""
+    names = inspect.signature(function).parameters
+    return {**{name: value for name, value in vars(args).items() if name in names}, **more}
 
-        from ..bench.evaluation import format_evaluate_scaling, run_evaluate_scaling
 
-        points = run_evaluate_scaling(
-            args.evaluate_scaling, workdir=args.compare_workdir, progress=_say
-        )
-        print(format_evaluate_scaling(points))
-        if args.json:
-            with open(args.json, "w") as handle:
-                json.dump(points, handle, indent=1)
-        return 0 if all(p["returncode"] == 0 for p in points) else 1
-    if args.inference:
-        from ..bench.inference import format_inference_bench, run_inference_bench
+def _compare_runs(args):
+    """The ``compare`` runs' options, as the format bench and the compare sweep take them."""
+    return {
+        "workdir": args.compare_workdir,
+        "backbone": args.compare_backbone,
+        "epochs": args.compare_epochs,
+        "batch_size": args.compare_batch,
+        "json_path": args.json,
+        "progress": _say,
+    }
 
-        result = run_inference_bench(json_path=args.json, progress=_say)
-        print(format_inference_bench(result))
-        _say(f"done in {result['elapsed_s']:.0f} s")
-        if args.check and not all(t["met"] for t in result["targets"]):
-            return 1
-        return 0 if result["memory"]["large"]["returncode"] == 0 else 1
-    if args.data_formats:
-        from ..bench.formats import format_format_bench, run_format_bench
 
-        try:
-            count, size = parse_points(args.data_formats)[0]
-        except ValueError as error:
-            print(f"sm-pixel-ce bench: {error}", file=sys.stderr)
-            return 2
-        result = run_format_bench(
-            count,
-            size,
-            workdir=args.compare_workdir,
-            backbone=args.compare_backbone,
-            epochs=args.compare_epochs,
-            batch_size=args.compare_batch,
-            json_path=args.json,
-            progress=_say,
-        )
-        print(format_format_bench(result))
-        runs = [run for rows in result["compare"].values() for run in rows]
-        return 0 if all(run["returncode"] == 0 for run in runs) else 1
-    if args.compare_scaling:
-        try:
-            points = parse_points(args.compare_scaling)
-        except ValueError as error:
-            print(f"sm-pixel-ce bench: {error}", file=sys.stderr)
-            return 2
-        result = run_compare_scaling(
-            points,
-            workdir=args.compare_workdir,
-            backbone=args.compare_backbone,
-            epochs=args.compare_epochs,
-            batch_size=args.compare_batch,
-            json_path=args.json,
-            progress=_say,
-        )
-        print(format_compare_scaling(result))
-        return 0 if all(row["returncode"] == 0 for row in result["points"]) else 1
-    try:
-        result = run_bench(
-            batch=args.batch,
-            size=args.size,
-            classes=args.classes,
-            repeats=args.repeats,
-            warmup=args.warmup,
+def _targets_met(args, result):
+    return not args.check or all(target["met"] for target in result["targets"])
+
+
+def _evaluate_scaling(args):
+    points = run_evaluate_scaling(
+        args.evaluate_scaling, workdir=args.compare_workdir, progress=_say, json_path=args.json
+    )
+    print(format_evaluate_scaling(points))
+    return all(point["returncode"] == 0 for point in points)
+
+
+def _inference(args):
+    result = run_inference_bench(json_path=args.json, progress=_say)
+    print(format_inference_bench(result))
+    _say(f"done in {result['elapsed_s']:.0f} s")
+    return _targets_met(args, result) and result["memory"]["large"]["returncode"] == 0
+
+
+def _data_formats(args):
+    count, size = parse_points(args.data_formats)[0]
+    result = run_format_bench(count, size, **_compare_runs(args))
+    print(format_format_bench(result))
+    runs = [run for rows in result["compare"].values() for run in rows]
+    return all(run["returncode"] == 0 for run in runs)
+
+
+def _compare_scaling(args):
+    result = run_compare_scaling(parse_points(args.compare_scaling), **_compare_runs(args))
+    print(format_compare_scaling(result))
+    return all(row["returncode"] == 0 for row in result["points"])
+
+
+def _losses(args):
+    result = run_bench(
+        **_matching(
+            run_bench,
+            args,
             xla=not args.no_xla,
             train=not args.skip_train,
-            train_repeats=args.train_repeats,
-            fit_steps=args.fit_steps,
             scaling=not args.skip_scaling,
-            scaling_sides=args.scaling_sides,
-            scaling_classes=args.scaling_classes,
-            scaling_repeats=args.scaling_repeats,
-            plot=args.plot,
-            load_backbones=args.load_backbones,
-            load_repeats=args.load_repeats,
             json_path=args.json,
             progress=_say,
         )
-    except ValueError as error:
-        print(f"sm-pixel-ce bench: {error}", file=sys.stderr)
-        return 2
+    )
     print(format_report(result))
     _say(f"done in {result['elapsed_s']:.0f} s")
-    if args.check and not all(t["met"] for t in result["targets"]):
-        return 1
-    return 0
+    return _targets_met(args, result)
 
 
-def _run_jax(args):
-    from ..bench.jax_losses import format_jax_bench, run_jax_loss_bench
+def _jax(args):
+    result = run_jax_loss_bench(
+        **_matching(run_jax_loss_bench, args, progress=_say, json_path=args.json)
+    )
+    print(format_jax_bench(result))
+    return _targets_met(args, result)
 
-    try:
-        result = run_jax_loss_bench(
-            args.batch,
-            args.size,
-            args.classes,
-            args.repeats,
-            args.warmup,
-            progress=_say,
-            json_path=args.json,
+
+def run(args):
+    """Run the bench job the flags chose and print its tables.
+
+    Args:
+        args: The parsed flags of :func:`add_arguments`.
+
+    Returns:
+        The exit status: 2 for arguments the job cannot take, 1 for a failed run or (with
+        ``--check``) a missed target, else 0.
+    """
+    if args.backend == "jax":
+        job = _jax
+    else:
+        chosen = (
+            (args.evaluate_scaling, _evaluate_scaling),
+            (args.inference, _inference),
+            (args.data_formats, _data_formats),
+            (args.compare_scaling, _compare_scaling),
         )
+        job = next((job for flag, job in chosen if flag), _losses)
+    try:
+        return 0 if job(args) else 1
     except ValueError as error:
         print(f"sm-pixel-ce bench: {error}", file=sys.stderr)
         return 2
-    print(format_jax_bench(result))
-    if args.check and not all(t["met"] for t in result["targets"]):
-        return 1
-    return 0
