@@ -8,24 +8,6 @@ from PIL import Image  # noqa: E402
 
 import sm_pixel_ce  # noqa: E402,F401  (registers the names before any test builds a model)
 
-# Modules none of whose tests touch a Keras object (NumPy scores, statistics, folder reading, report
-# text, the import graph): their results cannot depend on the Keras flavour, so they carry the
-# `one_flavor` marker and the tf_keras process skips them (`-m "not one_flavor"`). A test elsewhere
-# that touches no Keras object takes `@pytest.mark.one_flavor` itself.
-ONE_FLAVOR_MODULES = {
-    "test_boundary.py",
-    "test_compare_statistics.py",
-    "test_evaluation_report.py",
-    "test_import_graph.py",
-    "test_readme.py",
-}
-
-
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if item.path.name in ONE_FLAVOR_MODULES:
-            item.add_marker(pytest.mark.one_flavor)
-
 
 @pytest.fixture
 def rng():

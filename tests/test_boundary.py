@@ -15,6 +15,9 @@ from sm_pixel_ce.boundary import (
 )
 from sm_pixel_ce.scores import StreamingScore
 
+# NumPy alone: the same in both Keras flavours, so the Keras 3 process alone runs it.
+pytestmark = pytest.mark.one_flavor
+
 # --- independent references ----------------------------------------------------------------------
 
 

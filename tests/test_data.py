@@ -24,6 +24,10 @@ from sm_pixel_ce.data import (
     resize_mask,
 )
 
+# TensorFlow's decoding and NumPy, no Keras object: the same in both Keras flavours, so the
+# Keras 3 process alone runs it.
+pytestmark = pytest.mark.one_flavor
+
 # A palette whose colours are not their indices, so only index-preserving decoding passes.
 _PALETTE = [200, 10, 10, 10, 200, 10, 10, 10, 200] + [0, 0, 0] * 252 + [255, 255, 255]
 

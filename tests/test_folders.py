@@ -82,6 +82,7 @@ def _phone_folder(root, height, width, count=2):
     return view, mask
 
 
+@pytest.mark.one_flavor
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_every_exif_orientation_is_applied_as_pillow_does(tmp_path, orientation):
     picture = np.random.default_rng(orientation).integers(0, 256, (6, 10, 3)).astype(np.uint8)
@@ -95,6 +96,7 @@ def test_every_exif_orientation_is_applied_as_pillow_does(tmp_path, orientation)
     np.testing.assert_allclose(reader.image(str(path), height, width).numpy(), expected / 255)
 
 
+@pytest.mark.one_flavor
 def test_the_streamed_images_are_turned_too(tmp_path):
     # Eight orientations in one folder: the tf.data graph picks each one's turn.
     (tmp_path / "images").mkdir()
@@ -148,6 +150,7 @@ def test_a_portrait_phone_photo_pairs_with_the_mask_drawn_on_its_view(tmp_path, 
     assert "EXIF orientation 6: rotated 90° clockwise" in text and "--no-exif" in text
 
 
+@pytest.mark.one_flavor
 def test_a_square_phone_photo_is_turned_although_any_mask_would_fit(tmp_path):
     view, mask = _phone_folder(tmp_path, height=64, width=64)
     path = str(tmp_path / "images" / "IMG_0.jpg")
@@ -192,6 +195,7 @@ def _table(path):
     return str(path)
 
 
+@pytest.mark.one_flavor
 def test_colour_masks_with_a_table(tmp_path):
     expected = _colour_folder(tmp_path / "data")
     table = _table(tmp_path / "colours.json")
@@ -300,6 +304,7 @@ def _tiff_folder(root, count=8, side=32, bands=4, dtype=np.uint16, compress_ever
     return np.stack(written)
 
 
+@pytest.mark.one_flavor
 def test_multiband_uint16_tiffs_are_divided_by_65535(tmp_path):
     written = _tiff_folder(tmp_path)
     reader = FolderReader(3, 255)
@@ -325,6 +330,7 @@ def test_multiband_uint16_tiffs_are_divided_by_65535(tmp_path):
     np.testing.assert_array_equal(calibration, images)
 
 
+@pytest.mark.one_flavor
 def test_float_tiffs_enter_as_they_are(tmp_path):
     written = _tiff_folder(tmp_path, count=3, bands=2, dtype=np.float32, compress_every=1)
     images, _ = load_folder(str(tmp_path), 3, size=32, ignore_index=255)
@@ -332,6 +338,7 @@ def test_float_tiffs_enter_as_they_are(tmp_path):
     np.testing.assert_allclose(images, written, rtol=1e-5)
 
 
+@pytest.mark.one_flavor
 def test_image_formats_and_bands(tmp_path):
     rgb = np.random.default_rng(0).integers(0, 256, (16, 24, 3)).astype(np.uint8)
     grey = rgb[..., 0]
@@ -405,6 +412,7 @@ def test_a_saved_model_standardises_uint16_bands_and_predicts_without_the_run(tm
 # --- 16-bit masks, names and folders -------------------------------------------------------------
 
 
+@pytest.mark.one_flavor
 def test_sixteen_bit_masks(tmp_path):
     (tmp_path / "images").mkdir()
     (tmp_path / "masks").mkdir()
@@ -451,6 +459,7 @@ def _patterned_folder(root, count=6):
         Image.fromarray(mask).save(root / "labels" / f"img_{i:03d}_mask.png")
 
 
+@pytest.mark.one_flavor
 def test_mask_name_patterns(tmp_path):
     _patterned_folder(tmp_path)
     reader = FolderReader(masks=str(tmp_path / "labels"), mask_pattern="{stem}_mask.png")
@@ -528,6 +537,7 @@ def test_unpaired_files_and_bad_options_are_one_line(tmp_path, capsys):
         assert message in _error_line(capsys)
 
 
+@pytest.mark.one_flavor
 def test_the_format_bench_writes_the_same_pictures_in_every_format(tmp_path):
     from sm_pixel_ce.bench.formats import measure_decoding, write_format_folder
 

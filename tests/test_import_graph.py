@@ -5,6 +5,9 @@ import pathlib
 
 import pytest
 
+# Source text alone: the same in both Keras flavours, so the Keras 3 process alone runs it.
+pytestmark = pytest.mark.one_flavor
+
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "sm_pixel_ce"
 
 

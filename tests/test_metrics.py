@@ -8,6 +8,7 @@ import sm_pixel_ce
 from sm_pixel_ce import PixelAccuracy, PixelIoU, PixelMeanIoU, pixel_metrics
 from sm_pixel_ce.flavor import IS_KERAS_3, keras
 from sm_pixel_ce.metrics import pixel_confusion_matrix
+from sm_pixel_ce.scores import confusion_matrix, scores_from_confusion
 
 
 def np_confusion(labels, predicted, num_classes, ignore_index=None, weights=None):
@@ -407,3 +408,16 @@ def test_pixel_metrics_survive_reload(tmp_path, rng, extension, loader):
     assert [
         config["class_id"] for config in compiled_metrics(reloaded).values() if "class_id" in config
     ] == [0, 1, 2]
+
+
+def test_keras_pixel_miou_agrees_where_defined(rng):
+    # The streaming Keras metric (tensors) and the NumPy scores give one mIoU.
+    labels = rng.integers(0, 4, (2, 6, 6))
+    labels[0, 0] = 255
+    logits = rng.normal(size=(2, 6, 6, 4)).astype("float32")
+    metric = PixelMeanIoU(num_classes=4, ignore_index=255)
+    metric.update_state(labels, logits)
+    expected = scores_from_confusion(
+        confusion_matrix(labels, logits.argmax(-1), 4, 255)
+    )["miou"]
+    assert float(metric.result()) == pytest.approx(expected, abs=1e-6)

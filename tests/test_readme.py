@@ -4,6 +4,11 @@ lands on a heading, at most 600 lines, and CI runs the README's own test command
 import os
 import re
 
+import pytest
+
+# Text files alone: the same in both Keras flavours, so the Keras 3 process alone runs it.
+pytestmark = pytest.mark.one_flavor
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
