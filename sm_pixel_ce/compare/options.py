@@ -350,6 +350,11 @@ def option_fields():
     return dataclasses.fields(CompareOptions)
 
 
+def option_defaults():
+    """``{name: default}`` of every option of :class:`CompareOptions`."""
+    return {field.name: field.default for field in option_fields()}
+
+
 def _normalise_data(options):
     """The data options in one spelling (``--bands 0,1,2``, ``--ignore-color 0,0,0``,
     ``--mask-colors auto``), and the ignore value that ``--ignore-color`` gives its pixels."""
