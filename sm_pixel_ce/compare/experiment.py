@@ -17,9 +17,10 @@ from .training import (
     SAMPLE,
     check_interrupt,
     max_output_difference,
+    model_for,
     train_variant,
 )
-from .variants import build_model, resolve
+from .variants import resolve
 
 
 class _PredictionWriter:
@@ -87,16 +88,7 @@ def initial_weights(data, options, seed):
     """The weights every variant of ``seed`` starts from (made once per process)."""
     if seed not in _INITIAL:
         keras.utils.set_random_seed(seed)
-        initial = build_model(
-            "cce",
-            options.arch,
-            options.backbone,
-            options.classes,
-            options.size,
-            encoder_weights=options.encoder_weights,
-            channels=data.train.channels,
-            normalization=data.train.normalization(),
-        )
+        initial = model_for("cce", data, options, encoder_weights=options.encoder_weights)
         _INITIAL[seed] = initial.get_weights()
         del initial
         keras.backend.clear_session()
