@@ -11,8 +11,8 @@ import numpy as np
 
 from ..data import label_dtype
 from ..flavor import keras
+from .evaluation import score_text
 from .layout import OutputFolder, write_json
-from .report import score_text
 from .training import (
     SAMPLE,
     check_interrupt,

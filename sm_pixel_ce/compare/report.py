@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from .evaluation import score_text
 from .recipe import IMPORTS, MODEL_LINE
 from .statistics import paired_difference
 from .variants import VARIANTS
@@ -37,11 +38,6 @@ _COLUMNS = (
     ("epochs_to_90", "epochs to 90%", "{:.1f}"),
     ("seconds", "seconds", "{:.0f}"),
 )
-
-
-def score_text(value):
-    """A score to 3 decimals, or ``-`` when it is undefined (None)."""
-    return "-" if value is None else f"{value:.3f}"
 
 
 #: The variant the recommendation measures margins against.

@@ -16,8 +16,8 @@ import tqdm
 
 from ..flavor import keras
 from . import evaluation
+from .evaluation import score_text
 from .recipe import compile_line, loss_code
-from .report import score_text
 from .variants import (
     build_model,
     loss_for,
