@@ -27,8 +27,7 @@ def run_compare(options=None, out=DEFAULT_OUT, resume=False, log=None):
         options: A :class:`~sm_pixel_ce.compare.options.CompareOptions`; None for the defaults.
         out: Output folder (see :mod:`~sm_pixel_ce.compare.layout`). Defaults to
             ``"sm-pixel-ce-compare"``.
-        resume: Keep the runs already in ``out`` (same configuration required).
-            Defaults to False.
+        resume: Keep the runs already in ``out`` (same configuration required). Defaults to False.
         log: Callable given progress lines. Defaults to None.
 
     Returns:
