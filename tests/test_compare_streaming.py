@@ -19,8 +19,8 @@ from sm_pixel_ce.class_weights import count_class_pixels
 from sm_pixel_ce.cli import main
 from sm_pixel_ce.compare import evaluation
 from sm_pixel_ce.compare.encoders import build_encoder
-from sm_pixel_ce.compare.experiment import split, split_indices
 from sm_pixel_ce.compare.options import CompareOptions
+from sm_pixel_ce.compare.splitting import split, split_indices
 from sm_pixel_ce.compare.training import augment, train_variant, training_dataset
 from sm_pixel_ce.compare.variants import build_model, loss_for, targets_for
 from sm_pixel_ce.data import FolderSource, load_folder, pair_files
@@ -181,7 +181,9 @@ def test_a_bad_file_found_during_training_is_named(tmp_path, capsys, monkeypatch
     data = (folder / "images" / "006.png").read_bytes()
     (folder / "images" / "006.png").write_bytes(data[: len(data) // 2])
     # As if the file were damaged after the check: the check lets every pair through.
-    monkeypatch.setattr("sm_pixel_ce.compare.job.check_pairs", lambda pairs, *a, **k: (pairs, []))
+    monkeypatch.setattr(
+        "sm_pixel_ce.compare.reading.check_pairs", lambda pairs, *a, **k: (pairs, [])
+    )
     assert main(_compare(tmp_path, folder)) == 1
     line = _one_error_line(capsys)
     assert f"{folder}/images/006.png: cannot decode the image" in line

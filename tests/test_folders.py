@@ -11,8 +11,8 @@ from conftest import tiny_compare_argv, write_mask_folder
 from PIL import Image, ImageOps
 
 from sm_pixel_ce.cli import main
-from sm_pixel_ce.compare.experiment import split_indices
 from sm_pixel_ce.compare.options import CompareOptions
+from sm_pixel_ce.compare.splitting import split_indices
 from sm_pixel_ce.data import (
     DataError,
     FolderReader,

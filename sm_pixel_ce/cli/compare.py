@@ -9,10 +9,11 @@ import sys
 
 from ..compare import report
 from ..compare.encoders import EncoderWeightsError
-from ..compare.job import DEFAULT_OUT, CompareInterrupted, run_compare
+from ..compare.job import DEFAULT_OUT, run_compare
 from ..compare.layout import OutputFolder
 from ..compare.options import CompareOptions, option_fields
 from ..compare.parallel import RAY_MISSING
+from ..compare.scheduling import CompareInterrupted
 from ..data import DataError
 from ._fields import add_field, flag
 

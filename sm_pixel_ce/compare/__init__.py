@@ -1,19 +1,24 @@
 """``sm-pixel-ce compare``: train the same model with each loss set-up and score them alike.
 
-``options`` (:class:`CompareOptions`, every option and default), ``job`` (one run,
-:func:`run_compare`), ``layout`` (the output folder's paths), ``variants`` (models and losses),
-``encoders`` (pretrained encoder weights), ``training`` (one variant, streamed), ``experiment``
-(split, seeds, save/reload, resume), ``evaluation`` (scores accumulated batch by batch),
-``report`` (tables, JSON, Markdown), ``statistics`` (the paired bootstrap behind the advice and
-``--prune``), ``parallel`` (``--jobs``, ``--ray``), ``prune`` (``--prune``'s schedule), ``plots``.
+``job`` (:func:`run_compare`) is one pipeline of five steps, each a module that the next
+never calls back: ``reading`` (the data, checked) -> ``splitting`` (train/validation) ->
+``counting`` (the training classes) -> ``scheduling`` (which runs, executed how: here,
+``--jobs``, ``--ray``, ``--prune`` phases) -> ``reporting`` (pictures, JSON, Markdown,
+predictions). Beneath them: ``options`` (:class:`CompareOptions`, every option and default),
+``layout`` (the output folder's paths), ``experiment`` (one run: train, save, reload),
+``training`` (one variant, streamed), ``variants`` (models and losses), ``encoders``
+(pretrained encoder weights), ``evaluation`` (scores accumulated batch by batch), ``parallel``
+(processes, Ray), ``prune`` (``--prune``'s decisions), ``statistics`` (the paired bootstrap),
+``report`` (tables and texts), ``plots``.
 """
 
 from .encoders import EncoderWeightsError, load_encoder_weights
 from .evaluation import StreamingScore
-from .experiment import Split, run_comparison, split, split_indices
-from .job import CompareInterrupted, run_compare
+from .job import run_compare
 from .layout import OutputFolder
 from .options import CompareOptions
+from .scheduling import CompareInterrupted, schedule
+from .splitting import Split, split, split_indices
 from .variants import DEFAULT_VARIANTS, VARIANTS
 
 __all__ = [
@@ -27,7 +32,7 @@ __all__ = [
     "OutputFolder",
     "load_encoder_weights",
     "run_compare",
-    "run_comparison",
+    "schedule",
     "split",
     "split_indices",
 ]

@@ -11,6 +11,8 @@ encoder of the built model by layer name.
 import os
 import re
 
+from .._messages import first_line
+
 
 class EncoderWeightsError(ValueError):
     """The encoder weights cannot be had: a file is missing or does not fit the backbone."""
@@ -37,10 +39,9 @@ def encoder_weights_error(backbone, error):
     text = str(error)
     url = re.search(r"https?://[^\s:]+(?::\d+)?[^\s:]*", text)
     if not url:
-        first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
         return EncoderWeightsError(
             f"--encoder-weights imagenet: segmentation_models could not load the ImageNet "
-            f"weights of {backbone} ({first})."
+            f"weights of {backbone} ({first_line(error)})."
         )
     url = url.group(0).rstrip(".,;")
     name = url.rsplit("/", 1)[-1]
@@ -112,9 +113,8 @@ def load_encoder_weights(model, backbone, size, path):
     try:
         encoder.load_weights(path)
     except Exception as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
         raise EncoderWeightsError(
-            f"{path}: cannot load it as {backbone} encoder weights ({first[:300]})."
+            f"{path}: cannot load it as {backbone} encoder weights ({first_line(error)[:300]})."
         ) from None
     names = {layer.name for layer in model.layers}
     loaded = 0

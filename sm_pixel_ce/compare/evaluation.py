@@ -9,7 +9,7 @@ counts and per-bin sums: ``compare`` never holds all predictions, and reports it
 
 from ..scores import ECE_BINS, StreamingScore
 
-__all__ = ["ECE_BINS", "StreamingScore", "epochs_to_fraction"]
+__all__ = ["ECE_BINS", "StreamingScore", "epochs_to_fraction", "score_text"]
 
 
 def epochs_to_fraction(curve, fraction=0.9):
@@ -37,3 +37,19 @@ def epochs_to_fraction(curve, fraction=0.9):
         if value is not None and value >= fraction * best:
             return epoch
     return None
+
+
+def score_text(value):
+    """A score to 3 decimals, or ``-`` when it is undefined (None).
+
+    Args:
+        value: A float, or None.
+
+    Returns:
+        The text every table and log line shows.
+
+    Example:
+        >>> score_text(0.59321), score_text(None)
+        ('0.593', '-')
+    """
+    return "-" if value is None else f"{value:.3f}"

@@ -1,69 +1,26 @@
-"""Run the comparison: same data split, same initial weights, same batches for every variant;
-each finished (variant, seed) run written to the output folder at once, and skipped when it is
-already there."""
+"""One (variant, seed) run of ``compare``, or one phase of it: the same initial weights for every
+variant of a seed, trained, saved, reloaded and scored, its files written to the output folder
+at once."""
 
 import dataclasses
-import functools
 import json
 import os
 import time
 
 import numpy as np
 
-from ..class_weights import count_class_pixels
 from ..data import label_dtype
 from ..flavor import keras
-from .layout import write_json
-from .report import score_text
+from .evaluation import score_text
+from .layout import OutputFolder, write_json
 from .training import (
     SAMPLE,
     check_interrupt,
     max_output_difference,
-    stop_on_ctrl_c,
+    model_for,
     train_variant,
 )
-from .variants import build_model, resolve
-
-
-@dataclasses.dataclass
-class Split:
-    """Training and validation data sources (``FolderSource`` or ``ArraySource``)."""
-
-    train: object
-    val: object
-
-
-def split_indices(count, val_fraction, seed):
-    """Shuffle ``range(count)`` with ``seed`` and hold out ``val_fraction`` (at least one each
-    side).
-
-    Args:
-        count: Number of items (image/mask pairs, by file name).
-        val_fraction: Fraction held out, in (0, 1).
-        seed: Seed of the shuffle.
-
-    Returns:
-        ``(train, val)`` index arrays.
-    """
-    if count < 2:
-        raise ValueError(
-            f"Need at least 2 images to split into training and validation. Received {count}."
-        )
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must lie in (0, 1). Received: val_fraction={val_fraction}")
-    order = np.random.default_rng(seed).permutation(count)
-    held = min(max(1, int(round(count * val_fraction))), count - 1)
-    return order[held:], order[:held]
-
-
-def split(source, val_fraction, seed):
-    """Split a data source over its items (file names for a folder): a :class:`Split`.
-
-    Example:
-        >>> held_out = split(FolderSource(pair_files("my_data"), 128), 0.25, seed=0)
-    """
-    train, val = split_indices(len(source), val_fraction, seed)
-    return Split(source.subset(train), source.subset(val))
+from .variants import resolve
 
 
 class _PredictionWriter:
@@ -103,62 +60,6 @@ class _PredictionWriter:
             os.remove(self.path + ".tmp")
 
 
-def run_comparison(data, options, folder, log=print):
-    """Train every variant ``options.seeds`` times, save, reload and score each run.
-
-    Each finished run is written at once to its :class:`~sm_pixel_ce.compare.layout.RunFolder`:
-    the result (metrics and curve; written last, so its presence means the run is complete),
-    the argmax of the first validation images and, with ``predictions="all"``, of all of them.
-    Its model is :meth:`~sm_pixel_ce.compare.layout.OutputFolder.model_of` the run; it is loaded
-    back with ``keras.models.load_model(path)`` (no ``custom_objects``), and the largest
-    difference between the reloaded and the trained model's validation outputs is recorded as
-    ``reload_max_abs_diff``. Runs already finished in ``folder`` are not trained again.
-
-    The runs train one after another here, or in ``options.jobs`` processes, or on Ray
-    (``options.ray``), see :mod:`~sm_pixel_ce.compare.parallel`; with ``options.prune`` in
-    phases, see :mod:`~sm_pixel_ce.compare.prune`. Every way calls :func:`train_task`.
-
-    Args:
-        data: A :class:`Split`.
-        options: :class:`~sm_pixel_ce.compare.options.CompareOptions`.
-        folder: The :class:`~sm_pixel_ce.compare.layout.OutputFolder`.
-        log: Function printing one line. Defaults to print.
-
-    Returns:
-        ``runs``: ``runs[name]`` (a variant's file-safe name) is the list of per-seed result
-        dicts, in seed order.
-
-    Raises:
-        KeyboardInterrupt: Ctrl-C, at the next batch; the runs finished before are saved.
-    """
-    with stop_on_ctrl_c():
-        return _run_all(data, options, folder, log)
-
-
-def _run_all(data, options, folder, log):
-    from . import prune
-
-    os.makedirs(folder.runs, exist_ok=True)
-    _INITIAL.clear()
-    finished, todo = {}, []
-    for k, seed in enumerate(options.seed_list):
-        for spec, variant in zip(options.variants, options.variant_list):
-            done = folder.run(variant.name, seed).load_result()
-            if done is not None:
-                log(f"[{variant.name}] seed {seed}: already in {folder.root}, not trained again")
-                finished[variant.name, seed] = done
-            else:
-                todo.append(Task(variant.name, seed, k == 0, spec=spec))
-    if options.prune:
-        finished.update(prune.run_pruned(data, options, folder, todo, finished, log))
-    else:
-        for task, result in zip(todo, dispatch(data, options, folder, todo, log)):
-            finished[task.variant, task.seed] = result
-    return {
-        v.name: [finished[v.name, seed] for seed in options.seed_list] for v in options.variant_list
-    }
-
-
 @dataclasses.dataclass(frozen=True)
 class Task:
     """One (variant, seed) run, or the phase of it that ends after epoch ``epochs[1]``
@@ -173,144 +74,78 @@ class Task:
     spec: str = None
 
 
-def dispatch(data, options, folder, tasks, log, states=None):
-    """Run :func:`train_task` for every task: here, in processes or on Ray (see
-    :mod:`~sm_pixel_ce.compare.parallel`), as the options say.
-
-    Args:
-        data: A :class:`Split`.
-        options: :class:`~sm_pixel_ce.compare.options.CompareOptions`.
-        folder: The :class:`~sm_pixel_ce.compare.layout.OutputFolder`.
-        tasks: :class:`Task` objects.
-        log: Function printing one line.
-        states: Per task, the state the phase continues from, or None to read it from the
-            run's checkpoint (Ray: read here and sent).
-
-    Returns:
-        The results, in the order of ``tasks``.
-    """
-    from . import parallel
-
-    root = folder.root
-    if options.ray is not None:
-        states = states or [
-            load_checkpoint(folder.run(t.variant, t.seed).checkpoint)
-            if t.epochs and t.epochs[0]
-            else None
-            for t in tasks
-        ]
-        arguments = [(data, options, root, t, s, False) for t, s in zip(tasks, states)]
-        return parallel.run_on_ray(
-            train_task,
-            arguments,
-            root,
-            options.ray,
-            gpus_per_run=options.gpus_per_run,
-            threads=options.threads_per_run,
-            log=log,
-            root_argument=2,
-            last=lambda path: os.path.basename(path) == "result.json",
-        )
-    if options.jobs == 1 and options.threads_per_run is None:
-        return [train_task(data, options, root, t, log=log) for t in tasks]
-    arguments = [(data, options, root, t, None, False) for t in tasks]
-    return parallel.run_in_processes(
-        train_task, arguments, options.jobs, threads=options.threads_per_run, log=log
-    )
-
-
 #: Initial weights per seed, made once per process.
 _INITIAL = {}
+
+
+def forget_initial_weights():
+    """Make :func:`initial_weights` build afresh: a new comparison may use other data or
+    options with the same seeds."""
+    _INITIAL.clear()
 
 
 def initial_weights(data, options, seed):
     """The weights every variant of ``seed`` starts from (made once per process)."""
     if seed not in _INITIAL:
         keras.utils.set_random_seed(seed)
-        initial = build_model(
-            "cce",
-            options.arch,
-            options.backbone,
-            options.classes,
-            options.size,
-            encoder_weights=options.encoder_weights,
-            channels=data.train.channels,
-            normalization=data.train.normalization(),
-        )
+        initial = model_for("cce", data, options, encoder_weights=options.encoder_weights)
         _INITIAL[seed] = initial.get_weights()
         del initial
         keras.backend.clear_session()
     return _INITIAL[seed]
 
 
-def train_task(data, options, root, task, state=None, progress=True, log=print):
+def train_task(data, options, root, task, counts, state=None, progress=True, log=print):
     """Train one :class:`Task` into the output folder ``root`` and return its result: the one
-    function every way of running ``compare`` calls.
+    function every way of running ``compare`` calls (see :mod:`~sm_pixel_ce.compare.scheduling`).
 
     A whole run (or a phase ending at the last epoch) writes the run's files, ``result.json``
     last. A phase that ends earlier writes them too, with its result in ``phase.json``
-    instead, and the checkpoint the next phase continues from.
+    instead, and the checkpoint the next phase continues from. The model is loaded back with
+    ``keras.models.load_model(path)`` (no ``custom_objects``), and the largest difference
+    between the reloaded and the trained model's validation outputs is recorded as
+    ``reload_max_abs_diff``.
 
     Args:
-        data: A :class:`Split`.
+        data: A :class:`~sm_pixel_ce.compare.splitting.Split`.
         options: :class:`~sm_pixel_ce.compare.options.CompareOptions`.
         root: The output folder.
         task: A :class:`Task`.
+        counts: The training masks' :class:`~sm_pixel_ce.class_weights.ClassPixels`.
         state: The state a phase continues from; None to read the run's checkpoint.
         progress: tqdm's bar within each epoch (off in processes). Defaults to True.
         log: Function printing one line. Defaults to print.
 
     Returns:
         The run's result dict.
+
+    Example:
+        >>> result = train_task(held_out, CompareOptions(), "results", Task("cce", 0, True), counts)
     """
     import tensorflow as tf
 
-    from .layout import OutputFolder
-
+    # Retracing warnings are expected: every variant is a new model with its own functions.
     tf.get_logger().setLevel("ERROR")
-    folder = OutputFolder(root)
-    variant = resolve(task.spec or task.variant)
-    name, seed = variant.name, task.seed
+    run = OutputFolder(root).run(task.variant, task.seed)
     if not progress:
         inner = log
 
         def log(line):
-            inner(f"  [seed {seed}] {line[2:]}" if line.startswith("  ") else line)
+            inner(f"  [seed {task.seed}] {line[2:]}" if line.startswith("  ") else line)
 
-    run = folder.run(name, seed)
     if task.epochs and task.epochs[0] and state is None:
         state = load_checkpoint(run.checkpoint)
-
-    @functools.cache
-    def class_counts():
-        log("  counting the training masks' classes (one pass)")
-        masks = data.train.masks().batch(64)
-        return count_class_pixels(masks, options.classes, options.ignore_index)
-
-    weights = initial_weights(data, options, seed)
+    weights = initial_weights(data, options, task.seed)
     check_interrupt()
     first, stop = task.epochs or (0, options.epochs)
     log(
-        f"[{name}] seed {seed}: training "
+        f"[{task.variant}] seed {task.seed}: training "
         + (f"epochs {first + 1}-{stop} of {options.epochs}" if task.epochs else f"{stop} epochs")
         + f" on {len(data.train)} images"
     )
-    result = _train_and_save(
-        variant,
-        seed,
-        task.first,
-        data,
-        options,
-        weights,
-        class_counts,
-        folder,
-        log,
-        epochs=task.epochs,
-        state=state,
-        progress=progress,
-    )
+    result = _train_and_save(task, data, options, weights, counts, root, log, state, progress)
     log(
-        f"[{name}] mIoU {score_text(result['miou'])}  "
+        f"[{task.variant}] mIoU {score_text(result['miou'])}  "
         f"pixel accuracy {score_text(result['pixel_accuracy'])}"
         f"  keras accuracy {result['keras_accuracy']:.3f}  ({result['seconds']:.0f} s)"
         + (f"; saved in {run.path}" if stop == options.epochs else f" at epoch {stop}")
@@ -319,21 +154,11 @@ def train_task(data, options, root, task, state=None, progress=True, log=print):
     return result
 
 
-def _train_and_save(
-    variant,
-    seed,
-    first,
-    data,
-    options,
-    weights,
-    class_counts,
-    folder,
-    log,
-    epochs=None,
-    state=None,
-    progress=True,
-):
-    run = folder.run(variant.name, seed)
+def _train_and_save(task, data, options, weights, counts, root, log, state, progress):
+    """Train the task's variant, write its run's files, and return its result."""
+    folder = OutputFolder(root)
+    variant = resolve(task.spec or task.variant)
+    run = folder.run(variant.name, task.seed)
     os.makedirs(run.path, exist_ok=True)
     predictions_path = run.val_predictions if options.predictions == "all" else None
     writer = _PredictionWriter(len(data.val), options.size, predictions_path)
@@ -343,11 +168,11 @@ def _train_and_save(
             data,
             options,
             weights,
-            seed,
-            class_counts,
+            task.seed,
+            lambda: counts,
             log,
             sink=writer,
-            epochs=epochs,
+            epochs=task.epochs,
             state=state,
             progress=progress,
         )
@@ -355,20 +180,17 @@ def _train_and_save(
         writer.abort()
         raise
     writer.close()
-    path = folder.model_of(variant.name, seed, first)
+    path = folder.model_of(variant.name, task.seed, task.first)
     state = result.pop("state", None)
     result.update(_save_and_reload(variant, model, data, options, path))
     np.savez_compressed(run.sample, predictions=writer.sample)
     # The report ranks classes by training pixels (its "rare classes" column).
-    result["train_class_pixels"] = [int(c) for c in class_counts().pixels]
-    if epochs is not None and epochs[1] < options.epochs:
+    result["train_class_pixels"] = [int(c) for c in counts.pixels]
+    if task.epochs is not None and task.epochs[1] < options.epochs:
         save_checkpoint(run.checkpoint, state)
         write_json(run.phase, result)
-        return result
-    write_json(run.result, result)
-    for leftover in (run.checkpoint, run.phase):
-        if os.path.exists(leftover):
-            os.remove(leftover)
+    else:
+        run.finish(result)
     return result
 
 

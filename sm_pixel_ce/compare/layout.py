@@ -54,6 +54,14 @@ class RunFolder:
         with open(self.result) as f:
             return json.load(f)
 
+    def finish(self, result):
+        """Write ``result`` as the finished run's (``result.json``) and remove what only a run
+        trained in phases needs (its checkpoint and ``phase.json``)."""
+        write_json(self.result, result)
+        for leftover in (self.checkpoint, self.phase):
+            if os.path.exists(leftover):
+                os.remove(leftover)
+
 
 class OutputFolder:
     """The paths of one ``compare`` output folder.

@@ -350,6 +350,11 @@ def option_fields():
     return dataclasses.fields(CompareOptions)
 
 
+def option_defaults():
+    """``{name: default}`` of every option of :class:`CompareOptions`."""
+    return {field.name: field.default for field in option_fields()}
+
+
 def _normalise_data(options):
     """The data options in one spelling (``--bands 0,1,2``, ``--ignore-color 0,0,0``,
     ``--mask-colors auto``), and the ignore value that ``--ignore-color`` gives its pixels."""
@@ -407,9 +412,15 @@ def _data_checks(options):
 def _check(options):
     """Raise a ``ValueError`` naming the first option (as spelled on the command line) that is
     wrong."""
-    from ..sm_support import supported_backbones
+    _check_variants(options.variants)
+    _check_model(options)
+    for ok, message in [*_value_checks(options), *_data_checks(options)]:
+        if not ok:
+            raise ValueError(message)
 
-    variants = options.variants
+
+def _check_variants(variants):
+    """The variants are known names or loss specs, none twice."""
     if not variants:
         raise ValueError(
             f"--variants must name some of {', '.join(VARIANTS)} or loss specs; received none."
@@ -426,6 +437,12 @@ def _check(options):
             raise ValueError(f"--variants: {error}") from None
     if len(set(names)) != len(names):
         raise ValueError(f"--variants lists a variant twice; received {','.join(variants)!r}.")
+
+
+def _check_model(options):
+    """``--arch`` and ``--backbone`` are segmentation_models'."""
+    from ..sm_support import supported_backbones
+
     if options.arch not in ARCHITECTURES:
         raise ValueError(
             f"--arch must be one of {', '.join(ARCHITECTURES)}; received {options.arch!r}."
@@ -435,9 +452,14 @@ def _check(options):
             "--backbone must be a segmentation_models backbone, e.g. resnet18; "
             f"received {options.backbone!r}."
         )
+
+
+def _value_checks(options):
+    """``(ok, message)`` of every option checked on its own value (after ``--arch`` and
+    ``--backbone``, which ``--size`` depends on)."""
     multiple, minimum, reason = size_requirement(options.arch, options.backbone)
     size, classes, ignore_index = options.size, options.classes, options.ignore_index
-    checks = [
+    return [
         (
             size >= minimum and size % multiple == 0,
             f"--size must be a positive multiple of {multiple} for --arch {options.arch}"
@@ -507,8 +529,4 @@ def _check(options):
             classes is None or classes <= 65535,
             f"--classes must be at most 65535 (16-bit masks); received {classes}.",
         ),
-        *_data_checks(options),
     ]
-    for ok, message in checks:
-        if not ok:
-            raise ValueError(message)

@@ -8,13 +8,12 @@ the mIoU difference excludes 0) stop there; the others continue from their check
 weights, Adam's state and the data order: a survivor's numbers equal those of a run without
 ``--prune``). A stopped run's ``result.json`` holds the scores of the epoch it stopped at, with
 ``stopped_at``, ``epochs_planned`` and ``stopped_because``; ``prune.json`` holds every decision.
+
+This module decides; :mod:`~sm_pixel_ce.compare.scheduling` trains the phases.
 """
 
 import math
-import os
 
-from .experiment import Task, dispatch
-from .layout import write_json
 from .statistics import paired_difference
 
 
@@ -49,79 +48,7 @@ def decide(counts, epoch):
     return {"epoch": epoch, "best": compared["best"], "stopped": stopped, "versus": versus}
 
 
-def run_pruned(data, options, folder, todo, finished, log):
-    """Train the runs ``todo`` in phases, stopping the variants behind beyond doubt.
-
-    Args:
-        data: A :class:`~sm_pixel_ce.compare.experiment.Split`.
-        options: :class:`~sm_pixel_ce.compare.options.CompareOptions` (``prune`` set).
-        folder: The :class:`~sm_pixel_ce.compare.layout.OutputFolder`.
-        todo: :class:`~sm_pixel_ce.compare.experiment.Task` of the runs not finished.
-        finished: ``{(variant, seed): result}`` of the runs finished before (``--resume``);
-            their ``image_counts_at`` take part in the decisions.
-        log: Function printing one line.
-
-    Returns:
-        ``{(variant, seed): result}`` of the runs in ``todo``.
-    """
-    epochs = options.epochs
-    active = list(todo)
-    results, decisions, start = {}, [], 0
-    for stop in prune_epochs(epochs) + [epochs]:
-        if not active:
-            break
-        tasks = [Task(t.variant, t.seed, t.first, (start, stop), t.spec) for t in active]
-        for task, result in zip(tasks, dispatch(data, options, folder, tasks, log)):
-            before = results.get((task.variant, task.seed), {}).get("image_counts_at")
-            if before:
-                result["image_counts_at"] = before
-            results[task.variant, task.seed] = result
-        if stop == epochs:  # the counts of the scoring epochs join result.json
-            for task in active:
-                _finish(folder.run(task.variant, task.seed), results[task.variant, task.seed])
-            break
-        for task in active:
-            result = results[task.variant, task.seed]
-            result["image_counts_at"] = {
-                **result.get("image_counts_at", {}),
-                str(stop): result.get("image_counts"),
-            }
-        counts = _counts_at(stop, options, {**finished, **results})
-        if counts is None:
-            log(f"  --prune: epoch {stop}: some runs have no per-image counts; none stopped")
-            start = stop
-            continue
-        decision = decide(counts, stop)
-        decisions.append(decision)
-        write_json(folder.prune, {"epochs": epochs, "decisions": decisions})
-        for name in decision["stopped"]:
-            row = decision["versus"][name]
-            log(
-                f"  --prune: {name} stops at epoch {stop} of {epochs}: behind {decision['best']} "
-                f"by {row['difference']:.3f} mIoU (95 % interval {row['low']:.3f} .. "
-                f"{row['high']:.3f})"
-            )
-        survivors = []
-        for task in active:
-            if task.variant not in decision["stopped"]:
-                survivors.append(task)
-                continue
-            row = decision["versus"][task.variant]
-            result = results[task.variant, task.seed]
-            result.update(
-                stopped_at=stop,
-                epochs_planned=epochs,
-                stopped_because={
-                    "best": decision["best"],
-                    **{key: row[key] for key in ("difference", "low", "high")},
-                },
-            )
-            _finish(folder.run(task.variant, task.seed), result)
-        active, start = survivors, stop
-    return results
-
-
-def _counts_at(epoch, options, results):
+def counts_at(epoch, options, results):
     """``{variant: {seed: counts at epoch}}`` of the variants not stopped before ``epoch``, or
     None when one of their runs lacks them (a run written before per-image counts)."""
     counts = {}
@@ -134,12 +61,3 @@ def _counts_at(epoch, options, results):
             return None
         counts[variant.name] = dict(zip(options.seed_list, values))
     return counts
-
-
-def _finish(run, result):
-    """A run stopped or trained to the end: its result written as finished, its checkpoint
-    removed (a Ray task's comes back with its files)."""
-    write_json(run.result, result)
-    for leftover in (run.checkpoint, run.phase):
-        if os.path.exists(leftover):
-            os.remove(leftover)

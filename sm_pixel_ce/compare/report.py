@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from .evaluation import score_text
 from .recipe import IMPORTS, MODEL_LINE
 from .statistics import paired_difference
 from .variants import VARIANTS
@@ -37,11 +38,6 @@ _COLUMNS = (
     ("epochs_to_90", "epochs to 90%", "{:.1f}"),
     ("seconds", "seconds", "{:.0f}"),
 )
-
-
-def score_text(value):
-    """A score to 3 decimals, or ``-`` when it is undefined (None)."""
-    return "-" if value is None else f"{value:.3f}"
 
 
 #: The variant the recommendation measures margins against.
@@ -211,7 +207,40 @@ def recommendation(
         (r for r in running if r.get("rare_iou") is not None), key=lambda r: -r["rare_iou"]
     )
     rare = rare_classes(best["train_class_pixels"]) if "train_class_pixels" in best else None
-    advice = {
+    advice = _blank_advice(best, versus, config, seeds, level, stopped, rare_ranked, rare)
+    if versus is None:
+        advice["text"] = f"Only {best['variant']} was run: there is nothing to compare it with."
+        return advice
+    counts = _image_counts(results)
+    if counts is None:
+        lines = _spread_rule(advice, best, versus, mean, seeds)
+    else:
+        stopped_names = {r["variant"] for r in stopped}
+        lines = _paired_rule(advice, best, versus, counts, seeds, resamples, level, stopped_names)
+    lines += _stopped_lines(stopped)
+    if rare_ranked and rare is not None:
+        lines.append(_rare_line(rare, class_names, rare_ranked[0], versus))
+    advice["text"] = " ".join(lines)
+    return advice
+
+
+def _rare_line(rare, class_names, top, versus):
+    """The sentence naming the best variant on the rare classes (``top``)."""
+    names = [class_names[c] if class_names else str(c) for c in rare]
+    return (
+        f"On the rare classes ({', '.join(names)}: the third with the fewest training "
+        f"pixels) the best is {top['variant']} with IoU {top['rare_iou']:.3f}"
+        + (
+            f" ({versus['variant']}: {versus['rare_iou']:.3f})."
+            if versus.get("rare_iou") is not None and versus is not top
+            else "."
+        )
+    )
+
+
+def _blank_advice(best, versus, config, seeds, level, stopped, rare_ranked, rare):
+    """The recommendation's dict before a rule has judged the lead (see :func:`recommendation`)."""
+    return {
         "code": _code(best, config),
         "best": best["variant"],
         "versus": None if versus is None else versus["variant"],
@@ -234,30 +263,6 @@ def recommendation(
         "best_rare": rare_ranked[0]["variant"] if rare_ranked else None,
         "rare_classes": rare,
     }
-    if versus is None:
-        advice["text"] = f"Only {best['variant']} was run: there is nothing to compare it with."
-        return advice
-    counts = _image_counts(results)
-    if counts is None:
-        lines = _spread_rule(advice, best, versus, mean, seeds)
-    else:
-        stopped_names = {r["variant"] for r in stopped}
-        lines = _paired_rule(advice, best, versus, counts, seeds, resamples, level, stopped_names)
-    lines += _stopped_lines(stopped)
-    if rare_ranked and rare is not None:
-        names = [class_names[c] if class_names else str(c) for c in rare]
-        top = rare_ranked[0]
-        lines.append(
-            f"On the rare classes ({', '.join(names)}: the third with the fewest training "
-            f"pixels) the best is {top['variant']} with IoU {top['rare_iou']:.3f}"
-            + (
-                f" ({versus['variant']}: {versus['rare_iou']:.3f})."
-                if versus.get("rare_iou") is not None and versus is not top
-                else "."
-            )
-        )
-    advice["text"] = " ".join(lines)
-    return advice
 
 
 def _paired_rule(advice, best, versus, counts, seeds, resamples, level, stopped):

@@ -19,6 +19,7 @@ import dataclasses
 import inspect
 import re
 
+from .._messages import first_line
 from .._registry import get, list_names
 from ..class_weights import METHODS
 
@@ -265,9 +266,4 @@ def _check_options(term, text):
     try:
         get(term.name, "loss")(**options)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"{text!r}: {_first_line(error)}") from None
-
-
-def _first_line(error):
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
+        raise ValueError(f"{text!r}: {first_line(error)}") from None

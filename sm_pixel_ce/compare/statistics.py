@@ -107,6 +107,48 @@ def paired_difference(counts, resamples=1000, seed=0, level=0.95, best=None):
         >>> stats["best"], stats["versus"]["cce"]["low"] > 0
         ('cce-dice', True)
     """
+    names, seeds, runs, full = _paired_runs(counts, resamples, level, best)
+    mean = {v: float(full[v].mean()) for v in names}
+    if best is None:
+        best = max(names, key=lambda v: mean[v])
+    rng = np.random.default_rng(seed)
+    sizes = [runs[best][k].shape[0] for k in range(len(seeds))]
+    resampled = _resample(rng, sizes, runs, resamples)
+    # The seeds' part: one t draw per resample, shared by the variants (None with one seed).
+    t = rng.standard_t(len(seeds) - 1, resamples) if len(seeds) > 1 else None
+    tail = (1 - level) / 2 * 100
+    versus = {}
+    for other in names:
+        if other == best:
+            continue
+        differences = (resampled[best] - resampled[other]).mean(1)
+        if t is not None:
+            spread = np.std(full[best] - full[other], ddof=1)
+            differences = differences + t * spread / np.sqrt(len(seeds))
+        finite = differences[np.isfinite(differences)]
+        low, high = np.percentile(finite, [tail, 100 - tail])
+        versus[other] = {
+            "difference": mean[best] - mean[other],
+            "low": float(low),
+            "high": float(high),
+            "win_share": float(np.mean(finite > 0)),
+            "established": bool(low > 0),
+        }
+    return {
+        "best": best,
+        "seeds": list(seeds),
+        "images": {s: n for s, n in zip(seeds, sizes)},
+        "resamples": int(resamples),
+        "images_only": len(seeds) == 1,
+        "miou": mean,
+        "versus": versus,
+    }
+
+
+def _paired_runs(counts, resamples, level, best):
+    """Check :func:`paired_difference`'s arguments; return ``(names, seeds, runs, full)``:
+    the variants, the seeds they all have, per variant and seed the ``(n, 2, C)`` float64
+    ``[tp, union]`` of each image, and per variant the set mIoU of each seed on all images."""
     if not isinstance(counts, dict) or len(counts) < 2:
         raise ValueError(
             f"paired_difference needs {{variant: {{seed: counts}}}} with two variants or more. "
@@ -141,53 +183,22 @@ def paired_difference(counts, resamples=1000, seed=0, level=0.95, best=None):
                 f"every run needs a counted pixel. Received: variant {v!r} has none at seed(s) "
                 f"{[s for s, m in zip(seeds, full[v]) if np.isnan(m)]}"
             )
-    mean = {v: float(full[v].mean()) for v in names}
-    if best is None:
-        best = max(names, key=lambda v: mean[v])
-    rng = np.random.default_rng(seed)
-    sizes = [runs[best][k].shape[0] for k in range(len(seeds))]
+    return names, seeds, runs, full
+
+
+def _resample(rng, sizes, runs, resamples):
+    """Per variant, ``(R, S)`` set mIoU on each seed's drawn images: the same image indices
+    for every variant, and for every seed when the seeds have the same number of images."""
     shared = len(set(sizes)) == 1
     image_draws = {}
-    for k in range(len(seeds)):
+    for k in range(len(sizes)):
         if k and shared:
             image_draws[k] = image_draws[0]
         else:
             image_draws[k] = _multiplicities(rng, sizes[k], resamples)
-    # resampled[v]: (R, S) set mIoU of variant v on each seed's drawn images.
-    resampled = {
-        v: np.stack(
-            [_resampled_miou(image_draws[k], runs[v][k]) for k in range(len(seeds))], axis=1
-        )
-        for v in names
-    }
-    # The seeds' part: one t draw per resample, shared by the variants (None with one seed).
-    t = rng.standard_t(len(seeds) - 1, resamples) if len(seeds) > 1 else None
-    tail = (1 - level) / 2 * 100
-    versus = {}
-    for other in names:
-        if other == best:
-            continue
-        differences = (resampled[best] - resampled[other]).mean(1)
-        if t is not None:
-            spread = np.std(full[best] - full[other], ddof=1)
-            differences = differences + t * spread / np.sqrt(len(seeds))
-        finite = differences[np.isfinite(differences)]
-        low, high = np.percentile(finite, [tail, 100 - tail])
-        versus[other] = {
-            "difference": mean[best] - mean[other],
-            "low": float(low),
-            "high": float(high),
-            "win_share": float(np.mean(finite > 0)),
-            "established": bool(low > 0),
-        }
     return {
-        "best": best,
-        "seeds": list(seeds),
-        "images": {s: n for s, n in zip(seeds, sizes)},
-        "resamples": int(resamples),
-        "images_only": len(seeds) == 1,
-        "miou": mean,
-        "versus": versus,
+        v: np.stack([_resampled_miou(image_draws[k], r[k]) for k in range(len(sizes))], axis=1)
+        for v, r in runs.items()
     }
 
 

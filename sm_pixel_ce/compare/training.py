@@ -16,8 +16,8 @@ import tqdm
 
 from ..flavor import keras
 from . import evaluation
+from .evaluation import score_text
 from .recipe import compile_line, loss_code
-from .report import score_text
 from .variants import (
     build_model,
     loss_for,
@@ -359,25 +359,7 @@ def train_variant(
         DataError: A file that cannot be read turned up while streaming; it is named.
     """
     variant = resolve(variant)
-    num_classes = options.classes
-    keras.utils.set_random_seed(seed)
-    model = build_model(
-        variant,
-        options.arch,
-        options.backbone,
-        num_classes,
-        options.size,
-        freeze_encoder=options.freeze_encoder,
-        channels=data.train.channels,
-        normalization=data.train.normalization(),
-    )
-    model.set_weights(initial_weights)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        loss = loss_for(variant, class_counts, num_classes, options.ignore_index)
-    for warning in caught:  # a class absent from the training masks: a line of the run's log
-        log(f"  {variant.name}: {warning.message}")
-    model.compile(optimizer=keras.optimizers.Adam(options.lr), loss=loss, metrics=["accuracy"])
+    model, loss = _compiled_model(variant, data, options, initial_weights, seed, class_counts, log)
     first, stop = (0, options.epochs) if epochs is None else epochs
     if first and state is None:
         raise ValueError(f"epochs={epochs} continues a run: it needs its state; received None.")
@@ -413,7 +395,60 @@ def train_variant(
         if bad is None:
             raise
         raise bad from None
-    seconds = time.perf_counter() - start
+    result = _result(variant, seed, loss, options, history, scores, time.perf_counter() - start)
+    if epochs is not None:
+        result["state"] = {
+            "weights": model.get_weights(),
+            "optimizer": [np.array(v) for v in model.optimizer.variables],
+            "scores": scores.state(),
+        }
+    return result, model
+
+
+def model_for(variant, data, options, **settings):
+    """The model of ``variant`` as ``options`` describe it, for the bands and the input
+    standardisation of the training data ``data.train``.
+
+    Args:
+        variant: A :class:`~sm_pixel_ce.compare.variants.Variant` or its name.
+        data: A :class:`~sm_pixel_ce.compare.splitting.Split`.
+        options: :class:`~sm_pixel_ce.compare.options.CompareOptions`.
+        **settings: More keywords of :func:`~sm_pixel_ce.compare.variants.build_model`.
+
+    Returns:
+        The Keras model (not compiled).
+
+    Example:
+        >>> model = model_for("cce", held_out, CompareOptions(), encoder_weights=None)
+    """
+    return build_model(
+        variant,
+        options.arch,
+        options.backbone,
+        options.classes,
+        options.size,
+        channels=data.train.channels,
+        normalization=data.train.normalization(),
+        **settings,
+    )
+
+
+def _compiled_model(variant, data, options, initial_weights, seed, class_counts, log):
+    """``(model, loss)``: the variant's model from the initial weights, compiled with Adam."""
+    keras.utils.set_random_seed(seed)
+    model = model_for(variant, data, options, freeze_encoder=options.freeze_encoder)
+    model.set_weights(initial_weights)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loss = loss_for(variant, class_counts, options.classes, options.ignore_index)
+    for warning in caught:  # a class absent from the training masks: a line of the run's log
+        log(f"  {variant.name}: {warning.message}")
+    model.compile(optimizer=keras.optimizers.Adam(options.lr), loss=loss, metrics=["accuracy"])
+    return model, loss
+
+
+def _result(variant, seed, loss, options, history, scores, seconds):
+    """A run's result dict: its set-up, the scores of its last epoch, its curve and times."""
     final = scores.final
     result = {
         "variant": variant.name,
@@ -439,13 +474,7 @@ def train_variant(
     }
     if final.get("image_counts") is not None:
         result["image_counts"] = final["image_counts"]
-    if epochs is not None:
-        result["state"] = {
-            "weights": model.get_weights(),
-            "optimizer": [np.array(v) for v in model.optimizer.variables],
-            "scores": scores.state(),
-        }
-    return result, model
+    return result
 
 
 def passes_per_epoch(dataset, options):

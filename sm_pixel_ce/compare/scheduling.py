@@ -1,0 +1,246 @@
+"""The fourth step of ``compare``: decide which runs are left to train, and how each executes.
+
+Every (variant, seed) run not finished in the output folder becomes a
+:class:`~sm_pixel_ce.compare.experiment.Task`; :func:`schedule` runs them through one call path,
+:func:`_execute`, which calls :func:`~sm_pixel_ce.compare.experiment.train_task` here one after
+another, in ``--jobs`` processes or as Ray tasks (``--ray``), see
+:mod:`~sm_pixel_ce.compare.parallel`. With ``--prune`` the tasks are cut into phases that end at
+the scoring epochs, each phase executed the same way, and the variants behind beyond doubt stop
+(:mod:`~sm_pixel_ce.compare.prune` decides which).
+"""
+
+import json
+import os
+
+from . import parallel
+from .experiment import Task, forget_initial_weights, load_checkpoint, train_task
+from .layout import OutputFolder, write_json
+from .options import option_defaults
+from .prune import counts_at, decide, prune_epochs
+from .training import stop_on_ctrl_c
+
+# run_config key -> how the difference is named when --resume meets another configuration.
+_CONFIG_NAMES = {
+    "data": "--data",
+    "files": "the image/mask pairs used (names, order or count)",
+    "keras": "the Keras flavour (TF_USE_LEGACY_KERAS)",
+}
+
+
+class CompareInterrupted(Exception):
+    """Ctrl-C stopped :func:`~sm_pixel_ce.compare.job.run_compare`; every run finished before
+    it is saved.
+
+    Attributes:
+        out: The output folder.
+        finished: ``(variant, seed)`` of the runs saved there.
+        missing: ``(variant, seed)`` of the runs asked for and not finished.
+    """
+
+    def __init__(self, out, finished, missing):
+        self.out, self.finished, self.missing = out, finished, missing
+        saved = ", ".join(f"{v} seed {s}" for v, s in finished) or "none"
+        super().__init__(f"interrupted; finished runs saved in {OutputFolder(out).runs}: {saved}")
+
+
+def claim(folder, run_config, resume):
+    """Refuse a folder whose finished runs would be lost or mixed with another configuration;
+    then record this run's configuration there.
+
+    Args:
+        folder: The :class:`~sm_pixel_ce.compare.layout.OutputFolder`.
+        run_config: :meth:`~sm_pixel_ce.compare.options.CompareOptions.run_config` of this run.
+        resume: Keep the finished runs (``--resume``).
+
+    Raises:
+        ValueError: Finished runs without ``resume``, or of another configuration.
+
+    Example:
+        >>> claim(OutputFolder("results"), options.run_config(description, files), False)
+    """
+    out = folder.root
+    done = folder.finished_runs()
+    if done and not resume:
+        raise ValueError(
+            f"--out {out} already holds {len(done)} finished run(s); pass --resume to keep them "
+            "and train only the missing ones, or choose another --out."
+        )
+    if resume and os.path.isfile(folder.run_config):
+        with open(folder.run_config) as f:
+            # An option added since the folder was written had its default there.
+            before = {**option_defaults(), **json.load(f)}
+        differences = [
+            f"{_CONFIG_NAMES.get(key, '--' + key.replace('_', '-'))} "
+            f"{before.get(key)!r} there, {value!r} here"
+            for key, value in run_config.items()
+            if before.get(key) != value
+        ]
+        if differences:
+            raise ValueError(
+                f"--resume: {out} was run with another configuration: "
+                + "; ".join(differences)
+                + ". Resume with the same options, or choose another --out."
+            )
+    os.makedirs(out, exist_ok=True)
+    write_json(folder.run_config, run_config)
+
+
+def schedule(data, options, folder, counts, log=print):
+    """Train every variant ``options.seeds`` times, each finished run written to its
+    :class:`~sm_pixel_ce.compare.layout.RunFolder` at once; runs already finished in ``folder``
+    are not trained again.
+
+    Args:
+        data: A :class:`~sm_pixel_ce.compare.splitting.Split`.
+        options: :class:`~sm_pixel_ce.compare.options.CompareOptions`.
+        folder: The :class:`~sm_pixel_ce.compare.layout.OutputFolder`.
+        counts: The training masks' :class:`~sm_pixel_ce.class_weights.ClassPixels`.
+        log: Function printing one line. Defaults to print.
+
+    Returns:
+        ``runs``: ``runs[name]`` (a variant's file-safe name) is the list of per-seed result
+        dicts, in seed order.
+
+    Raises:
+        CompareInterrupted: Ctrl-C, at the next batch; the runs finished before are saved.
+
+    Example:
+        >>> runs = schedule(held_out, CompareOptions(), OutputFolder("results"), counts)
+        >>> list(runs)
+        ['cce', 'bce']
+    """
+    try:
+        with stop_on_ctrl_c():
+            finished = _run_all(data, options, folder, counts, log)
+    except KeyboardInterrupt:
+        done = folder.finished_runs()
+        wanted = [(v.name, s) for s in options.seed_list for v in options.variant_list]
+        missing = [r for r in wanted if r not in done]
+        raise CompareInterrupted(folder.root, done, missing) from None
+    return {
+        v.name: [finished[v.name, seed] for seed in options.seed_list] for v in options.variant_list
+    }
+
+
+def _run_all(data, options, folder, counts, log):
+    """``{(variant, seed): result}`` of every run, those finished before read back."""
+    os.makedirs(folder.runs, exist_ok=True)
+    forget_initial_weights()
+    finished, todo = {}, []
+    for k, seed in enumerate(options.seed_list):
+        for spec, variant in zip(options.variants, options.variant_list):
+            done = folder.run(variant.name, seed).load_result()
+            if done is not None:
+                log(f"[{variant.name}] seed {seed}: already in {folder.root}, not trained again")
+                finished[variant.name, seed] = done
+            else:
+                todo.append(Task(variant.name, seed, k == 0, spec=spec))
+    if options.prune:
+        finished.update(_run_pruned(data, options, folder, counts, todo, finished, log))
+    else:
+        results = _execute(data, options, folder, counts, todo, log)
+        finished.update(((t.variant, t.seed), r) for t, r in zip(todo, results))
+    return finished
+
+
+def _execute(data, options, folder, counts, tasks, log):
+    """Run :func:`~sm_pixel_ce.compare.experiment.train_task` for every task: here, in
+    processes or on Ray, as the options say; the results in the order of ``tasks``."""
+    root = folder.root
+    if options.ray is not None:
+        # A phase's state is read here and sent: the task's folder is not this one.
+        states = [
+            load_checkpoint(folder.run(t.variant, t.seed).checkpoint)
+            if t.epochs and t.epochs[0]
+            else None
+            for t in tasks
+        ]
+        return parallel.run_on_ray(
+            train_task,
+            [(data, options, root, t, counts, s, False) for t, s in zip(tasks, states)],
+            root,
+            options.ray,
+            gpus_per_run=options.gpus_per_run,
+            threads=options.threads_per_run,
+            log=log,
+            root_argument=2,
+            last=lambda path: os.path.basename(path) == "result.json",
+        )
+    if options.jobs == 1 and options.threads_per_run is None:
+        return [train_task(data, options, root, t, counts, log=log) for t in tasks]
+    return parallel.run_in_processes(
+        train_task,
+        [(data, options, root, t, counts, None, False) for t in tasks],
+        options.jobs,
+        threads=options.threads_per_run,
+        log=log,
+    )
+
+
+def _run_pruned(data, options, folder, counts, todo, finished, log):
+    """Train the runs ``todo`` in phases, stopping the variants behind beyond doubt (see
+    :mod:`~sm_pixel_ce.compare.prune`); ``finished``: the runs finished before (``--resume``),
+    whose ``image_counts_at`` take part in the decisions. Returns ``{(variant, seed): result}``
+    of the runs in ``todo``."""
+    epochs = options.epochs
+    active = list(todo)
+    results, decisions, start = {}, [], 0
+    for stop in prune_epochs(epochs) + [epochs]:
+        if not active:
+            break
+        tasks = [Task(t.variant, t.seed, t.first, (start, stop), t.spec) for t in active]
+        for task, result in zip(tasks, _execute(data, options, folder, counts, tasks, log)):
+            before = results.get((task.variant, task.seed), {}).get("image_counts_at")
+            if before:
+                result["image_counts_at"] = before
+            results[task.variant, task.seed] = result
+        if stop == epochs:  # the counts of the scoring epochs join result.json
+            for task in active:
+                folder.run(task.variant, task.seed).finish(results[task.variant, task.seed])
+            break
+        for task in active:
+            result = results[task.variant, task.seed]
+            result["image_counts_at"] = {
+                **result.get("image_counts_at", {}),
+                str(stop): result.get("image_counts"),
+            }
+        at_stop = counts_at(stop, options, {**finished, **results})
+        if at_stop is None:
+            log(f"  --prune: epoch {stop}: some runs have no per-image counts; none stopped")
+            start = stop
+            continue
+        decision = decide(at_stop, stop)
+        decisions.append(decision)
+        write_json(folder.prune, {"epochs": epochs, "decisions": decisions})
+        active = _stop_behind(decision, active, results, folder, epochs, log)
+        start = stop
+    return results
+
+
+def _stop_behind(decision, active, results, folder, epochs, log):
+    """Finish the runs of the variants ``decision`` stops, with why; return the others."""
+    stop = decision["epoch"]
+    for name in decision["stopped"]:
+        row = decision["versus"][name]
+        log(
+            f"  --prune: {name} stops at epoch {stop} of {epochs}: behind {decision['best']} "
+            f"by {row['difference']:.3f} mIoU (95 % interval {row['low']:.3f} .. "
+            f"{row['high']:.3f})"
+        )
+    survivors = []
+    for task in active:
+        if task.variant not in decision["stopped"]:
+            survivors.append(task)
+            continue
+        row = decision["versus"][task.variant]
+        result = results[task.variant, task.seed]
+        result.update(
+            stopped_at=stop,
+            epochs_planned=epochs,
+            stopped_because={
+                "best": decision["best"],
+                **{key: row[key] for key in ("difference", "low", "high")},
+            },
+        )
+        folder.run(task.variant, task.seed).finish(result)
+    return survivors
