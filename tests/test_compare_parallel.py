@@ -19,6 +19,11 @@ from sm_pixel_ce.compare import parallel
 from sm_pixel_ce.compare.layout import OutputFolder
 from sm_pixel_ce.compare.prune import prune_epochs
 
+# How runs are executed (processes, Ray, Ctrl-C, --resume, pruned phases) is the same Python in both
+# Keras flavours, and each flavour's training is checked by test_compare.py: the Keras 3 process
+# alone runs these.
+pytestmark = pytest.mark.one_flavor
+
 #: What may differ between two runs of the same configuration: clocks, paths, and how it ran.
 TIMING = {
     "seconds",

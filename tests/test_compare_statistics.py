@@ -11,6 +11,9 @@ from sm_pixel_ce.compare import report
 from sm_pixel_ce.compare.statistics import behind_beyond_doubt, paired_difference, set_miou
 from sm_pixel_ce.scores import StreamingScore
 
+# NumPy alone: the same in both Keras flavours, so the Keras 3 process alone runs it.
+pytestmark = pytest.mark.one_flavor
+
 
 def _reference_miou(counts):
     """MMSegmentation's mIoU of one set, ``(3, C)`` summed counts, with a loop over classes."""

@@ -33,8 +33,8 @@ def test_first_screen_holds_the_two_commands_the_example_and_the_contents():
     main_job, tests = _commands(first_screen)[:2]
     assert main_job.startswith('pip install -e ".[test]" && sm-pixel-ce compare')
     assert tests.startswith('pip install -e ".[test]" && ruff check . && python -m pytest')
-    assert "TF_USE_LEGACY_KERAS=1 python -m pytest" in tests
-    assert "KERAS_BACKEND=jax python -m pytest -m jax" in tests
+    assert 'TF_USE_LEGACY_KERAS=1 python -m pytest -n 2 -m "not slow and not one_flavor"' in tests
+    assert "KERAS_BACKEND=jax python -m pytest -n 2 -m jax" in tests
     assert 'activation="pixel_softmax"' in first_screen and "Contents:" in first_screen
 
 
