@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 import tqdm
 
-from ..flavor import keras
+from ..flavor import IS_KERAS_3, keras
 from . import evaluation
 from .evaluation import score_text
 from .recipe import compile_line, loss_code
@@ -482,8 +482,6 @@ def passes_per_epoch(dataset, options):
     epoch's at the end of each epoch of known length and a new one at its start anyway (2);
     tf_keras one per epoch and one more at the start of fit, the same in every phase (1).
     (With ``--steps-per-epoch`` one iterator runs through every epoch.)"""
-    from ..flavor import IS_KERAS_3
-
     known = int(tf.data.experimental.cardinality(dataset)) >= 0
     return 2 if IS_KERAS_3 and known and not options.steps_per_epoch else 1
 
