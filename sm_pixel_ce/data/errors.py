@@ -2,7 +2,6 @@
 ``--skip-bad`` may drop the pair it belongs to."""
 
 
-
 class DataError(ValueError):
     """The folder cannot be used as given; the message says what was expected and received."""
 
