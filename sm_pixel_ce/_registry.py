@@ -69,9 +69,14 @@ def register(kind, *aliases):
             table[f"{PACKAGE}>{obj.__name__}"] = obj
         for name in names:
             _REGISTRY[kind][name] = obj
-            custom_objects[name] = obj
+            if not (IS_KERAS_3 and kind in ("loss", "metric")):
+                custom_objects[name] = obj
             if table is not None:
                 table[name] = obj
+        # Keras 3 saves compile(loss="pixel_cce") as that string and, on loading, looks it up
+        # in the custom objects first: a class found there would become model.loss as is, and
+        # the next save fails on it. Left out, the string reaches keras.losses.get (the table
+        # above), which makes an instance, as for Keras's own names.
         if kind == "loss" and not IS_KERAS_3 and aliases:
             # tf_keras resolves a loss name saved by compile(loss="pixel_cce") to whatever the
             # table holds and compiles that as is: a class would be wrapped as a loss *function*.

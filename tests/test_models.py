@@ -46,6 +46,10 @@ RELOAD = textwrap.dedent(
         if name.endswith(".keras"):  # the reloaded, compiled model trains on
             step = model.train_on_batch(x, np.zeros(x.shape[:3], "uint8"))
             out[name]["step"] = float(np.ravel(step)[0])
+            # ... and saves again (a loss named by a string once came back as a bare class).
+            model.save(folder + "/again.keras")
+            again = load(folder + "/again.keras").predict(x, verbose=0)
+            out[name]["resaved"] = float(np.max(np.abs(again - model.predict(x, verbose=0))))
     for name in spec["exported"]:
         served = tf.saved_model.load(folder + "/" + name)
         np.save(folder + "/pred_" + name + ".npy", served.serve(tf.constant(x)).numpy())
@@ -147,6 +151,7 @@ def test_string_names_compile_and_reload(tmp_path, scenes):
     assert reloaded["named.keras"]["loss_class"] == "PixelCategoricalCrossentropy"
     assert reloaded["named.keras"]["loss_config"] == PixelCategoricalCrossentropy().get_config()
     assert np.isfinite(reloaded["named.keras"]["step"])
+    assert reloaded["named.keras"]["resaved"] < 1e-6
     np.testing.assert_allclose(
         np.load(tmp_path / "pred_named_keras.npy"), expected, rtol=1e-5, atol=1e-6
     )
