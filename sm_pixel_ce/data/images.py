@@ -18,8 +18,9 @@ its bands but alpha, a single band repeated to RGB. ``bands=(0, 1, 2)`` takes th
 reader and in ``tf.data`` alike; TIFF the values ``tifffile`` gives. TensorFlow decodes JPEG
 with the accurate integer DCT and libjpeg-turbo's default ("fancy") chroma upsampling, as
 Pillow does (TensorFlow's default, the fast DCT, differs from Pillow on most pixels of a photo,
-by a few levels), 8-bit PNG and WebP, and 16-bit PNG to the samples stored (Pillow gives a
-16-bit grey PNG the same, a colour one only their upper 8 bits). Pillow reads BMP, and
+by a few levels), 8-bit PNG, WebP, and 16-bit PNG to the samples stored (Pillow gives a
+16-bit grey PNG the same, a colour one only their upper 8 bits). Pillow reads BMP, CMYK JPEG
+and WebP with alpha (TensorFlow rounds CMYK otherwise, and cannot drop a WebP's alpha), and
 ``tifffile`` (with ``imagecodecs`` for compressed files) TIFF. EXIF orientation (JPEG, PNG,
 WebP) and the TIFF Orientation tag are applied as Pillow's ``ImageOps.exif_transpose`` does.
 """
@@ -154,7 +155,8 @@ class ImageInfo:
             return ROUTE_PNG16
         if self.format in _JPEG_FORMATS and self.mode in ("L", "RGB"):
             return ROUTE_JPEG
-        if self.format in _TF_FORMATS and self.dtype == "uint8":
+        webp_alpha = self.format == "WEBP" and self.alpha  # TensorFlow decodes it to RGBA only
+        if self.format in _TF_FORMATS and self.dtype == "uint8" and not webp_alpha:
             return ROUTE_TF
         return ROUTE_PYTHON
 
@@ -442,18 +444,14 @@ class ImageReader:
         """Decode with TensorFlow, to the values Pillow gives: JPEG with the accurate DCT (the
         default fast one differs from Pillow), 8-bit PNG and WebP, 16-bit PNG."""
         data = tf.io.read_file(path)
+        channels = 3 if self.bands is None else 0
         if route == ROUTE_JPEG:
-            image = tf.io.decode_jpeg(data, dct_method="INTEGER_ACCURATE")
+            image = tf.io.decode_jpeg(data, channels=channels, dct_method="INTEGER_ACCURATE")
         elif route == ROUTE_PNG16:
-            image = tf.io.decode_png(data, dtype=tf.uint16)
+            image = tf.io.decode_png(data, channels=channels, dtype=tf.uint16)
         else:
-            image = tf.io.decode_image(data, expand_animations=False)
-        if self.bands is not None:
-            return tf.gather(image, self.bands, axis=-1)
-        # The file's own bands, then ImageInfo.default_bands: TensorFlow cannot drop a WebP's
-        # alpha while decoding, and a graph decodes files it knows not the bands of.
-        grey = tf.shape(image)[-1] < 3
-        return tf.gather(image, tf.where(grey, [0, 0, 0], [0, 1, 2]), axis=-1)
+            image = tf.io.decode_image(data, channels=channels, expand_animations=False)
+        return image if self.bands is None else tf.gather(image, self.bands, axis=-1)
 
     def _python(self, info):
         tiff = info.format == "TIFF"
