@@ -14,10 +14,15 @@ its bands but alpha, a single band repeated to RGB. ``bands=(0, 1, 2)`` takes th
 (0-based, of the file's own bands: a palette counts as RGB) and nothing else, so
 ``bands=(0,)`` reads a grey image as one channel.
 
-**Decoders.** TensorFlow decodes PNG, JPEG and WebP (as ``compare`` always did, so the default
-numbers never move); ``tifffile`` (with ``imagecodecs`` for compressed files) reads TIFF, and
-Pillow BMP. EXIF orientation (JPEG, PNG, WebP) and the TIFF Orientation tag are applied as
-Pillow's ``ImageOps.exif_transpose`` does.
+**Decoders.** Every format gives the values Pillow gives for the same file, in the eager
+reader and in ``tf.data`` alike; TIFF the values ``tifffile`` gives. TensorFlow decodes JPEG
+with the accurate integer DCT and libjpeg-turbo's default ("fancy") chroma upsampling, as
+Pillow does (TensorFlow's default, the fast DCT, differs from Pillow on most pixels of a photo,
+by a few levels), 8-bit PNG, WebP, and 16-bit PNG to the samples stored (Pillow gives a
+16-bit grey PNG the same, a colour one only their upper 8 bits). Pillow reads BMP, CMYK JPEG
+and WebP with alpha (TensorFlow rounds CMYK otherwise, and cannot drop a WebP's alpha), and
+``tifffile`` (with ``imagecodecs`` for compressed files) TIFF. EXIF orientation (JPEG, PNG,
+WebP) and the TIFF Orientation tag are applied as Pillow's ``ImageOps.exif_transpose`` does.
 """
 
 import dataclasses
@@ -58,10 +63,14 @@ TURNS = {
 }
 #: The EXIF tag of the orientation (also the TIFF Orientation tag, 274).
 EXIF_ORIENTATION = 0x0112
-# Decoders: TensorFlow's decode_image (8-bit PNG, JPEG, WebP), its 16-bit PNG decoder, or
-# Python (tifffile for TIFF, Pillow for the rest) inside tf.numpy_function.
-ROUTE_TF, ROUTE_PNG16, ROUTE_PYTHON = 0, 1, 2
-_TF_FORMATS = ("PNG", "JPEG", "MPO", "WEBP")
+# Decoders: TensorFlow's decode_image (8-bit PNG, WebP), its JPEG decoder with the accurate DCT,
+# its 16-bit PNG decoder, or Python (tifffile for TIFF, Pillow for the rest) inside
+# tf.numpy_function.
+_ROUTES = range(4)
+ROUTE_TF, ROUTE_JPEG, ROUTE_PNG16, ROUTE_PYTHON = _ROUTES
+# TensorFlow decodes grey and RGB JPEGs: its CMYK to RGB rounds otherwise than Pillow's.
+_JPEG_FORMATS = ("JPEG", "MPO")
+_TF_FORMATS = ("PNG", "WEBP")
 # Pillow mode -> (bands, sample type), as the decoders give them (a palette as RGB).
 _MODES = {
     "1": (1, "uint8"),
@@ -125,6 +134,7 @@ class ImageInfo:
         dtype: Sample type: ``"uint8"``, ``"uint16"`` or ``"float32"``.
         orientation: EXIF (or TIFF) orientation, 1 to 8; 1 when there is none.
         alpha: Indices of the alpha bands (dropped without ``bands``).
+        mode: Pillow's mode (``"RGB"``, ``"CMYK"``, ...); ``""`` for a TIFF.
     """
 
     path: str
@@ -135,13 +145,18 @@ class ImageInfo:
     dtype: str
     orientation: int = 1
     alpha: tuple = ()
+    mode: str = ""
 
     @property
     def route(self):
-        """Which decoder reads it: ``ROUTE_TF``, ``ROUTE_PNG16`` or ``ROUTE_PYTHON``."""
+        """Which decoder reads it: ``ROUTE_TF``, ``ROUTE_JPEG``, ``ROUTE_PNG16`` or
+        ``ROUTE_PYTHON``."""
         if self.format == "PNG" and self.dtype == "uint16":
             return ROUTE_PNG16
-        if self.format in _TF_FORMATS and self.dtype == "uint8":
+        if self.format in _JPEG_FORMATS and self.mode in ("L", "RGB"):
+            return ROUTE_JPEG
+        webp_alpha = self.format == "WEBP" and self.alpha  # TensorFlow decodes it to RGBA only
+        if self.format in _TF_FORMATS and self.dtype == "uint8" and not webp_alpha:
             return ROUTE_TF
         return ROUTE_PYTHON
 
@@ -214,7 +229,7 @@ def probe_image(path, verify=False):
     Example:
         >>> probe_image("my_data/images/a.tif")
         ImageInfo(path='my_data/images/a.tif', format='TIFF', width=128, height=128, bands=4,
-                  dtype='uint16', orientation=1, alpha=())
+                  dtype='uint16', orientation=1, alpha=(), mode='')
     """
     path = os.fspath(path)
     try:
@@ -254,7 +269,7 @@ def _probe_pil(path, verify):
         bands = 4
     alpha = (bands - 1,) if bands in (2, 4) else ()  # grey + alpha, RGBA
     orientation = int(orientation) if orientation in _ORIENTATIONS else 1
-    return ImageInfo(path, form, width, height, bands, dtype, orientation, alpha)
+    return ImageInfo(path, form, width, height, bands, dtype, orientation, alpha, mode)
 
 
 def _tiff_layout(path, series):
@@ -426,10 +441,13 @@ class ImageReader:
         return to_model_input(tf.constant(self.read(path)), info.dtype, height, width)
 
     def _tensorflow(self, path, route):
-        """Decode with TensorFlow: ``compare``'s own decoding for 8-bit PNG, JPEG and WebP."""
+        """Decode with TensorFlow, to the values Pillow gives: JPEG with the accurate DCT (the
+        default fast one differs from Pillow), 8-bit PNG and WebP, 16-bit PNG."""
         data = tf.io.read_file(path)
         channels = 3 if self.bands is None else 0
-        if route == ROUTE_PNG16:
+        if route == ROUTE_JPEG:
+            image = tf.io.decode_jpeg(data, channels=channels, dct_method="INTEGER_ACCURATE")
+        elif route == ROUTE_PNG16:
             image = tf.io.decode_png(data, channels=channels, dtype=tf.uint16)
         else:
             image = tf.io.decode_image(data, channels=channels, expand_animations=False)
@@ -495,7 +513,7 @@ class ImageReader:
         ]
         turned = [1, *sorted(set(orientations) - {1})]
         # tf.switch_case takes branches 0..n-1: each route and orientation's branch.
-        route_branch = tf.constant([order.index(r) if r in order else 0 for r in range(3)])
+        route_branch = tf.constant([order.index(r) if r in order else 0 for r in _ROUTES])
         turn_branch = tf.constant([turned.index(o) if o in turned else 0 for o in range(9)])
 
         def decode(path, route, orientation):
