@@ -15,6 +15,7 @@ from ._registry import get, list_names
 from ._version import __version__
 from .activations import PixelSoftmax, pixel_softmax
 from .class_weights import class_weights
+from .data.contract import DataContract
 from .exporting import export
 from .flavor import KERAS_FLAVOR
 from .inference import evaluate, load_predictor, predict_image
@@ -37,10 +38,11 @@ from .losses import (
     pixel_tversky_loss,
 )
 from .metrics import PixelAccuracy, PixelIoU, PixelMeanIoU, pixel_metrics
-from .saving import load_model
+from .saving import data_contract, load_model, save_model, set_data_contract
 from .sm_support import supported_backbones
 
 __all__ = [
+    "DataContract",
     "KERAS_FLAVOR",
     "PixelAccuracy",
     "PixelBinaryCrossentropy",
@@ -58,6 +60,7 @@ __all__ = [
     "PixelTverskyLoss",
     "__version__",
     "class_weights",
+    "data_contract",
     "evaluate",
     "export",
     "get",
@@ -73,5 +76,7 @@ __all__ = [
     "predict_image",
     "pixel_softmax",
     "pixel_tversky_loss",
+    "save_model",
+    "set_data_contract",
     "supported_backbones",
 ]

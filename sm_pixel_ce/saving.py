@@ -1,11 +1,21 @@
 """``load_model``: reload any model saved with sm_pixel_ce objects, with a clear error when it
-cannot.
+cannot; ``save_model``, ``set_data_contract`` and ``data_contract``: the model's
+:class:`~sm_pixel_ce.data.contract.DataContract` (what it was trained on) inside its file.
+
+Where the contract is kept, so that ``keras.models.load_model`` still reads every file as before:
+
+* ``.keras``: the zip member :data:`KERAS_MEMBER` beside ``config.json`` (Keras 3 and tf_keras
+  read only the members they know);
+* ``.h5``: the root attribute :data:`H5_ATTRIBUTE`;
+* SavedModel folder (tf_keras): ``assets/`` (see :mod:`sm_pixel_ce.exporting.metadata`, which
+  also keeps it in ONNX and TFLite exports).
 
 Also mends, at import, how tf_keras reads the weights of a ``.keras`` file (see
 ``_patch_tf_keras_archive_reads``): without it a large model takes minutes to load.
 """
 
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -13,11 +23,19 @@ import shutil
 import tempfile
 import zipfile
 
+from .data.contract import DataContract
+from .exporting import metadata
 from .flavor import IS_KERAS_3, keras
 
 #: A ``.keras`` file's weights up to this size are read into memory before tf_keras opens them;
 #: larger ones go to a temporary file (Keras 3 draws the same line).
 IN_MEMORY_LIMIT = 512 * 1024 * 1024
+#: The ``.keras`` archive's member that holds the data contract.
+KERAS_MEMBER = "sm_pixel_ce_data_contract.json"
+#: The ``.h5`` file's root attribute that holds the data contract.
+H5_ATTRIBUTE = "sm_pixel_ce_data_contract"
+#: The attribute of an in-memory model that holds its data contract.
+_ATTRIBUTE = "_sm_pixel_ce_data_contract"
 
 
 def load_model(path, compile=True, safe_mode=True):
@@ -26,6 +44,8 @@ def load_model(path, compile=True, safe_mode=True):
     Importing sm_pixel_ce registers its names, so this always finds ``pixel_softmax``,
     ``pixel_cce``, ``pixel_bce`` and the rest without ``custom_objects``. A file that cannot be a
     model (missing, truncated, corrupted) raises one clear error instead of a deep traceback.
+    The file's data contract, if it has one, comes with the model (:func:`data_contract`), so
+    that saving it again with :func:`save_model` keeps it.
 
     Args:
         path: The saved model's file or folder.
@@ -35,8 +55,13 @@ def load_model(path, compile=True, safe_mode=True):
     Returns:
         The model.
 
+    Raises:
+        ValueError: The file is damaged, or holds a data contract this version cannot read.
+
     Example:
         >>> model = sm_pixel_ce.load_model("unet.keras")
+        >>> sm_pixel_ce.data_contract(model).class_names
+        ('sky', 'road', 'car')
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -72,7 +97,190 @@ def load_model(path, compile=True, safe_mode=True):
         and type(model).compile is not keras.Model.compile
     ):
         compile_as_saved(model, path)
+    contract = _read_contract(path, kind)
+    if contract is not None:
+        set_data_contract(model, contract)
     return model
+
+
+def save_model(model, path, contract=None, **kwargs):
+    """Save ``model`` as Keras does for the path's extension, with its data contract inside.
+
+    The file stays a plain Keras file: ``keras.models.load_model`` reads it as before, and
+    :func:`load_model` or :func:`data_contract` also read the contract. A contract whose
+    ``fixed_size`` is None is saved with the model's own (True when its input has a height and
+    width).
+
+    Args:
+        model: A Keras model.
+        path: ``.keras``, ``.h5``, or (tf_keras) a SavedModel folder.
+        contract: A :class:`~sm_pixel_ce.data.contract.DataContract`; None for the one set on
+            the model (:func:`set_data_contract`, or :func:`load_model`'s), and without one
+            the model is saved as ``model.save`` saves it. Defaults to None.
+        **kwargs: More arguments of ``model.save`` (``include_optimizer``, ...).
+
+    Returns:
+        The contract saved (None without one).
+
+    Raises:
+        ValueError: The contract does not fit the model (its classes or channels).
+
+    Example:
+        >>> contract = sm_pixel_ce.DataContract(3, ("sky", "road", "car"), size=128)
+        >>> sm_pixel_ce.save_model(model, "unet.keras", contract)
+        >>> keras.models.load_model("unet.keras")   # a plain Keras file still
+    """
+    path = os.fspath(path)
+    contract = data_contract(model) if contract is None else contract
+    if contract is not None:
+        contract = _fitted(model, contract)
+    model.save(path, **kwargs)
+    if contract is None:
+        return None
+    kind = _kind(path)
+    if kind == "keras":
+        with zipfile.ZipFile(path, "a") as archive:
+            archive.writestr(KERAS_MEMBER, contract.to_json(indent=1))
+    elif kind == "h5":
+        import h5py
+
+        with h5py.File(path, "a") as file:
+            file.attrs[H5_ATTRIBUTE] = contract.to_json()
+    elif kind == "savedmodel":
+        metadata.write_saved_model(path, contract)
+    else:
+        raise ValueError(
+            "a data contract is saved in .keras, .h5 and SavedModel folders. "
+            f"Received: path={path!r}"
+        )
+    return contract
+
+
+def set_data_contract(model, contract):
+    """Attach ``contract`` to the in-memory ``model``, for :func:`save_model` to save.
+
+    Args:
+        model: A Keras model.
+        contract: A :class:`~sm_pixel_ce.data.contract.DataContract`, or None to remove one.
+
+    Returns:
+        ``model``.
+
+    Raises:
+        ValueError: ``contract`` is not a DataContract, or does not fit the model.
+
+    Example:
+        >>> sm_pixel_ce.set_data_contract(model, sm_pixel_ce.DataContract(2, ("land", "water")))
+        >>> sm_pixel_ce.save_model(model, "unet.keras")
+    """
+    if contract is not None:
+        contract = _fitted(model, contract)
+    # Outside Keras's attribute tracking: a plain attribute that no Keras format saves.
+    object.__setattr__(model, _ATTRIBUTE, contract)
+    return model
+
+
+def data_contract(model_or_path):
+    """The data contract of a model, or of a model file: what it was trained on, or None.
+
+    Args:
+        model_or_path: A Keras model (its contract from :func:`set_data_contract` or
+            :func:`load_model`), or a ``.keras``, ``.h5``, SavedModel folder, ``.onnx`` or
+            ``.tflite`` path (read without loading the model).
+
+    Returns:
+        A :class:`~sm_pixel_ce.data.contract.DataContract`, or None when there is none (any
+        model saved without one).
+
+    Raises:
+        FileNotFoundError: No such path.
+        ValueError: The contract in the file is not one this version reads (a newer format, a
+            field that does not fit), or the path is not a model file.
+
+    Example:
+        >>> contract = sm_pixel_ce.data_contract("unet.tflite")
+        >>> contract.class_names, contract.scale, contract.size
+        (('sky', 'road', 'car'), 255, (128, 128))
+    """
+    if not isinstance(model_or_path, (str, os.PathLike)):
+        return getattr(model_or_path, _ATTRIBUTE, None)
+    path = os.fspath(model_or_path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No saved model at {path!r}. Received: path={path!r}")
+    kind = _kind(path)
+    suffix = os.path.splitext(path)[1].lower()
+    if kind == "other" and suffix not in (".onnx", ".tflite"):
+        raise ValueError(
+            "a data contract is read from .keras, .h5, SavedModel folders, .onnx and .tflite "
+            f"files. Received: path={path!r}"
+        )
+    if suffix == ".onnx":
+        return metadata.read_onnx(path)
+    if suffix == ".tflite":
+        return metadata.read_tflite(path)
+    return _read_contract(path, kind)
+
+
+def _read_contract(path, kind):
+    """The contract in a Keras file of ``kind`` (see :func:`_kind`), or None."""
+    if kind == "keras":
+        with zipfile.ZipFile(path) as archive:
+            if KERAS_MEMBER not in archive.namelist():
+                return None
+            return DataContract.from_json(archive.read(KERAS_MEMBER))
+    if kind == "h5":
+        import h5py
+
+        with h5py.File(path, "r") as file:
+            text = file.attrs.get(H5_ATTRIBUTE)
+        return None if text is None else DataContract.from_json(text)
+    if kind == "savedmodel":
+        return metadata.read_saved_model(path)
+    return None
+
+
+def _fitted(model, contract):
+    """``contract`` checked against ``model`` (one input, one output), with the model's
+    ``fixed_size`` when it has none."""
+    if not isinstance(contract, DataContract):
+        raise ValueError(
+            "a data contract is a sm_pixel_ce.DataContract. "
+            f"Received: contract of type {type(contract).__name__}"
+        )
+    inputs, outputs = _shape(model, "input_shape"), _shape(model, "output_shape")
+    if inputs is not None and contract.fixed_size is None and len(inputs) == 4:
+        contract = dataclasses.replace(
+            contract, fixed_size=inputs[1] is not None and inputs[2] is not None
+        )
+    if inputs is not None and contract.channels is not None and inputs[-1] not in (
+        None,
+        contract.channels,
+    ):
+        raise ValueError(
+            f"the data contract's channels do not fit the model, which takes {inputs[-1]}. "
+            f"Received: channels={contract.channels}"
+        )
+    if outputs is not None and outputs[-1] is not None:
+        fits = outputs[-1] == contract.classes or (outputs[-1] == 1 and contract.classes <= 2)
+        if not fits:
+            raise ValueError(
+                f"the data contract's classes do not fit the model, whose output has "
+                f"{outputs[-1]} channels. Received: classes={contract.classes}"
+            )
+    return contract
+
+
+def _shape(model, name):
+    """The model's single input or output shape, or None (several, or not known yet)."""
+    try:
+        shape = getattr(model, name)
+    except (AttributeError, RuntimeError, ValueError):
+        return None
+    if not isinstance(shape, tuple) or not shape or not all(
+        s is None or isinstance(s, int) for s in shape
+    ):
+        return None
+    return shape
 
 
 def compile_as_saved(model, path):

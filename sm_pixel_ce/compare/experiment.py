@@ -9,8 +9,10 @@ import time
 
 import numpy as np
 
-from ..data import label_dtype
+from ..data import CLASS_NAMES, label_dtype
+from ..data.contract import DataContract, contract_from_reader
 from ..flavor import keras
+from ..saving import save_model
 from .evaluation import score_text
 from .layout import OutputFolder, write_json
 from .training import (
@@ -216,12 +218,46 @@ def load_checkpoint(path):
         }
 
 
+def data_contract_of(data, options):
+    """The :class:`~sm_pixel_ce.data.contract.DataContract` of the models ``compare`` trains:
+    the folder's reading (classes, names, colour table, bands, scaling, EXIF) or the generated
+    scenes', whole images resized to ``options.size``, a fixed input size.
+
+    Args:
+        data: A :class:`~sm_pixel_ce.compare.splitting.Split`.
+        options: :class:`~sm_pixel_ce.compare.options.CompareOptions`.
+
+    Returns:
+        A DataContract.
+
+    Example:
+        >>> data_contract_of(held_out, CompareOptions()).describe()
+        '7 classes (background, disc, ...); masks of class indices; images: default bands of
+        float32, divided by 1, EXIF applied; trained at 64x64, whole images resized; fixed
+        input size'
+    """
+    reader = getattr(data.train, "reader", None)
+    if reader is not None:
+        return contract_from_reader(reader, options.size, fixed_size=True, sizing="resize")
+    kind = data.train.kind  # the scenes: model inputs already, float32 in [0, 1]
+    return DataContract(
+        classes=options.classes,
+        class_names=CLASS_NAMES,
+        channels=kind.channels,
+        dtype=kind.dtype,
+        scale=kind.scale,
+        size=options.size,
+        fixed_size=True,
+    )
+
+
 def _save_and_reload(variant, model, data, options, path):
     # The file is for prediction and reloading: it keeps the loss with its options, but a
     # stateless SGD instead of Adam, whose two slots per weight would triple its size (and an
-    # unbuilt Adam would warn on every load that its slots are missing).
+    # unbuilt Adam would warn on every load that its slots are missing). It carries the data
+    # contract, so that evaluate and predict read data as this run did.
     model.compile(optimizer=keras.optimizers.SGD(options.lr), loss=model.loss, metrics=["accuracy"])
-    model.save(path)
+    save_model(model, path, data_contract_of(data, options))
     start = time.perf_counter()
     reloaded = keras.models.load_model(path)
     difference = max_output_difference(model, reloaded, variant, data.val, options.size)

@@ -8,6 +8,9 @@
 * SavedModel: ``tf.saved_model.save`` of a bare ``tf.Module`` holding the weights and the
   ``serving_default`` signature, so TF Serving (or ``tf.saved_model.load``) needs neither
   sm_pixel_ce nor segmentation_models, nor any Keras object.
+
+Each converter takes the source model's data contract and writes it into its file
+(:mod:`.metadata`), so that the exported file alone tells how to read data for it.
 """
 
 import contextlib
@@ -19,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..flavor import IS_KERAS_3
+from . import metadata
 from .calibration import representative_dataset
 from .errors import require
 
@@ -36,7 +40,7 @@ def _frozen(serve):
     return convert_variables_to_constants_v2(serve.get_concrete_function())
 
 
-def to_tflite(serve, quantize=None, calibration_images=None, int8_io=False):
+def to_tflite(serve, quantize=None, calibration_images=None, int8_io=False, contract=None):
     """Convert a serving function (one fixed-size input) to a TFLite flatbuffer.
 
     Args:
@@ -45,6 +49,8 @@ def to_tflite(serve, quantize=None, calibration_images=None, int8_io=False):
             integer, calibrated on ``calibration_images``). Defaults to None.
         calibration_images: float32 ``(N, H, W, C)`` for ``"int8"``. Defaults to None.
         int8_io: With ``"int8"``, take uint8 input and give uint8 output. Defaults to False.
+        contract: The model's :class:`~sm_pixel_ce.data.contract.DataContract`, written as a
+            metadata entry; None for none. Defaults to None.
 
     Returns:
         The ``.tflite`` file's bytes.
@@ -60,7 +66,8 @@ def to_tflite(serve, quantize=None, calibration_images=None, int8_io=False):
         if int8_io:
             converter.inference_input_type = tf.uint8
             converter.inference_output_type = tf.uint8
-    return converter.convert()
+    data = converter.convert()
+    return data if contract is None else metadata.with_tflite_metadata(data, contract)
 
 
 class _CalibrationReader:
@@ -73,7 +80,9 @@ class _CalibrationReader:
         return next(self._items, None)
 
 
-def to_onnx(serve, out, quantize=None, calibration_images=None, opset=ONNX_OPSET):
+def to_onnx(
+    serve, out, quantize=None, calibration_images=None, opset=ONNX_OPSET, contract=None
+):
     """Convert a serving function to an ONNX model file.
 
     Args:
@@ -85,10 +94,19 @@ def to_onnx(serve, out, quantize=None, calibration_images=None, opset=ONNX_OPSET
             Defaults to None.
         calibration_images: float32 ``(N, H, W, C)`` for ``"int8"``. Defaults to None.
         opset: The ONNX opset. Defaults to ``ONNX_OPSET``.
+        contract: The model's :class:`~sm_pixel_ce.data.contract.DataContract`, written to the
+            file's ``metadata_props``; None for none. Defaults to None.
 
     Returns:
         ``out``.
     """
+    _to_onnx(serve, out, quantize, calibration_images, opset)
+    if contract is not None:
+        metadata.write_onnx(out, contract)
+    return out
+
+
+def _to_onnx(serve, out, quantize, calibration_images, opset):
     tf2onnx = require("tf2onnx", "ONNX export")
     model_proto, _ = tf2onnx.convert.from_function(
         serve, input_signature=serve.input_signature, opset=opset
@@ -121,7 +139,7 @@ def to_onnx(serve, out, quantize=None, calibration_images=None, opset=ONNX_OPSET
     return out
 
 
-def to_saved_model(model, serve, out):
+def to_saved_model(model, serve, out, contract=None):
     """Write a TF Serving SavedModel whose ``serving_default`` signature is ``serve``.
 
     Only the weights and the traced graph are saved (no Keras objects), so loading it needs
@@ -131,6 +149,8 @@ def to_saved_model(model, serve, out):
         model: The Keras model whose weights ``serve`` reads.
         serve: A ``tf.function`` with one input signature.
         out: The SavedModel folder to write.
+        contract: The model's :class:`~sm_pixel_ce.data.contract.DataContract`, written to
+            ``assets/``; None for none. Defaults to None.
 
     Returns:
         ``out``.
@@ -140,6 +160,8 @@ def to_saved_model(model, serve, out):
     root.weights = [v.value if IS_KERAS_3 else v for v in model.variables]
     root.serve = serve
     tf.saved_model.save(root, out, signatures={"serving_default": serve.get_concrete_function()})
+    if contract is not None:
+        metadata.write_saved_model(out, contract)
     return out
 
 

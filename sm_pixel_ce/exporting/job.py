@@ -110,17 +110,21 @@ def _samples(model, calibration, height, width):
 
 
 def _write(model, out, format, quantize, images, int8_io, opset, height, width):
-    """Trace ``model`` at ``height`` x ``width`` and write it to ``out`` in ``format``."""
+    """Trace ``model`` at ``height`` x ``width`` and write it to ``out`` in ``format``, with the
+    model's data contract."""
+    from ..saving import data_contract
+
     serve = tracing.serving_function(model, height, width)
+    contract = data_contract(model)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     if format == "tflite":
-        data = convert.to_tflite(serve, quantize, images, int8_io)
+        data = convert.to_tflite(serve, quantize, images, int8_io, contract)
         with open(out, "wb") as handle:
             handle.write(data)
     elif format == "onnx":
-        convert.to_onnx(serve, out, quantize, images, opset)
+        convert.to_onnx(serve, out, quantize, images, opset, contract)
     else:
-        convert.to_saved_model(model, serve, out)
+        convert.to_saved_model(model, serve, out, contract)
 
 
 def _check(report, model, images, masks, source, tolerance):
