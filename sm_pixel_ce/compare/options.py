@@ -1,5 +1,6 @@
 """What one ``compare`` run is asked for: :class:`CompareOptions`, every option with its default
-and its help in one place, normalised and checked once when the object is made.
+and its help in one place (the reading options' in :mod:`sm_pixel_ce.data.options`), normalised
+and checked once when the object is made.
 
 The command line is built from these fields (``--<name-with-dashes>``, their help and groups),
 the run configuration that ``--resume`` checks and the report's configuration are derived from
@@ -26,8 +27,9 @@ _NOT_IN_RUN_CONFIG = ("variants", "seeds", "images", "skip_bad", "jobs", "ray", 
 
 #: A field with its command-line spelling, in the training group unless told.
 _option = functools.partial(option, group="training")
-#: The reading options of a ``compare`` run (see :class:`~sm_pixel_ce.data.options.ReadOptions`).
-_READS = (
+
+
+@reads(
     "size",
     "ignore_index",
     "mask_colors",
@@ -37,21 +39,17 @@ _READS = (
     "bands",
     "no_exif",
     "skip_bad",
+    size=TRAINING_SIZE,
 )
-
-
-@reads(*_READS, size=TRAINING_SIZE)
 @dataclasses.dataclass(frozen=True)
 class CompareOptions:
     """Every option of one ``compare`` run.
 
     Made once, from keywords or from the command line; normalised (``variants`` as a tuple with
     ``"all"`` expanded, ``encoder_weights="none"`` as None, the scenes' class count and the
-    ignore value of ``ignore_color`` filled in) and checked when made. The reading options
-    (``size``, ``ignore_index``, ``skip_bad``, ``masks``, ``mask_pattern``, ``mask_colors``,
-    ``ignore_color``, ``bands``, ``no_exif``) are those of
-    :class:`~sm_pixel_ce.data.options.ReadOptions`, held in ``read``, given and read as flat
-    keywords and attributes (``size`` defaults to 64).
+    ignore value of ``ignore_color`` filled in) and checked when made. The reading options it
+    takes (``CompareOptions.READS``) are those of :class:`~sm_pixel_ce.data.options.ReadOptions`,
+    held in ``read``, given and read as flat keywords and attributes (``size`` defaults to 64).
 
     Attributes:
         variants: Variant names from ``VARIANTS`` or loss specs (``"pixel_cce+0.5*pixel_dice"``,

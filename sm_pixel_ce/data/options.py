@@ -299,7 +299,6 @@ def reads(*names, **defaults):
                     values[name] = value
             return values
 
-        __init__.__doc__ = generated.__doc__
         cls.__init__, cls.__getattr__, cls.flat = __init__, __getattr__, flat
         cls.READS, cls.READ_DEFAULTS = _in_order(names), dict(defaults)
         return cls
