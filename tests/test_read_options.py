@@ -162,3 +162,21 @@ def test_unset_options_are_filled_and_given_ones_kept():
     assert ReadOptions(ignore_index=7).ignore_value(3) == 7
     reader = ReadOptions(bands="0,1", no_exif=True, mask_pattern="{stem}_m.png").reader(4)
     assert reader.image_reader.bands == (0, 1) and not reader.exif and reader.classes == 4
+
+
+def test_export_reads_its_calibration_folder_with_the_shared_options(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from sm_pixel_ce.exporting.calibration import read_calibration
+
+    (tmp_path / "images").mkdir()
+    pixels = np.zeros((8, 8, 3), np.uint8)
+    pixels[..., 0] = 100
+    Image.fromarray(pixels).save(tmp_path / "images" / "a.png")
+    options = CalibrationOptions(folder=str(tmp_path), scale=200, bands="0")
+    images, masks = read_calibration(
+        options.folder, 8, 8, reader=options.read.reader(), scale=options.scale
+    )
+    assert masks is None and images.shape == (1, 8, 8, 1)
+    np.testing.assert_allclose(images, 0.5, rtol=1e-6)
