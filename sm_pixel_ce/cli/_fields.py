@@ -1,7 +1,8 @@
 """Command-line flags made from the fields of an options dataclass (their ``metadata`` holds
-``help``, ``group``, ``type`` and other argparse keywords; see
-:class:`~sm_pixel_ce.compare.options.CompareOptions`), so that a flag several commands share
-(``--bands``, ``--mask-colors``, ...) is defined once."""
+``help``, ``group``, ``type`` and other argparse keywords, see
+:func:`sm_pixel_ce.data.options.option`), so that a flag several commands share (``--bands``,
+``--mask-colors``, ...: the fields of :class:`~sm_pixel_ce.data.options.ReadOptions`) is defined
+once, with one help text."""
 
 
 def flag(name):
@@ -21,13 +22,10 @@ def add_field(where, field, default=None, help=None):
     """
     meta = field.metadata
     text = meta["help"] if help is None else help
-    if meta["type"] is None:  # a switch
-        where.add_argument(flag(field.name), action="store_true", help=text)
+    default = field.default if default is None else default
+    if meta["type"] is None:  # a switch; None when not given stays None (a reading option unset)
+        where.add_argument(flag(field.name), action="store_true", default=default, help=text)
         return
     where.add_argument(
-        flag(field.name),
-        type=meta["type"],
-        default=field.default if default is None else default,
-        help=text,
-        **meta["cli"],
+        flag(field.name), type=meta["type"], default=default, help=text, **meta["cli"]
     )

@@ -7,24 +7,11 @@ Exit status: 0 on success, 1 for unusable data or model files, 2 for bad argumen
 import os
 import sys
 
-from ..compare.options import option_fields as compare_fields
 from ..data import DataError
 from ..exporting.errors import MissingRuntimeError, ModelFileError
-from ..inference.evaluation import FILES, evaluate, option_fields
+from ..inference.evaluation import FILES, EvaluateOptions, evaluate, option_fields
 from ..inference.evaluation_report import report_markdown
 from ._fields import add_field
-
-#: compare's flags that say how a folder is read, shared as they are.
-_DATA_FLAGS = (
-    "ignore_index",
-    "skip_bad",
-    "masks",
-    "mask_pattern",
-    "mask_colors",
-    "ignore_color",
-    "bands",
-    "no_exif",
-)
 
 
 def _positive(text):
@@ -58,13 +45,6 @@ def add_arguments(parser):
     )
     scoring = parser.add_argument_group("resolution")
     scoring.add_argument(
-        "--size",
-        type=_positive,
-        metavar="S",
-        help="score at SxS: images and masks resized as compare trains (default: the model's "
-        "fixed input size; the images' own size for a model of any size)",
-    )
-    scoring.add_argument(
         "--tile",
         type=_positive,
         metavar="T",
@@ -75,17 +55,9 @@ def add_arguments(parser):
         "--overlap", type=float, default=0.25, help="tile overlap in [0, 1) (default: 0.25)"
     )
     scoring.add_argument(
-        "--scale",
-        type=float,
-        metavar="V",
-        help="divide pixel values by V instead of their type's maximum (255, 65535), for a "
-        "model trained so (e.g. 4095 for 12-bit data)",
-    )
-    scoring.add_argument(
         "--batch-size", type=_positive, default=4, help="images or tiles per call (default: 4)"
     )
     names = parser.add_argument_group("classes")
-    names.add_argument("--class-names", metavar="A,B,...", help="a name per class")
     names.add_argument(
         "--exclude-classes",
         metavar="LIST",
@@ -102,9 +74,9 @@ def add_arguments(parser):
         "--threshold", type=float, default=0.5, help="multi-label threshold (default: 0.5)"
     )
     reading = parser.add_argument_group("data")
-    fields = {field.name: field for field in compare_fields()}
-    for name in _DATA_FLAGS:
-        add_field(reading, fields[name])
+    for field in option_fields():
+        if field.name in EvaluateOptions.READS:
+            add_field(reading, field)
     parser.add_argument(
         "--out", default="evaluation", metavar="DIR", help="output folder (default: evaluation)"
     )
@@ -117,15 +89,10 @@ def _error(message, status=2):
 
 def run(args):
     """Score ``args.model`` on ``args.data``; returns the exit status."""
-    # --no-exif is compare's flag; every other option is spelled as EvaluateOptions spells it.
     options = {f.name: getattr(args, f.name) for f in option_fields() if f.name in vars(args)}
     try:
         result = evaluate(
-            args.model,
-            args.data,
-            exif=not args.no_exif,
-            log=lambda line: print(line, flush=True),
-            **options,
+            args.model, args.data, log=lambda line: print(line, flush=True), **options
         )
     except (ModelFileError, DataError, MissingRuntimeError, OSError) as error:
         return _error(str(error), status=1)

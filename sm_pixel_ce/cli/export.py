@@ -7,8 +7,14 @@ the calibration data or a runtime cannot be used, 2 for bad arguments.
 import sys
 
 from .._messages import first_line
+from ..data.options import flat_fields
 from ..exporting import DataError, MissingRuntimeError, ModelFileError, export
+from ..exporting.calibration import CalibrationOptions
 from ..exporting.convert import FORMATS, QUANTIZATIONS
+from ._fields import add_field
+
+#: The flags that say how the --calibration folder is read.
+_READING = [f for f in flat_fields(CalibrationOptions) if f.name in CalibrationOptions.READS]
 
 
 def add_arguments(parser):
@@ -47,6 +53,9 @@ def add_arguments(parser):
     )
     parser.add_argument("--no-check", action="store_true", help="write the file only")
     parser.add_argument("--json", metavar="REPORT", help="write the report as JSON here")
+    reading = parser.add_argument_group("calibration folder")
+    for field in _READING:
+        add_field(reading, field)
 
 
 def run(args):
@@ -61,6 +70,7 @@ def run(args):
             check=not args.no_check,
             int8_io=args.int8_io,
             tolerance=args.tolerance,
+            **{field.name: getattr(args, field.name) for field in _READING},
         )
     except (ModelFileError, DataError, MissingRuntimeError, RuntimeError) as error:
         print(f"sm-pixel-ce export: {first_line(error)}", file=sys.stderr)

@@ -12,13 +12,11 @@ from ..exporting.errors import MissingRuntimeError, ModelFileError
 from ..inference.predict import option_fields, predict_files
 from ._fields import add_field
 
-#: Fields whose switch turns them off.
-_OFF_SWITCHES = {"exif": "--no-exif"}
-
 
 def add_arguments(parser):
     """Add the ``predict`` arguments to ``parser``: MODEL, INPUT..., ``--out``, and one option per
-    field of :class:`~sm_pixel_ce.inference.predict.PredictOptions`."""
+    field of :class:`~sm_pixel_ce.inference.predict.PredictOptions` (its reading options'
+    from :class:`~sm_pixel_ce.data.options.ReadOptions`)."""
     parser.add_argument(
         "model", metavar="MODEL", help=".keras, .h5, SavedModel folder, .tflite or .onnx"
     )
@@ -32,13 +30,7 @@ def add_arguments(parser):
         "--out", required=True, metavar="DIR", help="folder the masks are written to"
     )
     for field in option_fields():
-        meta = field.metadata
-        if field.name in _OFF_SWITCHES:
-            parser.add_argument(
-                _OFF_SWITCHES[field.name], dest=field.name, action="store_false", help=meta["help"]
-            )
-        else:
-            add_field(parser, field)
+        add_field(parser, field)
 
 
 def _error(message, status):

@@ -1,5 +1,6 @@
 """What one ``compare`` run is asked for: :class:`CompareOptions`, every option with its default
-and its help in one place, normalised and checked once when the object is made.
+and its help in one place (the reading options' in :mod:`sm_pixel_ce.data.options`), normalised
+and checked once when the object is made.
 
 The command line is built from these fields (``--<name-with-dashes>``, their help and groups),
 the run configuration that ``--resume`` checks and the report's configuration are derived from
@@ -7,16 +8,11 @@ them, and the training code reads them.
 """
 
 import dataclasses
+import functools
 import os
 
-from ..data import (
-    NUM_CLASSES,
-    MaskPattern,
-    default_ignore_index,
-    parse_bands,
-    parse_color,
-)
-from ..data.masks import AUTO
+from ..data import NUM_CLASSES, parse_bands
+from ..data.options import TRAINING_SIZE, ReadOptions, flat_defaults, flat_fields, option, reads
 from ..flavor import KERAS_FLAVOR
 from ..input_sizes import ARCHITECTURES, size_requirement
 from .specs import UnknownNameError, split_variants
@@ -29,20 +25,31 @@ DEFAULT_SCENES = 160
 _NOT_IN_RUN_CONFIG = ("variants", "seeds", "images", "skip_bad", "jobs", "ray", "gpus_per_run")
 
 
-def _option(default, help, group="training", type=None, **cli):
-    """A field with its command-line spelling: ``help`` (``%(default)s`` allowed), the argparse
-    ``group``, the ``type`` that parses its text, and other argparse keywords."""
-    metadata = {"help": help, "group": group, "type": type, "cli": cli}
-    return dataclasses.field(default=default, metadata=metadata)
+#: A field with its command-line spelling, in the training group unless told.
+_option = functools.partial(option, group="training")
 
 
+@reads(
+    "size",
+    "ignore_index",
+    "mask_colors",
+    "ignore_color",
+    "masks",
+    "mask_pattern",
+    "bands",
+    "no_exif",
+    "skip_bad",
+    size=TRAINING_SIZE,
+)
 @dataclasses.dataclass(frozen=True)
 class CompareOptions:
     """Every option of one ``compare`` run.
 
     Made once, from keywords or from the command line; normalised (``variants`` as a tuple with
-    ``"all"`` expanded, ``encoder_weights="none"`` as None, the scenes' class count filled in)
-    and checked when made.
+    ``"all"`` expanded, ``encoder_weights="none"`` as None, the scenes' class count and the
+    ignore value of ``ignore_color`` filled in) and checked when made. The reading options it
+    takes (``CompareOptions.READS``) are those of :class:`~sm_pixel_ce.data.options.ReadOptions`,
+    held in ``read``, given and read as flat keywords and attributes (``size`` defaults to 64).
 
     Attributes:
         variants: Variant names from ``VARIANTS`` or loss specs (``"pixel_cce+0.5*pixel_dice"``,
@@ -50,20 +57,9 @@ class CompareOptions:
             is split on the commas outside parentheses. Defaults to ``("cce", "bce")``.
         data: Folder with ``images/`` and ``masks/``; None for the generated scenes.
         classes: Number of classes (required with ``data``; 7 for the scenes).
-        ignore_index: Mask value not counted, or None.
-        size: Square input side. Defaults to 64.
         val_fraction: Held-out fraction, drawn over the file names. Defaults to 0.25.
         images: Number of generated scenes without ``data``. Defaults to 160.
-        skip_bad: Skip damaged pairs (listed in the report) instead of stopping.
-        masks: The masks' folder; None for ``data/masks``.
-        mask_pattern: A mask's file name from its image's stem (``"{stem}_mask.png"``); None
-            to pair by stem.
-        mask_colors: None (masks of class indices), a JSON colour table's path, or ``"auto"``.
-        ignore_color: ``"R,G,B"`` of colour-coded masks that is not counted; its pixels get
-            ``ignore_index`` (255, or 65535 beyond 255 classes, when not given).
-        bands: Image bands as ``"0,1,2"`` (0-based); None for RGB (every band of a TIFF but
-            alpha).
-        no_exif: Read images and masks as stored, not turned by their EXIF orientation.
+        read: How the folder is read (:class:`~sm_pixel_ce.data.options.ReadOptions`).
         arch, backbone: segmentation_models model. Defaults to ``"Unet"``, ``"resnet18"``.
         epochs, batch_size, lr: Adam schedule. Defaults to 10, 8, 1e-3.
         seed: First seed (split, initial weights, batch order). Defaults to 0.
@@ -111,20 +107,7 @@ class CompareOptions:
     classes: int = _option(
         None, "number of classes (required with --data; 7 for the scenes)", group="data", type=int
     )
-    ignore_index: int = _option(
-        None,
-        "mask value not counted, e.g. 255 (void borders)",
-        group="data",
-        type=int,
-        metavar="V",
-    )
-    size: int = _option(
-        64,
-        "images and masks are resized to SIZE x SIZE, a multiple of 32 (of 48 for PSPNet) "
-        "(default: %(default)s)",
-        group="data",
-        type=int,
-    )
+    read: ReadOptions = dataclasses.field(default_factory=ReadOptions)
     val_fraction: float = _option(
         0.25, "held-out fraction (default: %(default)s)", group="data", type=float
     )
@@ -133,52 +116,6 @@ class CompareOptions:
         "number of generated scenes without --data (default: %(default)s)",
         group="data",
         type=int,
-    )
-    skip_bad: bool = _option(
-        False,
-        "skip damaged or unpaired files (listed in the report) instead of stopping",
-        group="data",
-    )
-    masks: str = _option(
-        None, "folder of the masks (default: DATA/masks)", group="data", type=str, metavar="DIR"
-    )
-    mask_pattern: str = _option(
-        None,
-        "a mask's file name made from its image's file stem, e.g. '{stem}_mask.png' "
-        "(default: the image's stem, .png or .tif)",
-        group="data",
-        type=str,
-        metavar="PATTERN",
-    )
-    mask_colors: str = _option(
-        None,
-        'colour-coded masks: a JSON list of {"class": 1, "name": "road", "color": '
-        "[128, 64, 128]}, or auto to number the colours found in ascending (R, G, B) order",
-        group="data",
-        type=str,
-        metavar="FILE|auto",
-    )
-    ignore_color: str = _option(
-        None,
-        "with --mask-colors: the colour that is not a class (its pixels get --ignore-index, "
-        "255 by default)",
-        group="data",
-        type=str,
-        metavar="R,G,B",
-    )
-    bands: str = _option(
-        None,
-        "image bands to use, 0-based, e.g. 0,1,2,3; the model takes as many channels (default: "
-        "RGB, grey repeated; every band of a TIFF but alpha)",
-        group="data",
-        type=str,
-        metavar="LIST",
-    )
-    no_exif: bool = _option(
-        False,
-        "read images and masks as stored, ignoring their EXIF orientation (default: turned as "
-        "viewers show them)",
-        group="data",
     )
     arch: str = _option(
         "Unet",
@@ -276,7 +213,9 @@ class CompareOptions:
         if weights is not None and str(weights).strip().lower() in ("none", "imagenet"):
             weights = None if str(weights).strip().lower() == "none" else "imagenet"
         self._set("encoder_weights", weights)
-        _normalise_data(self)
+        if self.classes is not None:  # --ignore-color's pixels get their value
+            ignore_index = self.read.ignore_value(self.classes)
+            self._set("read", dataclasses.replace(self.read, ignore_index=ignore_index))
         _check(self)
         if self.data is None and self.classes is None:
             self._set("classes", NUM_CLASSES)
@@ -303,11 +242,8 @@ class CompareOptions:
 
     def changed(self):
         """``{name: value}`` of the options that differ from their defaults, in field order."""
-        return {
-            field.name: getattr(self, field.name)
-            for field in dataclasses.fields(self)
-            if getattr(self, field.name) != field.default
-        }
+        defaults = option_defaults()
+        return {name: value for name, value in self.flat().items() if value != defaults[name]}
 
     def run_config(self, description, fingerprint):
         """What the finished runs in an output folder depend on; ``--resume`` requires it equal.
@@ -320,7 +256,7 @@ class CompareOptions:
         Returns:
             A JSON-ready dict.
         """
-        config = dataclasses.asdict(self)
+        config = self.flat()
         for name in _NOT_IN_RUN_CONFIG:
             del config[name]
         config.update(
@@ -335,7 +271,7 @@ class CompareOptions:
         """The report's configuration: every option, the data as described, and ``facts`` of
         the run (class names, split sizes, skipped pairs, wall time ...)."""
         return {
-            **dataclasses.asdict(self),
+            **self.flat(),
             "variants": list(self.variants),
             "data": description,
             "encoder_weights": self.encoder_weights_name,
@@ -346,37 +282,20 @@ class CompareOptions:
 
 
 def option_fields():
-    """The fields of :class:`CompareOptions`, in order: what the command line offers."""
-    return dataclasses.fields(CompareOptions)
+    """The fields of :class:`CompareOptions`, the reading options in ``read``'s place, in
+    order: what the command line offers."""
+    return flat_fields(CompareOptions)
 
 
 def option_defaults():
-    """``{name: default}`` of every option of :class:`CompareOptions`."""
-    return {field.name: field.default for field in option_fields()}
-
-
-def _normalise_data(options):
-    """The data options in one spelling (``--bands 0,1,2``, ``--ignore-color 0,0,0``,
-    ``--mask-colors auto``), and the ignore value that ``--ignore-color`` gives its pixels."""
-    bands = parse_bands(options.bands)
-    options._set("bands", None if bands is None else ",".join(map(str, bands)))
-    color = parse_color(options.ignore_color)
-    options._set("ignore_color", None if color is None else ",".join(map(str, color)))
-    if options.mask_colors is not None:
-        colors = os.fspath(options.mask_colors)
-        options._set("mask_colors", AUTO if colors.strip().lower() == AUTO else colors)
-    if color is not None and options.ignore_index is None and options.classes is not None:
-        options._set("ignore_index", default_ignore_index(options.classes))
+    """``{name: default}`` of every option of :class:`CompareOptions`, as
+    :meth:`CompareOptions.flat` writes them."""
+    return flat_defaults(CompareOptions)
 
 
 def _data_checks(options):
-    """``(ok, message)`` of the options that say how a ``--data`` folder is read."""
-    pattern_error = None
-    if options.mask_pattern is not None:
-        try:
-            MaskPattern(options.mask_pattern)
-        except ValueError as error:
-            pattern_error = str(error)
+    """``(ok, message)`` of the options that say how a ``--data`` folder is read (each on its own
+    value is checked by :class:`~sm_pixel_ce.data.options.ReadOptions`)."""
     folder_only = [
         name
         for name in ("masks", "mask_pattern", "mask_colors", "ignore_color", "bands", "no_exif")
@@ -388,17 +307,6 @@ def _data_checks(options):
             options.data is not None or not folder_only,
             f"--{folder_only[0].replace('_', '-') if folder_only else ''} says how a --data "
             "folder is read; pass --data DIR.",
-        ),
-        (pattern_error is None, pattern_error),
-        (
-            options.mask_colors in (None, AUTO) or os.path.isfile(options.mask_colors),
-            "--mask-colors must be auto or a JSON file of colours; received "
-            f"{options.mask_colors!r} (no such file).",
-        ),
-        (
-            options.ignore_color is None or options.mask_colors is not None,
-            "--ignore-color marks a colour of colour-coded masks; it needs --mask-colors FILE "
-            "or --mask-colors auto.",
         ),
         (
             bands is None or options.encoder_weights is None or len(bands) == 3,
@@ -458,7 +366,7 @@ def _value_checks(options):
     """``(ok, message)`` of every option checked on its own value (after ``--arch`` and
     ``--backbone``, which ``--size`` depends on)."""
     multiple, minimum, reason = size_requirement(options.arch, options.backbone)
-    size, classes, ignore_index = options.size, options.classes, options.ignore_index
+    size, classes = options.size, options.classes
     return [
         (
             size >= minimum and size % multiple == 0,
@@ -519,11 +427,6 @@ def _value_checks(options):
         (
             options.data is not None or classes in (None, NUM_CLASSES),
             f"the generated scenes have {NUM_CLASSES} classes; received --classes {classes}.",
-        ),
-        (
-            ignore_index is None or 0 <= ignore_index <= 65535,
-            "--ignore-index must be a mask value in [0, 65535] (16-bit masks); received "
-            f"{ignore_index}.",
         ),
         (
             classes is None or classes <= 65535,

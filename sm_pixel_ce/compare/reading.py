@@ -8,13 +8,10 @@ from ..data import (
     CLASS_NAMES,
     ArraySource,
     DataError,
-    FolderReader,
     FolderSource,
     check_pairs,
     fingerprint,
     make_scenes,
-    parse_bands,
-    parse_color,
 )
 from .encoders import check_encoder_bands
 
@@ -69,16 +66,7 @@ def read(options, log):
         source = ArraySource(*make_scenes(images, size=size, seed=seed))
         description = f"generated scenes (make_scenes({images}, size={size}, seed={seed}))"
         return Data(source, list(CLASS_NAMES), description, _files(source), {}, [])
-    reader = FolderReader(
-        options.classes,
-        options.ignore_index,
-        bands=parse_bands(options.bands),
-        exif=not options.no_exif,
-        mask_colors=options.mask_colors,
-        ignore_color=parse_color(options.ignore_color),
-        masks=options.masks,
-        mask_pattern=options.mask_pattern,
-    )
+    reader = options.read.reader(options.classes)
     pairs, skipped = reader.pair(options.data, skip_bad=options.skip_bad)
     log(f"Checking {len(pairs)} image/mask pairs in {options.data}")
     pairs, damaged = check_pairs(pairs, skip_bad=options.skip_bad, reader=reader)

@@ -4,17 +4,51 @@ folder (``images/`` and, optionally, ``masks/``), read as ``sm-pixel-ce compare`
 Files are listed, paired, decoded and resized by :class:`sm_pixel_ce.data.FolderReader`, as for
 ``--data``: images as a model takes them (pixel values divided by their type's maximum, EXIF
 orientation applied, bilinearly with antialiasing); masks with nearest neighbour, so no class is
-invented.
+invented. :class:`CalibrationOptions` holds the reading options that apply to such a folder.
 """
 
+import dataclasses
 import os
 
 import numpy as np
 
 from ..data import IMAGE_SUFFIXES, DataError, FolderReader, find_pairs, list_files
+from ..data.options import ReadOptions, reads
 
 #: At most this many calibration images are read (TFLite and onnxruntime need far fewer).
 MAX_IMAGES = 200
+
+
+@reads("masks", "mask_pattern", "bands", "scale", "no_exif")
+@dataclasses.dataclass(frozen=True)
+class CalibrationOptions:
+    """How ``export`` reads its calibration folder, checked when made.
+
+    Attributes:
+        folder: A folder of images, or one with ``images/`` (and optionally ``masks/``); None
+            for none. Defaults to None.
+        read: The reading options that apply to it (``masks``, ``mask_pattern``, ``bands``,
+            ``scale``, ``no_exif`` of :class:`~sm_pixel_ce.data.options.ReadOptions`), given
+            and read as flat keywords and attributes.
+
+    Raises:
+        ValueError: A bad reading option, or one given without ``folder``.
+
+    Example:
+        >>> CalibrationOptions(folder="my_data", bands="0,1,2").read.bands
+        '0,1,2'
+    """
+
+    folder: str = None
+    read: ReadOptions = dataclasses.field(default_factory=ReadOptions)
+
+    def __post_init__(self):
+        given = [name for name in self.READS if getattr(self.read, name) is not None]
+        if self.folder is None and given:
+            raise ValueError(
+                f"--{given[0].replace('_', '-')} says how the --calibration folder is read; "
+                f"pass --calibration DIR. Received: {given[0]}={getattr(self.read, given[0])!r}"
+            )
 
 
 def find_calibration_files(folder, reader=None):
@@ -65,7 +99,7 @@ def find_calibration_files(folder, reader=None):
     return [image for image, _ in pairs], [mask for _, mask in pairs]
 
 
-def read_calibration(folder, height, width, limit=MAX_IMAGES, reader=None):
+def read_calibration(folder, height, width, limit=MAX_IMAGES, reader=None, scale=None):
     """Read a calibration folder, resized to ``height`` x ``width``.
 
     Args:
@@ -75,6 +109,8 @@ def read_calibration(folder, height, width, limit=MAX_IMAGES, reader=None):
         limit: Read at most this many images (in file-stem order). Defaults to ``MAX_IMAGES``.
         reader: The :class:`~sm_pixel_ce.data.FolderReader` to read with (bands, EXIF, mask
             colours); None for ``compare``'s defaults. Defaults to None.
+        scale: Divide pixel values by this instead of their type's maximum (``--scale``); None
+            for the maximum. Defaults to None.
 
     Returns:
         ``(images, masks)``: float32 ``(N, height, width, C)`` as a model takes them, and
@@ -89,9 +125,12 @@ def read_calibration(folder, height, width, limit=MAX_IMAGES, reader=None):
     reader = reader if reader is not None else FolderReader()
     image_paths, mask_paths = find_calibration_files(folder, reader)
     image_paths = image_paths[:limit]
+    factor = None if scale is None else reader.image_kind(image_paths).scale / float(scale)
     images = None
     for i, path in enumerate(image_paths):
         image = reader.image(path, height, width).numpy()
+        if factor is not None:
+            image *= np.float32(factor)
         if images is None:
             images = np.empty((len(image_paths), *image.shape), np.float32)
         elif image.shape != images.shape[1:]:

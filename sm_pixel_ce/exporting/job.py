@@ -9,7 +9,7 @@ from ..data.scenes import make_scenes
 from ..flavor import KERAS_FLAVOR, keras
 from . import check as checks
 from . import convert, tracing
-from .calibration import read_calibration
+from .calibration import CalibrationOptions, read_calibration
 from .errors import ModelFileError
 from .report import ExportReport, directory_bytes
 
@@ -32,6 +32,7 @@ def export(
     int8_io=False,
     tolerance=None,
     opset=convert.ONNX_OPSET,
+    **reading,
 ):
     """Export a Keras model to TFLite, ONNX or a TF Serving SavedModel, and check the file.
 
@@ -58,13 +59,17 @@ def export(
         tolerance: Largest |probability difference| allowed. Defaults to None: 1e-4 for float32
             exports, nothing enforced for quantized ones (their agreement is reported).
         opset: The ONNX opset. Defaults to 17.
+        **reading: How ``calibration`` is read: ``masks``, ``mask_pattern``, ``bands``,
+            ``scale``, ``no_exif`` (or ``exif``), as ``evaluate`` reads a folder (see
+            :class:`~sm_pixel_ce.exporting.calibration.CalibrationOptions`).
 
     Returns:
         An :class:`ExportReport`; ``report.passed`` is False when the check found a difference
         beyond the tolerance.
 
     Raises:
-        ValueError: An unknown format or quantization, int8 without calibration, a size the
+        ValueError: An unknown format or quantization, int8 without calibration, a bad reading
+            option (or one without calibration), a size the
             architecture cannot take, a TFLite export of a ``None``-size model without ``size``,
             or (``DynamicSizeError``) a model that cannot be traced with unknown H and W.
         ModelFileError: The model file is missing or unreadable.
@@ -76,7 +81,8 @@ def export(
         >>> report.max_difference < 1e-4
         True
     """
-    _check_options(format, quantize, calibration, int8_io, tolerance)
+    calibration = CalibrationOptions(folder=calibration, **reading)
+    _check_options(format, quantize, calibration.folder, int8_io, tolerance)
     model = _model(model_or_path)
     height, width = tracing.export_size(model, tracing.parse_size(size), format)
     sample_height, sample_width = tracing.sample_size(height, width, model)
@@ -103,8 +109,11 @@ def export(
 def _samples(model, calibration, height, width):
     """``(images, masks or None, where they come from)``: the calibration images, else
     generated ones, at ``height`` x ``width``."""
-    if calibration is not None:
-        images, masks = read_calibration(calibration, height, width)
+    if calibration.folder is not None:
+        reader = calibration.read.reader()
+        images, masks = read_calibration(
+            calibration.folder, height, width, reader=reader, scale=calibration.scale
+        )
         return images, masks, f"calibration images ({height}x{width})"
     return _generated(height, width, model), None, f"generated images ({height}x{width})"
 

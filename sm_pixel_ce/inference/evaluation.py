@@ -27,19 +27,12 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import tensorflow as tf
 
-from ..data import (
-    DataError,
-    FolderReader,
-    default_ignore_index,
-    parse_bands,
-    parse_color,
-    preview,
-)
-from ..data.images import ImageReader
+from ..data import DataError, preview
 from ..data.multilabel import multilabel_pairs, read_multilabel_mask
+from ..data.options import ReadOptions, flat_fields, reads
 from ..scores import MultilabelScore, StreamingScore, class_means
 from . import evaluation_report
-from .predict import check_scale, model_input, progress_bar
+from .predict import model_input, progress_bar
 from .predictor import load_predictor
 from .tiling import check_overlap, check_positive, predict_image
 
@@ -51,23 +44,38 @@ THUMBNAIL = 256
 FILES = ("evaluation.json", "report.md", "confusion.png", "reliability.png", "worst.png")
 
 
+@reads(
+    "size",
+    "ignore_index",
+    "class_names",
+    "mask_colors",
+    "ignore_color",
+    "masks",
+    "mask_pattern",
+    "bands",
+    "scale",
+    "no_exif",
+    "skip_bad",
+)
 @dataclasses.dataclass(frozen=True)
 class EvaluateOptions:
     """Every option of one ``evaluate`` run, checked when made (see :func:`evaluate`).
 
+    Every reading option of :class:`~sm_pixel_ce.data.options.ReadOptions` applies, held in
+    ``read``, given and read as flat keywords and attributes (``exif=`` too, the opposite of
+    ``no_exif``): ``size`` scores at S×S, images resized and masks resized with nearest
+    neighbour (``compare``'s convention), None at the model's fixed input size, or the original
+    resolution for a model of any input size; ``ignore_index`` is 255 with ``ignore_color``
+    when not given; ``class_names`` default to the colour table's names or ``class <c>``;
+    ``scale`` divides pixel values instead of their type's maximum (255, 65535), for a model
+    trained otherwise (e.g. 4095 for 12-bit data).
+
     Attributes:
         classes: C; checked against the model's outputs. None for the model's. Defaults to
             None.
-        ignore_index: Mask value not counted, or None. Defaults to None (255 with
-            ``ignore_color``).
-        size: Score at S×S: images resized, masks resized with nearest neighbour (``compare``'s
-            convention). None: the model's fixed input size, or the original resolution for a
-            model of any input size. Defaults to None.
         tile: Score at the original resolution, predicting in tiles of T×T (see
             :func:`~sm_pixel_ce.inference.tiling.predict_image`). Defaults to None.
         overlap: Tile overlap, in [0, 1). Defaults to 0.25.
-        class_names: A name per class (a list or ``"a,b,..."``); None for the colour table's
-            names or ``class <c>``. Defaults to None.
         exclude_classes: Classes left out of the ``excluding`` means (indices or names, a list
             or ``"0,3"``), e.g. ``0`` for the background. Defaults to None.
         out: Folder to write ``evaluation.json``, ``report.md``, ``confusion.png``,
@@ -76,12 +84,7 @@ class EvaluateOptions:
             :mod:`sm_pixel_ce.data.multilabel`); None to do so for a sigmoid model whose masks
             are multi-label. Defaults to None.
         threshold: Multi-label threshold. Defaults to 0.5.
-        scale: Divide pixel values by this instead of their type's maximum (255, 65535), for a
-            model trained otherwise (e.g. 4095 for 12-bit data). Defaults to None.
-        skip_bad: Skip damaged or unpaired files (listed in the result) instead of stopping.
-            Defaults to False.
-        bands, exif, mask_colors, ignore_color, masks, mask_pattern: How the folder is read, as
-            :class:`~sm_pixel_ce.data.FolderReader` (``exif=True`` turns images as viewers do).
+        read: How the folder is read (:class:`~sm_pixel_ce.data.options.ReadOptions`).
         batch_size: Images (or tiles) per model call. Defaults to 4.
         worst: Images shown in ``worst.png``. Defaults to 6.
 
@@ -94,23 +97,13 @@ class EvaluateOptions:
     """
 
     classes: int = None
-    ignore_index: int = None
-    size: int = None
     tile: int = None
     overlap: float = 0.25
-    class_names: object = None
     exclude_classes: object = None
     out: str = None
     multilabel: bool = None
     threshold: float = 0.5
-    scale: float = None
-    skip_bad: bool = False
-    bands: object = None
-    exif: bool = True
-    mask_colors: str = None
-    ignore_color: object = None
-    masks: str = None
-    mask_pattern: str = None
+    read: ReadOptions = dataclasses.field(default_factory=ReadOptions)
     batch_size: int = 4
     worst: int = WORST
 
@@ -121,27 +114,18 @@ class EvaluateOptions:
                 f"to {self.size}x{self.size}, --tile {self.tile} scores them at their own size in "
                 "tiles; pass one."
             )
-        for name in ("size", "tile", "batch_size"):
+        for name in ("tile", "batch_size"):
             check_positive(name, getattr(self, name))
         check_overlap(self.overlap)
         if not 0 < self.threshold < 1:
             raise ValueError(
                 f"--threshold must be in (0, 1), e.g. 0.5. Received: {self.threshold!r}"
             )
-        check_scale(self.scale)
 
 
 def option_fields():
-    """The fields of :class:`EvaluateOptions`."""
-    return dataclasses.fields(EvaluateOptions)
-
-
-def parse_names(text):
-    """``"sky,road"`` -> ``["sky", "road"]``; a list is kept; None -> None."""
-    if text is None:
-        return None
-    names = text.split(",") if isinstance(text, str) else list(text)
-    return [str(n).strip() for n in names]
+    """The fields of :class:`EvaluateOptions`, the reading options in ``read``'s place."""
+    return flat_fields(EvaluateOptions)
 
 
 def parse_classes(text, num_classes, names=None):
@@ -273,15 +257,13 @@ def evaluate(model, data, *, log=None, **options):
     log = log or (lambda line: None)
     predictor = load_predictor(model)
     num_classes = _check_classes(predictor, options.classes, model)
-    names = parse_names(options.class_names)
+    names = None if options.class_names is None else list(options.class_names)
     if names is not None and len(names) != num_classes:
         raise ValueError(
             f"--class-names gives {len(names)} names, but the model predicts {num_classes} "
             f"classes. Received: {','.join(names)}"
         )
-    ignore_index = options.ignore_index
-    if options.ignore_color is not None and ignore_index is None:
-        ignore_index = default_ignore_index(num_classes)
+    ignore_index = options.read.ignore_value(num_classes)
     options = dataclasses.replace(
         options, size=_scored_size(predictor, model, options), ignore_index=ignore_index
     )
@@ -343,7 +325,7 @@ def _multilabel(predictor, data, names, num_classes, options, log):
     names = names or [str(c) for c in range(num_classes)]
     try:
         pairs = multilabel_pairs(data, names, options.masks)
-        read_multilabel_mask(pairs[0][1], num_classes, options.exif)
+        read_multilabel_mask(pairs[0][1], num_classes, options.read.exif)
     except DataError:
         log(
             "  a sigmoid model with masks of class indices: scored by the argmax of its "
@@ -358,8 +340,9 @@ class _Job:
 
     def __init__(self, predictor, data, options, num_classes, log):
         self.predictor, self.data, self.num_classes, self.log = predictor, data, num_classes, log
-        for key, value in dataclasses.asdict(options).items():
+        for key, value in options.flat().items():
             setattr(self, key, value)
+        self.read = options.read
         self.worst = _Worst(options.worst)
         self.images, self.skipped = [], []
 
@@ -387,16 +370,7 @@ class _ClassJob(_Job):
     """Scores of mutually exclusive classes (softmax, or the argmax of sigmoids)."""
 
     def run(self, names):
-        reader = FolderReader(
-            self.num_classes,
-            self.ignore_index,
-            bands=parse_bands(self.bands),
-            exif=self.exif,
-            mask_colors=self.mask_colors,
-            ignore_color=parse_color(self.ignore_color),
-            masks=self.masks,
-            mask_pattern=self.mask_pattern,
-        )
+        reader = self.read.reader(self.num_classes)
         pairs, skipped = reader.pair(self.data, skip_bad=self.skip_bad)
         self.log(f"Checking {len(pairs)} image/mask pairs in {self.data}")
         pairs, damaged = reader.check(pairs, skip_bad=self.skip_bad)
@@ -490,7 +464,7 @@ class _MultilabelJob(_Job):
             self.data, names or [str(c) for c in range(self.num_classes)], self.masks
         )
         names = names or [f"class {c}" for c in range(self.num_classes)]
-        reader = ImageReader(parse_bands(self.bands), self.exif)
+        reader = self.read.image_reader()
         self.score = MultilabelScore(self.num_classes, self.threshold)
         self.log(f"Scoring {len(pairs)} images of {self.data} per channel at {self.threshold}")
         first = reader.info(pairs[0][0])
@@ -504,7 +478,7 @@ class _MultilabelJob(_Job):
         def read(pair):
             try:
                 image = reader.read(pair[0])
-                return image, read_multilabel_mask(pair[1], self.num_classes, self.exif), None
+                return image, read_multilabel_mask(pair[1], self.num_classes, self.read.exif), None
             except DataError as error:
                 if not self.skip_bad:
                     raise

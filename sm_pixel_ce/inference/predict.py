@@ -9,7 +9,6 @@
 """
 
 import dataclasses
-import numbers
 import os
 import sys
 import time
@@ -19,39 +18,26 @@ import numpy as np
 import tqdm
 from PIL import Image
 
-from ..data import (
-    IMAGE_SUFFIXES,
-    SCALES,
-    DataError,
-    ImageKind,
-    ImageReader,
-    OptionsMismatch,
-    parse_bands,
-)
+from ..data import IMAGE_SUFFIXES, SCALES, DataError, ImageKind, OptionsMismatch
 from ..data.errors import some
 from ..data.images import preview
+from ..data.options import ReadOptions, flat_fields, option, reads
 from ..data.pairing import list_files
 from . import palette
 from .predictor import load_predictor
 from .tiling import TTA_FLIPS, check_overlap, check_positive, check_tta, plan, predict_image
 
 
-def _option(default, help, type=None, **cli):
-    """A field with its command-line spelling: ``help``, the ``type`` that parses its text (None
-    for a switch) and other argparse keywords."""
-    return dataclasses.field(default=default, metadata={"help": help, "type": type, "cli": cli})
-
-
-def check_scale(scale):
-    """Raise a ``ValueError`` unless ``scale`` (what pixel values are divided by) is None or a
-    number > 0."""
-    if scale is not None and not (isinstance(scale, numbers.Real) and scale > 0):
-        raise ValueError(f"--scale must be a positive number, e.g. 4095. Received: {scale!r}")
-
-
+@reads("size", "bands", "scale", "no_exif", "skip_bad")
 @dataclasses.dataclass(frozen=True)
 class PredictOptions:
     """Every option of one ``predict`` run, checked when made.
+
+    The reading options ``size`` (predict at S x S, resized, then back), ``bands``, ``scale``
+    (what pixel values are divided by instead of their type's maximum), ``no_exif`` and
+    ``skip_bad`` (skip unreadable images, listed at the end) are those of
+    :class:`~sm_pixel_ce.data.options.ReadOptions`, held in ``read``, given and read as flat
+    keywords and attributes (``exif=`` too, the opposite of ``no_exif``).
 
     Attributes:
         tile: Tile side in pixels, or None: a fixed-size model resizes each image to its size,
@@ -59,26 +45,20 @@ class PredictOptions:
             (see :func:`~sm_pixel_ce.inference.tiling.predict_image`).
         overlap: Fraction of a tile shared with the next, in [0, 1). Defaults to 0.25.
         tta: ``"none"``, ``"hflip"`` or ``"hvflip"``. Defaults to ``"none"``.
-        size: Predict at ``size`` x ``size``, resized, then back. Defaults to None.
         probabilities: Also write float16 ``(H, W, K)`` probabilities (``.npy``).
         overlay: Also write the mask's colours over the image (``.png``).
-        skip_bad: Skip unreadable images (listed at the end) instead of stopping.
-        bands: Image bands as ``"0,1,2"`` or a tuple (0-based); None for RGB (every band of a
-            TIFF but alpha), as ``compare --bands``.
-        exif: Turn images by their EXIF orientation, as viewers do. Defaults to True.
-        scale: Divide pixel values by this instead of their type's maximum
-            (:data:`sm_pixel_ce.data.SCALES`: 255, 65535, 1 for float data). Defaults to None.
+        read: How images are read (:class:`~sm_pixel_ce.data.options.ReadOptions`).
         batch_size: Tiles per model call. Defaults to 4.
 
     Raises:
         ValueError: The option that is wrong, as spelled on the command line, and what it got.
 
     Example:
-        >>> PredictOptions(tile=512, tta="hflip", bands="0,1,2").bands
-        (0, 1, 2)
+        >>> PredictOptions(tile=512, tta="hflip", bands=(0, 1, 2)).bands
+        '0,1,2'
     """
 
-    tile: int = _option(
+    tile: int = option(
         None,
         "tile side in pixels, rounded up to the model's multiple (default: resize to a "
         "fixed-size model's size; a flexible model takes images up to 1024 px whole, larger "
@@ -86,48 +66,26 @@ class PredictOptions:
         int,
         metavar="T",
     )
-    overlap: float = _option(
+    overlap: float = option(
         0.25,
         "fraction of a tile shared with the next, in [0, 1) (default: %(default)s)",
         float,
         metavar="F",
     )
-    tta: str = _option(
+    tta: str = option(
         "none",
         "test-time augmentation: none, hflip (+ horizontal flip) or hvflip (+ horizontal, "
         "vertical and both flips), averaged (default: %(default)s)",
         str,
         choices=tuple(TTA_FLIPS),
     )
-    size: int = _option(
-        None,
-        "resize every image to S x S, predict, and resize the probabilities back (as compare "
-        "trains)",
-        int,
-        metavar="S",
-    )
-    probabilities: bool = _option(False, "also write {stem}_probabilities.npy, float16 (H, W, K)")
-    overlay: bool = _option(False, "also write {stem}_overlay.png, the mask over the image")
-    skip_bad: bool = _option(
-        False, "skip unreadable images (listed at the end) instead of stopping"
-    )
-    bands: tuple = _option(
-        None,
-        "image bands to read, 0-based, e.g. 0,1,2,3 (default: RGB; every band of a TIFF but alpha)",
-        str,
-        metavar="B,B,...",
-    )
-    exif: bool = _option(True, "read images as stored, not turned by their EXIF orientation")
-    scale: float = _option(
-        None,
-        "divide pixel values by V (default: 255 for 8-bit, 65535 for 16-bit, 1 for float data)",
-        float,
-        metavar="V",
-    )
-    batch_size: int = _option(4, "tiles per model call (default: %(default)s)", int, metavar="N")
+    probabilities: bool = option(False, "also write {stem}_probabilities.npy, float16 (H, W, K)")
+    overlay: bool = option(False, "also write {stem}_overlay.png, the mask over the image")
+    read: ReadOptions = dataclasses.field(default_factory=ReadOptions)
+    batch_size: int = option(4, "tiles per model call (default: %(default)s)", int, metavar="N")
 
     def __post_init__(self):
-        for name in ("tile", "size", "batch_size"):
+        for name in ("tile", "batch_size"):
             check_positive(name, getattr(self, name))
         check_overlap(self.overlap)
         check_tta(self.tta)
@@ -136,13 +94,12 @@ class PredictOptions:
                 "--size resizes the whole image and --tile slides a window over it at its own "
                 f"size; pass one of them. Received: --tile {self.tile} --size {self.size}"
             )
-        check_scale(self.scale)
-        object.__setattr__(self, "bands", parse_bands(self.bands))
 
 
 def option_fields():
-    """The fields of :class:`PredictOptions`, in ``--help`` order."""
-    return dataclasses.fields(PredictOptions)
+    """The fields of :class:`PredictOptions`, the reading options in ``read``'s place, in
+    ``--help`` order."""
+    return flat_fields(PredictOptions)
 
 
 class PredictionFiles:
@@ -312,9 +269,9 @@ def predict_files(model, inputs, out, *, log=print, **options):
         inputs: Image files and folders (see :func:`find_inputs`).
         out: The output folder (made if missing).
         log: Called with each line of progress text. Defaults to ``print``.
-        **options: The fields of :class:`PredictOptions` (``tile``, ``overlap``, ``tta``,
-            ``size``, ``probabilities``, ``overlay``, ``skip_bad``, ``bands``, ``exif``,
-            ``scale``, ``batch_size``), checked there.
+        **options: The options of :class:`PredictOptions` (``tile``, ``overlap``, ``tta``,
+            ``probabilities``, ``overlay``, ``batch_size``, and the reading options ``size``,
+            ``bands``, ``scale``, ``no_exif`` or ``exif``, ``skip_bad``), checked there.
 
     Returns:
         ``{"model", "options", "images", "written", "skipped", "seconds"}``: the predictor's
@@ -340,7 +297,7 @@ def predict_files(model, inputs, out, *, log=print, **options):
     files = PredictionFiles(out)
     stems = _stems(paths, files)
     predictor = load_predictor(model)
-    reader = ImageReader(options.bands, options.exif)
+    reader = options.read.image_reader()
     paths, skipped = _probe(reader, predictor, paths, options)
     os.makedirs(files.root, exist_ok=True)
     log(
@@ -352,7 +309,7 @@ def predict_files(model, inputs, out, *, log=print, **options):
         raise DataError(f"no image could be read: {some(s['file'] for s in skipped)}.")
     return {
         "model": predictor.describe(),
-        "options": dataclasses.asdict(options),
+        "options": options.flat(),
         "images": images,
         "written": written,
         "skipped": skipped,
