@@ -127,8 +127,19 @@ def test_evaluate_with_no_flags_scores_as_numpy(index_data):
     sizing = [line for line in lines if line.startswith("sizing:")]
     assert sizing == [
         "sizing: whole images resized to 32x32 as the model was trained (its data contract), "
-        "the predictions resized back; --tile 32 predicts at the images' own scale instead"
+        "the masks resized alike (nearest neighbour) and scored at that size; --tile 32 "
+        "predicts at the images' own scale instead"
     ]
+
+
+@pytest.mark.parametrize("format", ["onnx", "tflite"])
+def test_an_export_carrying_the_contract_needs_no_flags(index_data, tmp_path, format):
+    root, path, truth, predicted = index_data
+    out = str(tmp_path / f"model.{format}")
+    sm_pixel_ce.export(path, out, format=format, check=False)
+    result = evaluate(out, root)
+    np.testing.assert_array_equal(result["confusion"], _numpy_scores(truth, predicted)[0])
+    assert result["classes"] == list(NAMES)
 
 
 @pytest.mark.parametrize(

@@ -91,7 +91,7 @@ def export(
     sample_height, sample_width = _sample_size(height, width, model, contract)
     images, masks, source = _samples(model, calibration, sample_height, sample_width, contract)
     out = os.fspath(out)
-    _write(model, out, format, quantize, images, int8_io, opset, height, width)
+    _write(model, out, format, quantize, images, int8_io, opset, height, width, contract)
     channels = tracing.model_input(model)[2]
     report = ExportReport(
         format=format,
@@ -130,13 +130,10 @@ def _samples(model, calibration, height, width, contract):
     return _generated(height, width, model), None, f"generated images ({height}x{width})"
 
 
-def _write(model, out, format, quantize, images, int8_io, opset, height, width):
+def _write(model, out, format, quantize, images, int8_io, opset, height, width, contract):
     """Trace ``model`` at ``height`` x ``width`` and write it to ``out`` in ``format``, with the
-    model's data contract."""
-    from ..saving import data_contract
-
+    model's data ``contract``."""
     serve = tracing.serving_function(model, height, width)
-    contract = data_contract(model)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     if format == "tflite":
         data = convert.to_tflite(serve, quantize, images, int8_io, contract)

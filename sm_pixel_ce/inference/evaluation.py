@@ -41,6 +41,8 @@ from .tiling import check_overlap, check_positive, check_sizing, predict_image, 
 WORST = 6
 #: Longer side of the thumbnails kept for ``worst.png``.
 THUMBNAIL = 256
+#: What evaluate does after resizing whole images, for the sizing line.
+_SCORED = "the masks resized alike (nearest neighbour) and scored at that size"
 #: Files written in ``out``.
 FILES = ("evaluation.json", "report.md", "confusion.png", "reliability.png", "worst.png")
 
@@ -268,7 +270,7 @@ def evaluate(model, data, *, log=None, **options):
     log = log or (lambda line: None)
     predictor = load_predictor(model)
     num_classes = _check_classes(predictor, options.classes, model)
-    options = as_trained(predictor, options, log)
+    options = as_trained(predictor, options, log, after=_SCORED)
     names = None if options.class_names is None else list(options.class_names)
     if names is not None and len(names) != num_classes:
         raise ValueError(
@@ -341,7 +343,7 @@ def _scored_size(predictor, model, options):
 def _resolution(options):
     """How the images were scored, in words for the report."""
     if options.size is not None:
-        return f"{options.size}x{options.size} (--size)"
+        return f"{options.size}x{options.size} (whole images resized)"
     tiles = f" (tiles of {options.tile}, overlap {options.overlap})"
     return "original" + (tiles if options.tile is not None else "")
 

@@ -147,7 +147,7 @@ class PredictionFiles:
         return os.path.join(self.root, "classes.json")
 
 
-def as_trained(predictor, options, log):
+def as_trained(predictor, options, log, after=None):
     """A job's options with what was not given taken from the model's data contract
     (:func:`~sm_pixel_ce.data.options.options_from_contract`) and the sizing chosen
     (:func:`~sm_pixel_ce.inference.tiling.sizing`), both said in ``log``.
@@ -157,6 +157,8 @@ def as_trained(predictor, options, log):
         options: A job's options (:class:`PredictOptions`, ``EvaluateOptions``) with ``tile``,
             ``resize`` and reading options.
         log: ``log(line)``.
+        after: What the job does after resizing whole images, in words; None for
+            :func:`~sm_pixel_ce.inference.tiling.sizing`'s. Defaults to None.
 
     Returns:
         The options, of the same class.
@@ -168,7 +170,7 @@ def as_trained(predictor, options, log):
     if contract is not None:
         log(f"data contract: {contract.describe()}")
     read = options_from_contract(options.read, contract, type(options).READS)
-    size, tile, line = sizing(predictor, options.tile, options.resize, options.size)
+    size, tile, line = sizing(predictor, options.tile, options.resize, options.size, after)
     log(line)
     return dataclasses.replace(options, read=dataclasses.replace(read, size=size), tile=tile)
 

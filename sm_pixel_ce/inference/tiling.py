@@ -345,7 +345,11 @@ def _side(size):
     return f"{size[0]}x{size[1]}"
 
 
-def sizing(predictor, tile=None, resize=None, size=None):
+#: What :func:`predict_image` does after resizing whole images, for :func:`sizing`'s line.
+RESIZED_BACK = "the predictions resized back"
+
+
+def sizing(predictor, tile=None, resize=None, size=None, after=None):
     """How a job meets the images' size: ``(size, tile, line)``, ``line`` saying in one line
     what is done and which flag does the other.
 
@@ -361,6 +365,8 @@ def sizing(predictor, tile=None, resize=None, size=None):
         tile: ``--tile``: a sliding window of T x T at the images' own scale. Defaults to None.
         resize: ``--resize``: whole images resized to the model's size. Defaults to None.
         size: ``--size``: whole images resized to S x S. Defaults to None.
+        after: What the job does after resizing, in words. Defaults to None:
+            :data:`RESIZED_BACK`.
 
     Returns:
         ``(size, tile)`` as :func:`predict_image` takes them, and the line to print.
@@ -370,6 +376,7 @@ def sizing(predictor, tile=None, resize=None, size=None):
             model trained on whole images resized; ``resize`` with no size to resize to.
     """
     check_sizing(resize, tile)
+    after = RESIZED_BACK if after is None else after
     contract = predictor.contract
     trained = None if contract is None else contract.size
     fixed = predictor.fixed_size
@@ -386,14 +393,14 @@ def sizing(predictor, tile=None, resize=None, size=None):
                 "pass --tile T to predict at the images' own scale."
             )
         return size, None, (
-            f"sizing: whole images resized to {size}x{size} (--size), the predictions resized "
-            "back; --tile T predicts at the images' own scale instead"
+            f"sizing: whole images resized to {size}x{size} (--size), {after}; --tile T "
+            "predicts at the images' own scale instead"
         )
     if trained is not None and (resize or contract.sizing == "resize"):
         why = "--resize" if resize else "as the model was trained (its data contract)"
         return _resized_to(trained, fixed), None, (
-            f"sizing: whole images resized to {_side(trained)} {why}, the predictions resized "
-            f"back; --tile {trained[0]} predicts at the images' own scale instead"
+            f"sizing: whole images resized to {_side(trained)} {why}, {after}; --tile "
+            f"{trained[0]} predicts at the images' own scale instead"
         )
     if trained is not None:
         side = min(trained)
@@ -405,9 +412,9 @@ def sizing(predictor, tile=None, resize=None, size=None):
     source = "no data contract" if contract is None else "no size in its data contract"
     if fixed is not None:
         return None, None, (
-            f"sizing: whole images resized to the model's {_side(fixed)} input, the "
-            f"predictions resized back (the model carries {source}); --tile {fixed[0]} "
-            "predicts at the images' own scale instead"
+            f"sizing: whole images resized to the model's {_side(fixed)} input, {after} (the "
+            f"model carries {source}); --tile {fixed[0]} predicts at the images' own scale "
+            "instead"
         )
     if resize:
         raise ValueError(
