@@ -137,7 +137,7 @@ def test_fixed_size_model_is_scored_at_its_size(tmp_path, mask_folder):
     result = evaluate(pointwise_model(kernel, bias, size=32), root, ignore_index=IGNORE)
     _, images, masks = read_folder(root)
     expected = reference_scores([numpy_probabilities(i, kernel, bias) for i in images], masks)
-    assert result["resolution"] == "32x32 (--size)"
+    assert result["resolution"] == "32x32 (whole images resized)"
     np.testing.assert_array_equal(result["confusion"], expected["confusion"])
     assert result["miou"] == pytest.approx(expected["miou"], abs=1e-6)
 

@@ -48,9 +48,12 @@ def add_arguments(parser):
         "--tile",
         type=_positive,
         metavar="T",
-        help="score at the images' own size, predicting in TxT tiles (default without --size: "
-        "whole up to 1024 px, tiles of 512 beyond)",
+        help="score at the images' own size, predicting in TxT tiles, the opposite of --resize "
+        "(default: as the model's data contract says it was trained; without one, whole up to "
+        "1024 px, tiles of 512 beyond)",
     )
+    fields = {field.name: field for field in option_fields()}
+    add_field(scoring, fields["resize"])
     scoring.add_argument(
         "--overlap", type=float, default=0.25, help="tile overlap in [0, 1) (default: 0.25)"
     )

@@ -14,12 +14,14 @@ import numbers
 import os
 
 from .folder import FolderReader
-from .images import ImageReader, parse_bands
-from .masks import AUTO, default_ignore_index, parse_color
+from .images import SCALES, ImageReader, parse_bands
+from .masks import AUTO, ColorTable, color_text, default_ignore_index, parse_color
 from .pairing import MaskPattern
 
 #: The side a job that trains resizes images to when not told (``compare --size``).
 TRAINING_SIZE = 64
+#: Where a colour table taken from a model's data contract came from, for messages.
+CONTRACT_TABLE = "the model's colour table (data contract)"
 #: What an unset switch means.
 _UNSET_SWITCHES = {"no_exif": False, "skip_bad": False}
 
@@ -47,7 +49,9 @@ class ReadOptions:
         size: Side images (and masks, with nearest neighbour) are resized to.
         ignore_index: Mask value not counted (0 to 65535).
         class_names: A name per class (a sequence or ``"a,b,..."``).
-        mask_colors: A JSON colour table's path, or ``"auto"``, for colour-coded masks.
+        mask_colors: A JSON colour table's path, or ``"auto"``, for colour-coded masks; or the
+            table itself, rows ``{"class", "name", "color"}`` (a model's data contract's,
+            :func:`options_from_contract`).
         ignore_color: ``"R,G,B"`` of colour-coded masks that is not a class; its pixels get
             :meth:`ignore_value`.
         masks: The masks' folder (``DIR/masks`` when None).
@@ -127,7 +131,9 @@ class ReadOptions:
         self._set("bands", None if bands is None else ",".join(map(str, bands)))
         color = parse_color(self.ignore_color)
         self._set("ignore_color", None if color is None else ",".join(map(str, color)))
-        if self.mask_colors is not None:
+        if _is_table(self.mask_colors):
+            self._set("mask_colors", tuple(dict(row) for row in self.mask_colors))
+        elif self.mask_colors is not None:
             colors = os.fspath(self.mask_colors)
             self._set("mask_colors", AUTO if colors.strip().lower() == AUTO else colors)
         if self.masks is not None:
@@ -164,7 +170,9 @@ class ReadOptions:
                 f"received {','.join(self.class_names or ())!r}.",
             ),
             (
-                self.mask_colors in (None, AUTO) or os.path.isfile(self.mask_colors),
+                _is_table(self.mask_colors)
+                or self.mask_colors in (None, AUTO)
+                or os.path.isfile(self.mask_colors),
                 "--mask-colors must be auto or a JSON file of colours; received "
                 f"{self.mask_colors!r} (no such file).",
             ),
@@ -218,15 +226,33 @@ class ReadOptions:
             self.ignore_value(classes),
             bands=self.bands,
             exif=self.exif,
-            mask_colors=self.mask_colors,
+            mask_colors=self.color_table(),
             ignore_color=self.ignore_color,
             masks=self.masks,
             mask_pattern=self.mask_pattern,
         )
 
+    def color_table(self):
+        """``mask_colors`` as :class:`~sm_pixel_ce.data.FolderReader` takes it: None, ``"auto"``,
+        a JSON file's path, or a :class:`~sm_pixel_ce.data.masks.ColorTable` of a table given
+        as rows."""
+        if not _is_table(self.mask_colors):
+            return self.mask_colors
+        rows = self.mask_colors
+        return ColorTable(
+            [row["color"] for row in rows],
+            [row["class"] for row in rows],
+            [row.get("name") for row in rows],
+            source=CONTRACT_TABLE,
+        )
+
     def image_reader(self):
         """The :class:`~sm_pixel_ce.data.ImageReader` of these options, for images alone."""
         return ImageReader(parse_bands(self.bands), self.exif)
+
+
+def _is_table(value):
+    return isinstance(value, (list, tuple))
 
 
 def _is_integer(value):
@@ -331,3 +357,148 @@ def flat_defaults(cls):
         field.name: getattr(read, field.name) if field.name in cls.READS else field.default
         for field in flat_fields(cls)
     }
+
+
+#: The reading options a data contract fills in (``size`` is the job's sizing, see
+#: :func:`sm_pixel_ce.inference.tiling.sizing`).
+CONTRACT_FIELDS = (
+    "ignore_index",
+    "class_names",
+    "mask_colors",
+    "ignore_color",
+    "bands",
+    "scale",
+    "no_exif",
+)
+
+
+def options_from_contract(read, contract, names=CONTRACT_FIELDS):
+    """``read`` with what the user left unset taken from a model's data contract.
+
+    The one place where a job (``evaluate``, ``predict``, ``export --calibration``) meets a
+    model's :class:`~sm_pixel_ce.data.contract.DataContract`: an option not given becomes the
+    contract's (class names, ignore index, colour table and ignore colour, bands, scale, EXIF);
+    an option given that says otherwise is an error, never obeyed or dropped in silence.
+    ``mask_colors="auto"`` means the model's own table when it has one (auto numbering, in
+    ascending (R, G, B) order, is for a model without one). A contract's scale equal to its
+    sample type's maximum stays unset (each image divided by its own type's maximum, as
+    training did); a model that scales itself (``scale`` None) gets its pixels as they are.
+
+    Args:
+        read: The :class:`ReadOptions` given (None for not given).
+        contract: The model's data contract, or None (``read`` is returned as it is).
+        names: The options to fill, those the job takes. Defaults to :data:`CONTRACT_FIELDS`.
+
+    Returns:
+        A :class:`ReadOptions`.
+
+    Raises:
+        ValueError: An option given that contradicts the contract, in one line naming the flag,
+            both values and the fix.
+
+    Example:
+        >>> contract = DataContract(3, ("sky", "road", "car"), ignore_index=255)
+        >>> options_from_contract(ReadOptions(), contract).ignore_index
+        255
+        >>> options_from_contract(ReadOptions(ignore_index=0), contract)
+        ValueError: --ignore-index 0 contradicts the model's data contract (ignore_index=255): ...
+    """
+    if contract is None:
+        return read
+    names = [name for name in names if name in CONTRACT_FIELDS]
+    for name in names:
+        given = getattr(read, name)
+        if given is not None and given != AUTO:
+            _check_given(name, given, contract)
+    values = _contract_values(contract)
+    if "mask_colors" in names and read.mask_colors == AUTO and values["mask_colors"]:
+        read = dataclasses.replace(read, mask_colors=values["mask_colors"])
+    return read.filled(**{name: values[name] for name in names})
+
+
+def _contract_values(contract):
+    """The contract's reading options, as :class:`ReadOptions` holds them."""
+    scale = contract.scale
+    if scale is None:
+        scale = 1  # the model scales its inputs itself
+    elif scale == SCALES.get(contract.dtype) or (contract.dtype is None and scale == 255):
+        scale = None  # each image's type's maximum, as training divided them
+    table = contract.color_table()
+    return {
+        "ignore_index": contract.ignore_index,
+        "class_names": None if _default_names(contract) else contract.class_names,
+        "mask_colors": None if table is None else tuple(table),
+        "ignore_color": None if contract.ignore_color is None else _csv(contract.ignore_color),
+        "bands": None if contract.bands is None else _csv(contract.bands),
+        "scale": scale,
+        "no_exif": None if contract.exif else True,
+    }
+
+
+def _default_names(contract):
+    return contract.class_names == tuple(f"class {c}" for c in range(contract.classes))
+
+
+def _csv(values):
+    return ",".join(str(v) for v in values)
+
+
+def _check_given(name, given, contract):
+    """Raise when the option ``name`` given as ``given`` says otherwise than ``contract``."""
+    flag = "--" + name.replace("_", "-")
+    text = given
+    if name == "ignore_index":
+        said = contract.ignore_index
+        clash = said is not None and given != said
+    elif name == "class_names":
+        said = contract.class_names
+        clash = not _default_names(contract) and tuple(given) != said
+        text, said = ",".join(given), ",".join(said)
+    elif name == "mask_colors":
+        said = contract.colors
+        clash = said is not None and _table_of(given, contract) != _classes_of(said, contract)
+        text = "(a table)" if _is_table(given) else given
+        said = None if said is None else _colors_text(said)
+    elif name == "ignore_color":
+        said = contract.ignore_color
+        clash = said is not None and parse_color(given) != said
+        said = None if said is None else _csv(said)
+    elif name == "bands":
+        said = contract.bands
+        clash = said is not None and tuple(parse_bands(given)) != said
+        said = None if said is None else _csv(said)
+    elif name == "scale":
+        said = contract.scale
+        clash = given != (1 if said is None else said)
+        text = f"{given:g}"
+        said = "None (the model scales its inputs)" if said is None else said
+    else:  # no_exif: given True is --no-exif, given False is exif=True
+        name, said, clash = "exif", contract.exif, bool(given) == contract.exif
+        flag, text = ("--no-exif", "") if given else ("exif=True", "")
+    if clash:
+        received = f"{flag} {text}".strip()
+        raise ValueError(
+            f"{received} contradicts the model's data contract ({name}={said}): drop the flag "
+            "to read the data as the model was trained, or save the model with the contract "
+            "you mean (sm_pixel_ce.save_model(model, path, contract=...))."
+        )
+
+
+def _classes_of(colors, contract):
+    """``{(R, G, B): class}`` of a contract's colour entries that are classes."""
+    return {tuple(color): c for c, color in colors if 0 <= c < contract.classes}
+
+
+def _table_of(given, contract):
+    """``{(R, G, B): class}`` of the classes of a ``--mask-colors`` file (or table)."""
+    if _is_table(given):
+        rows = [(row["class"], row["color"]) for row in given]
+    else:
+        table = ColorTable.from_json(given, contract.classes, contract.ignore_index)
+        rows = list(zip(table.classes, table.colors))
+    return _classes_of(rows, contract)
+
+
+def _colors_text(colors, limit=6):
+    pairs = [f"{color_text(color)}={c}" for c, color in colors[:limit]]
+    return " ".join(pairs) + (" ..." if len(colors) > limit else "")

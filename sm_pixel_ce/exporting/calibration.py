@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from ..data import IMAGE_SUFFIXES, DataError, FolderReader, find_pairs, list_files
-from ..data.options import ReadOptions, reads
+from ..data.options import CONTRACT_FIELDS, ReadOptions, options_from_contract, reads
 
 #: At most this many calibration images are read (TFLite and onnxruntime need far fewer).
 MAX_IMAGES = 200
@@ -49,6 +49,26 @@ class CalibrationOptions:
                 f"--{given[0].replace('_', '-')} says how the --calibration folder is read; "
                 f"pass --calibration DIR. Received: {given[0]}={getattr(self.read, given[0])!r}"
             )
+
+
+def calibration_reader(options, contract):
+    """The :class:`~sm_pixel_ce.data.FolderReader` of a calibration folder and the scale its
+    pixels are divided by (None for their type's maximum): the options given, the rest as the
+    model's data contract says (bands, scale, EXIF; its masks' classes, colours and ignore
+    index).
+
+    Args:
+        options: :class:`CalibrationOptions`.
+        contract: The model's :class:`~sm_pixel_ce.data.contract.DataContract`, or None.
+
+    Returns:
+        ``(reader, scale)``.
+
+    Raises:
+        ValueError: A reading option that contradicts the contract (one line, both values).
+    """
+    read = options_from_contract(options.read, contract, CONTRACT_FIELDS)
+    return read.reader(None if contract is None else contract.classes), read.scale
 
 
 def find_calibration_files(folder, reader=None):

@@ -9,7 +9,7 @@ from ..data.scenes import make_scenes
 from ..flavor import KERAS_FLAVOR, keras
 from . import check as checks
 from . import convert, tracing
-from .calibration import CalibrationOptions, read_calibration
+from .calibration import CalibrationOptions, calibration_reader, read_calibration
 from .errors import ModelFileError
 from .report import ExportReport, directory_bytes
 
@@ -84,11 +84,14 @@ def export(
     calibration = CalibrationOptions(folder=calibration, **reading)
     _check_options(format, quantize, calibration.folder, int8_io, tolerance)
     model = _model(model_or_path)
+    from ..saving import data_contract
+
+    contract = data_contract(model)
     height, width = tracing.export_size(model, tracing.parse_size(size), format)
-    sample_height, sample_width = tracing.sample_size(height, width, model)
-    images, masks, source = _samples(model, calibration, sample_height, sample_width)
+    sample_height, sample_width = _sample_size(height, width, model, contract)
+    images, masks, source = _samples(model, calibration, sample_height, sample_width, contract)
     out = os.fspath(out)
-    _write(model, out, format, quantize, images, int8_io, opset, height, width)
+    _write(model, out, format, quantize, images, int8_io, opset, height, width, contract)
     channels = tracing.model_input(model)[2]
     report = ExportReport(
         format=format,
@@ -106,25 +109,31 @@ def export(
     return report
 
 
-def _samples(model, calibration, height, width):
-    """``(images, masks or None, where they come from)``: the calibration images, else
-    generated ones, at ``height`` x ``width``."""
+def _sample_size(height, width, model, contract):
+    """The ``(height, width)`` of the check images: the traced size, else the size the model
+    was trained at (its data contract's), else :func:`~.tracing.sample_size`'s."""
+    if contract is not None and contract.size is not None and None in (height, width):
+        return (height or contract.size[0], width or contract.size[1])
+    return tracing.sample_size(height, width, model)
+
+
+def _samples(model, calibration, height, width, contract):
+    """``(images, masks or None, where they come from)``: the calibration images, read as the
+    model's data contract says, else generated ones, at ``height`` x ``width``."""
     if calibration.folder is not None:
-        reader = calibration.read.reader()
+        reader, scale = calibration_reader(calibration, contract)
         images, masks = read_calibration(
-            calibration.folder, height, width, reader=reader, scale=calibration.scale
+            calibration.folder, height, width, reader=reader, scale=scale
         )
-        return images, masks, f"calibration images ({height}x{width})"
+        how = "" if contract is None else ", read as the model's data contract says"
+        return images, masks, f"calibration images ({height}x{width}{how})"
     return _generated(height, width, model), None, f"generated images ({height}x{width})"
 
 
-def _write(model, out, format, quantize, images, int8_io, opset, height, width):
+def _write(model, out, format, quantize, images, int8_io, opset, height, width, contract):
     """Trace ``model`` at ``height`` x ``width`` and write it to ``out`` in ``format``, with the
-    model's data contract."""
-    from ..saving import data_contract
-
+    model's data ``contract``."""
     serve = tracing.serving_function(model, height, width)
-    contract = data_contract(model)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     if format == "tflite":
         data = convert.to_tflite(serve, quantize, images, int8_io, contract)

@@ -28,18 +28,21 @@ import numpy as np
 import tensorflow as tf
 
 from ..data import DataError, preview
+from ..data.masks import AUTO, color_text
 from ..data.multilabel import multilabel_pairs, read_multilabel_mask
-from ..data.options import ReadOptions, flat_fields, reads
+from ..data.options import CONTRACT_TABLE, ReadOptions, flat_fields, reads
 from ..scores import MultilabelScore, StreamingScore, class_means
 from . import evaluation_report
-from .predict import model_input, progress_bar
+from .predict import as_trained, model_input, progress_bar
 from .predictor import load_predictor
-from .tiling import check_overlap, check_positive, predict_image
+from .tiling import check_overlap, check_positive, check_sizing, predict_image, resize_option
 
 #: Images shown in ``worst.png``.
 WORST = 6
 #: Longer side of the thumbnails kept for ``worst.png``.
 THUMBNAIL = 256
+#: What evaluate does after resizing whole images, for the sizing line.
+_SCORED = "the masks resized alike (nearest neighbour) and scored at that size"
 #: Files written in ``out``.
 FILES = ("evaluation.json", "report.md", "confusion.png", "reliability.png", "worst.png")
 
@@ -75,6 +78,9 @@ class EvaluateOptions:
             None.
         tile: Score at the original resolution, predicting in tiles of T×T (see
             :func:`~sm_pixel_ce.inference.tiling.predict_image`). Defaults to None.
+        resize: Score whole images resized to the model's size (its data contract's, or
+            ``size``), the opposite of ``tile``. Defaults to None: as the model's data contract
+            says it was trained (see :func:`~sm_pixel_ce.inference.tiling.sizing`).
         overlap: Tile overlap, in [0, 1). Defaults to 0.25.
         exclude_classes: Classes left out of the ``excluding`` means (indices or names, a list
             or ``"0,3"``), e.g. ``0`` for the background. Defaults to None.
@@ -98,6 +104,7 @@ class EvaluateOptions:
 
     classes: int = None
     tile: int = None
+    resize: bool = resize_option()
     overlap: float = 0.25
     exclude_classes: object = None
     out: str = None
@@ -114,6 +121,7 @@ class EvaluateOptions:
                 f"to {self.size}x{self.size}, --tile {self.tile} scores them at their own size in "
                 "tiles; pass one."
             )
+        check_sizing(self.resize, self.tile)
         for name in ("tile", "batch_size"):
             check_positive(name, getattr(self, name))
         check_overlap(self.overlap)
@@ -235,7 +243,11 @@ def evaluate(model, data, *, log=None, **options):
             ``.tflite`` / ``.onnx`` (run in its own runtime).
         data: Folder with ``images/`` and ``masks/`` (as ``compare`` reads it).
         log: ``log(line)`` for progress lines, or None. Defaults to None.
-        **options: The fields of :class:`EvaluateOptions`, checked there.
+        **options: The fields of :class:`EvaluateOptions`, checked there. A reading option
+            not given is the model's data contract's (classes' names, ignore index, colour
+            table, bands, scale, EXIF; see
+            :func:`~sm_pixel_ce.data.options.options_from_contract`), and images are sized as
+            it was trained (see :func:`~sm_pixel_ce.inference.tiling.sizing`); both are logged.
 
     Returns:
         The evaluation, as written to ``evaluation.json``: ``classes``, ``per_class``
@@ -246,7 +258,8 @@ def evaluate(model, data, *, log=None, **options):
         and ``pixels``; ``miou``, ``mf1``, ``threshold``.
 
     Raises:
-        ValueError: A bad option, or a model whose classes or input channels do not match.
+        ValueError: A bad option, an option that contradicts the model's data contract, or a
+            model whose classes or input channels do not match.
         DataError: A file of the folder cannot be used (naming it), or no usable image.
 
     Example:
@@ -257,6 +270,7 @@ def evaluate(model, data, *, log=None, **options):
     log = log or (lambda line: None)
     predictor = load_predictor(model)
     num_classes = _check_classes(predictor, options.classes, model)
+    options = as_trained(predictor, options, log, after=_SCORED)
     names = None if options.class_names is None else list(options.class_names)
     if names is not None and len(names) != num_classes:
         raise ValueError(
@@ -287,6 +301,25 @@ def evaluate(model, data, *, log=None, **options):
     return evaluation
 
 
+def _color_note(reader):
+    """The line saying how colours became classes, or None for masks of class indices."""
+    table = reader.mask_reader.table
+    if table is None:
+        return None
+    pairs = ", ".join(
+        f"{color_text(color)}={number}" for color, number in zip(table.colors, table.classes)
+    )
+    if table.source == CONTRACT_TABLE:
+        return f"  masks: colours decoded with the model's colour table (data contract): {pairs}"
+    if table.source == AUTO:
+        return (
+            "  masks: --mask-colors auto numbered the colours in ascending (R, G, B) order, the "
+            f"model having no colour table in a data contract: {pairs}; pass --mask-colors "
+            "FILE if it was trained otherwise"
+        )
+    return None
+
+
 def _scored_size(predictor, model, options):
     """The side images are resized to (``--size``, or a fixed-size model's side when neither
     ``--size`` nor ``--tile`` is given), or None to score at the images' own size."""
@@ -310,7 +343,7 @@ def _scored_size(predictor, model, options):
 def _resolution(options):
     """How the images were scored, in words for the report."""
     if options.size is not None:
-        return f"{options.size}x{options.size} (--size)"
+        return f"{options.size}x{options.size} (whole images resized)"
     tiles = f" (tiles of {options.tile}, overlap {options.overlap})"
     return "original" + (tiles if options.tile is not None else "")
 
@@ -374,6 +407,9 @@ class _ClassJob(_Job):
         pairs, skipped = reader.pair(self.data, skip_bad=self.skip_bad)
         self.log(f"Checking {len(pairs)} image/mask pairs in {self.data}")
         pairs, damaged = reader.check(pairs, skip_bad=self.skip_bad)
+        note = _color_note(reader)
+        if note is not None:
+            self.log(note)
         self.skipped = [{"file": s["file"], "reason": s["reason"]} for s in skipped + damaged]
         for bad in self.skipped:
             self.log(f"  skipped: {bad['reason']}")

@@ -35,28 +35,65 @@ def voc_palette(num_classes=256):
     return colours.astype(np.uint8)
 
 
-def colorize(mask, num_classes=None):
-    """A mask of class indices as an RGB picture in the VOC colours.
+def class_colors(num_classes=256, table=None):
+    """The colour of each class: a model's colour table's, the VOC colour of the others.
+
+    Args:
+        num_classes: How many colours. Defaults to 256.
+        table: ``[{"class", "color", ...}]`` rows (a data contract's
+            :meth:`~sm_pixel_ce.data.contract.DataContract.color_table`), or None. Defaults to
+            None.
+
+    Returns:
+        uint8 ``(num_classes, 3)``.
+
+    Example:
+        >>> class_colors(3, [{"class": 1, "name": "sky", "color": [0, 0, 255]}]).tolist()
+        [[0, 0, 0], [0, 0, 255], [0, 128, 0]]
+    """
+    colours = voc_palette(num_classes)
+    for row in table or ():
+        if 0 <= row["class"] < num_classes:
+            colours[row["class"]] = row["color"]
+    return colours
+
+
+def _extended(colors, count):
+    """``colors`` (uint8 ``(K, 3)``, or None for VOC's) with VOC colours up to ``count``."""
+    if colors is None:
+        return voc_palette(count)
+    colors = np.asarray(colors, np.uint8)
+    if len(colors) >= count:
+        return colors
+    return np.concatenate([colors, voc_palette(count)[len(colors) :]])
+
+
+def colorize(mask, num_classes=None, colors=None):
+    """A mask of class indices as an RGB picture in ``colors`` (the VOC colours).
 
     Args:
         mask: Integer ``(H, W)``.
         num_classes: Colours to make; None for ``mask.max() + 1``. Defaults to None.
+        colors: uint8 ``(K, 3)``, the colour of each class (see :func:`class_colors`); None
+            for the VOC colours. Defaults to None.
 
     Returns:
         uint8 ``(H, W, 3)``.
     """
     mask = np.asarray(mask)
-    palette = voc_palette(max(int(num_classes or 0), int(mask.max(initial=0)) + 1))
-    return palette[mask.astype(np.int64)]
+    count = max(int(num_classes or 0), int(mask.max(initial=0)) + 1)
+    return _extended(colors, count)[mask.astype(np.int64)]
 
 
-def save_mask(path, mask):
-    """Write a mask of class indices as a PNG: a palette PNG in the VOC colours (its pixel values
+def save_mask(path, mask, colors=None):
+    """Write a mask of class indices as a PNG: a palette PNG in ``colors`` (its pixel values
     stay the class indices, as VOC's ``SegmentationClass`` files), 16-bit grey beyond 256 classes.
 
     Args:
         path: The ``.png`` to write.
         mask: Integer ``(H, W)``, values in ``[0, 65535]``.
+        colors: uint8 ``(K, 3)``, the colour of each class (see :func:`class_colors`), the VOC
+            colours beyond; None for the VOC colours. Defaults to None.
 
     Raises:
         ValueError: A value outside ``[0, 65535]``.
@@ -69,13 +106,13 @@ def save_mask(path, mask):
         )
     if mask.max(initial=0) < 256:
         picture = Image.fromarray(mask.astype(np.uint8), mode="P")
-        picture.putpalette(voc_palette(256).ravel().tolist())
+        picture.putpalette(_extended(colors, 256)[:256].ravel().tolist())
     else:
         picture = Image.fromarray(mask.astype(np.uint16))
     picture.save(path)
 
 
-def overlay(image, mask, alpha=0.5, num_classes=None):
+def overlay(image, mask, alpha=0.5, num_classes=None, colors=None):
     """An RGB picture with the mask's colours blended over it (class 0 left uncoloured).
 
     Args:
@@ -83,6 +120,7 @@ def overlay(image, mask, alpha=0.5, num_classes=None):
         mask: Integer ``(H, W)``.
         alpha: Weight of the mask's colours. Defaults to 0.5.
         num_classes: As :func:`colorize`. Defaults to None.
+        colors: As :func:`colorize`. Defaults to None.
 
     Returns:
         uint8 ``(H, W, 3)``.
@@ -90,7 +128,7 @@ def overlay(image, mask, alpha=0.5, num_classes=None):
     image = np.asarray(image)
     if image.dtype != np.uint8:
         image = np.clip(np.round(np.asarray(image, np.float32) * 255), 0, 255).astype(np.uint8)
-    colours = colorize(mask, num_classes).astype(np.float32)
+    colours = colorize(mask, num_classes, colors).astype(np.float32)
     blended = image.astype(np.float32)
     coloured = np.asarray(mask) != 0
     blended[coloured] = (1 - alpha) * blended[coloured] + alpha * colours[coloured]

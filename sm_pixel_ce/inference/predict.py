@@ -9,6 +9,7 @@
 """
 
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -21,11 +22,21 @@ from PIL import Image
 from ..data import IMAGE_SUFFIXES, SCALES, DataError, ImageKind, OptionsMismatch
 from ..data.errors import some
 from ..data.images import preview
-from ..data.options import ReadOptions, flat_fields, option, reads
+from ..data.options import ReadOptions, flat_fields, option, options_from_contract, reads
 from ..data.pairing import list_files
 from . import palette
 from .predictor import load_predictor
-from .tiling import TTA_FLIPS, check_overlap, check_positive, check_tta, plan, predict_image
+from .tiling import (
+    TTA_FLIPS,
+    check_overlap,
+    check_positive,
+    check_sizing,
+    check_tta,
+    plan,
+    predict_image,
+    resize_option,
+    sizing,
+)
 
 
 @reads("size", "bands", "scale", "no_exif", "skip_bad")
@@ -40,9 +51,12 @@ class PredictOptions:
     keywords and attributes (``exif=`` too, the opposite of ``no_exif``).
 
     Attributes:
-        tile: Tile side in pixels, or None: a fixed-size model resizes each image to its size,
-            a flexible one predicts images up to 1024 px whole and larger ones in tiles of 512
-            (see :func:`~sm_pixel_ce.inference.tiling.predict_image`).
+        tile: Tile side in pixels, or None: as the model's data contract says it was trained,
+            else a fixed-size model resizes each image to its size, a flexible one predicts
+            images up to 1024 px whole and larger ones in tiles of 512 (see
+            :func:`~sm_pixel_ce.inference.tiling.sizing`).
+        resize: Resize whole images to the model's size (its data contract's, or ``size``) and
+            the predictions back, the opposite of ``tile``. Defaults to None.
         overlap: Fraction of a tile shared with the next, in [0, 1). Defaults to 0.25.
         tta: ``"none"``, ``"hflip"`` or ``"hvflip"``. Defaults to ``"none"``.
         probabilities: Also write float16 ``(H, W, K)`` probabilities (``.npy``).
@@ -60,12 +74,14 @@ class PredictOptions:
 
     tile: int = option(
         None,
-        "tile side in pixels, rounded up to the model's multiple (default: resize to a "
-        "fixed-size model's size; a flexible model takes images up to 1024 px whole, larger "
-        "ones in tiles of 512)",
+        "slide a TxT window over the images at their own scale, T rounded up to the model's "
+        "multiple; the opposite of --resize (default: as the model's data contract says it "
+        "was trained; without one, resize to a fixed-size model's size, or a flexible model "
+        "takes images up to 1024 px whole, larger ones in tiles of 512)",
         int,
         metavar="T",
     )
+    resize: bool = resize_option()
     overlap: float = option(
         0.25,
         "fraction of a tile shared with the next, in [0, 1) (default: %(default)s)",
@@ -89,6 +105,7 @@ class PredictOptions:
             check_positive(name, getattr(self, name))
         check_overlap(self.overlap)
         check_tta(self.tta)
+        check_sizing(self.resize, self.tile)
         if self.tile is not None and self.size is not None:
             raise ValueError(
                 "--size resizes the whole image and --tile slides a window over it at its own "
@@ -114,7 +131,7 @@ class PredictionFiles:
         self.root = os.fspath(root)
 
     def mask(self, stem):
-        """The mask: a palette PNG of class indices in the VOC colours."""
+        """The mask: a palette PNG of class indices in the model's colours."""
         return os.path.join(self.root, f"{stem}.png")
 
     def probabilities(self, stem):
@@ -124,6 +141,53 @@ class PredictionFiles:
     def overlay(self, stem):
         """The mask's colours over the image."""
         return os.path.join(self.root, f"{stem}_overlay.png")
+
+    def classes(self):
+        """The legend: ``[{"class", "name", "color"}]`` of every class, in JSON."""
+        return os.path.join(self.root, "classes.json")
+
+
+def as_trained(predictor, options, log, after=None):
+    """A job's options with what was not given taken from the model's data contract
+    (:func:`~sm_pixel_ce.data.options.options_from_contract`) and the sizing chosen
+    (:func:`~sm_pixel_ce.inference.tiling.sizing`), both said in ``log``.
+
+    Args:
+        predictor: The :class:`~sm_pixel_ce.inference.predictor.Predictor` (its contract).
+        options: A job's options (:class:`PredictOptions`, ``EvaluateOptions``) with ``tile``,
+            ``resize`` and reading options.
+        log: ``log(line)``.
+        after: What the job does after resizing whole images, in words; None for
+            :func:`~sm_pixel_ce.inference.tiling.sizing`'s. Defaults to None.
+
+    Returns:
+        The options, of the same class.
+
+    Raises:
+        ValueError: An option that contradicts the contract, or ``resize`` with ``tile``.
+    """
+    contract = predictor.contract
+    if contract is not None:
+        log(f"data contract: {contract.describe()}")
+    read = options_from_contract(options.read, contract, type(options).READS)
+    size, tile, line = sizing(predictor, options.tile, options.resize, options.size, after)
+    log(line)
+    return dataclasses.replace(options, read=dataclasses.replace(read, size=size), tile=tile)
+
+
+def legend(predictor):
+    """``[{"class", "name", "color"}]`` of every class the model predicts: the names and
+    colours of its data contract, else ``class <c>`` in the VOC colours."""
+    contract = predictor.contract
+    count = max(2, predictor.num_classes)
+    names = [f"class {c}" for c in range(count)]
+    if contract is not None and contract.classes == count:
+        names = list(contract.class_names)
+    table = None if contract is None else contract.color_table()
+    colors = palette.class_colors(count, table)
+    return [
+        {"class": c, "name": names[c], "color": [int(v) for v in colors[c]]} for c in range(count)
+    ]
 
 
 def find_inputs(inputs):
@@ -227,13 +291,16 @@ def save_probabilities(path, probabilities):
             handle.write(probabilities[row : row + _ROWS].astype(np.float16).tobytes())
 
 
-def save_overlay(path, picture, mask, num_classes):
+def save_overlay(path, picture, mask, num_classes, colors=None):
     """Write :func:`~sm_pixel_ce.inference.palette.overlay` of ``picture`` and ``mask`` as a
-    PNG, made a block of rows at a time (it is per pixel)."""
+    PNG, made a block of rows at a time (it is per pixel), in ``colors`` (the VOC colours when
+    None)."""
     blended = np.empty(mask.shape + (3,), np.uint8)
     for row in range(0, len(mask), _ROWS):
         rows = slice(row, row + _ROWS)
-        blended[rows] = palette.overlay(picture[rows], mask[rows], num_classes=num_classes)
+        blended[rows] = palette.overlay(
+            picture[rows], mask[rows], num_classes=num_classes, colors=colors
+        )
     Image.fromarray(blended).save(path)
 
 
@@ -258,10 +325,14 @@ def predict_files(model, inputs, out, *, log=print, **options):
     Every image is read as ``compare`` reads it (:class:`sm_pixel_ce.data.ImageReader`: EXIF
     orientation, bands, TIFF, 16-bit), divided by its type's maximum (or ``scale``), predicted by
     :func:`~sm_pixel_ce.inference.tiling.predict_image` and written at its own size as
-    ``out/{stem}.png``: a palette PNG (VOC colours) whose pixel values are the class indices
-    (argmax; ``> 0.5`` for a one-channel sigmoid model). Images stream one at a time, the next
-    one read while the current one is predicted. Every header is read first, so that a size or
-    option that cannot work stops the run before the first prediction.
+    ``out/{stem}.png``: a palette PNG whose pixel values are the class indices (argmax;
+    ``> 0.5`` for a one-channel sigmoid model), in the model's colours (its data contract's
+    colour table; the VOC colours for the classes it does not colour), with the legend
+    ``out/classes.json`` (each class's name and colour). A reading option not given is the
+    model's data contract's, and images are sized as it was trained (see :func:`as_trained`).
+    Images stream one at a time, the next one read while the current one is predicted. Every
+    header is read first, so that a size or option that cannot work stops the run before the
+    first prediction.
 
     Args:
         model: A Keras model, a :class:`~sm_pixel_ce.inference.predictor.Predictor`, or a model
@@ -274,14 +345,16 @@ def predict_files(model, inputs, out, *, log=print, **options):
             ``bands``, ``scale``, ``no_exif`` or ``exif``, ``skip_bad``), checked there.
 
     Returns:
-        ``{"model", "options", "images", "written", "skipped", "seconds"}``: the predictor's
-        :meth:`~sm_pixel_ce.inference.predictor.Predictor.describe`, the options, per image
+        ``{"model", "options", "classes", "images", "written", "skipped", "seconds"}``: the
+        predictor's :meth:`~sm_pixel_ce.inference.predictor.Predictor.describe`, the options
+        as applied, the legend (see :func:`legend`), per image
         ``{"input", "mask", "probabilities", "overlay", "width", "height", "how", "seconds"}``,
         every file written, ``[{"file", "reason"}]`` of the images skipped, and the wall time.
 
     Raises:
-        ValueError: A bad option, or one the model or an image cannot take (an image smaller
-            than ``tile``, other channels than the model's).
+        ValueError: A bad option, one that contradicts the model's data contract, or one the
+            model or an image cannot take (an image smaller than ``tile``, other channels than
+            the model's).
         ModelFileError: The model file is missing or unreadable.
         DataError: No input image, or an unreadable one without ``skip_bad`` (naming it).
 
@@ -297,19 +370,28 @@ def predict_files(model, inputs, out, *, log=print, **options):
     files = PredictionFiles(out)
     stems = _stems(paths, files)
     predictor = load_predictor(model)
+    options = as_trained(predictor, options, log)
     reader = options.read.image_reader()
     paths, skipped = _probe(reader, predictor, paths, options)
     os.makedirs(files.root, exist_ok=True)
+    classes = legend(predictor)
     log(
         f"predicting {len(paths)} image(s) with {predictor.kind} model {predictor.name} "
         f"({predictor.num_classes} classes) into {files.root}"
     )
-    images, written = _predict_all(predictor, reader, paths, stems, files, options, log, skipped)
+    colors = np.array([row["color"] for row in classes], np.uint8)
+    images, written = _predict_all(
+        predictor, reader, paths, stems, files, options, log, skipped, colors
+    )
     if not images and skipped:
         raise DataError(f"no image could be read: {some(s['file'] for s in skipped)}.")
+    with open(files.classes(), "w") as handle:
+        json.dump(classes, handle, indent=1)
+    written.append(files.classes())
     return {
         "model": predictor.describe(),
         "options": options.flat(),
+        "classes": classes,
         "images": images,
         "written": written,
         "skipped": skipped,
@@ -317,7 +399,7 @@ def predict_files(model, inputs, out, *, log=print, **options):
     }
 
 
-def _predict_all(predictor, reader, paths, stems, files, options, log, skipped):
+def _predict_all(predictor, reader, paths, stems, files, options, log, skipped, colors):
     """Predict and write every image of ``paths``, the next one read while the current one is
     predicted: ``(images, written)``; unreadable images (with ``skip_bad``) join ``skipped``."""
     images, written = [], []
@@ -338,7 +420,7 @@ def _predict_all(predictor, reader, paths, stems, files, options, log, skipped):
                 log(f"  skipped {problem}")
                 bar.update(1)
                 continue
-            record = _predict_one(predictor, image, info, stems[path], files, options)
+            record = _predict_one(predictor, image, info, stems[path], files, options, colors)
             del image  # at most two in memory: this one and the next, being read
             images.append({"input": path, **record})
             written += [record[k] for k in ("mask", "probabilities", "overlay") if record[k]]
@@ -380,7 +462,7 @@ def _read(reader, path, scale):
     return model_input(reader.read(path), info.dtype, scale), info
 
 
-def _predict_one(predictor, image, info, stem, files, options):
+def _predict_one(predictor, image, info, stem, files, options, colors):
     started = time.perf_counter()
     height, width = image.shape[:2]
     how = plan(predictor, height, width, options.tile, options.overlap, options.size)
@@ -402,7 +484,7 @@ def _predict_one(predictor, image, info, stem, files, options):
         "height": height,
         "how": how[0],
     }
-    palette.save_mask(record["mask"], mask)
+    palette.save_mask(record["mask"], mask, colors)
     if options.probabilities:
         record["probabilities"] = files.probabilities(stem)
         save_probabilities(record["probabilities"], probabilities)
@@ -413,6 +495,6 @@ def _predict_one(predictor, image, info, stem, files, options):
             image *= np.float32(options.scale / SCALES[info.dtype])
         record["overlay"] = files.overlay(stem)
         picture = preview(image[None], kind)[0]
-        save_overlay(record["overlay"], picture, mask, max(2, predictor.num_classes))
+        save_overlay(record["overlay"], picture, mask, max(2, predictor.num_classes), colors)
     record["seconds"] = time.perf_counter() - started
     return record

@@ -60,6 +60,8 @@ class Predictor:
 
     Attributes:
         kind, path, channels, fixed_size, num_classes, multiple, activation: As above.
+        contract: The model's :class:`~sm_pixel_ce.data.contract.DataContract` (how its
+            training data were read), or None; :func:`load_predictor` sets it.
 
     Example:
         >>> predictor = load_predictor("unet.tflite")
@@ -86,6 +88,7 @@ class Predictor:
         self.fixed_size = None if fixed_size is None else (int(fixed_size[0]), int(fixed_size[1]))
         self.multiple = int(multiple)
         self.activation = activation
+        self.contract = None
         if num_classes is None:
             height, width = self.fixed_size or (self.multiple, self.multiple)
             num_classes = self(np.zeros((1, height, width, self.channels), np.float32)).shape[-1]
@@ -152,7 +155,8 @@ def load_predictor(model_or_path, num_classes=None):
             Defaults to None.
 
     Returns:
-        A :class:`Predictor`.
+        A :class:`Predictor`, with the model's data contract (``predictor.contract``, None
+        without one).
 
     Raises:
         ModelFileError: (a ``ValueError``) The path is missing, unreadable, or of no known
@@ -166,12 +170,16 @@ def load_predictor(model_or_path, num_classes=None):
         >>> predictor.kind, predictor.fixed_size, predictor.multiple, predictor.activation
         ('keras', None, 32, 'softmax')
     """
+    from ..saving import data_contract
+
     if isinstance(model_or_path, Predictor):
         predictor = model_or_path
     elif isinstance(model_or_path, keras.Model):
         predictor = keras_predictor(model_or_path)
+        predictor.contract = data_contract(model_or_path)
     elif isinstance(model_or_path, (str, os.PathLike)):
         predictor = _load_file(os.fspath(model_or_path))
+        predictor.contract = data_contract(model_or_path)
     else:
         raise ValueError(
             f"load_predictor takes a Keras model, a Predictor or the path of {FORMATS}. "

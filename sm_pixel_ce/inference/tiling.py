@@ -14,6 +14,7 @@ at a time; a 4000 x 3000 RGB image predicts within 2 GB (see ``sm-pixel-ce bench
 import numpy as np
 import tensorflow as tf
 
+from ..data.options import option
 from .predictor import Predictor, load_predictor
 
 #: A flexible model predicts an image whose longer side is at most this many pixels whole.
@@ -315,3 +316,126 @@ def predict_image(model, image, tile=None, overlap=0.25, tta="none", batch_size=
     if how == "whole":
         return _whole(predictor, image, tta)
     return _slide(predictor, image, *detail, tta, batch_size)
+
+
+# --- sizing: as the model was trained, said aloud ----------------------------------------------
+
+
+def resize_option():
+    """The ``resize`` field of a job's options (``--resize``), the explicit opposite of
+    ``--tile``: one help text for ``evaluate`` and ``predict``."""
+    return option(
+        None,
+        "resize whole images to the model's size (its data contract's, or --size S) and the "
+        "predictions back, as a model trained on whole resized images saw them; the opposite "
+        "of --tile (default: as the model's data contract says it was trained)",
+    )
+
+
+def check_sizing(resize, tile):
+    """Raise a ``ValueError`` when both ``--resize`` and ``--tile`` are given."""
+    if resize and tile is not None:
+        raise ValueError(
+            "--resize resizes whole images to the model's size and --tile slides a window over "
+            f"them at their own scale; pass one. Received: --resize --tile {tile}"
+        )
+
+
+def _side(size):
+    return f"{size[0]}x{size[1]}"
+
+
+#: What :func:`predict_image` does after resizing whole images, for :func:`sizing`'s line.
+RESIZED_BACK = "the predictions resized back"
+
+
+def sizing(predictor, tile=None, resize=None, size=None, after=None):
+    """How a job meets the images' size: ``(size, tile, line)``, ``line`` saying in one line
+    what is done and which flag does the other.
+
+    By default as the model was trained (its data contract's ``sizing``): ``"resize"``, whole
+    images resized to the contract's size (and the predictions back); ``"crop"``, a sliding
+    window of that size at the images' own scale (MMSegmentation's ``slide`` mode). A model
+    without a contract (or a size in it) keeps the default of :func:`predict_image`: a
+    fixed-size model resizes to its size; a flexible one predicts images up to 1024 px whole,
+    larger ones in tiles of 512.
+
+    Args:
+        predictor: A :class:`~sm_pixel_ce.inference.predictor.Predictor` (its ``contract``).
+        tile: ``--tile``: a sliding window of T x T at the images' own scale. Defaults to None.
+        resize: ``--resize``: whole images resized to the model's size. Defaults to None.
+        size: ``--size``: whole images resized to S x S. Defaults to None.
+        after: What the job does after resizing, in words. Defaults to None:
+            :data:`RESIZED_BACK`.
+
+    Returns:
+        ``(size, tile)`` as :func:`predict_image` takes them, and the line to print.
+
+    Raises:
+        ValueError: ``resize`` with ``tile``; a ``size`` that contradicts the contract of a
+            model trained on whole images resized; ``resize`` with no size to resize to.
+    """
+    check_sizing(resize, tile)
+    after = RESIZED_BACK if after is None else after
+    contract = predictor.contract
+    trained = None if contract is None else contract.size
+    fixed = predictor.fixed_size
+    if tile is not None:
+        return None, tile, (
+            f"sizing: a sliding {tile}x{tile} window at the images' own scale (--tile); "
+            "--resize resizes whole images to the model's size instead"
+        )
+    if size is not None:
+        if trained is not None and contract.sizing == "resize" and trained != (size, size):
+            raise ValueError(
+                f"--size {size} contradicts the model's data contract (size={_side(trained)}, "
+                "whole images resized): drop the flag to resize as the model was trained, or "
+                "pass --tile T to predict at the images' own scale."
+            )
+        return size, None, (
+            f"sizing: whole images resized to {size}x{size} (--size), {after}; --tile T "
+            "predicts at the images' own scale instead"
+        )
+    if trained is not None and (resize or contract.sizing == "resize"):
+        why = "--resize" if resize else "as the model was trained (its data contract)"
+        return _resized_to(trained, fixed), None, (
+            f"sizing: whole images resized to {_side(trained)} {why}, {after}; --tile "
+            f"{trained[0]} predicts at the images' own scale instead"
+        )
+    if trained is not None:
+        side = min(trained)
+        return None, side, (
+            f"sizing: a sliding {side}x{side} window at the images' own scale, as the model "
+            "was trained on crops (its data contract); --resize resizes whole images to "
+            f"{_side(trained)} instead"
+        )
+    source = "no data contract" if contract is None else "no size in its data contract"
+    if fixed is not None:
+        return None, None, (
+            f"sizing: whole images resized to the model's {_side(fixed)} input, {after} (the "
+            f"model carries {source}); --tile {fixed[0]} predicts at the images' own scale "
+            "instead"
+        )
+    if resize:
+        raise ValueError(
+            f"--resize resizes whole images to the model's size, but {predictor.name} takes any "
+            f"size and carries {source}; pass --size S with it, or --tile T."
+        )
+    return None, None, (
+        f"sizing: images up to {WHOLE_IMAGE_LIMIT} px predicted whole at their own scale, "
+        f"larger ones in tiles of {DEFAULT_TILE} (the model carries {source}); --resize with "
+        "--size S resizes whole images instead"
+    )
+
+
+def _resized_to(trained, fixed):
+    """``size`` of :func:`predict_image` for images resized to ``trained``: its side, or None
+    for a fixed-size model, which resizes to its own (possibly oblong) size."""
+    if fixed is not None:
+        return None if fixed != trained or trained[0] != trained[1] else trained[0]
+    if trained[0] != trained[1]:
+        raise ValueError(
+            f"the model was trained on whole images resized to {_side(trained)} (its data "
+            "contract), but takes any size; pass --size S for a square size, or --tile T."
+        )
+    return trained[0]
