@@ -139,6 +139,7 @@ def _one_error_line(capsys):
     return err[0]
 
 
+@pytest.mark.one_flavor  # reading, --skip-bad and --resume checks; training is the same code
 def test_bad_files_stop_the_command_naming_the_file(tmp_path, capsys):
     folder = write_mask_folder(tmp_path / "data")
     data = (folder / "images" / "003.png").read_bytes()

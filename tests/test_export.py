@@ -132,6 +132,7 @@ def test_saved_model_loads_with_tensorflow_alone(model, tmp_path):
     )
 
 
+@pytest.mark.one_flavor  # the check's arithmetic; each flavour's conversion is tested above
 def test_check_fails_when_the_file_disagrees(model_file, tmp_path, monkeypatch, capsys):
     """A file whose outputs are off by 1e-3 (a perturbed serving graph) exits 1."""
     traced = tracing.serving_function
