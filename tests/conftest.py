@@ -1,12 +1,53 @@
 import os
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# JAX compiles each jitted function (even a weight initialiser, per shape) in ~0.3 s on these CPUs
+# and the JAX tests reload models in fresh processes: its persistent cache lets a child process
+# reuse what the test process compiled (the same executables, so the same numbers).
+os.environ.setdefault(
+    "JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "sm_pixel_ce-jax-cache")
+)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import sm_pixel_ce  # noqa: E402,F401  (registers the names before any test builds a model)
+
+#: The test modules that take longest (``--durations``, both flavours), in that order. Under
+#: ``--dist loadgroup`` (pyproject's addopts) pytest-xdist hands a worker its next test when it has
+#: two left, so starting with the longest ones lets the two workers finish together instead of
+#: one waiting out another's 2-minute test at the end.
+LONGEST_FIRST = (
+    "test_compare_parallel",
+    "test_sm_support",
+    "test_models",
+    "test_export",
+    "test_command_line",
+    "test_bench",
+    "test_specs",
+    "test_advisor",
+    "test_compare",
+    "test_compare_streaming",
+    "test_reliability",
+    "test_distribute",
+    "test_loss_sums",
+    "test_folders",
+    "test_jobs_contract",
+    "test_contract",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the modules of :data:`LONGEST_FIRST` first, in its order; the rest keep theirs."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+
+    def module(item):
+        return os.path.splitext(os.path.basename(item.nodeid.split("::")[0]))[0]
+
+    items.sort(key=lambda item: rank.get(module(item), len(rank)))
 
 
 @pytest.fixture

@@ -146,6 +146,8 @@ def test_recommendation_with_one_seed_or_cce_best_or_alone():
     assert "(a, c, e:" in report.recommendation(_results([0.5], [0.7]), names)["text"]
 
 
+# The advice's arithmetic and report; each flavour's training is checked by test_compare.py.
+@pytest.mark.one_flavor
 def test_compare_rare_class_variants_end_to_end(tmp_path, capsys, compare_argv):
     out = str(tmp_path / "out")
     variants = ("cce-balanced", "cce-dice")

@@ -117,6 +117,8 @@ def test_loss_cases_agree_with_the_floor_and_references(tmp_path):
         assert t["met"] == (t["ratio"] <= t["limit"])
 
 
+# The bench's sections and arithmetic; tf_keras's own timing is the load section's test below.
+@pytest.mark.one_flavor
 def test_train_pipeline_and_scaling_sections(tmp_path):
     plot = tmp_path / "scaling.png"
     result = _bench(

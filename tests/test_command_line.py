@@ -73,6 +73,8 @@ def test_help_is_quiet_and_verbose_brings_the_logs_back(tmp_path):
     assert TF_LOG_LINE.search(verbose.stderr) or verbose.stderr == ""
 
 
+# Argument checking before any Keras object: the Keras 3 process alone runs it.
+@pytest.mark.one_flavor
 def test_a_real_error_still_reaches_stderr_in_one_line(tmp_path):
     result = _command("compare", "--size", "50", cwd=tmp_path)
     assert result.returncode == 2
@@ -82,6 +84,9 @@ def test_a_real_error_still_reaches_stderr_in_one_line(tmp_path):
     ]
 
 
+# Two whole runs: the seeding and the ops are the same code in both flavours; each flavour's
+# training is checked by test_compare.py (and tf_keras's quiet logs by the --help test above).
+@pytest.mark.one_flavor
 def test_compare_is_quiet_and_repeats_to_the_last_digit(tmp_path):
     # Same machine, same versions, same thread count: identical numbers (only seconds differ).
     # One variant: each run is its own process either way, and that is what could differ.

@@ -156,6 +156,9 @@ def test_compare_scenes_end_to_end(tmp_path, capsys, compare_argv):
     assert report["config"]["train_images"] + report["config"]["val_images"] == 10
 
 
+# Reading a folder (palette masks, void pixels): flavour-independent; the scenes run above trains
+# in each flavour.
+@pytest.mark.one_flavor
 def test_compare_data_folder_with_palette_and_ignore(tmp_path, mask_folder, compare_argv):
     data = mask_folder(tmp_path / "data", side=40, palette=True)
     out = str(tmp_path / "out")
@@ -224,6 +227,7 @@ def test_errors_are_one_line_and_non_zero(
     assert message in lines[0]
 
 
+@pytest.mark.one_flavor  # an argument error before any Keras object
 def test_error_from_the_console_has_no_traceback(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     process = subprocess.run(

@@ -57,6 +57,7 @@ def sequential(tmp_path_factory):
     return out
 
 
+@pytest.mark.xdist_group("compare_sequential")  # one worker builds `sequential` once
 def test_jobs_2_report_equals_the_sequential_one(sequential, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(tiny_compare_argv(out, "--images", "12", "--jobs", "2", variants=VARIANTS)) == 0
@@ -70,6 +71,7 @@ def test_jobs_2_report_equals_the_sequential_one(sequential, tmp_path, capsys):
     assert [r["miou"] for r in results] == [r["miou"] for r in results_1]
 
 
+@pytest.mark.xdist_group("compare_sequential")  # one worker builds `sequential` once
 def test_jobs_resume_trains_only_the_missing_run(sequential, tmp_path, capsys):
     out = tmp_path / "out"
     argv = tiny_compare_argv(out, "--images", "12", "--jobs", "2", variants=VARIANTS)
@@ -177,6 +179,7 @@ def test_prune_stops_a_variant_far_behind_and_the_survivor_is_unchanged(tmp_path
     assert f"[{slow}] seed 0: already in" in printed and "seed 0: training" not in printed
 
 
+@pytest.mark.xdist_group("compare_sequential")  # one worker builds `sequential` once
 def test_ray_local_equals_sequential(sequential, tmp_path):
     pytest.importorskip("ray")
     out = tmp_path / "out"

@@ -59,6 +59,8 @@ def test_streaming_score_of_no_counted_pixel_is_undefined():
     assert result == reference.score(np.full((1, 3), 1 / 3), [255], 3, 255)
 
 
+# Streaming the scores over a folder: the same NumPy counting in both flavours.
+@pytest.mark.one_flavor
 @pytest.mark.parametrize(
     "variant", ["reshape", pytest.param("cce-weighted", marks=pytest.mark.slow)]
 )

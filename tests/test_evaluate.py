@@ -295,6 +295,7 @@ def test_bad_data_gets_one_line_naming_the_file(tmp_path, mask_folder, saved_mod
     assert code == 1 and "images" in err and len(err.strip().splitlines()) == 1, err
 
 
+@pytest.mark.one_flavor  # a measuring script's bookkeeping, not the flavour's scoring
 def test_evaluate_scaling_measures_a_child_run(tmp_path):
     from sm_pixel_ce.bench.evaluation import format_evaluate_scaling, run_evaluate_scaling
 

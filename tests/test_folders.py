@@ -228,6 +228,7 @@ def test_colour_masks_with_a_table(tmp_path):
             FolderReader(3, 255, mask_colors=str(tmp_path / "bad.json"))
 
 
+@pytest.mark.one_flavor  # reading colour masks; the flavour's training is tested elsewhere
 def test_colour_masks_numbered_automatically(tmp_path, capsys):
     expected = _colour_folder(tmp_path / "data")
     reader = FolderReader(3, 255, mask_colors="auto", ignore_color=VOID)
@@ -495,6 +496,7 @@ def test_mask_name_patterns(tmp_path):
 
 
 # A legend of 300 classes does not fit the predictions picture; the picture is not checked here.
+@pytest.mark.one_flavor  # reading patterned 16-bit folders
 @pytest.mark.filterwarnings("ignore:Tight layout not applied")
 def test_patterned_sixteen_bit_folder_end_to_end(tmp_path):
     _patterned_folder(tmp_path / "data")

@@ -140,6 +140,8 @@ def _user_env():
     return {**env, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
 
 
+# Spec parsing and the printed code; each flavour's loss sums reload in test_loss_sums.py.
+@pytest.mark.one_flavor
 def test_spec_variants_end_to_end_and_the_recommended_code_trains_saves_and_reloads(
     tmp_path, mask_folder, compare_argv, capsys
 ):
