@@ -209,6 +209,43 @@ def loss_weight(value, where):
     )
 
 
+def loss_name(value, where, name="name"):
+    """Validate a loss's ``name``: a non-empty string, or None (the class's own name)."""
+    if value is None or (isinstance(value, str) and value):
+        return value
+    raise ValueError(
+        f"{where}: `{name}` must be a non-empty string or None. Received: {name}={value!r}"
+    )
+
+
+#: The dtypes a loss may return (``dtype=``); Keras's policies name them too ("mixed_float16").
+LOSS_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+def loss_dtype(value, where, name="dtype"):
+    """Validate a loss's ``dtype``: a float dtype (a name, NumPy or TensorFlow dtype), a Keras
+    ``DTypePolicy`` / tf_keras ``Policy`` or a policy's name, whose compute dtype counts; None.
+
+    Returns:
+        None, or the dtype's name (one of :data:`LOSS_DTYPES`).
+    """
+    if value is None:
+        return None
+    dtype = getattr(value, "compute_dtype", value)
+    if isinstance(dtype, str) and dtype.startswith("mixed_"):
+        dtype = dtype[len("mixed_") :]
+    try:
+        dtype = tf.as_dtype(dtype).name
+    except (TypeError, ValueError):
+        dtype = None
+    if dtype not in LOSS_DTYPES:
+        raise ValueError(
+            f"{where}: `{name}` must be a float dtype {list(LOSS_DTYPES)}, a Keras DTypePolicy "
+            f"or None. Received: {name}={value!r}"
+        )
+    return dtype
+
+
 def _number(value, within, message):
     """``value`` as a float when it is a real number (not a bool) ``within`` accepts; else a
     ValueError with ``message``."""

@@ -23,9 +23,15 @@ from keras import ops
 from . import _checks, _neutral, _pixels
 
 
+def by_image(options):
+    """Whether a region loss computes each image's own loss: with ``per_image``, and for
+    ``reduction="none"`` (each image's loss, whatever ``per_image``). Both backends ask here."""
+    return bool(options["per_image"]) or options.get("reduction", "mean") in ("none", None)
+
+
 class RegionInputs:
     """Labels, predictions and pixel weights of a region loss grouped ``(G, n, ...)``, as
-    ``losses._functional.RegionInputs``: one group per image with ``per_image``, else one.
+    ``losses._functional.RegionInputs``: one group per image (:func:`by_image`), else one.
 
     It takes the arguments of ``losses._functional.RegionInputs``.
 
@@ -36,6 +42,8 @@ class RegionInputs:
         labels: ``(G, n)`` int32 classes (ignored pixels 0), or ``(G, n, C)`` float32 labels.
         weights: ``(G, n)`` float32 pixel weights (0: not counted), or None for all 1.
         groups: G, an int.
+        images: N, an int.
+        image_weights: ``(N,)`` each image's sample weight (the mean over its pixels), or None.
     """
 
     def __init__(self, y_true, y_pred, options, sample_weight, where):
@@ -55,11 +63,13 @@ class RegionInputs:
         else:
             labels, valid = pixels.integer_labels(options["ignore_index"])
         weights = None if valid is None else ops.cast(valid, "float32")
+        spatial = pixels.spatial_shape
+        self.images, self.image_weights = int(spatial[0]), None
         if sample_weight is not None:
             sw = ops.cast(pixels.pixel_sample_weight(sample_weight), "float32")
             weights = sw if weights is None else weights * sw
-        spatial = pixels.spatial_shape
-        self.groups = int(spatial[0]) if options["per_image"] else 1
+            self.image_weights = ops.mean(ops.reshape(sw, (self.images, -1)), axis=1)
+        self.groups = self.images if by_image(options) else 1
         shape = (self.groups, -1)
         self.pixels, self.from_logits, self.dense = pixels, from_logits, pixels.dense
         self.num_classes = num_classes
@@ -72,7 +82,7 @@ class RegionInputs:
 
     def checked(self, value):
         """``value`` with the data checks (and that it is finite) run, or staged in ``jit``."""
-        return self.pixels.checked(value, ops.isfinite(value))
+        return self.pixels.checked(value, ops.all(ops.isfinite(value)))
 
 
 def region_loss(y_true, y_pred, sample_weight, options, where, tversky):
@@ -80,7 +90,7 @@ def region_loss(y_true, y_pred, sample_weight, options, where, tversky):
     ``tversky = (α, β, γ)`` and the loss's checked ``options``.
 
     Returns:
-        A float32 scalar.
+        A float32 scalar (``(N,)`` for ``reduction="none"``).
     """
     inputs = RegionInputs(y_true, y_pred, options, sample_weight, where)
     num_classes = inputs.num_classes
@@ -99,7 +109,8 @@ def region_loss(y_true, y_pred, sample_weight, options, where, tversky):
             p = p * weights[..., None]
         y = hit if weights is None else hit * weights[..., None]
         s_p, s_y, tp = ops.sum(p, axis=1), ops.sum(y, axis=1), ops.sum(p * hit, axis=1)
-    return inputs.checked(_overlap_loss(s_p, s_y, tp, tversky, options, num_classes))
+    loss = _overlap_loss(s_p, s_y, tp, tversky, options, num_classes)
+    return inputs.checked(reduce_images(loss, inputs, options))
 
 
 def check_overlap_class_weights(num_classes, classes, class_weights, where):
@@ -117,7 +128,8 @@ def check_overlap_class_weights(num_classes, classes, class_weights, where):
 
 
 def _overlap_loss(s_p, s_y, tp, tversky, options, num_classes):
-    """``losses._functional.overlap_loss`` from the per-class sums, each ``(G, C)``."""
+    """``losses._functional.overlap_loss`` from the per-class sums, each ``(G, C)``: the loss of
+    each group, ``(G,)``."""
     alpha, beta, gamma = tversky
     smooth, eps, classes = options["smooth"], options["eps"], options["classes"]
     class_weights = options["class_weights"]
@@ -142,7 +154,27 @@ def _overlap_loss(s_p, s_y, tp, tversky, options, num_classes):
         loss = ops.sum(losses * weights, -1) / ops.sum(weights)
     if gamma != 1.0:
         loss = ops.power(ops.maximum(loss, _pixels.TINY), gamma)
-    return ops.mean(loss)
+    return loss
+
+
+def reduce_images(loss, inputs, options):
+    """``losses._functional.reduce_images`` on one device (or the global batch): the region
+    loss under its ``reduction`` from ``loss`` ``(G,)``, each image's or the batch's."""
+    reduction, weights = options["reduction"], inputs.image_weights
+    if reduction in ("none", None):
+        return loss if weights is None else loss * weights
+    if reduction in ("sum_over_batch_size", "mean") or (
+        weights is None and reduction == "mean_with_sample_weight"
+    ):
+        return ops.mean(loss)  # per_image's mean, or the batch's one value
+    if options["per_image"]:
+        total = ops.sum(loss if weights is None else loss * weights)
+        if reduction == "sum":
+            return total
+        return ops.divide_no_nan(total, ops.sum(weights))
+    if reduction == "sum":
+        return loss[0] * (inputs.images if weights is None else ops.sum(weights))
+    return loss[0]
 
 
 def lovasz_loss(y_true, y_pred, options, where):
@@ -152,7 +184,7 @@ def lovasz_loss(y_true, y_pred, options, where):
     pixels that do not count last); the loss and its gradient are the TensorFlow path's.
 
     Returns:
-        A float32 scalar.
+        A float32 scalar (``(N,)`` for ``reduction="none"``).
     """
     inputs = RegionInputs(y_true, y_pred, options, None, where)
     num_classes, classes = inputs.num_classes, options["classes"]
@@ -193,7 +225,7 @@ def lovasz_loss(y_true, y_pred, options, where):
         loss = ops.mean(losses, axis=-1)
     else:
         loss = ops.mean(ops.take(losses, classes, axis=-1), axis=-1)
-    return inputs.checked(ops.mean(loss))
+    return inputs.checked(reduce_images(loss, inputs, options))
 
 
 # --- hard-pixel mining ---------------------------------------------------------------------------

@@ -5,6 +5,8 @@ print a JSON line with both runs' per-step losses and final weights.
     TF_CONFIG=... python tests/distributed_check.py worker OUT.npz   # one MultiWorker worker
     python tests/distributed_check.py single OUT.npz  # the single-process reference for workers
     python tests/distributed_check.py regions         # the region losses and sums, 2 logical CPUs
+    python tests/distributed_check.py custom          # losses called in a custom loop, every
+                                                      # reduction, 2 logical CPUs
 """
 
 import json
@@ -17,7 +19,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 MODE = sys.argv[1]
-if MODE in ("mirrored", "regions"):
+if MODE in ("mirrored", "regions", "custom"):
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
@@ -233,6 +235,126 @@ elif MODE == "regions":
                 for a, b in zip(single_w, dist_w)
             )
         report["losses"][name] = entry
+    print(json.dumps(report))
+elif MODE == "custom":
+    from sm_pixel_ce import (
+        PixelCategoricalCrossentropy,
+        PixelDiceLoss,
+        PixelJaccardLoss,
+        PixelLovaszLoss,
+        PixelTverskyLoss,
+        pixel_softmax,
+    )
+
+    # Each loss is called as a custom loop calls it, loss(y, p, sample_weight) in every replica;
+    # the replicas' values are added up (strategy.reduce("SUM")), or, for "none", put side by side.
+    LOSSES = {
+        "dice": lambda: PixelDiceLoss(ignore_index=255),
+        "dice_per_image": lambda: PixelDiceLoss(ignore_index=255, per_image=True),
+        "dice_sum": lambda: PixelDiceLoss(ignore_index=255, reduction="sum"),
+        "dice_sum_per_image": lambda: PixelDiceLoss(
+            ignore_index=255, per_image=True, reduction="sum"
+        ),
+        "dice_weighted_mean": lambda: PixelDiceLoss(
+            ignore_index=255, per_image=True, reduction="mean_with_sample_weight"
+        ),
+        "dice_none": lambda: PixelDiceLoss(ignore_index=255, reduction="none"),
+        "jaccard_sum": lambda: PixelJaccardLoss(ignore_index=255, reduction="sum"),
+        "tversky": lambda: PixelTverskyLoss(0.3, 0.7, 0.75, ignore_index=255),
+        "lovasz": lambda: PixelLovaszLoss(ignore_index=255),
+        "lovasz_sum": lambda: PixelLovaszLoss(ignore_index=255, reduction="sum"),
+        "lovasz_none": lambda: PixelLovaszLoss(ignore_index=255, reduction="none"),
+        "cce": lambda: PixelCategoricalCrossentropy(ignore_index=255),
+        "cce_sum": lambda: PixelCategoricalCrossentropy(ignore_index=255, reduction="sum"),
+        "cce_none": lambda: PixelCategoricalCrossentropy(ignore_index=255, reduction="none"),
+        "cce_dice": lambda: (
+            PixelCategoricalCrossentropy(ignore_index=255) + PixelDiceLoss(ignore_index=255)
+        ),
+    }
+    WEIGHTED = ("dice_sum", "dice_weighted_mean", "dice_none", "cce_sum")
+    TRAIN = ("dice", "dice_sum", "cce_dice")
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 2, (BATCH, SIZE, SIZE, C)).astype(np.float32)
+    labels = rng.integers(0, C, (BATCH, SIZE, SIZE)).astype(np.uint8)
+    labels[:3][rng.uniform(size=labels[:3].shape) < 0.7] = 255  # replica 0: 3 images, most void
+    labels[3:][labels[3:] == 3] = 2  # class 3 only in replica 0's images
+    weights = rng.uniform(0.5, 2.0, BATCH).astype(np.float32)
+    split = 3
+
+    def per_replica(*arrays):
+        parts = [tuple(a[:split] for a in arrays), tuple(a[split:] for a in arrays)]
+        return strategy.experimental_distribute_values_from_function(
+            lambda context: tuple(tf.constant(a) for a in parts[context.replica_id_in_sync_group])
+        )
+
+    def custom_value(loss, weighted, none):
+        def replica(y, z, sw):
+            return loss(y, pixel_softmax(z), sw if weighted else None)
+
+        @tf.function
+        def step(y, z, sw):
+            values = strategy.run(replica, (y, z, sw))
+            if none:
+                return values
+            return strategy.reduce("SUM", values, axis=None)
+
+        values = step(*per_replica(labels, logits, weights))
+        if none:
+            return np.concatenate([v.numpy() for v in strategy.experimental_local_results(values)])
+        return values.numpy()
+
+    def custom_training(build_loss, use_strategy, weighted):
+        """Three steps of a custom loop: the losses (summed over replicas) and the weights."""
+        x = np.random.default_rng(1).normal(size=(BATCH, SIZE, SIZE, 3)).astype(np.float32)
+        sw = weights if weighted else np.ones(BATCH, np.float32)
+        active = strategy if use_strategy else tf.distribute.get_strategy()
+        with active.scope():
+            model = small_model()
+            optimizer = keras.optimizers.SGD(0.5)
+            loss = build_loss()
+
+        def replica(xb, yb, wb):
+            with tf.GradientTape() as tape:
+                value = loss(yb, model(xb, training=True), wb if weighted else None)
+            grads = tape.gradient(value, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            return value
+
+        @tf.function
+        def step(xb, yb, wb):
+            if not use_strategy:
+                return replica(xb, yb, wb)
+            return strategy.reduce("SUM", strategy.run(replica, (xb, yb, wb)), axis=None)
+
+        inputs = per_replica(x, labels, sw) if use_strategy else (x, labels, sw)
+        losses = [float(step(*inputs)) for _ in range(STEPS)]
+        return losses, [np.asarray(w) for w in model.get_weights()]
+
+    report = {
+        "replicas": strategy.num_replicas_in_sync,
+        "flavor": sm_pixel_ce.KERAS_FLAVOR,
+        "losses": {},
+        "training": {},
+    }
+    for name, build in LOSSES.items():
+        loss, weighted, none = build(), name in WEIGHTED, name.endswith("_none")
+        single = loss(labels, pixel_softmax(logits), weights if weighted else None)
+        report["losses"][name] = {
+            "single": np.asarray(single).tolist(),
+            "custom_loop": custom_value(loss, weighted, none).tolist(),
+        }
+    for name in TRAIN:
+        single_loss, single_w = custom_training(LOSSES[name], False, name in WEIGHTED)
+        dist_loss, dist_w = custom_training(LOSSES[name], True, name in WEIGHTED)
+        report["training"][name] = {
+            "single": single_loss,
+            "custom_loop": dist_loss,
+            "max_relative_weight_difference": max(
+                float(np.max(np.abs(a - b)) / (np.max(np.abs(a)) + 1e-12))
+                for a, b in zip(single_w, dist_w)
+            ),
+        }
     print(json.dumps(report))
 elif MODE in ("worker", "single"):
     x, y = data()

@@ -310,3 +310,38 @@ def numeric_gradient(f, x, step=1e-6):
         down[index] -= step
         gradient[index] = (f(up) - f(down)) / (2 * step)
     return gradient
+
+
+def region_reduction(losses, batch, reduction, per_image, weights=None):
+    """A region loss under Keras's ``reduction`` (examples/loss_arguments.md), from each image's
+    own loss ``losses`` ``(N,)``, the loss of the whole batch ``batch`` and the images' sample
+    weights ``weights`` ``(N,)`` (None: 1): ``v_n`` is the image's loss with ``per_image``, else
+    the batch's; the default is the mean of ``v``, ``"sum"`` ``Σ w·v``,
+    ``"mean_with_sample_weight"`` ``Σ w·v / Σ w``, ``"none"`` ``w·ℓ`` (each image's own loss)."""
+    losses = np.asarray(losses, np.float64)
+    w = np.ones(len(losses)) if weights is None else np.asarray(weights, np.float64)
+    values = losses if per_image else np.full(len(losses), float(batch))
+    if reduction in ("none", None):
+        return w * losses
+    if reduction == "sum":
+        return float((w * values).sum())
+    if reduction == "mean_with_sample_weight":
+        return float((w * values).sum() / w.sum())
+    return float(values.mean())
+
+
+def region_reference(tversky, probabilities, labels, reduction, per_image, weights=None, **options):
+    """A region loss with ``reduction`` from the references above: :func:`smp_tversky` with
+    ``tversky = (α, β, γ)`` and ``options``, or :func:`smp_lovasz_softmax` (``tversky`` None;
+    ``options`` may hold ``ignore_index``), on each image alone and on the whole batch, whose
+    sums integer sample ``weights`` ``(N,)`` weight as repeating each image that many times."""
+
+    def loss(p, y):
+        if tversky is None:
+            return smp_lovasz_softmax(p, y, ignore=options.get("ignore_index"))
+        return smp_tversky(p, y, *tversky, **options)
+
+    images = [loss(probabilities[n : n + 1], labels[n : n + 1]) for n in range(len(labels))]
+    repeat = np.ones(len(labels), int) if weights is None else np.asarray(weights).astype(int)
+    batch = loss(np.repeat(probabilities, repeat, 0), np.repeat(labels, repeat, 0))
+    return region_reduction(images, batch, reduction, per_image, weights)

@@ -65,6 +65,25 @@ def test_region_losses_and_sums_are_global_under_mirrored_strategy():
             assert entry["max_relative_weight_difference"] <= 1e-5, name
 
 
+def test_custom_loops_add_the_replicas_values_up_to_the_global_loss():
+    # loss(y, p) inside strategy.run, the replicas' values summed (strategy.reduce("SUM")): the
+    # one-device value in Keras 3 and tf_keras alike, for every reduction (tf_keras's compile
+    # alone divides by the replica count; a custom loop once got twice Dice on 2 replicas).
+    result = subprocess.run(
+        [sys.executable, SCRIPT, "custom"], capture_output=True, text=True, env=_env(), timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = _last_json(result.stdout)
+    assert report["replicas"] == 2
+    for name, entry in report["losses"].items():
+        np.testing.assert_allclose(entry["custom_loop"], entry["single"], rtol=1e-5, err_msg=name)
+    assert np.shape(report["losses"]["dice_none"]["single"]) == (8,)
+    assert np.shape(report["losses"]["cce_none"]["single"]) == (8, 16, 16)
+    for name, entry in report["training"].items():
+        np.testing.assert_allclose(entry["custom_loop"], entry["single"], rtol=1e-5, err_msg=name)
+        assert entry["max_relative_weight_difference"] <= 1e-5, name
+
+
 def _free_ports(count):
     sockets = [socket.socket() for _ in range(count)]
     for s in sockets:

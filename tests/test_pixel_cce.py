@@ -294,6 +294,7 @@ class TestConfig:
             "top_k": None,
             "reduction": "sum",
             "name": "my_cce",
+            "dtype": None,
         }
         assert PixelCategoricalCrossentropy.from_config(config).get_config() == config
         restored = keras.losses.deserialize(keras.losses.serialize(loss))

@@ -372,7 +372,9 @@ class TestConfig:
             "log_loss": False,
             "per_image": False,
             "absent_classes": "zero",
+            "reduction": "sum_over_batch_size",
             "name": "pixel_dice_loss",
+            "dtype": None,
         }
         assert PixelTverskyLoss().get_config()["alpha"] == 0.5
         assert PixelLovaszLoss().get_config() == {
@@ -381,7 +383,9 @@ class TestConfig:
             "from_logits": False,
             "classes": "present",
             "ignore_index": None,
+            "reduction": "sum_over_batch_size",
             "name": "pixel_lovasz_loss",
+            "dtype": None,
         }
 
     @pytest.mark.parametrize(

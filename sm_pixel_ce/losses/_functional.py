@@ -7,8 +7,9 @@
 
 Both are global under ``tf.distribute``: the per-class sums are summed over the replicas, and the
 Lovász sort runs over the errors of every replica (gathered), so that the replicas' shares add up
-to the loss of the whole batch on one device, and so do their gradients. On another Keras
-backend (JAX) :func:`region_loss` and the Lovász loss hand over to ``_neutral_regions``.
+to the loss of the whole batch on one device, and so do their gradients. :func:`reduce_images`
+applies the loss's ``reduction`` over the images. On another Keras backend (JAX)
+:func:`region_loss` and the Lovász loss hand over to ``_neutral_regions``.
 """
 
 import tensorflow as tf
@@ -36,12 +37,12 @@ _MAX_ELEMENTS = 2**31 - 1
 
 class RegionInputs:
     """Labels, predictions and pixel weights of a region loss, grouped ``(G, n, ...)``: one group
-    per image with ``per_image``, else one group of every pixel.
+    per image with ``per_image`` (or ``reduction="none"``), else one group of every pixel.
 
     Args:
         y_true, y_pred, sample_weight: The loss's arguments.
-        options: The loss's checked options (``axis``, ``from_logits``, ``ignore_index`` and
-            ``per_image`` are read).
+        options: The loss's checked options (``axis``, ``from_logits``, ``ignore_index``,
+            ``per_image`` and ``reduction`` are read).
         where: The loss's name, for errors.
 
     Attributes:
@@ -54,6 +55,9 @@ class RegionInputs:
         flat_labels, flat_valid: The labels ``(P,)`` / ``(P, C)`` and the bool ``(P,)`` of the
             counted pixels (None: all), ungrouped.
         groups: G, an int or a scalar tensor (the images of this replica with ``per_image``).
+        images: N, this replica's images, an int or a scalar tensor.
+        image_weights: ``(N,)`` each image's sample weight (the mean over its pixels of
+            ``sample_weight``), or None without sample weights.
         lanes: Whether ``n`` is a multiple of ``_LANES`` (the fast column sums).
     """
 
@@ -74,12 +78,14 @@ class RegionInputs:
         else:
             labels, valid = pixels.integer_labels(options["ignore_index"])
         weights = None if valid is None else tf.cast(valid, scores.dtype)
+        images, per_image_pixels = pixels.images()
+        self.images, self.image_weights = images, None
         if sample_weight is not None:
             sw = tf.cast(pixels.pixel_sample_weight(sample_weight), scores.dtype)
             weights = sw if weights is None else weights * sw
-        images, per_image_pixels = pixels.images()
+            self.image_weights = tf.reduce_mean(tf.reshape(sw, [images, per_image_pixels]), 1)
         self.lanes = isinstance(per_image_pixels, int) and per_image_pixels % _LANES == 0
-        if options["per_image"]:
+        if _neutral_regions.by_image(options):
             self.groups, shape = images, [images, per_image_pixels]
         else:
             self.groups, shape = 1, [1, -1]
@@ -98,7 +104,7 @@ class RegionInputs:
 
     def checked(self, value):
         """``value`` with the data checks attached (and the check that it is finite)."""
-        return _pixels.checked(self.pixels, value, tf.math.is_finite(value))
+        return _pixels.checked(self.pixels, value, tf.reduce_all(tf.math.is_finite(value)))
 
 
 def tversky_loss(inputs, tversky, options, where):
@@ -110,7 +116,7 @@ def tversky_loss(inputs, tversky, options, where):
     eps)``; ``ℓ_c = 1 - score`` (``-log max(score, eps)`` with ``log_loss``), 0 for a class absent
     from the labels (``Σy = 0``). The loss is ``(Σ_c w_c ℓ_c / Σ_c w_c)^γ`` over ``classes``
     (with ``absent_classes="skip"`` over those present only); with ``per_image`` that of each
-    image, then the mean over the images.
+    image, then the mean over the images (other reductions: :func:`reduce_images`).
 
     Args:
         inputs: The :class:`RegionInputs`.
@@ -119,7 +125,7 @@ def tversky_loss(inputs, tversky, options, where):
         where: The loss's name, for errors.
 
     Returns:
-        This replica's share of the loss, a float32 scalar.
+        This replica's share of the loss, a float32 scalar (``(N,)`` for ``"none"``).
     """
     cw = overlap_class_weights(
         inputs.num_classes, options["classes"], options["class_weights"], where
@@ -140,7 +146,7 @@ def overlap_loss(inputs, sums, tversky, options, cw):
     alpha, beta, gamma = tversky
     smooth, eps, classes = options["smooth"], options["eps"], options["classes"]
     s_p, s_y, tp = sums
-    if not options["per_image"]:
+    if not _neutral_regions.by_image(options):
         s_p, s_y, tp = (_pixels.global_sums(s) for s in (s_p, s_y, tp))
     fp, fn = s_p - tp, s_y - tp
     score = (tp + smooth) / tf.maximum(tp + alpha * fp + beta * fn + smooth, eps)
@@ -162,16 +168,46 @@ def overlap_loss(inputs, sums, tversky, options, cw):
         loss = tf.einsum("gc,c->g", losses, weights) / tf.reduce_sum(weights)
     if gamma != 1.0:
         loss = tf.pow(tf.maximum(loss, _pixels.TINY), gamma)
-    return _mean_over_groups(loss, inputs, options["per_image"])
+    return reduce_images(loss, inputs, options)
 
 
-def _mean_over_groups(loss, inputs, per_image):
-    """This replica's share of the mean of ``loss`` ``(G,)`` over the batch's images (with
-    ``per_image``), or of the batch's one value."""
-    if per_image:
-        images = _pixels.global_count(tf.cast(inputs.groups, loss.dtype))
-        return tf.math.divide_no_nan(tf.reduce_sum(loss), images)
-    return loss[0] / tf.cast(_pixels.replicas(), loss.dtype)
+def reduce_images(loss, inputs, options):
+    """This replica's share of a region loss under its ``reduction``, from ``loss`` ``(G,)``: each
+    image's own loss (``_neutral_regions.by_image``), or the batch's one value (of global sums).
+
+    With ``v_n`` the loss of image ``n`` (``per_image``) or of the batch (else: every image
+    carries it) and ``W_n`` the image's sample weight (``inputs.image_weights``, 1 without):
+
+    * ``"sum_over_batch_size"``/``"mean"``: ``mean_n v_n`` (the sample weights weight pixels in
+      the sums only, as they always have);
+    * ``"sum"``: ``Σ_n W_n·v_n`` (``N`` times the default without sample weights);
+    * ``"mean_with_sample_weight"``: ``Σ_n W_n·v_n / Σ_n W_n`` (the default without them);
+    * ``"none"``: ``W_n·ℓ_n``, each image's own loss, ``(N,)`` (this replica's images).
+
+    Under ``tf.distribute`` ``N`` and ``Σ W_n`` are the global batch's, and the replicas' shares
+    add up to the value on one device.
+    """
+    reduction, weights = options["reduction"], inputs.image_weights
+    if reduction in ("none", None):
+        return loss if weights is None else loss * weights
+    mean = reduction in ("sum_over_batch_size", "mean")
+    if options["per_image"]:
+        if mean or weights is None:
+            total = tf.reduce_sum(loss)
+            if reduction == "sum":
+                return total
+            return tf.math.divide_no_nan(
+                total, _pixels.global_count(tf.cast(inputs.groups, loss.dtype))
+            )
+        total = tf.reduce_sum(loss * weights)
+        if reduction == "sum":
+            return total
+        return tf.math.divide_no_nan(total, _pixels.global_count(tf.reduce_sum(weights)))
+    share = loss[0] / tf.cast(_pixels.replicas(), loss.dtype)
+    if reduction != "sum":
+        return share
+    count = tf.cast(inputs.images, loss.dtype) if weights is None else tf.reduce_sum(weights)
+    return share * _pixels.global_count(count)
 
 
 def _class_sums(inputs):
@@ -273,15 +309,15 @@ def lovasz_loss(y_true, y_pred, options, where):
     (evaluated as ``Σ_k (e_(k) - e_(k+1))·J_k``, which keeps float32 accurate). The loss is
     the mean of ``ℓ_c`` over ``classes``: the classes present in the labels (``"present"``),
     all, or a list; 0 without counted pixels. With ``per_image``, that of each image, then the
-    mean over the images.
+    mean over the images (other reductions: :func:`reduce_images`).
 
     Returns:
-        This replica's share of the loss, a float32 scalar.
+        This replica's share of the loss, a float32 scalar (``(N,)`` for ``"none"``).
     """
     if not IS_TENSORFLOW:
         return _neutral_regions.lovasz_loss(y_true, y_pred, options, where)
     inputs = RegionInputs(y_true, y_pred, options, None, where)
-    num_classes, classes, per_image = inputs.num_classes, options["classes"], options["per_image"]
+    num_classes, classes = inputs.num_classes, options["classes"]
     _checks.classes_in_range(classes, num_classes, where)
     p = inputs.probabilities()
     if inputs.dense:
@@ -301,7 +337,8 @@ def lovasz_loss(y_true, y_pred, options, where):
     labels = tf.reshape(tf.transpose(y, [0, 2, 1]), shape)
     if valid is not None:
         valid = tf.reshape(tf.repeat(valid[:, None, :], num_classes, axis=1), shape)
-    losses, label_sums = _lovasz_rows(rows, labels, valid, hard, gather=not per_image)
+    gather = not _neutral_regions.by_image(options)
+    losses, label_sums = _lovasz_rows(rows, labels, valid, hard, gather=gather)
     losses = tf.reshape(losses, [-1, num_classes])
     if classes == "present":
         present = tf.cast(tf.reshape(label_sums, [-1, num_classes]) > 0, losses.dtype)
@@ -312,7 +349,7 @@ def lovasz_loss(y_true, y_pred, options, where):
         loss = tf.reduce_mean(losses, axis=-1)
     else:
         loss = tf.reduce_mean(tf.gather(losses, classes, axis=-1), axis=-1)
-    return inputs.checked(_mean_over_groups(loss, inputs, per_image))
+    return inputs.checked(reduce_images(loss, inputs, options))
 
 
 def _lovasz_rows(errors, labels, valid, hard, gather):

@@ -5,6 +5,8 @@ function's signature (:func:`loss_function`: ``inspect.signature`` and ``help()`
 keyword arguments), the class's constructor and ``get_config`` (``_base._PixelLoss``), and the
 validation: once per call of the plain function, once at construction for the class (its calls
 check only the tensors), as Keras's ``LossFunctionWrapper`` stores its keyword arguments once.
+Keras's own arguments of a loss object (``reduction``, ``name``, ``dtype``) are declared here too,
+once for every loss class: :data:`KERAS_ARGUMENTS` end every constructor.
 """
 
 import functools
@@ -26,6 +28,10 @@ class Option(NamedTuple):
     doc: str = ""
 
 
+#: The default of an option that has none (a required argument: a sum's ``terms``).
+REQUIRED = inspect.Parameter.empty
+
+
 #: Keras's sample weights: an argument of the plain function only (the class takes them per call).
 SAMPLE_WEIGHT = Option(
     "sample_weight",
@@ -41,6 +47,35 @@ REDUCTION = Option(
     '``"mean_with_sample_weight"``: divide by ``Σ sw·w``; ``"sum"``; ``"none"``: the '
     'per-pixel weighted losses ``(N, H, W)``. Defaults to "sum_over_batch_size".',
 )
+#: The reduction of the region losses (Dice, Jaccard, Tversky, Lovász): over images.
+REGION_REDUCTION = REDUCTION._replace(
+    doc='``"sum_over_batch_size"`` (or ``"mean"``): the loss as ``per_image`` defines it; '
+    "``\"sum\"``: the images' losses added (``per_image``), or the batch's loss once per image, "
+    'each image weighted by its sample weight (1 without); ``"mean_with_sample_weight"``: '
+    "that sum divided by the images' sample weights; ``\"none\"``: each image's own loss "
+    "times its sample weight, ``(N,)``, whatever ``per_image`` "
+    '(see ``examples/loss_arguments.md``). Defaults to "sum_over_batch_size".'
+)
+#: A loss object's name (Keras's ``name``): ``{name}`` is the class's default.
+NAME = Option(
+    "name",
+    None,
+    _checks.loss_name,
+    'The loss\'s name, which Keras logs and scopes it by. Defaults to "{name}" (None: that).',
+)
+#: A loss object's dtype (Keras's ``dtype``).
+DTYPE = Option(
+    "dtype",
+    None,
+    _checks.loss_dtype,
+    'The dtype of the loss\'s value: a float dtype ("float32", "float64", "float16", '
+    '"bfloat16") or a Keras ``DTypePolicy`` (its compute dtype), or None for the dtype the '
+    "loss computes in (float32; float64 predictions keep float64 in the cross-entropies). The "
+    "loss computes in float32 at least whatever ``dtype`` says: half-precision predictions are "
+    "promoted, the value is cast. Defaults to None.",
+)
+#: Keras's arguments that end every loss class's constructor (after ``reduction``).
+KERAS_ARGUMENTS = (NAME, DTYPE)
 AXIS = Option(
     "axis",
     -1,
@@ -73,20 +108,23 @@ CLASS_WEIGHTS = Option(
 
 class Options:
     """A loss's options in the plain function's order (``SAMPLE_WEIGHT`` and ``REDUCTION`` where
-    the function takes them); the class takes them in the same order, ``reduction`` last."""
+    the function takes them); the class takes them in the same order, then ``reduction``, then
+    :data:`KERAS_ARGUMENTS` (``name``, ``dtype``), as Keras's losses end in them."""
 
     def __init__(self, *options):
         self.options = options
 
     @property
     def stored(self):
-        """The options a loss object stores and ``get_config`` returns (``reduction`` aside)."""
+        """The options a loss object stores as attributes (``reduction`` aside)."""
         return [o for o in self.options if o.name not in ("sample_weight", "reduction")]
 
     @property
     def constructor_options(self):
-        """The class's options: the stored ones, then ``reduction`` when the loss takes one."""
-        return self.stored + [o for o in self.options if o.name == "reduction"]
+        """The class's options, which ``get_config`` returns: the stored ones, ``reduction`` when
+        the loss takes one, then ``name`` and ``dtype``."""
+        reduction = [o for o in self.options if o.name == "reduction"]
+        return self.stored + reduction + list(KERAS_ARGUMENTS)
 
     @property
     def reduces(self):
@@ -97,17 +135,19 @@ class Options:
         """These options with other defaults (``pixel_focal``: ``focal_gamma=2``)."""
         return Options(*(o._replace(default=defaults.get(o.name, o.default)) for o in self.options))
 
-    def check(self, values, where):
-        """The checked, normalised values of every option but ``sample_weight``, a dict."""
+    def check(self, values, where, constructor=False):
+        """The checked, normalised values of every option but ``sample_weight``, a dict (of the
+        class's options with ``constructor``)."""
+        options = self.constructor_options if constructor else self.options
         return {
             o.name: o.check(values[o.name], where, o.name)
-            for o in self.options
+            for o in options
             if o.name != "sample_weight"
         }
 
-    def documented(self, doc, stored=False):
-        """``doc`` with its ``{options}`` line replaced by one ``Args`` entry per option (the
-        stored ones, ``reduction`` last, with ``stored``: a class's)."""
+    def documented(self, doc, stored=False, name=None):
+        """``doc`` with its ``{options}`` line replaced by one ``Args`` entry per option (with
+        ``stored``: a class's, its default ``name`` in the entry of ``name``)."""
         options = self.constructor_options if stored else self.options
         for line in doc.splitlines():
             if line.strip() == "{options}":
@@ -117,7 +157,7 @@ class Options:
             return doc
         entries = "\n".join(
             textwrap.fill(
-                f"{o.name}: {o.doc}",
+                f"{o.name}: {o.doc.replace('{name}', str(name))}",
                 width=100,
                 initial_indent=indent,
                 subsequent_indent=indent + "    ",
@@ -136,11 +176,14 @@ class Options:
         )
 
     def constructor_signature(self, name):
-        """``(self, <stored options>, reduction?, name)`` with the loss's default ``name``."""
+        """``(self, <stored options>, reduction?, name, dtype)`` with the loss's default
+        ``name``."""
         return inspect.Signature(
             [_parameter("self")]
-            + [_parameter(o.name, o.default) for o in self.constructor_options]
-            + [_parameter("name", name)]
+            + [
+                _parameter(o.name, name if o is NAME else o.default)
+                for o in self.constructor_options
+            ]
         )
 
 

@@ -11,6 +11,7 @@ from ._options import (
     FROM_LOGITS,
     IGNORE_INDEX,
     PER_IMAGE,
+    REGION_REDUCTION,
     SAMPLE_WEIGHT,
     Option,
     Options,
@@ -63,6 +64,7 @@ OVERLAP = Options(
         doc="Per-image ``(N,)`` or per-pixel ``(N, H, W)`` weights of the pixels in the sums, "
         "or None. Defaults to None."
     ),
+    REGION_REDUCTION,
 )
 
 

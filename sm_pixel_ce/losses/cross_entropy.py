@@ -332,7 +332,6 @@ class PixelCategoricalCrossentropy(_PixelLoss):
 
     Args:
         {options}
-        name: Defaults to "pixel_categorical_crossentropy".
 
     Returns:
         Called as ``loss(y_true, y_pred, sample_weight=None)``: a float32 scalar.
@@ -353,7 +352,6 @@ class PixelBinaryCrossentropy(_PixelLoss):
 
     Args:
         {options}
-        name: Defaults to "pixel_binary_crossentropy".
 
     Returns:
         Called as ``loss(y_true, y_pred, sample_weight=None)``: a float32 scalar.

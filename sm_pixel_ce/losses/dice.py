@@ -34,7 +34,7 @@ def pixel_dice_loss(y_true, y_pred, sample_weight, options, where):
         {options}
 
     Returns:
-        A float32 scalar.
+        A float32 scalar (each image's loss, ``(N,)``, for ``reduction="none"``).
 
     Example:
         >>> y_true = np.array([[[0, 2], [1, 255]]])                 # (1, 2, 2) integer mask
@@ -51,10 +51,10 @@ class PixelDiceLoss(_OverlapLoss):
 
     Args:
         {options}
-        name: Defaults to "pixel_dice_loss" (None: that).
 
     Returns:
-        Called as ``loss(y_true, y_pred, sample_weight=None)``: a float32 scalar.
+        Called as ``loss(y_true, y_pred, sample_weight=None)``: a float32 scalar
+        (``(N,)`` for ``reduction="none"``, in ``dtype`` when given).
 
     Example:
         >>> model.compile("adam", loss="pixel_dice")

@@ -33,7 +33,7 @@ def pixel_jaccard_loss(y_true, y_pred, sample_weight, options, where):
         {options}
 
     Returns:
-        A float32 scalar, in [0, 1] without ``log_loss``.
+        A float32 scalar, in [0, 1] without ``log_loss`` (``(N,)`` for ``reduction="none"``).
 
     Example:
         >>> y_true = np.array([[[0, 2], [1, 255]]])                 # (1, 2, 2) integer mask
@@ -50,10 +50,10 @@ class PixelJaccardLoss(_OverlapLoss):
 
     Args:
         {options}
-        name: Defaults to "pixel_jaccard_loss" (None: that).
 
     Returns:
-        Called as ``loss(y_true, y_pred, sample_weight=None)``: a float32 scalar.
+        Called as ``loss(y_true, y_pred, sample_weight=None)``: a float32 scalar
+        (``(N,)`` for ``reduction="none"``, in ``dtype`` when given).
 
     Example:
         >>> model.compile("adam", loss="pixel_jaccard")

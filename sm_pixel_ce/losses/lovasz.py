@@ -28,6 +28,7 @@ LOVASZ = _options.Options(
         doc="Must be None: the Lovász extension has no pixel weights (leave pixels out with "
         "``ignore_index``). Defaults to None."
     ),
+    _options.REGION_REDUCTION,
 )
 
 
@@ -60,7 +61,7 @@ def pixel_lovasz_loss(y_true, y_pred, sample_weight, options, where):
         {options}
 
     Returns:
-        A float32 scalar.
+        A float32 scalar (each image's loss, ``(N,)``, for ``reduction="none"``).
 
     Example:
         >>> loss = pixel_lovasz_loss(y_true, sm_pixel_ce.pixel_softmax(logits), ignore_index=255)
@@ -81,10 +82,10 @@ class PixelLovaszLoss(_PixelLoss):
 
     Args:
         {options}
-        name: Defaults to "pixel_lovasz_loss".
 
     Returns:
-        Called as ``loss(y_true, y_pred)``: a float32 scalar.
+        Called as ``loss(y_true, y_pred)``: a float32 scalar
+        (``(N,)`` for ``reduction="none"``, in ``dtype`` when given).
 
     Example:
         >>> model.compile("adam", loss="pixel_lovasz")

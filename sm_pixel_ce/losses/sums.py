@@ -12,6 +12,7 @@ from .._registry import register
 from ..flavor import IS_TENSORFLOW, keras
 from . import _functional
 from ._base import _PixelLoss
+from ._options import REDUCTION, REQUIRED, Option, Options
 from ._overlap import _OverlapLoss
 from .cross_entropy import PixelCategoricalCrossentropy, sparse_cross_entropy_mean
 from .dice import PixelDiceLoss
@@ -35,6 +36,58 @@ def _pixel_loss(term, where):
     return term
 
 
+def _terms(value, where, name="terms"):
+    """Validate a sum's ``terms``: a list of pixel losses or their serializations (None: the
+    class's own, where it has some)."""
+    if value is None:
+        return None
+    if isinstance(value, (str, dict, _PixelLoss)) or not hasattr(value, "__iter__"):
+        raise ValueError(
+            f"{where}: `{name}` must be a list of pixel losses. Received: {name}={value!r}"
+        )
+    terms = [_pixel_loss(term, where) for term in value]
+    if not terms:
+        raise ValueError(f"{where}: `{name}` must name at least one loss. Received: {name}=[]")
+    return terms
+
+
+def _weights(value, where, name="weights"):
+    """Validate a sum's ``weights``: finite numbers (their count is the terms'), or None."""
+    return None if value is None else [_checks.loss_weight(w, where) for w in value]
+
+
+def _sum_reduction(value, where, name="reduction"):
+    """A sum's ``reduction``: its terms reduce themselves, so only the default (``"mean"``)."""
+    if value not in ("sum_over_batch_size", "mean"):
+        raise ValueError(
+            f"{where}: a sum adds its terms as each reduces itself; give `reduction` to the "
+            'terms (e.g. PixelDiceLoss(reduction="sum")). Expected reduction='
+            f"'sum_over_batch_size' (or 'mean'). Received: {name}={value!r}"
+        )
+    return value
+
+
+TERMS = Option(
+    "terms",
+    REQUIRED,
+    _terms,
+    "The pixel losses, or their Keras serializations (as :meth:`get_config` gives them).",
+)
+WEIGHTS = Option(
+    "weights", None, _weights, "One finite number per term, or None for all 1. Defaults to None."
+)
+#: The options of a sum: its terms, their weights and the only reduction it takes.
+SUM = Options(
+    TERMS,
+    WEIGHTS,
+    REDUCTION._replace(
+        check=_sum_reduction,
+        doc='``"sum_over_batch_size"`` (or ``"mean"``) only: each term reduces itself (give '
+        'the terms their ``reduction``). Defaults to "sum_over_batch_size".',
+    ),
+)
+
+
 @register("loss")
 class PixelLossSum(_PixelLoss):
     """A weighted sum of pixel losses, each with its own options: ``Σ_k w_k·ℓ_k``.
@@ -45,12 +98,11 @@ class PixelLossSum(_PixelLoss):
     term's options (``.keras``, ``.h5``, tf_keras SavedModel). Under ``tf.distribute`` each term
     is global, so the sum is. On TensorFlow cross-entropy and overlap terms of one integer mask
     share one softmax (see ``_softmax_terms``); under JAX each term computes its own. Keras logs
-    one ``loss``; :meth:`term_metrics` gives one metric per term to log next to it.
+    one ``loss``; :meth:`term_metrics` gives one metric per term to log next to it. The terms'
+    values are added as they compute them (float32): the sum's ``dtype`` casts the total.
 
     Args:
-        terms: The pixel losses, or their Keras serializations (as :meth:`get_config` gives them).
-        weights: One finite number per term, or None for all 1. Defaults to None.
-        name: Defaults to "pixel_loss_sum".
+        {options}
 
     Returns:
         Called as ``loss(y_true, y_pred, sample_weight=None)``: a float32 scalar.
@@ -62,24 +114,24 @@ class PixelLossSum(_PixelLoss):
         >>> model.fit(...)  # logs loss, pixel_categorical_crossentropy, pixel_dice_loss
     """
 
-    def __init__(self, terms, weights=None, name="pixel_loss_sum"):
-        super().__init__(reduction="sum_over_batch_size", name=name)
+    declaration = SUM
+    default_name = "pixel_loss_sum"
+
+    def _store(self, options):
         where = type(self).__name__
-        if isinstance(terms, (str, dict, _PixelLoss)) or not hasattr(terms, "__iter__"):
+        terms, weights = options["terms"], options["weights"]
+        if terms is None:
             raise ValueError(
-                f"{where}: `terms` must be a list of pixel losses. Received: terms={terms!r}"
+                f"{where}: `terms` must be a list of pixel losses. Received: terms=None"
             )
-        terms = [_pixel_loss(term, where) for term in terms]
-        if not terms:
-            raise ValueError(f"{where}: `terms` must name at least one loss. Received: terms=[]")
-        weights = [1.0] * len(terms) if weights is None else list(weights)
+        weights = [1.0] * len(terms) if weights is None else weights
         if len(weights) != len(terms):
             raise ValueError(
                 f"{where}: `weights` needs one weight per term: expected {len(terms)}, "
                 f"received {len(weights)}. Received: weights={weights}"
             )
         self._pairs = [
-            (_checks.loss_weight(weight, where) * inner, term_loss)
+            (weight * inner, term_loss)
             for weight, term in zip(weights, terms)
             for inner, term_loss in term.terms()
         ]
@@ -87,7 +139,7 @@ class PixelLossSum(_PixelLoss):
     def terms(self):
         return list(self._pairs)
 
-    def share(self, y_true, y_pred, sample_weight=None):
+    def _share(self, y_true, y_pred, sample_weight=None):
         if IS_TENSORFLOW:
             fused = _softmax_terms(self._pairs, y_true, y_pred, sample_weight, self.name)
             if fused is not None:
@@ -95,19 +147,17 @@ class PixelLossSum(_PixelLoss):
         total = None
         for weight, term in self._pairs:
             with tf.name_scope(term.name):
-                value = weight * term.share(y_true, y_pred, sample_weight)
+                value = weight * term._share(y_true, y_pred, sample_weight)
             total = value if total is None else total + value
         return total
 
     def call(self, y_true, y_pred):
         return self.share(y_true, y_pred)
 
-    def get_config(self):
-        return {
-            "terms": [keras.losses.serialize(term) for _, term in self._pairs],
-            "weights": [weight for weight, _ in self._pairs],
-            "name": self.name,
-        }
+    def _option(self, name):
+        if name == "terms":
+            return [keras.losses.serialize(term) for _, term in self._pairs]
+        return [weight for weight, _ in self._pairs]
 
     def term_metrics(self):
         """One :class:`PixelLossTerm` per term, named as the term (``_2``... for repeats).
@@ -167,19 +217,26 @@ class PixelCategoricalCrossentropyDice(PixelLossSum):
     ``PixelCategoricalCrossentropy(ignore_index=255) + PixelDiceLoss(ignore_index=255)``.
 
     Args:
-        terms: The terms, or None for ``[PixelCategoricalCrossentropy(), PixelDiceLoss()]``.
-            Defaults to None.
-        weights: One weight per term, or None for all 1. Defaults to None.
-        name: Defaults to "pixel_categorical_crossentropy_dice".
+        {options}
 
     Example:
         >>> model.compile("adam", loss="pixel_cce_dice")
     """
 
-    def __init__(self, terms=None, weights=None, name="pixel_categorical_crossentropy_dice"):
-        if terms is None:
-            terms = [PixelCategoricalCrossentropy(), PixelDiceLoss()]
-        super().__init__(terms, weights=weights, name=name)
+    declaration = Options(
+        TERMS._replace(
+            default=None,
+            doc="The terms, or None for ``[PixelCategoricalCrossentropy(), PixelDiceLoss()]``. "
+            "Defaults to None.",
+        ),
+        *SUM.options[1:],
+    )
+    default_name = "pixel_categorical_crossentropy_dice"
+
+    def _store(self, options):
+        if options["terms"] is None:
+            options = {**options, "terms": [PixelCategoricalCrossentropy(), PixelDiceLoss()]}
+        super()._store(options)
 
 
 @register("metric")

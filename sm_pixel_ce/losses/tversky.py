@@ -57,7 +57,7 @@ def pixel_tversky_loss(y_true, y_pred, sample_weight, options, where):
         {options}
 
     Returns:
-        A float32 scalar.
+        A float32 scalar (each image's loss, ``(N,)``, for ``reduction="none"``).
 
     Example:
         >>> loss = pixel_tversky_loss(y_true, y_pred, alpha=0.3, beta=0.7, gamma=0.75)
@@ -74,10 +74,10 @@ class PixelTverskyLoss(_OverlapLoss):
 
     Args:
         {options}
-        name: Defaults to "pixel_tversky_loss" (None: that).
 
     Returns:
-        Called as ``loss(y_true, y_pred, sample_weight=None)``: a float32 scalar.
+        Called as ``loss(y_true, y_pred, sample_weight=None)``: a float32 scalar
+        (``(N,)`` for ``reduction="none"``, in ``dtype`` when given).
 
     Example:
         >>> model.compile("adam", loss=PixelTverskyLoss(alpha=0.3, beta=0.7, gamma=0.75))
