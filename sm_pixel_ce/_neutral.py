@@ -10,9 +10,9 @@ It computes what the TensorFlow path computes, with three differences the backen
   ``_LOGITS``; ``pixel_cce`` of that very output (same object, same class axis) computes from the
   logits, fused: exact value and gradient ``p - y`` at any logit gap. The entry goes when the
   output dies (the weak reference's callback), so tracing leaves nothing behind. Probabilities not
-  found there (another softmax, or an array Keras copied) take ``log p`` floored at the smallest
-  normal float, not clipped at 1e-7: exact up to a logit gap of 87 (where the loss stops at 87.3).
-  Plain probabilities below 1e-7 count at their true log here, where TensorFlow clips them.
+  found there (another softmax, or an array Keras copied) take ``log p`` of ``p`` clipped to
+  ``[smallest normal, 1]``, as on TensorFlow (``_pixels.smallest_normal``): exact up to a logit
+  gap of 87 (where the loss stops at 87.3).
 * **Data checks inside ``jit``** run on the host through one ``jax.debug.callback`` per loss, fed
   a few scalars (all-finite, min, max, in-range flags) that XLA fuses into the loss's own passes
   over the data: the step raises the same ``ValueError`` text, wrapped by JAX in a
@@ -298,15 +298,22 @@ def reduce(pixels, losses, weights, sample_weight, reduction):
     return pixels.checked(ops.divide_no_nan(total, denominator), ops.isfinite(total))
 
 
-def _log_probabilities(probabilities):
-    """``log p`` of probabilities renormalised along the classes, floored at the smallest normal
-    float (where TensorFlow's unfused path clips at 1e-7; see the module's docstring)."""
-    p = probabilities / ops.sum(probabilities, axis=-1, keepdims=True)
-    return ops.log(ops.maximum(p, _pixels.TINY))
+def _for_log(p):
+    """``p`` clipped to ``[smallest normal, 1]`` of its dtype, as on TensorFlow: selects, not
+    ``ops.clip``, so that the gradient passes on the closed interval as ``tf.clip_by_value``'s
+    does (JAX's clip halves it at the bounds, at ``p = 1`` among them)."""
+    tiny = _pixels.smallest_normal(p.dtype)
+    return ops.where(p < tiny, tiny, ops.where(p > 1.0, 1.0, p))
+
+
+def _clipped_probabilities(probabilities):
+    """Probabilities renormalised along the classes, clipped for a log (``_for_log``)."""
+    return _for_log(probabilities / ops.sum(probabilities, axis=-1, keepdims=True))
 
 
 def _focal_factor(miss, gamma):
-    return ops.power(ops.maximum(miss, _pixels.TINY), gamma)
+    """``(1 - p)^γ`` from ``miss = 1 - p``, floored at the smallest normal number."""
+    return ops.power(ops.maximum(miss, _pixels.smallest_normal(miss.dtype)), gamma)
 
 
 def pixel_categorical_crossentropy(y_true, y_pred, sample_weight, options, where):
@@ -349,7 +356,7 @@ def pixel_categorical_crossentropy(y_true, y_pred, sample_weight, options, where
         # The usual case, a softmax output and a mask: the log of each pixel's one probability,
         # not of all C.
         p_y = _pick(picked, scores) / ops.sum(scores, axis=-1)
-        losses = -ops.log(ops.maximum(p_y, _pixels.TINY))
+        losses = -ops.log(_for_log(p_y))
     else:
         log_p = _log_p(scores, from_logits, focal_gamma)
         losses = -_pick(picked, log_p)
@@ -365,10 +372,18 @@ def _pick(picked, values):
 
 
 def _log_p(scores, from_logits, focal_gamma):
-    """``log p`` of logits or probabilities ``(P, C)``, times the focal factor when set."""
-    log_p = ops.log_softmax(scores, axis=-1) if from_logits else _log_probabilities(scores)
+    """``log p`` of logits or probabilities ``(P, C)``, times the focal factor when set: ``1 - p``
+    from ``-expm1(log p)`` for logits (exact for confident pixels), else from the clipped ``p``,
+    as on TensorFlow."""
+    if from_logits:
+        log_p = ops.log_softmax(scores, axis=-1)
+        miss = -ops.expm1(log_p) if focal_gamma else None
+    else:
+        p = _clipped_probabilities(scores)
+        log_p = ops.log(p)
+        miss = 1.0 - p if focal_gamma else None
     if focal_gamma:
-        log_p = _focal_factor(-ops.expm1(log_p), focal_gamma) * log_p
+        log_p = _focal_factor(miss, focal_gamma) * log_p
     return log_p
 
 
@@ -450,8 +465,8 @@ def _binary_terms(scores, labels, from_logits, focal_gamma):
             miss = labels * ops.sigmoid(-scores) + (1.0 - labels) * ops.sigmoid(scores)
             losses = losses * _focal_factor(miss, focal_gamma)
         return losses
-    p = ops.clip(scores, _pixels.EPSILON, 1.0 - _pixels.EPSILON)
-    losses = -(labels * ops.log(p) + (1.0 - labels) * ops.log(1.0 - p))
+    p = _for_log(scores)
+    losses = -(labels * ops.log(p) + (1.0 - labels) * ops.log(_for_log(1.0 - p)))
     if focal_gamma:
         miss = labels * (1.0 - p) + (1.0 - labels) * p
         losses = losses * _focal_factor(miss, focal_gamma)

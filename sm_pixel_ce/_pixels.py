@@ -11,8 +11,6 @@ import tensorflow as tf
 
 from . import _checks
 
-# Keras's epsilon: probabilities are clipped to [EPSILON, 1 - EPSILON] before a log.
-EPSILON = 1e-7
 # Smallest normal float32: logs and powers are floored here (p^γ keeps a finite gradient for
 # γ < 1, log p a finite value), so a pixel's loss stops at 87.3.
 TINY = 1.1754944e-38
@@ -121,6 +119,18 @@ def flat_predictions(y_true, y_pred, axis, from_logits, where, binary, dtype=Non
     if not from_logits:
         pixels.require_probabilities(scores, activation=activation)
     return pixels, scores, from_logits
+
+
+def smallest_normal(dtype):
+    """The smallest normal number of the float ``dtype`` (NumPy, JAX or TensorFlow's):
+    float32 1.18e-38, float64 2.2e-308.
+
+    Plain probabilities enter a log clipped to ``[smallest_normal, 1]`` on every backend: ``-log
+    p`` is exact for every normal ``p`` (a pixel's loss stops at 87.3 in float32), its gradient
+    ``1/p`` stays finite (that of a subnormal ``p`` would not, and XLA flushes them to 0), and
+    ``p = 1`` gives exactly 0. Keras clips at 1e-7 instead (``-log p`` stops at 16.1).
+    """
+    return float(np.finfo(getattr(dtype, "as_numpy_dtype", dtype)).tiny)
 
 
 def class_weight_tensor(class_weights, num_classes, dtype, where):

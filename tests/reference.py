@@ -7,6 +7,9 @@ from math import ceil
 import numpy as np
 
 EPS = 1e-7
+#: The smallest normal float32: plain probabilities enter a log clipped to [TINY32, 1] on every
+#: backend (examples/backend_rules.md), so that a float32 pixel's -log p stops at 87.34.
+TINY32 = float(np.finfo(np.float32).tiny)
 
 
 def softmax(z, axis=-1):
@@ -19,6 +22,27 @@ def log_softmax(z, axis=-1):
     z = np.asarray(z, np.float64)
     m = z.max(axis=axis, keepdims=True)
     return z - m - np.log(np.exp(z - m).sum(axis=axis, keepdims=True))
+
+
+def clipped_log(p, tiny=TINY32):
+    """``log p`` in float64 of ``p`` clipped to [tiny, 1]."""
+    return np.log(np.clip(np.asarray(p, np.float64), tiny, 1.0))
+
+
+def probability_logits(probabilities, tiny=TINY32):
+    """:func:`pixel_cce`'s logits for plain probabilities ``(..., C)``: the log of the
+    probabilities renormalised along the classes and clipped to [tiny, 1], whose log-softmax is
+    that log (to 1e-38: the clipped values sum to 1 + k·tiny)."""
+    p = np.asarray(probabilities, np.float64)
+    return clipped_log(p / p.sum(-1, keepdims=True), tiny)
+
+
+def binary_probability_logits(probabilities, tiny=TINY32):
+    """:func:`pixel_bce`'s logits for plain sigmoid probabilities: ``log p - log(1 - p)``, each
+    of ``p`` and ``1 - p`` clipped to [tiny, 1], so that ``-log σ(z)`` and ``-log(1 - σ(z))`` are
+    their clipped logs (to 1e-38)."""
+    p = np.asarray(probabilities, np.float64)
+    return clipped_log(p, tiny) - clipped_log(1.0 - p, tiny)
 
 
 def pixel_cce(
@@ -66,9 +90,12 @@ def pixel_cce(
     return 0.0 if den == 0 else terms.sum() / den
 
 
-def pixel_bce(labels_onehot, logits, valid=None, smoothing=0.0, gamma=0.0, top_k=None):
+def pixel_bce(
+    labels_onehot, logits, valid=None, smoothing=0.0, gamma=0.0, top_k=None, reduction="mean"
+):
     """Mean over channels of sigmoid BCE (times torchvision's focal term ``(1 - p_t)^γ``),
-    mean over counted (and, with ``top_k``, kept) pixels."""
+    mean over counted (and, with ``top_k``, kept) pixels; with ``reduction="none"`` each pixel's
+    loss (0 where not counted or not kept)."""
     z = np.asarray(logits, np.float64)
     y = np.asarray(labels_onehot, np.float64) * (1 - smoothing) + 0.5 * smoothing
     per = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
@@ -80,6 +107,8 @@ def pixel_bce(labels_onehot, logits, valid=None, smoothing=0.0, gamma=0.0, top_k
     valid = np.ones(loss.shape, bool) if valid is None else valid
     if top_k is not None:
         valid = valid & top_k_kept(loss, valid, top_k)
+    if reduction == "none":
+        return loss * valid
     return 0.0 if valid.sum() == 0 else (loss * valid).sum() / valid.sum()
 
 

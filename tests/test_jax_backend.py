@@ -242,7 +242,7 @@ class TestPixelBCE:
         loss = PixelBinaryCrossentropy(
             from_logits=from_logits, ignore_index=255, label_smoothing=0.1, focal_gamma=2.0
         )
-        # Probabilities are clipped at 1e-7, as in TensorFlow: logits of N(0, 3) stay inside.
+        # Float32 sigmoid probabilities round 1 - p near 1: logits of N(0, 3) keep it.
         assert jitted(loss, labels, y_pred) == pytest.approx(expected, rel=1e-4)
 
     def test_dense_labels_out_of_range(self, data):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-from reference import log_softmax, pixel_cce, softmax
+from reference import log_softmax, pixel_cce, probability_logits, softmax
 
 import sm_pixel_ce
 from sm_pixel_ce import PixelCategoricalCrossentropy, pixel_categorical_crossentropy, pixel_softmax
@@ -34,17 +34,23 @@ class TestValues:
         ).numpy()
         np.testing.assert_allclose(got, keras_value, rtol=1e-5)
 
-    def test_probabilities_not_from_softmax_match_keras(self, rng):
-        # Unnormalised probabilities with zeros: Keras renormalises and clips; so do we.
-        p = rng.uniform(0, 1, (N, H, W, C)).astype(np.float32)
+    def test_probabilities_not_from_softmax(self, rng):
+        # Unnormalised probabilities: renormalised as Keras does, then -log of p clipped to
+        # [smallest normal float32, 1], where Keras clips to [1e-7, 1 - 1e-7]. Without a
+        # probability below 1e-7 that is Keras's value; a zero counts 87.34 here, 16.1 in Keras.
+        p = rng.uniform(0.01, 1, (N, H, W, C)).astype(np.float32)
+        labels = rng.integers(0, C, (N, H, W))
+        keras_value = keras.losses.CategoricalCrossentropy()(one_hot(labels), tf.constant(p))
+        for y_true in (one_hot(labels), labels):
+            got = pixel_categorical_crossentropy(y_true, tf.constant(p)).numpy()
+            np.testing.assert_allclose(got, keras_value.numpy(), rtol=1e-5)
         p[0, 0, 0] = 0.0
         p[0, 0, 0, 3] = 1.0
-        labels = rng.integers(0, C, (N, H, W))
-        got = pixel_categorical_crossentropy(one_hot(labels), tf.constant(p)).numpy()
-        expected = keras.losses.CategoricalCrossentropy()(one_hot(labels), tf.constant(p)).numpy()
-        np.testing.assert_allclose(got, expected, rtol=1e-5)
-        got_sparse = pixel_categorical_crossentropy(labels, tf.constant(p)).numpy()
-        np.testing.assert_allclose(got_sparse, expected, rtol=1e-5)
+        labels[0, 0, 0] = 0
+        expected = pixel_cce(labels, probability_logits(p))
+        for y_true in (one_hot(labels), labels):
+            got = pixel_categorical_crossentropy(y_true, tf.constant(p)).numpy()
+            np.testing.assert_allclose(got, expected, rtol=1e-5)
 
     def test_from_logits(self, data):
         logits, labels = data
@@ -249,12 +255,18 @@ class TestFusedGradient:
 
         np.testing.assert_allclose(gradient().numpy(), self.expected(), atol=1e-6)
 
-    def test_clipped_probabilities_lose_it(self):
-        # What the fused path avoids: without the logits, the true class's gradient vanishes.
+    def test_clipped_probabilities_keep_it_up_to_a_gap_of_87(self):
+        # Without the logits (tf.identity hides them) -log p is clipped at the smallest normal
+        # float32: the gradient is p - y while p_y is one (gap 50: 2e-22), and vanishes past a
+        # gap of 87.3, where only the fused path keeps it.
         z = tf.Variable(self.logits)
         with tf.GradientTape() as tape:
             loss = pixel_categorical_crossentropy(self.labels, tf.identity(tf.nn.softmax(z)))
-        assert abs(tape.gradient(loss, z).numpy()[0, 0, 0, 1]) < 1e-6
+        np.testing.assert_allclose(tape.gradient(loss, z).numpy(), self.expected(), atol=1e-6)
+        far = tf.Variable(self.logits * 2)  # gap 100: p_y = 4e-44, below every normal float32
+        with tf.GradientTape() as tape:
+            loss = pixel_categorical_crossentropy(self.labels, tf.identity(tf.nn.softmax(far)))
+        assert abs(tape.gradient(loss, far).numpy()[0, 0, 0, 1]) < 1e-6
 
     def test_model_fit_step_through_activation_layer(self):
         # One pixel, a bias as the only weight: after one SGD step (lr 1), bias -= (p - y).

@@ -139,7 +139,8 @@ def predictions(kind, form, logits, axis=-1):
 
 
 def forms(scale_ok):
-    # Plain probabilities are clipped at 1e-7 as in Keras: use them only where none is that small.
+    # Plain float32 probabilities cannot hold 1 - p near 1 (a sigmoid's rounds to 1 past a logit
+    # of about 17): use them only for small logits.
     names = ["logits", "activation", "probabilities"]
     return st.sampled_from(names if scale_ok else names[:2])
 

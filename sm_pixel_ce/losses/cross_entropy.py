@@ -96,7 +96,9 @@ def pixel_categorical_crossentropy(y_true, y_pred, sample_weight, options, where
     tensors (``axis=1``) are transposed to channels-last first. When ``y_pred`` is the output of
     ``pixel_softmax`` (or Keras's softmax) the loss is computed from the logits behind it
     (``softmax_cross_entropy_with_logits``): stable, and a confidently wrong pixel keeps its
-    gradient ``p - y``.
+    gradient ``p - y``. Other probabilities are renormalised over the classes and enter the log
+    clipped to [smallest normal float, 1]: ``-log p`` is exact down to ``p`` = 1.2e-38 (87.3),
+    where Keras clips at 1e-7 (16.1); the same on every backend (examples/backend_rules.md).
 
     Args:
         y_true: Dense labels of ``y_pred``'s shape (one-hot or soft, each pixel summing to 1; an
@@ -106,7 +108,8 @@ def pixel_categorical_crossentropy(y_true, y_pred, sample_weight, options, where
         {options}
 
     Returns:
-        A float32 scalar (or ``(N, H, W)`` for ``reduction="none"``).
+        A float32 scalar (or ``(N, H, W)`` for ``reduction="none"``); float64 for float64
+        predictions.
 
     Example:
         >>> y_true = np.array([[[0, 2], [1, 255]]])            # (1, 2, 2) integer mask
@@ -162,6 +165,11 @@ def _dense_categorical(pixels, scores, from_logits, cw, options):
 def _sparse_categorical(labels, scores, from_logits, options):
     """Each pixel's cross-entropy with its integer label (smoothed), unfused."""
     label_smoothing, focal_gamma = options["label_smoothing"], options["focal_gamma"]
+    if not (from_logits or label_smoothing or focal_gamma):
+        # The usual case on plain probabilities: the log of each pixel's one probability, not
+        # of all C.
+        picked = tf.gather(scores, labels[:, None], batch_dims=1)[:, 0]
+        return -tf.math.log(_for_log(picked / tf.reduce_sum(scores, axis=-1)))
     if focal_gamma:
         log_p = _focal_log_p(scores, from_logits, focal_gamma)
     elif from_logits:
@@ -219,7 +227,9 @@ def pixel_binary_crossentropy(y_true, y_pred, sample_weight, options, where):
     ``sigmoid_focal_loss`` without alpha; ``γ = 0`` is the plain BCE); reduced
     ``Σᵢ swᵢ·wᵢ·ℓᵢ / Σᵢ wᵢ`` where ``wᵢ`` is 0 for ignored pixels and 1 otherwise, over the
     hardest pixels only with ``top_k`` (as for :func:`pixel_categorical_crossentropy`). With
-    neutral options this equals Keras's ``binary_crossentropy``.
+    neutral options this equals Keras's ``binary_crossentropy`` where no probability lies within
+    1e-7 of 0 or 1: plain probabilities enter each log clipped to [smallest normal float, 1]
+    (``-log p`` exact to 87.3), where Keras clips to [1e-7, 1 - 1e-7].
 
     Args:
         y_true: Dense labels of ``y_pred``'s shape with values in [0, 1] (one-hot or
@@ -229,7 +239,8 @@ def pixel_binary_crossentropy(y_true, y_pred, sample_weight, options, where):
         {options}
 
     Returns:
-        A float32 scalar (or ``(N, H, W)`` for ``reduction="none"``).
+        A float32 scalar (or ``(N, H, W)`` for ``reduction="none"``); float64 for float64
+        predictions.
 
     Example:
         >>> model = sm.Unet("resnet18", encoder_weights=None, classes=7, activation="sigmoid")
@@ -253,8 +264,8 @@ def pixel_binary_crossentropy(y_true, y_pred, sample_weight, options, where):
             miss = labels * tf.sigmoid(-scores) + (1.0 - labels) * tf.sigmoid(scores)
             losses = losses * _focal_factor(miss, focal_gamma)
     else:
-        p = tf.clip_by_value(scores, _pixels.EPSILON, 1.0 - _pixels.EPSILON)
-        losses = -(labels * tf.math.log(p) + (1.0 - labels) * tf.math.log(1.0 - p))
+        p = _for_log(scores)
+        losses = -(labels * tf.math.log(p) + (1.0 - labels) * tf.math.log(_for_log(1.0 - p)))
         if focal_gamma:
             miss = labels * (1.0 - p) + (1.0 - labels) * p
             losses = losses * _focal_factor(miss, focal_gamma)
@@ -291,10 +302,16 @@ def _binary_labels(pixels, dtype, ignore_index, where):
     return labels, weights
 
 
+def _for_log(p):
+    """``p`` clipped to ``[smallest normal, 1]`` of its dtype, the rule of every backend for
+    plain probabilities (``_pixels.smallest_normal``); the gradient passes on the closed
+    interval."""
+    return tf.clip_by_value(p, _pixels.smallest_normal(p.dtype), 1.0)
+
+
 def _clipped_probabilities(probabilities):
-    """Keras's treatment of probabilities: renormalise along classes, clip."""
-    p = probabilities / tf.reduce_sum(probabilities, axis=-1, keepdims=True)
-    return tf.clip_by_value(p, _pixels.EPSILON, 1.0 - _pixels.EPSILON)
+    """Probabilities renormalised along the classes (as Keras does), clipped for a log."""
+    return _for_log(probabilities / tf.reduce_sum(probabilities, axis=-1, keepdims=True))
 
 
 def _log_probabilities(probabilities):
@@ -302,13 +319,14 @@ def _log_probabilities(probabilities):
 
 
 def _focal_factor(miss, gamma):
-    """``(1 - p)^γ`` from ``miss = 1 - p``."""
-    return tf.pow(tf.maximum(miss, _pixels.TINY), gamma)
+    """``(1 - p)^γ`` from ``miss = 1 - p``, floored at the smallest normal number (a finite
+    gradient for γ < 1)."""
+    return tf.pow(tf.maximum(miss, _pixels.smallest_normal(miss.dtype)), gamma)
 
 
 def _focal_log_p(scores, from_logits, gamma):
-    """``(1 - p_c)^γ·log p_c`` per class: from log-softmax for logits, else as Keras's focal loss
-    does (renormalised, clipped probabilities)."""
+    """``(1 - p_c)^γ·log p_c`` per class: from log-softmax for logits, else from the
+    renormalised probabilities clipped for a log (``_for_log``)."""
     if from_logits:
         log_p = tf.nn.log_softmax(scores, axis=-1)
         return _focal_factor(-tf.math.expm1(log_p), gamma) * log_p
@@ -370,9 +388,10 @@ class PixelCategoricalFocalCrossentropy(PixelCategoricalCrossentropy):
     """``PixelCategoricalCrossentropy`` with ``focal_gamma=2`` by default: ``"pixel_focal"``.
 
     Every option is :class:`PixelCategoricalCrossentropy`'s; only the defaults of
-    ``focal_gamma`` and ``name`` differ. On probabilities it equals Keras's
-    ``CategoricalFocalCrossentropy(alpha=1, gamma=2)``, with ``ignore_index``, class weights and
-    the weighted mean of ``pixel_cce``.
+    ``focal_gamma`` and ``name`` differ. On probabilities none of which is below 1e-7 it equals
+    Keras's ``CategoricalFocalCrossentropy(alpha=1, gamma=2)``, with ``ignore_index``, class
+    weights and the weighted mean of ``pixel_cce`` (below 1e-7 Keras clips, ``pixel_cce``'s log
+    does not: see :func:`pixel_categorical_crossentropy`).
 
     Example:
         >>> model.compile("adam", loss="pixel_focal")
