@@ -119,6 +119,7 @@ def test_config_and_names():
         "top_k": None,
         "reduction": "sum_over_batch_size",
         "name": "b",
+        "dtype": None,
     }
     restored = keras.losses.deserialize(keras.losses.serialize(loss))
     assert type(restored) is PixelBinaryCrossentropy and restored.get_config() == config
