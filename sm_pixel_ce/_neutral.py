@@ -49,8 +49,10 @@ def _traced(value):
 
 
 def _raise_unless(message, condition, *values):
-    if not bool(np.asarray(condition)):
-        shown = ", ".join(_checks._show(v) for v in values)
+    # ops.convert_to_numpy, not np.asarray: a torch tensor must leave autograd (predictions that
+    # require grad, in training) and its device first.
+    if not bool(ops.convert_to_numpy(condition)):
+        shown = ", ".join(_checks._show(ops.convert_to_numpy(v)) for v in values)
         raise ValueError(message + (f" Received: {shown}" if shown else ""))
 
 
