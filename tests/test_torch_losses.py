@@ -233,10 +233,10 @@ def test_from_logits_on_a_softmax_output_warns_and_uses_the_logits():
     assert float(value) == pytest.approx(200.0, rel=REL)
 
 
-@pytest.mark.parametrize("layer", [False, True], ids=["activation", "layer"])
-def test_keras_hands_the_softmax_output_to_the_loss(layer):
-    """evaluate, fit and compute_loss reach the logits: at a gap of 200 the loss is 200, not
-    87.3, and one SGD step moves the biases by lr·(p - y)."""
+@pytest.mark.parametrize("policy, layer", [(None, False), ("mixed_bfloat16", True)])
+def test_keras_hands_the_softmax_output_to_the_loss(policy, layer):
+    """evaluate, fit and compute_loss reach the logits (mixed precision too): at a gap of 200
+    the loss is 200, not 87.3, and one SGD step moves the biases by lr·(p - y)."""
     inputs = keras.Input((1, 1, 1))
     conv = keras.layers.Conv2D(
         3,
@@ -244,10 +244,11 @@ def test_keras_hands_the_softmax_output_to_the_loss(layer):
         activation=None if layer else "pixel_softmax",
         kernel_initializer="zeros",
         bias_initializer=keras.initializers.Constant([200.0, 0.0, 0.0]),
+        dtype=policy,
     )
     outputs = conv(inputs)
     if layer:
-        outputs = sm_pixel_ce.PixelSoftmax()(outputs)
+        outputs = sm_pixel_ce.PixelSoftmax(dtype=policy)(outputs)
     model = keras.Model(inputs, outputs)
     model.compile(keras.optimizers.SGD(0.01), loss=PixelCategoricalCrossentropy())
     x, y = np.zeros((1, 1, 1, 1), np.float32), np.array([[[1]]])
