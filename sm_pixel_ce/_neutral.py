@@ -30,6 +30,7 @@ import functools
 import warnings
 import weakref
 
+import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
@@ -48,8 +49,10 @@ def _traced(value):
 
 
 def _raise_unless(message, condition, *values):
-    if not bool(np.asarray(condition)):
-        shown = ", ".join(_checks._show(v) for v in values)
+    # ops.convert_to_numpy, not np.asarray: a torch tensor must leave autograd (predictions that
+    # require grad, in training) and its device first.
+    if not bool(ops.convert_to_numpy(condition)):
+        shown = ", ".join(_checks._show(ops.convert_to_numpy(v)) for v in values)
         raise ValueError(message + (f" Received: {shown}" if shown else ""))
 
 
@@ -95,7 +98,7 @@ def logits_behind(y_pred, axis, from_logits, where):
 def pixel_softmax(x, axis):
     x = ops.convert_to_tensor(x)
     class_axis = _checks.class_axis(axis, len(x.shape), "pixel_softmax", min_rank=2)
-    if x.dtype in ("float16", "bfloat16"):
+    if _dtype(x) in ("float16", "bfloat16"):
         x = ops.cast(x, "float32")
     output = ops.softmax(x, axis=axis)
     _remember(output, x, class_axis)
@@ -130,7 +133,7 @@ class Pixels:
         self.where, self.num_classes, self.pred_shape = where, num_classes, pred_shape
         self._checks = []
         self.spatial_shape = pred_shape[:class_axis] + pred_shape[class_axis + 1 :]
-        if y_pred.dtype in ("float16", "bfloat16"):
+        if _dtype(y_pred) in ("float16", "bfloat16"):
             y_pred = ops.cast(y_pred, "float32")
         # Channels-last, before flattening: an elementwise loss summed whole is faster from here.
         self.grid_scores = ops.moveaxis(y_pred, class_axis, -1)
@@ -217,7 +220,7 @@ class Pixels:
         """``(safe_labels, valid)`` of the integer mask, as ``_pixels.Pixels.integer_labels``."""
         labels, where = self.labels, self.where
         num_values = num_values or self.num_classes
-        dtype = str(labels.dtype)
+        dtype = _dtype(labels)
         if "float" in dtype:
             self.require(
                 ops.all(ops.equal(labels, ops.round(labels))),
@@ -271,7 +274,12 @@ def _raise_first(layout, *parts):
 
 
 def _pixels_float(x):
-    return x if x.dtype in ("float32", "float64") else ops.cast(x, "float32")
+    return x if _dtype(x) in ("float32", "float64") else ops.cast(x, "float32")
+
+
+def _dtype(x):
+    """``x``'s dtype as Keras names it (``"float16"``): a torch dtype equals no string."""
+    return keras.backend.standardize_dtype(x.dtype)
 
 
 def reduce(pixels, losses, weights, sample_weight, reduction):

@@ -264,7 +264,7 @@ def _traced_kept_count(top_k, n):
     """:func:`_kept_count` of a count tensor: on the host inside ``jit`` (float64 is not at hand
     on the device without x64), at once otherwise."""
     if not _neutral._traced(n):
-        return _kept_count(top_k, int(np.asarray(n)))
+        return _kept_count(top_k, int(ops.convert_to_numpy(n)))
     import jax
 
     return jax.pure_callback(

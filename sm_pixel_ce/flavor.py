@@ -8,8 +8,8 @@ import time, so the flavour is fixed for the life of the process:
 
 Everything in sm_pixel_ce builds on ``flavor.keras``, the ``tf.keras`` that segmentation_models
 itself uses when ``SM_FRAMEWORK=tf.keras``. Keras 3 may run on another backend
-(``KERAS_BACKEND=jax``): ``BACKEND`` names it, and the objects then take their backend-neutral path
-(see ``_neutral``).
+(``KERAS_BACKEND=jax`` or ``torch``): ``BACKEND`` names it, and the objects then take their
+backend-neutral path (see ``_neutral``).
 """
 
 import os
@@ -27,7 +27,7 @@ keras = tf.keras
 KERAS_FLAVOR = "tf_keras" if keras.layers.Layer.__module__.startswith("tf_keras") else "keras3"
 IS_KERAS_3 = KERAS_FLAVOR == "keras3"
 
-#: The Keras backend: "tensorflow" (always so in tf_keras), or "jax" with KERAS_BACKEND=jax.
+#: The Keras backend: "tensorflow" (always so in tf_keras), or "jax" / "torch" with KERAS_BACKEND.
 BACKEND = keras.backend.backend()
 IS_TENSORFLOW = BACKEND == "tensorflow"
 

@@ -4,26 +4,32 @@ segmentation_models_pytorch (tests/reference.py), eagerly and under ``jax.jit``,
 TensorFlow path's error texts. Run with ``KERAS_BACKEND=jax python -m pytest -m jax
 tests/test_jax_losses.py``; skipped on TensorFlow."""
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
-
-import keras
 import numpy as np
 import pytest
-from reference import (
-    numeric_gradient,
-    pixel_bce,
-    pixel_cce,
-    smp_dice,
-    smp_jaccard,
-    smp_lovasz_softmax,
-    smp_tversky,
-    softmax,
-    top_k_kept,
+from backend_cases import (
+    CASES,
+    FUNCTIONS,
+    LABELS,
+    PROBS,
+    REL,
+    C,
+    check_against_reference,
+    check_bad_input_raises_the_tensorflow_texts,
+    check_class_weight_errors,
+    check_compensated_sums_keep_what_float32_drops,
+    check_hand_checked_ideal_and_worst,
+    check_label_forms_axis_and_precision,
+    check_metrics_accumulate_weighted_and_unweighted_batches,
+    check_sample_weight_weights_pixels_in_the_sums,
+    check_sum_equals_the_references_added,
+    check_sums_save_and_reload,
+    check_top_k_matches_numpy,
+    check_weighted_metrics_in_evaluate,
+    region_data,
+    weighted_confusion,
+    without_void,
 )
+from reference import pixel_bce, pixel_cce
 
 from sm_pixel_ce.flavor import BACKEND
 
@@ -34,188 +40,44 @@ pytestmark = [
 
 if BACKEND == "jax":
     import jax
-    import jax.numpy as jnp
 
-    from sm_pixel_ce import (
-        PixelAccuracy,
-        PixelBinaryCrossentropy,
-        PixelCategoricalCrossentropy,
-        PixelDiceLoss,
-        PixelIoU,
-        PixelJaccardLoss,
-        PixelLovaszLoss,
-        PixelMeanIoU,
-        PixelTverskyLoss,
-        pixel_categorical_crossentropy,
-        pixel_dice_loss,
-        pixel_jaccard_loss,
-        pixel_lovasz_loss,
-        pixel_softmax,
-        pixel_tversky_loss,
-    )
+    from sm_pixel_ce import PixelBinaryCrossentropy, pixel_categorical_crossentropy
     from sm_pixel_ce.metrics import pixel_confusion_matrix
-
-    LOSSES = {
-        "dice": (PixelDiceLoss, pixel_dice_loss, smp_dice, {}),
-        "jaccard": (PixelJaccardLoss, pixel_jaccard_loss, smp_jaccard, {}),
-        "tversky": (
-            PixelTverskyLoss,
-            pixel_tversky_loss,
-            smp_tversky,
-            {"alpha": 0.3, "beta": 0.7, "gamma": 0.75},
-        ),
-        "lovasz": (
-            PixelLovaszLoss,
-            pixel_lovasz_loss,
-            lambda p, y, classes="present", per_image=False, ignore_index=None: smp_lovasz_softmax(
-                p, y, classes, per_image, ignore_index
-            ),
-            {},
-        ),
-    }
-    FUNCTIONS = [pixel_dice_loss, pixel_jaccard_loss, pixel_tversky_loss, pixel_lovasz_loss]
-else:
-    LOSSES, FUNCTIONS = {}, []
-
-N, H, W, C = 2, 3, 4, 4
-REL = 1e-5
 
 
 @pytest.fixture
 def data(rng):
-    logits = rng.normal(0, 2, (N, H, W, C)).astype(np.float32)
-    labels = rng.integers(0, C, (N, H, W))
-    labels[0, 0, :3] = 255  # void, for the cases with ignore_index
-    return logits, labels
+    return region_data(rng)
 
 
-def without_void(labels):
-    return np.where(labels == 255, 1, labels)
-
-
-def check_against_reference(name, labels, logits, options):
-    """The jitted value and gradient w.r.t. the logits from logits, the eager values on
-    pixel_softmax output (computed from the logits behind it) and on plain probabilities; all
-    against the float64 reference."""
-    cls, fn, reference, fixed = LOSSES[name]
-    options = {**fixed, **options}
-    expected = reference(softmax(logits), labels, **options)
-    loss, from_logits = cls(**options), cls(**options, from_logits=True)
-    value, grad = jax.jit(jax.value_and_grad(lambda z: from_logits(labels, z)))(logits)
-    np.testing.assert_allclose(value, expected, rtol=REL, atol=1e-7)
-    np.testing.assert_allclose(loss(labels, pixel_softmax(logits)), expected, rtol=REL, atol=1e-7)
-    plain = fn(labels, softmax(logits).astype(np.float32), **options)
-    np.testing.assert_allclose(plain, expected, rtol=REL, atol=1e-7)
-    numeric = numeric_gradient(lambda z: reference(softmax(z), labels, **options), logits)
-    np.testing.assert_allclose(grad, numeric, atol=1e-5)
-
-
-OVERLAP_OPTIONS = [
-    ("plain", {}),
-    ("ignore_index", {"ignore_index": 255}),
-    ("classes_and_weights", {"classes": [0, 2], "class_weights": [3.0, 1.0, 0.5, 2.0]}),
-    ("per_image", {"per_image": True, "ignore_index": 255}),
-    ("smooth_eps", {"smooth": 1.0, "eps": 0.5}),
-    (
-        "absent_skip",
-        {"absent_classes": "skip", "classes": [0, 1, 3], "class_weights": [1, 2, 3, 4]},
-    ),
-    (
-        "everything",
-        {
-            "ignore_index": 255,
-            "class_weights": [1, 2, 3, 4],
-            "log_loss": True,
-            "smooth": 0.5,
-            "per_image": True,
-        },
-    ),
-]
-LOVASZ_OPTIONS = [
-    ("plain", {}),
-    ("ignore_index", {"ignore_index": 255}),
-    ("per_image", {"per_image": True, "ignore_index": 255}),
-    ("all", {"classes": "all", "ignore_index": 255}),
-    ("list", {"classes": [0, 3], "ignore_index": 255}),
-]
-CASES = [
-    pytest.param(name, options, id=f"{name}-{key}")
-    for name in ("dice", "jaccard", "tversky")
-    for key, options in OVERLAP_OPTIONS
-] + [pytest.param("lovasz", options, id=f"lovasz-{key}") for key, options in LOVASZ_OPTIONS]
+def jitted_value_and_grad(f, x):
+    return jax.jit(jax.value_and_grad(f))(x)
 
 
 @pytest.mark.parametrize("name, options", CASES)
 def test_region_losses_equal_smp(data, name, options):
     logits, labels = data
     labels = labels if "ignore_index" in options else without_void(labels)
-    check_against_reference(name, labels, logits, options)
+    check_against_reference(name, labels, logits, options, jitted_value_and_grad)
 
 
 @pytest.mark.parametrize("name", ["dice", "tversky", "lovasz"])
 def test_label_forms_axis_and_precision(data, name):
-    cls, _, reference, fixed = LOSSES[name]
-    logits, labels = data
-    labels = without_void(labels)
-    loss = cls(**fixed, from_logits=True)
-    expected = reference(softmax(logits), labels, **fixed)
-    one_hot = np.eye(C, dtype=np.float32)[labels]
-    for y in (labels.astype(np.uint8), labels[..., None].astype(np.int16), one_hot):
-        np.testing.assert_allclose(loss(y, logits), expected, rtol=REL)
-    first = cls(**fixed, from_logits=True, axis=1)
-    channels_first = first(np.moveaxis(one_hot, -1, 1), np.moveaxis(logits, -1, 1))
-    np.testing.assert_allclose(channels_first, expected, rtol=REL)
-    half = loss(labels, jnp.asarray(logits, jnp.float16))
-    assert half.dtype == jnp.float32
-    expected_half = reference(softmax(logits.astype(np.float16)), labels, **fixed)
-    np.testing.assert_allclose(half, expected_half, rtol=REL)
-    # Soft labels and an unlabelled (all-zero) row: the reference takes both as they are.
-    soft = softmax(np.asarray(logits[::-1], np.float64)).astype(np.float32)
-    soft[0, 0] = 0.0
-    np.testing.assert_allclose(loss(soft, logits), reference(softmax(logits), soft, **fixed), REL)
+    check_label_forms_axis_and_precision(name, *data)
 
 
 def test_hand_checked_ideal_and_worst():
-    ideal = np.eye(2, dtype=np.float32)[[[0, 1], [1, 0]]][None]  # (1, 2, 2, 2)
-    labels = np.array([[[0, 1], [1, 0]]])
-    for fn in FUNCTIONS:
-        assert float(fn(labels, ideal)) == pytest.approx(0.0, abs=1e-7)
-        assert float(fn(labels, ideal[..., ::-1])) == pytest.approx(1.0, rel=1e-6)
+    check_hand_checked_ideal_and_worst()
 
 
 def test_sample_weight_weights_pixels_in_the_sums(data):
-    logits, labels = data
-    for cls, reference in ((PixelDiceLoss, smp_dice), (PixelJaccardLoss, smp_jaccard)):
-        loss = cls(ignore_index=255, from_logits=True)
-        per_image = loss(labels, logits, sample_weight=np.array([2.0, 0.0], np.float32))
-        expected = reference(softmax(logits)[:1], labels[:1], ignore_index=255)
-        np.testing.assert_allclose(per_image, expected, rtol=REL)
-        keep = np.ones(labels.shape, np.float32)
-        keep[1, :2] = 0.0
-        dropped = np.where(keep > 0, labels, 255)
-        per_pixel = loss(labels, logits, sample_weight=keep)
-        np.testing.assert_allclose(per_pixel, reference(softmax(logits), dropped, ignore_index=255))
-
-
-LABELS = np.zeros((2, 4, 4), np.int64)
-PROBS = np.full((2, 4, 4, 3), 1 / 3, np.float32)
-BAD_INPUT = [
-    ({"classes": [3]}, LABELS, r"expected indices in \[0, 2\] for 3 predicted classes"),
-    ({"ignore_index": 255}, np.full((2, 4, 4), 7), "or the ignore_index 255"),
-    ({}, np.full((2, 4, 4), 0.5, np.float32), "bilinear"),
-    ({}, np.full((2, 4, 4, 3), 0.5, np.float32), "summing to 1"),
-    ({}, np.zeros((2, 3, 4, 4), np.float32), "look channels_first"),
-]
+    check_sample_weight_weights_pixels_in_the_sums(*data)
 
 
 @pytest.mark.parametrize("fn", FUNCTIONS, ids=lambda f: f.__name__)
 def test_bad_input_raises_the_tensorflow_texts_eagerly_and_in_jit(fn):
-    for kwargs, y_true, match in BAD_INPUT:
-        with pytest.raises(ValueError, match=match):
-            fn(y_true, PROBS, **kwargs)
+    check_bad_input_raises_the_tensorflow_texts(fn)
     logits = np.full((2, 4, 4, 3), 3.0, np.float32)
-    with pytest.raises(ValueError, match="from_logits=False, but the predictions lie outside"):
-        fn(LABELS, logits)
     for y_true, y_pred, match in (
         (np.full((2, 4, 4), 5), PROBS, "integer mask out of range"),
         (LABELS, logits, "from_logits=False, but the predictions lie outside"),
@@ -225,12 +87,7 @@ def test_bad_input_raises_the_tensorflow_texts_eagerly_and_in_jit(fn):
 
 
 def test_class_weight_errors():
-    with pytest.raises(ValueError, match="expected 3, received 2"):
-        pixel_dice_loss(LABELS, PROBS, class_weights=[1.0, 2.0])
-    with pytest.raises(ValueError, match="of the chosen `classes` are all zero"):
-        pixel_dice_loss(LABELS, PROBS, class_weights=[1.0, 0.0, 0.0], classes=[1, 2])
-    with pytest.raises(ValueError, match="the Lovász extension has no pixel weights"):
-        pixel_lovasz_loss(LABELS, PROBS, sample_weight=np.ones(2))
+    check_class_weight_errors()
 
 
 # --- loss sums ---------------------------------------------------------------------------------
@@ -238,98 +95,11 @@ def test_class_weight_errors():
 
 def test_sum_equals_the_references_added(data):
     logits, labels = data
-    loss = (
-        PixelCategoricalCrossentropy(ignore_index=255, class_weights=[1, 2, 3, 4])
-        + 0.5 * PixelDiceLoss(ignore_index=255, classes=[1, 2])
-        + 0.25 * PixelLovaszLoss(per_image=True, ignore_index=255)
-    )
-
-    def reference(z):
-        p = softmax(z)
-        return (
-            pixel_cce(labels, z, [1, 2, 3, 4], 255)
-            + 0.5 * smp_dice(p, labels, ignore_index=255, classes=[1, 2])
-            + 0.25 * smp_lovasz_softmax(p, labels, per_image=True, ignore=255)
-        )
-
-    value, grad = jax.jit(jax.value_and_grad(lambda z: loss(labels, pixel_softmax(z))))(logits)
-    np.testing.assert_allclose(value, reference(logits), rtol=REL)
-    np.testing.assert_allclose(loss(labels, pixel_softmax(logits)), reference(logits), rtol=REL)
-    np.testing.assert_allclose(grad, numeric_gradient(reference, logits), atol=1e-5)
-    named = keras.losses.get("pixel_cce_dice")
-    expected = pixel_cce(without_void(labels), logits) + smp_dice(
-        softmax(logits), without_void(labels)
-    )
-    np.testing.assert_allclose(named(without_void(labels), pixel_softmax(logits)), expected, REL)
-
-
-# Runs in a fresh interpreter: the saved models reload with their sums and evaluate the same.
-RELOAD = textwrap.dedent(
-    """
-    import json, sys
-    import keras
-    import numpy as np
-    import sm_pixel_ce
-    folder = sys.argv[1]
-    out = {}
-    for name in ("options", "named"):
-        x, y = np.load(folder + "/x.npy"), np.load(folder + f"/y_{name}.npy")
-        model = sm_pixel_ce.load_model(folder + f"/{name}.keras")
-        loss = model.loss
-        if not isinstance(loss, sm_pixel_ce.PixelLossSum):  # a name, or its class (Keras 3)
-            loss = keras.losses.get(loss) if isinstance(loss, str) else loss()
-        out[name] = {"class": type(loss).__name__, "config": loss.get_config(),
-                     "loss": model.evaluate(x, y, verbose=0, return_dict=True)["loss"]}
-    json.dump(out, open(folder + "/reloaded.json", "w"))
-    """
-)
+    check_sum_equals_the_references_added(labels, logits, jitted_value_and_grad)
 
 
 def test_sums_log_terms_save_and_reload_in_a_fresh_process(tmp_path, rng):
-    x = rng.normal(size=(2, 8, 8, 3)).astype(np.float32)
-    y = rng.integers(0, 3, (2, 8, 8)).astype(np.uint8)
-    np.save(tmp_path / "x.npy", x)
-    np.save(tmp_path / "y_named.npy", y)
-    y[:, 0] = 255
-    np.save(tmp_path / "y_options.npy", y)
-    inputs = keras.Input((8, 8, 3))
-    outputs = keras.layers.Conv2D(3, 1, activation="pixel_softmax")(inputs)
-    options = PixelCategoricalCrossentropy(ignore_index=255) + 0.5 * PixelDiceLoss(
-        ignore_index=255, classes=[1, 2]
-    )
-    expected = {}
-    for key, loss in (("options", options), ("named", "pixel_cce_dice")):
-        model = keras.Model(inputs, outputs)
-        metrics = options.term_metrics() if key == "options" else []
-        model.compile("sgd", loss=loss, metrics=metrics)
-        labels = np.load(tmp_path / f"y_{key}.npy")
-        logged = model.evaluate(x, labels, verbose=0, return_dict=True)
-        p = np.asarray(model.predict(x, verbose=0), np.float64)
-        if key == "options":
-            dice = smp_dice(p, labels, ignore_index=255, classes=[1, 2])
-            np.testing.assert_allclose(logged["pixel_dice_loss"], dice, rtol=1e-4)
-            np.testing.assert_allclose(
-                logged["loss"], logged["pixel_categorical_crossentropy"] + 0.5 * dice, rtol=1e-4
-            )
-        else:
-            cce = -np.mean(np.log(np.take_along_axis(p, labels[..., None], -1)))
-            np.testing.assert_allclose(logged["loss"], cce + smp_dice(p, labels), rtol=1e-4)
-        model.save(tmp_path / f"{key}.keras")
-        config = keras.losses.get(loss).get_config() if key == "named" else loss.get_config()
-        expected[key] = (json.loads(json.dumps(config)), logged["loss"])
-    done = subprocess.run(
-        [sys.executable, "-c", RELOAD, str(tmp_path)],
-        env={**os.environ, "KERAS_BACKEND": "jax"},
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    reloaded = json.loads((tmp_path / "reloaded.json").read_text())
-    assert reloaded["options"]["class"] == "PixelLossSum"
-    assert reloaded["named"]["class"] == "PixelCategoricalCrossentropyDice"
-    for key, (config, loss) in expected.items():
-        assert reloaded[key]["config"] == config
-        assert reloaded[key]["loss"] == pytest.approx(loss, rel=REL)
+    check_sums_save_and_reload(tmp_path, rng)
 
 
 # --- top_k --------------------------------------------------------------------------------------
@@ -338,29 +108,7 @@ def test_sums_log_terms_save_and_reload_in_a_fresh_process(tmp_path, rng):
 class TestTopK:
     @pytest.mark.parametrize("top_k", [0.05, 0.3, 0.99])
     def test_matches_numpy_eagerly_and_in_jit(self, rng, top_k):
-        logits = rng.normal(0, 3, (2, 5, 6, 7)).astype(np.float32)
-        labels = rng.integers(0, 7, (2, 5, 6))
-        labels[rng.uniform(size=labels.shape) < 0.3] = 255
-        weights = rng.uniform(0.2, 2.0, 7)
-        loss = PixelCategoricalCrossentropy(class_weights=weights, ignore_index=255, top_k=top_k)
-        expected = pixel_cce(labels, logits, weights, 255, top_k=top_k)
-        np.testing.assert_allclose(loss(labels, pixel_softmax(logits)), expected, rtol=REL)
-        value, grad = jax.jit(jax.value_and_grad(lambda z: loss(labels, pixel_softmax(z))))(logits)
-        np.testing.assert_allclose(value, expected, rtol=REL)
-        # Mining ranks before the class weights; the gradient moves only the kept pixels.
-        plain = pixel_cce(labels, logits, ignore_index=255, reduction="none")
-        kept = top_k_kept(plain, labels != 255, top_k)
-        np.testing.assert_array_equal(np.abs(grad).sum(-1) > 0, kept)
-        per_pixel = pixel_categorical_crossentropy(
-            labels,
-            logits,
-            from_logits=True,
-            class_weights=weights,
-            ignore_index=255,
-            top_k=top_k,
-            reduction="none",
-        )
-        np.testing.assert_array_equal(np.asarray(per_pixel) != 0, kept)
+        check_top_k_matches_numpy(rng, top_k, jitted_value_and_grad)
 
     def test_kept_count_is_the_ceiling_and_ties_keep_the_earliest(self, rng):
         logits = rng.normal(0, 3, (1, 2, 5, 4)).astype(np.float32)
@@ -404,26 +152,6 @@ class TestTopK:
 # --- metrics with sample_weight -----------------------------------------------------------------
 
 
-def weighted_confusion(labels, logits, weights, c, ignore_index=255):
-    """float64 ``cm[t, p] = Σ sw`` over the counted pixels."""
-    predicted = logits.argmax(-1).ravel()
-    labels = labels.ravel()
-    sw = np.broadcast_to(
-        np.asarray(weights, np.float64).reshape(weights.shape + (1,) * (3 - weights.ndim)),
-        logits.shape[:-1],
-    ).ravel()
-    keep = labels != ignore_index
-    cm = np.zeros((c, c))
-    np.add.at(cm, (labels[keep], predicted[keep]), sw[keep])
-    return cm
-
-
-def miou(cm):
-    tp = np.diag(cm)
-    union = cm.sum(0) + cm.sum(1) - tp
-    return np.mean(tp[union > 0] / union[union > 0])
-
-
 class TestWeightedMetrics:
     def test_confusion_matrix_equals_numpy(self, rng):
         logits = rng.normal(size=(2, 40, 60, 3)).astype(np.float32)
@@ -441,47 +169,10 @@ class TestWeightedMetrics:
                 np.testing.assert_allclose(cm, expected, rtol=2e-6)
 
     def test_metrics_accumulate_weighted_and_unweighted_batches(self, rng):
-        metrics = [PixelMeanIoU(3, ignore_index=255), PixelAccuracy(ignore_index=255)]
-        metrics.append(PixelIoU(3, class_id=1, ignore_index=255))
-        total = np.zeros((3, 3))
-        for step in range(4):
-            logits = rng.normal(size=(2, 16, 16, 3)).astype(np.float32)
-            labels = rng.integers(0, 3, (2, 16, 16))
-            labels[:, :2] = 255
-            weights = rng.uniform(0.1, 5.0, (2, 16, 16)) if step % 2 else None
-            for metric in metrics:
-                metric.update_state(labels, logits, sample_weight=weights)
-            ones = np.ones((2, 16, 16)) if weights is None else weights
-            total += weighted_confusion(labels, logits, ones, 3)
-        np.testing.assert_allclose(float(metrics[0].result()), miou(total), rtol=REL)
-        accuracy = np.trace(total) / total.sum()
-        np.testing.assert_allclose(float(metrics[1].result()), accuracy, rtol=REL)
-        tp = total[1, 1]
-        iou_1 = tp / (total[1].sum() + total[:, 1].sum() - tp)
-        np.testing.assert_allclose(float(metrics[2].result()), iou_1, rtol=REL)
-        for metric in metrics:
-            metric.reset_state()
-        assert float(metrics[1].result()) == 0.0
+        check_metrics_accumulate_weighted_and_unweighted_batches(rng)
 
     def test_compensated_sums_keep_what_float32_drops(self):
-        metric = PixelAccuracy()
-        metric._weighted.add(np.array([2.0**25, 0.0], np.float32))
-        for _ in range(1000):  # float32 alone: 2**25 + 1 rounds back to 2**25; 0.1s drift by 1e-5
-            metric._weighted.add(np.array([1.0, 0.1], np.float32))
-        high, low = metric._weighted.high.numpy(), metric._weighted.low.numpy()
-        got = high.astype(np.float64) + low
-        expected = [2.0**25 + 1000, 1000 * np.float64(np.float32(0.1))]
-        np.testing.assert_allclose(got, expected, rtol=1e-12)
+        check_compensated_sums_keep_what_float32_drops()
 
     def test_weighted_metrics_in_evaluate(self, rng):
-        inputs = keras.Input((8, 8, 3))
-        outputs = keras.layers.Conv2D(3, 1, activation="pixel_softmax")(inputs)
-        model = keras.Model(inputs, outputs)
-        model.compile("sgd", loss="pixel_cce", weighted_metrics=[PixelMeanIoU(3)])
-        x = rng.normal(size=(4, 8, 8, 3)).astype(np.float32)
-        y = rng.integers(0, 3, (4, 8, 8))
-        sw = rng.uniform(0.5, 2.0, 4).astype(np.float32)
-        logged = model.evaluate(x, y, sample_weight=sw, batch_size=2, verbose=0, return_dict=True)
-        p = np.asarray(model.predict(x, verbose=0))
-        expected = miou(weighted_confusion(y, p, sw, 3))
-        assert logged["pixel_miou"] == pytest.approx(expected, rel=REL)
+        check_weighted_metrics_in_evaluate(rng)

@@ -75,7 +75,8 @@ def main(argv=None):
         print(
             f"sm-pixel-ce {args.command}: error: the command line runs on the TensorFlow backend; "
             f"this process runs Keras on '{BACKEND}' (KERAS_BACKEND={BACKEND}): unset "
-            "KERAS_BACKEND to run it (the objects themselves run on JAX, see README: Backends).",
+            "KERAS_BACKEND to run it (the objects themselves run on JAX and PyTorch, see README: "
+            "Backends).",
             file=sys.stderr,
         )
         return 2
