@@ -3,12 +3,21 @@ by hand and by exact enumeration), its calibration on simulated runs, and the re
 
 import itertools
 import json
+import math
 
 import numpy as np
 import pytest
 
 from sm_pixel_ce.compare import report
-from sm_pixel_ce.compare.statistics import behind_beyond_doubt, paired_difference, set_miou
+from sm_pixel_ce.compare.statistics import (
+    MOST_SEEDS,
+    Noise,
+    behind_beyond_doubt,
+    detectable_difference,
+    paired_difference,
+    seeds_needed,
+    set_miou,
+)
 from sm_pixel_ce.scores import StreamingScore
 
 # NumPy alone: the same in both Keras flavours, so the Keras 3 process alone runs it.
@@ -74,6 +83,11 @@ def test_identical_variants_differ_by_zero_and_a_better_one_wins_every_resample(
         "high": 0.0,
         "win_share": 0.0,
         "established": False,
+        # No noise: any gap would be established, and there is none to size a run for.
+        "detectable_difference": 0.0,
+        "seeds_needed": None,
+        "seeds_needed_more_than": None,
+        "noise": {"seed_spread": 0.0, "images_shared": 0.0, "images_own": 0.0},
     }
     better = counts.copy()
     better[:, 0] += 10  # more true positives on every image and class, the same errors
@@ -241,6 +255,212 @@ def test_a_gap_of_twice_the_noise_finds_the_winner_most_of_the_time(options, sha
     assert right > share and right == claims  # never the wrong winner
 
 
+# How much a run can detect: the minimum detectable difference and the seeds a gap needs.
+
+# Student's t quantiles (97.5 %, 80 %) by degrees of freedom, from a printed table.
+_T = {1: (12.7062, 1.3764), 2: (4.3027, 1.0607), 3: (3.1824, 0.9785), 4: (2.7764, 0.9410)}
+_T[29] = (2.0452, 0.8542)
+_Z975, _Z80, _Z95, _Z90 = 1.959964, 0.841621, 1.644854, 1.281552
+
+
+@pytest.mark.parametrize(
+    "noise, seeds, options, expected",
+    [
+        # One seed: the images only, (z_0.975 + z_0.8) σ_I; the image part does not shrink.
+        (Noise(None, 0.01, 0.0), 1, {}, (_Z975 + _Z80) * 0.01),
+        (Noise(None, 0.01, 0.02), 1, {}, (_Z975 + _Z80) * math.sqrt(0.01**2 + 0.02**2)),
+        (Noise(None, 0.01, 0.0), 1, {"level": 0.9}, (_Z95 + _Z80) * 0.01),
+        (Noise(None, 0.01, 0.0), 1, {"power": 0.9}, (_Z975 + _Z90) * 0.01),
+        # No image noise: (t_0.975 + t_0.8) ŝ / √S with S - 1 degrees of freedom.
+        (Noise(0.02, 0.0, 0.0), 2, {}, sum(_T[1]) * 0.02 / math.sqrt(2)),
+        (Noise(0.02, 0.0, 0.0), 3, {}, sum(_T[2]) * 0.02 / math.sqrt(3)),
+        (Noise(0.02, 0.0, 0.0), 5, {}, sum(_T[4]) * 0.02 / math.sqrt(5)),
+        (Noise(0.02, 0.0, 0.0), 30, {}, sum(_T[29]) * 0.02 / math.sqrt(30)),
+        # Both: each quantile the root sum of squares of the parts', the image part at S seeds.
+        (
+            Noise(0.02, 0.01, 0.01),
+            4,
+            {},
+            math.hypot(_Z975 * math.sqrt(1.25e-4), _T[3][0] * 0.01)
+            + math.hypot(_Z80 * math.sqrt(1.25e-4), _T[3][1] * 0.01),
+        ),
+        (Noise(0.0, 0.0, 0.0), 3, {}, 0.0),
+    ],
+)
+def test_detectable_difference_matches_its_closed_forms(noise, seeds, options, expected):
+    assert detectable_difference(noise, seeds, **options) == pytest.approx(expected, rel=1e-4)
+
+
+def test_the_root_sum_of_squares_is_close_to_the_quantiles_of_the_rules_distribution(rng):
+    """The claim in detectable_difference's docstring: from 2 degrees of freedom up, the root
+    sum of squares of the parts' quantiles is within 3 % (97.5 %) and 8 % (80 %) of the
+    quantiles of ``σ_I Z + T`` (``T`` the seeds' part), and their sum within 2.5 % (400,000
+    draws)."""
+    from sm_pixel_ce.compare.statistics import _sum_quantile
+
+    z = rng.standard_normal(400_000)
+    for df in (2, 4, 9):
+        t = rng.standard_t(df, 400_000)
+        for images in (0.5, 1.0, 2.0, 4.0):
+            q_c, q_80 = np.quantile(images * z + t, [0.975, 0.8])
+            rss_c, rss_80 = (_sum_quantile(p, images, 1.0, df) for p in (0.975, 0.8))
+            assert rss_c == pytest.approx(q_c, rel=0.03)
+            assert rss_80 == pytest.approx(q_80, rel=0.08)
+            assert rss_c + rss_80 == pytest.approx(q_c + q_80, rel=0.025)
+            assert _sum_quantile(0.2, images, 1.0, df) == pytest.approx(-rss_80)
+
+
+def test_seeds_needed_is_the_fewest_seeds_whose_detectable_difference_is_the_gap():
+    noise = Noise(0.03, 0.01, 0.02)
+    six = detectable_difference(noise, 6)
+    assert seeds_needed(six, noise) == 6 and seeds_needed(0.999 * six, noise) == 7
+    assert [detectable_difference(noise, s) > six for s in (3, 4, 5)] == [True] * 3
+    assert seeds_needed(1.0, noise) == 3  # three at least (see its docstring)
+    # The image part shared by the seeds stays: below (z + z) · shared no seed count suffices.
+    floor = (_Z975 + _Z80) * 0.01
+    assert seeds_needed(0.99 * floor, noise) == math.inf
+    assert seeds_needed(six, noise, most=5) == math.inf
+    for difference, nothing in ((0.0, noise), (-0.1, noise), (0.1, Noise(None, 0.01, 0.0))):
+        assert seeds_needed(difference, nothing) is None
+    assert seeds_needed(0.1, Noise(0.0, 0.0, 0.0)) is None  # no noise: nothing to size
+    assert Noise(0.02, 0.01, 0.02).images(4) == pytest.approx(math.sqrt(2e-4))
+    for call, match in (
+        (lambda: detectable_difference(noise, 0), "seeds must be a positive integer"),
+        (lambda: detectable_difference(noise, 3, level=1.5), "level must lie"),
+        (lambda: detectable_difference(noise, 3, power=1.0), "power must lie"),
+        (lambda: seeds_needed(0.1, noise, most=2), "most_seeds must be an integer >= 3"),
+        (lambda: paired_difference(_pair(_A, _B), power=0), "power must lie"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            call()
+
+
+def test_the_noise_is_read_from_the_rules_own_resamples(rng):
+    # Per seed, the resampled differences' covariance: the image part of the mean over S seeds
+    # has the variance shared² + own² / S, the variance of the rule's image part.
+    from sm_pixel_ce.compare.statistics import _noise
+
+    common = rng.normal(0, 0.02, (5000, 1))
+    per_seed = 0.1 + common + rng.normal(0, 0.03, (5000, 3))
+    noise = _noise(per_seed, np.array([0.10, 0.13, 0.08]))
+    assert noise.images(3) == pytest.approx(np.std(per_seed.mean(1), ddof=1), rel=1e-9)
+    assert noise.images_shared == pytest.approx(0.02, rel=0.05)
+    assert noise.images_own == pytest.approx(0.03, rel=0.05)
+    assert noise.seed_spread == pytest.approx(np.std([0.10, 0.13, 0.08], ddof=1))
+    # Seeds with the same counts: everything is shared, nothing spreads across seeds.
+    row = paired_difference(_pair(_A, _B, seeds=(0, 1)), resamples=4000)["versus"]["a"]
+    assert row["noise"]["seed_spread"] == 0.0 and row["noise"]["images_own"] < 1e-9
+    # One seed: the rule's interval is about ± 1.96 σ_I around the difference.
+    counts = simulate(np.random.default_rng(2), 0.0, seeds=1, images=200)
+    row = paired_difference(counts, resamples=4000, best="b")["versus"]["a"]
+    assert row["noise"]["seed_spread"] is None and row["seeds_needed"] is None
+    half_width = (row["high"] - row["low"]) / 2
+    assert half_width == pytest.approx(_Z975 * row["noise"]["images_shared"], rel=0.06)
+    assert row["detectable_difference"] == pytest.approx(
+        (_Z975 + _Z80) * row["noise"]["images_shared"]
+    )
+
+
+def _measured_noise(seeds, trials=150, **options):
+    """The rule's noise on ``trials`` simulated comparisons without a gap, each variance
+    averaged (the mean of ŝ² is unbiased): the true noise, to hand the formulas."""
+    rng = np.random.default_rng(11)
+    variances = []
+    for _ in range(trials):
+        counts = simulate(rng, 0.0, seeds=seeds, **options)
+        noise = paired_difference(counts, resamples=300, best="b")["versus"]["a"]["noise"]
+        variances.append([noise["seed_spread"] or 0.0, noise["images_shared"], noise["images_own"]])
+    spread, shared, own = (float(v) for v in np.sqrt(np.mean(np.square(variances), 0)))
+    return Noise(spread if seeds > 1 else None, shared, own)
+
+
+def _comparisons(lead, seeds, trials, **options):
+    """``trials`` simulated comparisons, ``b`` ahead by ``lead`` in quality: the same draws
+    for every lead (the lead only shifts them)."""
+    rng = np.random.default_rng(1)
+    return (simulate(rng, lead, seeds=seeds, **options) for _ in range(trials))
+
+
+def _mean_gap(lead, seeds, trials, **options):
+    gaps = [
+        np.mean([set_miou(c["b"][s].sum(0)) - set_miou(c["a"][s].sum(0)) for s in c["a"]])
+        for c in _comparisons(lead, seeds, trials, **options)
+    ]
+    return float(np.mean(gaps))
+
+
+def _power(gap, seeds, trials, **options):
+    """Share of ``trials`` simulated comparisons whose mean mIoU gap is ``gap`` that the rule
+    establishes. IoU is not linear in quality, so the lead is solved for on the very draws
+    that are judged (three secant steps from ``gap``)."""
+    lead = gap
+    for _ in range(3):
+        lead *= gap / _mean_gap(lead, seeds, trials, **options)
+    assert _mean_gap(lead, seeds, trials, **options) == pytest.approx(gap, rel=0.01)
+    return float(
+        np.mean(
+            [
+                paired_difference(c, best="b")["versus"]["a"]["established"]
+                for c in _comparisons(lead, seeds, trials, **options)
+            ]
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    "seeds, options",
+    [
+        (3, {"run_effect": 0.02}),  # the seeds' shared variation and each run's own luck
+        (1, {}),  # no run-level noise: what one seed's images-only figure is about
+    ],
+)
+def test_the_rule_establishes_the_minimum_detectable_difference_in_80_percent(seeds, options):
+    noise = _measured_noise(seeds, **options)
+    mdd = detectable_difference(noise, seeds)
+    # 80 % and 3 standard errors of a share over 300 cases (78.7 % and 81.8 % over 600).
+    assert abs(_power(mdd, seeds, 300, **options) - 0.8) <= 0.07
+    # A formula off by a factor of 2 (half the noise) is far from it (35 % over 600).
+    assert _power(mdd / 2, seeds, 300, **options) < 0.5
+
+
+def test_the_suggested_seeds_establish_the_gap_in_80_percent():
+    # The noise of 3-seed runs sizes a run of more: the seed part ŝ / √S' and the image part's
+    # own-seed share shrink, its shared part stays.
+    noise = _measured_noise(3, run_effect=0.02)
+    gap = detectable_difference(noise, 6)
+    assert seeds_needed(gap, noise) == 6 and seeds_needed(0.99 * gap, noise) == 7
+    assert abs(_power(gap, 6, 300, run_effect=0.02) - 0.8) <= 0.07
+    # Half the noise would have suggested 3 seeds, which establish the gap far less often.
+    half = Noise(noise.seed_spread / 2, noise.images_shared / 2, noise.images_own / 2)
+    assert seeds_needed(gap, half) == 3
+    assert _power(gap, 3, 300, run_effect=0.02) < 0.6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "seeds, options, low, high",
+    [
+        (1, {}, 0.74, 0.88),
+        (1, {"run_effect": 0.02}, 0.0, 0.78),  # one seed cannot see a run's own luck
+        (2, {"run_effect": 0.02}, 0.0, 0.72),  # two seeds' spread is itself too uncertain
+        (3, {"run_effect": 0.02}, 0.73, 0.87),
+        (3, {}, 0.73, 0.90),  # ŝ also counts each run's image noise: wide side
+        (3, {"seed_effect": 0.0, "run_effect": 0.04}, 0.70, 0.87),  # nearly a t-test
+        (5, {"run_effect": 0.02}, 0.73, 0.87),
+        (8, {"run_effect": 0.02}, 0.73, 0.87),
+    ],
+)
+def test_the_minimum_detectable_difference_over_seed_counts_and_noise_structures(
+    seeds, options, low, high
+):
+    """The figures of examples/compare_advisor.md ("How much can this run detect?")."""
+    noise = _measured_noise(seeds, trials=200, **options)
+    mdd = detectable_difference(noise, seeds)
+    power, half = (_power(gap, seeds, 600, **options) for gap in (mdd, mdd / 2))
+    print(f"seeds {seeds} {options}: {noise}, MDD {mdd:.4f}: {power:.1%}, MDD / 2: {half:.1%}")
+    assert low <= power <= high and half < 0.5
+
+
 # The report's advice.
 
 
@@ -346,6 +566,58 @@ def test_runs_without_image_counts_fall_back_to_the_spread_rule():
         del run["image_counts"]
     advice = report.recommendation(results)
     assert advice["rule"] == "seed spread" and advice["differences"] is None
+    assert advice["detectable_difference"] is None and advice["seeds_needed"] is None
     assert advice["text"].startswith("These runs carry no per-image counts")
     assert "spread across seeds" in advice["text"]
     assert report.difference_table(advice, results) is None
+
+
+def test_the_report_states_the_detectable_difference_and_the_seeds_needed(tmp_path):
+    sim = simulate(np.random.default_rng(0), 0.1)
+    counts = {"cce": sim["a"], "cce-dice": sim["b"]}
+    results = _results(counts)
+    advice = report.recommendation(results)
+    row = paired_difference(counts, best="cce-dice")["versus"]["cce"]
+    assert not row["established"] and row["seeds_needed"] == 9
+    assert advice["differences"]["cce"] == row
+    assert (advice["power"], advice["most_seeds"]) == (0.8, MOST_SEEDS)
+    assert advice["detectable_difference"] == row["detectable_difference"]
+    assert (advice["seeds_needed"], advice["seeds_needed_more_than"]) == (9, None)
+    detectable = f"{row['detectable_difference']:.3f}"
+    assert (
+        f"At 80% power this run would detect a true gap of {detectable} or more (the minimum "
+        "detectable difference, from the spread across seeds and the validation images); the "
+        f"{row['difference']:+.3f} over cce needs 9 seeds at that power." in advice["text"]
+    )
+    table = report.difference_table(advice, results).splitlines()
+    assert "established  detectable at 80%  seeds for 80%  stopped" in table[0]
+    assert table[2].split()[-4:] == ["no", detectable, "9", "-"]
+    markdown = report.difference_table(advice, results, markdown=True)
+    assert f"| no | {detectable} | 9 | - |" in markdown
+    path = tmp_path / "report.json"
+    report.write_json(path, {"class_names": None}, results)
+    saved = json.loads(path.read_text())["recommendation"]
+    assert saved["differences"]["cce"] == row  # the old keys and the new
+    assert (saved["seeds_needed"], saved["power"]) == (9, 0.8)
+
+    # A gap too small for 50 seeds of this noise; two seeds; one seed.
+    sim = simulate(np.random.default_rng(0), 0.05, run_effect=0.02)
+    results = _results({"cce": sim["a"], "cce-dice": sim["b"]})
+    advice = report.recommendation(results)
+    assert (advice["seeds_needed"], advice["seeds_needed_more_than"]) == (None, 50)
+    assert "over cce needs more than 50 seeds at that power." in advice["text"]
+    assert report.difference_table(advice, results).splitlines()[2].split()[-3:-1] == [">", "50"]
+    two = {v: {s: sim[k][s] for s in (0, 1)} for v, k in (("cce", "a"), ("cce-dice", "b"))}
+    advice = report.recommendation(_results(two))
+    assert "with 2 seeds the rule reaches that power less often, about 60%" in advice["text"]
+    one = {v: {0: sim[k][0]} for v, k in (("cce", "a"), ("cce-dice", "b"))}
+    results = _results(one)
+    advice = report.recommendation(results)
+    assert advice["seeds_needed"] is None and advice["seeds_needed_more_than"] is None
+    assert (
+        f"At 80% power this run would detect a true gap of "
+        f"{advice['detectable_difference']:.3f} or more, counting the validation images only"
+    ) in advice["text"]
+    table = report.difference_table(advice, results).splitlines()
+    assert "detectable at 80% (images only)  seeds for 80%" in table[0]
+    assert table[2].split()[-2:] == ["-", "-"]

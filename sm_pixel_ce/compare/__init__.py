@@ -8,8 +8,8 @@ predictions). Beneath them: ``options`` (:class:`CompareOptions`, every option a
 ``layout`` (the output folder's paths), ``experiment`` (one run: train, save, reload),
 ``training`` (one variant, streamed), ``variants`` (models and losses), ``encoders``
 (pretrained encoder weights), ``evaluation`` (scores accumulated batch by batch), ``parallel``
-(processes, Ray), ``prune`` (``--prune``'s decisions), ``statistics`` (the paired bootstrap),
-``report`` (tables and texts), ``plots``.
+(processes, Ray), ``prune`` (``--prune``'s decisions), ``statistics`` (the paired bootstrap
+and what a run can detect), ``report`` (tables and texts), ``plots``.
 """
 
 from .encoders import EncoderWeightsError, load_encoder_weights

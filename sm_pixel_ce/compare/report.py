@@ -9,7 +9,7 @@ import numpy as np
 
 from .evaluation import score_text
 from .recipe import IMPORTS, MODEL_LINE
-from .statistics import paired_difference
+from .statistics import MOST_SEEDS, POWER, paired_difference
 from .variants import VARIANTS
 
 #: Scalar metrics averaged over seeds (mean ± std when there are several).
@@ -45,6 +45,8 @@ BASELINE = "cce"
 #: Bootstrap resamples and coverage of the recommendation's intervals.
 RESAMPLES = 1000
 LEVEL = 0.95
+#: The power figures of the margin's row that the advice repeats beside ``margin``.
+_POWER_KEYS = ("detectable_difference", "seeds_needed", "seeds_needed_more_than")
 #: What a pruned run carries over to its variant's row.
 _STOPPED = ("stopped_at", "epochs_planned", "stopped_because")
 
@@ -157,7 +159,10 @@ def recommendation(
     runs paired by seed, the validation images resampled and, with several seeds, the spread of
     the paired differences across seeds added by Student's t; the lead is established when its
     ``level`` interval lies above 0. With one seed the interval
-    covers the validation images only, and the text says so. Runs written before per-image
+    covers the validation images only, and the text says so. The text and the table also say
+    what gap the run could detect at :data:`~sm_pixel_ce.compare.statistics.POWER` and how many
+    seeds the observed margin needs (:func:`~sm_pixel_ce.compare.statistics.detectable_difference`,
+    :func:`~sm_pixel_ce.compare.statistics.seeds_needed`). Runs written before per-image
     counts existed (an older ``--resume`` folder) fall back to the older rule, with a sentence
     saying so: established with 2 seeds or more and a margin above the larger max - min of
     per-seed mIoU of the two.
@@ -177,12 +182,17 @@ def recommendation(
         ahead), ``established``, ``rule`` (``"paired bootstrap"``, or ``"seed spread"`` for old
         runs), ``images_only`` (one seed: the interval covers the images only), ``resamples``,
         ``level``, ``differences`` (``{other: {"difference", "low", "high", "win_share",
-        "established"}}`` for every other variant, None under the old rule), ``spread`` (the old
-        rule's, else None), ``seeds``, ``stopped`` (``[{"variant", "stopped_at",
-        "epochs_planned"}]`` of the pruned variants), ``best_rare`` (variant with the best
-        rare-class IoU, or None), ``rare_classes``, ``code`` (the lines that build and compile
-        the best variant's model with its options, ``ignore_index`` and class weights filled in,
-        or None) and ``text`` (the sentences of the report).
+        "established", "detectable_difference", "seeds_needed", "seeds_needed_more_than",
+        "noise"}}`` for every other variant, None under the old rule: see
+        :func:`~sm_pixel_ce.compare.statistics.paired_difference`), ``spread`` (the old
+        rule's, else None), ``seeds``, ``power`` and ``most_seeds`` (what the power figures
+        are stated at), ``detectable_difference``, ``seeds_needed`` and
+        ``seeds_needed_more_than`` (those of ``versus``; None under the old rule), ``stopped``
+        (``[{"variant", "stopped_at", "epochs_planned"}]`` of the pruned variants),
+        ``best_rare`` (variant with the best rare-class IoU, or None), ``rare_classes``,
+        ``code`` (the lines that build and compile the best variant's model with its options,
+        ``ignore_index`` and class weights filled in, or None) and ``text`` (the sentences of
+        the report).
 
     Example:
         >>> advice = recommendation(aggregate(runs))  # runs: {variant: [result per seed]}
@@ -256,6 +266,11 @@ def _blank_advice(best, versus, config, seeds, level, stopped, rare_ranked, rare
         "differences": None,
         "spread": None,
         "seeds": seeds,
+        "power": POWER,
+        "most_seeds": MOST_SEEDS,
+        "detectable_difference": None,
+        "seeds_needed": None,
+        "seeds_needed_more_than": None,
         "stopped": [
             {"variant": r["variant"], **{k: r.get(k) for k in ("stopped_at", "epochs_planned")}}
             for r in stopped
@@ -280,6 +295,9 @@ def _paired_rule(advice, best, versus, counts, seeds, resamples, level, stopped)
         images_only=stats["images_only"],
         resamples=stats["resamples"],
         differences=stats["versus"],
+        power=stats["power"],
+        most_seeds=stats["most_seeds"],
+        **{key: row[key] for key in _POWER_KEYS},
     )
     name, other = best["variant"], versus["variant"]
     resampled = (
@@ -297,6 +315,7 @@ def _paired_rule(advice, best, versus, counts, seeds, resamples, level, stopped)
         if row["established"]
         else "The interval includes 0, so the difference is not established: try more seeds "
         "(--seeds 5), more validation images or more epochs before choosing.",
+        _power_line(row, other, seeds, stats["power"]),
     ]
     if stats["images_only"]:
         lines.append(
@@ -320,6 +339,41 @@ def _paired_rule(advice, best, versus, counts, seeds, resamples, level, stopped)
             + "."
         )
     return lines
+
+
+def _power_line(row, other, seeds, power):
+    """The sentence saying what gap this run could detect and how many seeds the observed one
+    needs (:func:`~sm_pixel_ce.compare.statistics.detectable_difference`, ``seeds_needed``)."""
+    detectable = row["detectable_difference"]
+    if seeds < 2:
+        return (
+            f"At {power:.0%} power this run would detect a true gap of {detectable:.3f} or more, "
+            "counting the validation images only (one seed measures no variation from seed to "
+            "seed, so how many seeds a gap needs is unknown)."
+        )
+    source = "from the spread across seeds and the validation images"
+    if seeds == 2:
+        source += "; with 2 seeds the rule reaches that power less often, about 60%"
+    line = (
+        f"At {power:.0%} power this run would detect a true gap of {detectable:.3f} or more "
+        f"(the minimum detectable difference, {source})"
+    )
+    if row["seeds_needed"] is not None:
+        needs = f"{row['seeds_needed']} seeds"
+    elif row["seeds_needed_more_than"] is not None:
+        needs = f"more than {row['seeds_needed_more_than']} seeds"
+    else:
+        return line + "."
+    return line + f"; the {row['difference']:+.3f} over {other} needs {needs} at that power."
+
+
+def _seeds_cell(row):
+    """The table's seeds-needed cell: a number, "> 50", or "-" when nothing can be said."""
+    if row["seeds_needed"] is not None:
+        return str(row["seeds_needed"])
+    if row["seeds_needed_more_than"] is not None:
+        return f"> {row['seeds_needed_more_than']}"
+    return "-"
 
 
 def _spread_rule(advice, best, versus, mean, seeds):
@@ -390,12 +444,16 @@ def _image_counts(results):
 
 def difference_table(advice, results, markdown=False):
     """The best variant against each other one: mean mIoU, the difference with its interval,
-    the share of resamples the best wins, whether that is established, and when ``--prune``
-    stopped the variant. None under the older rule (no per-image counts)."""
+    the share of resamples the best wins, whether that is established, the smallest difference
+    the run detects at ``advice["power"]`` (the images only with one seed), the seeds that
+    would establish the difference at that power ("> 50" beyond the cap, "-" when nothing can
+    be said), and when ``--prune`` stopped the variant. None under the older rule (no per-image
+    counts)."""
     if not advice.get("differences"):
         return None
     mean = {r["variant"]: float(np.mean(_seed_mious(r))) for r in results}
     rows = {r["variant"]: r for r in results}
+    only = " (images only)" if advice["images_only"] else ""
     header = [
         "variant",
         "mIoU",
@@ -403,6 +461,8 @@ def difference_table(advice, results, markdown=False):
         f"{advice['level']:.0%} interval",
         f"{advice['best']} ahead in",
         "established",
+        f"detectable at {advice['power']:.0%}{only}",
+        f"seeds for {advice['power']:.0%}",
         "stopped",
     ]
     body = []
@@ -417,6 +477,8 @@ def difference_table(advice, results, markdown=False):
                 f"[{d['low']:+.3f}, {d['high']:+.3f}]",
                 f"{d['win_share']:.1%}",
                 "yes" if d["established"] else "no",
+                f"{d['detectable_difference']:.3f}",
+                _seeds_cell(d),
                 "-"
                 if stop is None
                 else f"epoch {stop}"
