@@ -35,6 +35,7 @@ def test_first_screen_holds_the_two_commands_the_example_and_the_contents():
     assert tests.startswith('pip install -e ".[test]" && ruff check . && python -m pytest')
     assert 'TF_USE_LEGACY_KERAS=1 python -m pytest -n 2 -m "not slow and not one_flavor"' in tests
     assert "KERAS_BACKEND=jax python -m pytest -m jax" in tests
+    assert "KERAS_BACKEND=torch python -m pytest -m torch" in tests
     assert 'activation="pixel_softmax"' in first_screen and "Contents:" in first_screen
 
 
