@@ -310,7 +310,7 @@ def _for_log(p):
     """``p`` clipped to ``[smallest normal, 1]`` of its dtype, as on TensorFlow: selects, not
     ``ops.clip``, so that the gradient passes on the closed interval as ``tf.clip_by_value``'s
     does (JAX's clip halves it at the bounds, at ``p = 1`` among them)."""
-    tiny = _pixels.smallest_normal(p.dtype)
+    tiny = _pixels.smallest_normal(_dtype(p))
     return ops.where(p < tiny, tiny, ops.where(p > 1.0, 1.0, p))
 
 
@@ -321,7 +321,7 @@ def _clipped_probabilities(probabilities):
 
 def _focal_factor(miss, gamma):
     """``(1 - p)^γ`` from ``miss = 1 - p``, floored at the smallest normal number."""
-    return ops.power(ops.maximum(miss, _pixels.smallest_normal(miss.dtype)), gamma)
+    return ops.power(ops.maximum(miss, _pixels.smallest_normal(_dtype(miss))), gamma)
 
 
 def pixel_categorical_crossentropy(y_true, y_pred, sample_weight, options, where):
