@@ -11,9 +11,6 @@ import tensorflow as tf
 
 from . import _checks
 
-# Smallest normal float32: logs and powers are floored here (p^γ keeps a finite gradient for
-# γ < 1, log p a finite value), so a pixel's loss stops at 87.3.
-TINY = 1.1754944e-38
 # A dense label row counts when it sums to 1 within this tolerance (or to 0: an unlabelled pixel).
 ROW_SUM_TOLERANCE = 1e-3
 
@@ -131,6 +128,11 @@ def smallest_normal(dtype):
     ``p = 1`` gives exactly 0. Keras clips at 1e-7 instead (``-log p`` stops at 16.1).
     """
     return float(np.finfo(getattr(dtype, "as_numpy_dtype", dtype)).tiny)
+
+
+# Smallest normal float32: logs and powers are floored here (p^γ keeps a finite gradient for
+# γ < 1, log p a finite value), so a pixel's loss stops at 87.3.
+TINY = smallest_normal("float32")  # 1.1754944e-38
 
 
 def class_weight_tensor(class_weights, num_classes, dtype, where):
