@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import FAST_OPTIMIZER
 
 from sm_pixel_ce._quiet import is_command_line, verbose_requested
 from sm_pixel_ce.data import CLASS_NAMES, make_scenes
@@ -90,7 +91,7 @@ def test_a_real_error_still_reaches_stderr_in_one_line(tmp_path):
 def test_compare_is_quiet_and_repeats_to_the_last_digit(tmp_path):
     # Same machine, same versions, same thread count: identical numbers (only seconds differ).
     # One variant: each run is its own process either way, and that is what could differ.
-    args = ("--images", "12", "--size", "32", "--epochs", "2", "--variants", "cce")
+    args = ("--images", "12", "--size", "32", "--epochs", "2", "--variants", "cce", *FAST_OPTIMIZER)
     reports = []
     for run in ("a", "b"):
         result = _command("compare", *args, "--out", str(tmp_path / run), cwd=tmp_path)

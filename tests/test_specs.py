@@ -82,7 +82,14 @@ def test_file_safe_names(text, expected):
         ("pixel_dice(classes={1: 2})", "classes= takes a number, a string, None or a list"),
         ("pixel_cce(top_k=2)", "`top_k` must be a fraction"),
         ("__import__('os').system('true')", "options are written name=value"),
-        ("pixel_cce-pixel_dice", "is not a loss spec"),
+        ("pixel_cce-pixel_dice", "is neither a built-in variant nor a loss spec"),
+        ("pixel_cce/pixel_dice", "is not a loss spec"),
+        # A built-in variant's name mistyped: the closest one, and the list of built-ins.
+        (
+            "cce-dise",
+            "'cce-dise' is neither a built-in variant nor a loss spec; did you mean "
+            "'cce-dice'? Built-in variants: cce, bce, reshape, cce-weighted,",
+        ),
         ("pixel_cce(", "unbalanced"),
     ],
 )

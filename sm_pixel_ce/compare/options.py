@@ -8,13 +8,17 @@ them, and the training code reads them.
 """
 
 import dataclasses
+import difflib
 import functools
 import os
+import re
 
+from .._registry import list_names
 from ..data import NUM_CLASSES, parse_bands
 from ..data.options import TRAINING_SIZE, ReadOptions, flat_defaults, flat_fields, option, reads
 from ..flavor import KERAS_FLAVOR
 from ..input_sizes import ARCHITECTURES, size_requirement
+from .recipe import OPTIMIZERS
 from .specs import UnknownNameError, split_variants
 from .variants import DEFAULT_VARIANTS, VARIANTS, expand_variants, resolve
 
@@ -61,7 +65,9 @@ class CompareOptions:
         images: Number of generated scenes without ``data``. Defaults to 160.
         read: How the folder is read (:class:`~sm_pixel_ce.data.options.ReadOptions`).
         arch, backbone: segmentation_models model. Defaults to ``"Unet"``, ``"resnet18"``.
-        epochs, batch_size, lr: Adam schedule. Defaults to 10, 8, 1e-3.
+        epochs, batch_size, lr: the schedule. Defaults to 10, 8, 1e-3.
+        optimizer, momentum: ``adam``, ``adamw`` or ``sgd`` (with ``momentum``, 0.9). Defaults
+            to ``adam``.
         seed: First seed (split, initial weights, batch order). Defaults to 0.
         seeds: Runs per variant, seeds ``seed`` .. ``seed + seeds - 1``. Defaults to 1.
         encoder_weights: None (or ``"none"``), ``"imagenet"`` or the path of a backbone weights
@@ -128,7 +134,16 @@ class CompareOptions:
     )
     epochs: int = _option(10, "(default: %(default)s)", type=int)
     batch_size: int = _option(8, "(default: %(default)s)", type=int)
-    lr: float = _option(1e-3, "Adam learning rate (default: %(default)s)", type=float)
+    lr: float = _option(1e-3, "learning rate (default: %(default)s)", type=float)
+    optimizer: str = _option(
+        "adam",
+        "adam, adamw or sgd, Keras's with their defaults (default: %(default)s)",
+        type=str,
+        choices=tuple(OPTIMIZERS),
+    )
+    momentum: float = _option(
+        0.9, "SGD's momentum; 0: plain SGD (default: %(default)s)", type=float
+    )
     seed: int = _option(
         0, "seed of the split, initial weights and batch order (default: %(default)s)", type=int
     )
@@ -342,9 +357,24 @@ def _check_variants(variants):
                 f"--variants must name some of {', '.join(VARIANTS)}, or loss specs; {error}"
             ) from None
         except ValueError as error:
-            raise ValueError(f"--variants: {error}") from None
+            raise ValueError(f"--variants: {_closest_variant(variant) or error}") from None
     if len(set(names)) != len(names):
         raise ValueError(f"--variants lists a variant twice; received {','.join(variants)!r}.")
+
+
+def _closest_variant(text):
+    """For a ``--variants`` entry written as one name (``cce-dise``): a line giving the closest
+    built-in variant or registered loss and the built-ins; None for anything else."""
+    if not re.fullmatch(r"[\w.-]+", text):
+        return None
+    losses = [name for name in list_names("loss") if name.islower()]
+    close = difflib.get_close_matches(text, [*VARIANTS, *losses], n=1, cutoff=0.6)
+    return (
+        f"{text!r} is neither a built-in variant nor a loss spec"
+        + (f"; did you mean {close[0]!r}?" if close else ".")
+        + f" Built-in variants: {', '.join(VARIANTS)}; or registered losses joined by +, with "
+        "options, e.g. pixel_cce+0.5*pixel_lovasz."
+    )
 
 
 def _check_model(options):
@@ -385,6 +415,14 @@ def _value_checks(options):
         (options.epochs >= 1, f"--epochs must be >= 1; received {options.epochs}."),
         (options.batch_size >= 1, f"--batch-size must be >= 1; received {options.batch_size}."),
         (options.lr > 0, f"--lr must be > 0; received {options.lr}."),
+        (
+            options.optimizer in OPTIMIZERS,
+            f"--optimizer must be one of {', '.join(OPTIMIZERS)}; received {options.optimizer!r}.",
+        ),
+        (
+            0.0 <= options.momentum < 1.0,
+            f"--momentum must lie in [0, 1); received {options.momentum}.",
+        ),
         (options.seeds >= 1, f"--seeds must be >= 1; received {options.seeds}."),
         (
             options.steps_per_epoch is None or options.steps_per_epoch >= 1,

@@ -46,14 +46,62 @@ def loss_code(loss):
     return f"{module}.{cls.__name__}({', '.join(options)})"
 
 
-def compile_line(loss, lr):
-    """The ``model.compile`` line of a run: Adam at ``lr`` and ``loss`` as :func:`loss_code`.
+#: ``--optimizer``: the Keras optimizer class of each choice and the options it takes from the
+#: run's (``--momentum``). The one declaration from which the optimizer is built and printed.
+OPTIMIZERS = {"adam": ("Adam", ()), "adamw": ("AdamW", ()), "sgd": ("SGD", ("momentum",))}
+
+
+def _optimizer_parts(optimizer, lr, momentum):
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(
+            f"--optimizer must be one of {', '.join(OPTIMIZERS)}; received {optimizer!r}."
+        )
+    name, takes = OPTIMIZERS[optimizer]
+    kwargs = {"momentum": float(momentum)} if "momentum" in takes and momentum else {}
+    return name, kwargs
+
+
+def make_optimizer(keras, optimizer="adam", lr=1e-3, momentum=0.9):
+    """The Keras optimizer of a run: ``keras.optimizers.<Class>(lr, **options)``.
+
+    Args:
+        keras: The Keras module of this process (``sm_pixel_ce.flavor.keras``).
+        optimizer: A key of :data:`OPTIMIZERS` (``"adam"``, ``"adamw"``, ``"sgd"``).
+        lr: The learning rate.
+        momentum: SGD's momentum (0: plain SGD); the other optimizers take none.
+
+    Returns:
+        A new optimizer, the one :func:`optimizer_code` writes.
+
+    Example:
+        >>> make_optimizer(keras, "sgd", 0.01, 0.0).get_config()["momentum"]
+        0.0
+    """
+    name, kwargs = _optimizer_parts(optimizer, lr, momentum)
+    return getattr(keras.optimizers, name)(lr, **kwargs)
+
+
+def optimizer_code(optimizer="adam", lr=1e-3, momentum=0.9):
+    """Python that builds :func:`make_optimizer`'s optimizer.
+
+    Example:
+        >>> optimizer_code("sgd", 0.01, 0.9)
+        'keras.optimizers.SGD(0.01, momentum=0.9)'
+    """
+    name, kwargs = _optimizer_parts(optimizer, lr, momentum)
+    arguments = [f"{lr:g}"] + [f"{key}={value:g}" for key, value in kwargs.items()]
+    return f"keras.optimizers.{name}({', '.join(arguments)})"
+
+
+def compile_line(loss, lr, optimizer="adam", momentum=0.9):
+    """The ``model.compile`` line of a run: its optimizer (:func:`optimizer_code`) at ``lr`` and
+    ``loss`` as :func:`loss_code`.
 
     Example:
         >>> compile_line(PixelDiceLoss(), 1e-3)
         'model.compile(keras.optimizers.Adam(0.001), loss=sm_pixel_ce.PixelDiceLoss())'
     """
-    return f"model.compile(keras.optimizers.Adam({lr:g}), loss={loss_code(loss)})"
+    return f"model.compile({optimizer_code(optimizer, lr, momentum)}, loss={loss_code(loss)})"
 
 
 #: How the model of a variant is built, for the recommendation (``{arch}``, ``{backbone}``...).

@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from .evaluation import score_text
-from .recipe import IMPORTS, MODEL_LINE
+from .recipe import IMPORTS, MODEL_LINE, optimizer_code
 from .statistics import MOST_SEEDS, POWER, paired_difference
 from .variants import VARIANTS
 
@@ -629,7 +629,8 @@ def write_markdown(path, config, results, class_names, images):
             if config.get("steps_per_epoch")
             else ""
         )
-        + f"Adam lr={config['lr']}, "
+        + optimizer_code(config.get("optimizer", "adam"), config["lr"], config.get("momentum", 0.9))
+        + ", "
         f"{config['epochs']} epochs, batch {config['batch_size']}, seeds {config['seed_list']}; "
         f"Keras flavour {config['keras']}; wall time {config['wall_seconds']:.0f} s.",
         "",

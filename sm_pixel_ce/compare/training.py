@@ -17,7 +17,7 @@ import tqdm
 from ..flavor import IS_KERAS_3, keras
 from . import evaluation
 from .evaluation import score_text
-from .recipe import compile_line, loss_code
+from .recipe import compile_line, loss_code, make_optimizer
 from .variants import (
     build_model,
     loss_for,
@@ -434,7 +434,8 @@ def model_for(variant, data, options, **settings):
 
 
 def _compiled_model(variant, data, options, initial_weights, seed, class_counts, log):
-    """``(model, loss)``: the variant's model from the initial weights, compiled with Adam."""
+    """``(model, loss)``: the variant's model from the initial weights, compiled with the run's
+    optimizer (``--optimizer``, Adam by default)."""
     keras.utils.set_random_seed(seed)
     model = model_for(variant, data, options, freeze_encoder=options.freeze_encoder)
     model.set_weights(initial_weights)
@@ -443,7 +444,8 @@ def _compiled_model(variant, data, options, initial_weights, seed, class_counts,
         loss = loss_for(variant, class_counts, options.classes, options.ignore_index)
     for warning in caught:  # a class absent from the training masks: a line of the run's log
         log(f"  {variant.name}: {warning.message}")
-    model.compile(optimizer=keras.optimizers.Adam(options.lr), loss=loss, metrics=["accuracy"])
+    optimizer = make_optimizer(keras, options.optimizer, options.lr, options.momentum)
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
     return model, loss
 
 
@@ -457,7 +459,7 @@ def _result(variant, seed, loss, options, history, scores, seconds):
         "loss": loss_settings(loss),
         "loss_code": loss_code(loss),
         "activation": variant.activation,
-        "compile": compile_line(loss, options.lr),
+        "compile": compile_line(loss, options.lr, options.optimizer, options.momentum),
         **{k: final[k] for k in ("miou", "pixel_accuracy", "per_class_iou")},
         "binary_accuracy": final["binary_accuracy"],
         "ece": final["ece"],
@@ -487,7 +489,8 @@ def passes_per_epoch(dataset, options):
 
 
 class _RestoreOptimizer(keras.callbacks.Callback):
-    """At the start of training, set Adam's variables (step count and moments) to ``values``."""
+    """At the start of training, set the optimizer's variables (step count, Adam's moments or
+    SGD's momentum) to ``values``."""
 
     def __init__(self, values):
         super().__init__()
@@ -501,7 +504,7 @@ class _RestoreOptimizer(keras.callbacks.Callback):
         if len(variables) != len(self.values):
             raise ValueError(
                 f"the saved optimizer state has {len(self.values)} variables; this model's "
-                f"Adam has {len(variables)}."
+                f"optimizer has {len(variables)}."
             )
         for variable, value in zip(variables, self.values):
             variable.assign(value)
