@@ -1,6 +1,8 @@
 """The README is read from the top: the two commands on the first screen, every contents link
 lands on a heading, at most 600 lines, and CI runs the README's own test command."""
 
+import importlib
+import importlib.util
 import os
 import re
 
@@ -59,3 +61,25 @@ def test_readme_is_at_most_600_lines_and_its_local_links_exist():
 def test_ci_runs_the_readme_test_command():
     tests = _commands(_read("README.md"))[1]
     assert tests in _read(".ci", "run")
+
+
+def test_the_reference_pages_links_exist():
+    pages = [name for name in os.listdir(os.path.join(ROOT, "examples")) if name.endswith(".md")]
+    for name in pages:
+        for target in re.findall(r"\]\((?!https?:|#)([^)#]+)[^)]*\)", _read("examples", name)):
+            assert os.path.exists(os.path.join(ROOT, "examples", target)), (name, target)
+
+
+def test_the_api_page_lists_every_public_object_as_it_is_now():
+    # Regenerated and compared: a new public object or a changed signature fails until
+    # `python examples/api_reference.py` is rerun.
+    spec = importlib.util.spec_from_file_location(
+        "api_reference", os.path.join(ROOT, "examples", "api_reference.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    page = _read("examples", "api.md")
+    assert module.render() == page
+    for name, _ in module.MODULES:
+        for public in module.public_names(importlib.import_module(name)):
+            assert f"- `{public}" in page, (name, public)
