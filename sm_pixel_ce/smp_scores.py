@@ -621,28 +621,3 @@ class ImagewiseMeans:
         ``"zero_division"``."""
         means = {key: (self.sums[key] / self.images if self.images else None) for key in self.sums}
         return {**means, "images": self.images, "zero_division": self.zero_division}
-
-
-__all__ = [
-    "get_stats",
-    "fbeta_score",
-    "f1_score",
-    "iou_score",
-    "accuracy",
-    "precision",
-    "recall",
-    "sensitivity",
-    "specificity",
-    "balanced_accuracy",
-    "positive_predictive_value",
-    "negative_predictive_value",
-    "false_negative_rate",
-    "false_positive_rate",
-    "false_discovery_rate",
-    "false_omission_rate",
-    "positive_likelihood_ratio",
-    "negative_likelihood_ratio",
-    "ImagewiseMeans",
-    "image_areas",
-    "multilabel_image_counts",
-]
