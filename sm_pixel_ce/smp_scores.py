@@ -271,18 +271,13 @@ def _multilabel_stats(output, target, mode, threshold, axis):
 
 
 def _thresholds(threshold, channels):
-    values = np.asarray(threshold, np.float64) if _is_number_list(threshold) else None
-    if values is None or values.ndim > 1 or values.size not in (1, channels):
+    values = _as_numpy(threshold)
+    if values.dtype.kind not in "iuf" or values.ndim > 1 or values.size not in (1, channels):
         raise ValueError(
             f"threshold must be a number, or one number per class ({channels}). "
             f"Received: threshold={threshold!r}"
         )
-    return values
-
-
-def _is_number_list(value):
-    items = np.ravel(np.asarray(value, dtype=object))
-    return all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in items)
+    return values.astype(np.float64)
 
 
 def _class_count(num_classes):
@@ -439,12 +434,10 @@ def _class_weights(class_weights, reduction, num_classes):
                 f"({num_classes}). Received: class_weights=None"
             )
         return 1.0
-    weights = np.asarray(class_weights, dtype=object)
-    numeric = weights.ndim == 1 and _is_number_list(weights)
-    weights = weights.astype(np.float64) if numeric else weights
+    weights = _as_numpy(class_weights)
     if (
-        not numeric
-        or len(weights) != num_classes
+        weights.dtype.kind not in "iuf"
+        or weights.shape != (num_classes,)
         or not np.isfinite(weights).all()
         or (weights < 0).any()
         or weights.sum() == 0
@@ -453,7 +446,7 @@ def _class_weights(class_weights, reduction, num_classes):
             f"class_weights must be {num_classes} numbers (one per class), not negative, not all "
             f"zero. Received: class_weights={class_weights!r}"
         )
-    return weights / weights.sum()
+    return weights.astype(np.float64) / weights.sum()
 
 
 #: What every score function's docstring says after its summary.

@@ -243,7 +243,12 @@ TP, FP, FN, TN = (
         ("iou_score", "micro", {}, 6 / 10),
         ("iou_score", "macro", {}, (4 / 6 + 2 / 4) / 2),
         ("iou_score", "weighted", {"class_weights": [3, 1]}, 0.75 * 4 / 6 + 0.25 * 2 / 4),
-        ("iou_score", "macro", {"class_weights": [3, 1]}, (0.75 * 4 / 6 + 0.25 * 2 / 4) / 2),
+        (
+            "iou_score",
+            "macro",
+            {"class_weights": np.array([3, 1])},
+            (0.75 * 4 / 6 + 0.25 * 2 / 4) / 2,
+        ),
         ("iou_score", "micro-imagewise", {}, (3 / 4 + 3 / 6) / 2),
         ("iou_score", "macro-imagewise", {}, (3 / 4 + 1 + 1 / 2 + 2 / 4) / 4),
         ("iou_score", "macro-imagewise", {"zero_division": 0}, (3 / 4 + 0 + 1 / 2 + 2 / 4) / 4),
