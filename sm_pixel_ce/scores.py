@@ -11,12 +11,40 @@ scores (``compare``, ``evaluate``, the demo, the export check) calls these funct
 :class:`StreamingScore` accumulates them batch by batch, keeping only counts (the confusion
 matrix, calibration bins, Boundary IoU counts of :mod:`sm_pixel_ce.boundary`);
 :func:`multilabel_counts`, :func:`multilabel_scores` and :class:`MultilabelScore` score K
-independent binary channels (sigmoid outputs against multi-label masks).
+independent binary channels (sigmoid outputs against multi-label masks). Both streams also keep
+the per-image means of segmentation_models_pytorch (``imagewise()``).
+
+segmentation_models_pytorch's ``get_stats`` and score functions (``iou_score``, ``f1_score``,
+..., with its reductions ``micro``, ``macro``, ``weighted``, ``micro-imagewise``, ...) are
+importable from here under SMP's names; they live in :mod:`sm_pixel_ce.smp_scores`.
 """
 
 import numpy as np
 
 from .boundary import BOUNDARY_RATIO, boundary_counts, boundary_iou
+from .smp_scores import (  # noqa: F401  (SMP's names, importable from sm_pixel_ce.scores)
+    ImagewiseMeans,
+    accuracy,
+    balanced_accuracy,
+    f1_score,
+    false_discovery_rate,
+    false_negative_rate,
+    false_omission_rate,
+    false_positive_rate,
+    fbeta_score,
+    get_stats,
+    image_areas,
+    iou_score,
+    multilabel_image_counts,
+    negative_likelihood_ratio,
+    negative_predictive_value,
+    positive_likelihood_ratio,
+    positive_predictive_value,
+    precision,
+    recall,
+    sensitivity,
+    specificity,
+)
 
 #: Equal-width confidence bins of the expected calibration error.
 ECE_BINS = 15
@@ -110,18 +138,18 @@ def scores_from_confusion(matrix):
     label_area, predicted_area = matrix.sum(1), matrix.sum(0)
     iou = _ratios(true_positives, label_area + predicted_area - true_positives)
     dice = _ratios(2 * true_positives, label_area + predicted_area)
-    recall = _ratios(true_positives, label_area)
+    recalls = _ratios(true_positives, label_area)
     pixels = counts.sum(1).tolist() if counts.dtype.kind in "iub" else label_area.tolist()
     return {
         "per_class_iou": iou,
         "per_class_dice": dice,
         "per_class_precision": _ratios(true_positives, predicted_area),
-        "per_class_recall": recall,
+        "per_class_recall": recalls,
         "per_class_pixels": pixels,
         "pixel_accuracy": _ratio(np.trace(matrix), matrix.sum()),
         "miou": _mean(iou),
         "mdice": _mean(dice),
-        "macc": _mean(recall),
+        "macc": _mean(recalls),
         "fwiou": _frequency_weighted(iou, pixels),
     }
 
@@ -257,6 +285,7 @@ class StreamingScore:
         self.brier_sum = 0.0
         self.boundary_intersection = np.zeros(num_classes, np.int64)
         self.boundary_union = np.zeros(num_classes, np.int64)
+        self._imagewise = ImagewiseMeans()
 
     def update(self, probabilities, labels):
         """Add one batch: ``(N, ..., C)`` probabilities and their ``(N, ...)`` integer labels.
@@ -281,10 +310,17 @@ class StreamingScore:
             )
         predictions = probabilities.argmax(-1)
         self.matrix += confusion_matrix(labels, predictions, self.num_classes, self.ignore_index)
-        hits, label_area, predicted_area = _image_areas(
+        hits, label_area, predicted_area = image_areas(
             labels, predictions, self.num_classes, self.ignore_index
         )
         per_image = _image_miou(hits, label_area, predicted_area)
+        counted = label_area.sum(1, keepdims=True)
+        self._imagewise.update(
+            hits,
+            predicted_area - hits,
+            label_area - hits,
+            counted - label_area - predicted_area + hits,
+        )
         if self.keep_image_counts:
             self._image_counts.append(
                 np.stack([hits, predicted_area - hits, label_area - hits], axis=1)
@@ -328,6 +364,19 @@ class StreamingScore:
             result["per_class_boundary_iou"] = iou
             result["boundary_miou"] = _mean(iou)
         return result
+
+    def imagewise(self):
+        """segmentation_models_pytorch's per-image means of every image so far: IoU and F1 under
+        its ``"macro-imagewise"`` and ``"micro-imagewise"`` reductions, each image's scores
+        averaged over the images (:class:`~sm_pixel_ce.smp_scores.ImagewiseMeans`, SMP's
+        default ``zero_division=1.0``: a class in neither an image's truth nor its prediction
+        scores 1).
+
+        Returns:
+            ``{"iou_macro_imagewise", "iou_micro_imagewise", "f1_macro_imagewise",
+            "f1_micro_imagewise", "images", "zero_division"}`` (None before any image).
+        """
+        return self._imagewise.result()
 
     def image_counts(self):
         """Per image, in the order of the batches: per class ``[tp, fp, fn]`` over the counted
@@ -468,14 +517,9 @@ def multilabel_counts(truth, predicted, valid=None):
                 f"valid must be (...) of truth's (..., K). "
                 f"Received: valid.shape={valid.shape}, truth.shape={truth.shape}"
             ) from None
-        truth, predicted = truth[valid], predicted[valid]
-    truth = truth.reshape(-1, truth.shape[-1])
-    predicted = predicted.reshape(-1, predicted.shape[-1])
-    return (
-        np.count_nonzero(truth & predicted, axis=0).astype(np.int64),
-        np.count_nonzero(predicted & ~truth, axis=0).astype(np.int64),
-        np.count_nonzero(truth & ~predicted, axis=0).astype(np.int64),
-    )
+        valid = valid[None]
+    tp, fp, fn, _ = multilabel_image_counts(truth[None], predicted[None], valid)
+    return tp[0], fp[0], fn[0]
 
 
 def multilabel_scores(tp, fp, fn):
@@ -528,6 +572,7 @@ class MultilabelScore:
         self.tp = np.zeros(num_classes, np.int64)
         self.fp = np.zeros(num_classes, np.int64)
         self.fn = np.zeros(num_classes, np.int64)
+        self._imagewise = ImagewiseMeans()
 
     def update(self, probabilities, truth, valid=None):
         """Add one batch.
@@ -552,16 +597,18 @@ class MultilabelScore:
                 f"Received: valid.shape={np.shape(valid)}, truth.shape={truth.shape}"
             )
         predicted = probabilities > self.threshold
-        per_image = []
-        for n in range(len(truth)):
-            tp, fp, fn = multilabel_counts(
-                truth[n], predicted[n], None if valid is None else valid[n]
-            )
-            self.tp += tp
-            self.fp += fp
-            self.fn += fn
-            per_image.append(multilabel_scores(tp, fp, fn)["miou"])
-        return per_image
+        valid = None if valid is None else np.asarray(valid, bool)
+        tp, fp, fn, pixels = multilabel_image_counts(truth, predicted, valid)
+        self.tp += tp.sum(0)
+        self.fp += fp.sum(0)
+        self.fn += fn.sum(0)
+        self._imagewise.update(tp, fp, fn, pixels[:, None] - tp - fp - fn)
+        return [multilabel_scores(*counts)["miou"] for counts in zip(tp, fp, fn)]
+
+    def imagewise(self):
+        """:meth:`StreamingScore.imagewise` of the channels: SMP's ``"macro-imagewise"`` and
+        ``"micro-imagewise"`` IoU and F1 of every image so far (``mode="multilabel"``)."""
+        return self._imagewise.result()
 
     def result(self):
         """``{"per_class_iou", "per_class_f1", "miou", "mf1", "per_class_pixels"}`` of every
@@ -569,26 +616,6 @@ class MultilabelScore:
         scores = multilabel_scores(self.tp, self.fp, self.fn)
         scores["per_class_pixels"] = (self.tp + self.fn).tolist()
         return scores
-
-
-def _image_areas(labels, predictions, num_classes, ignore_index):
-    """Per image (the first axis), per class: true positives, truth and predicted pixels."""
-    images = labels.shape[0] if labels.ndim else 1
-    labels = labels.astype(np.int64).reshape(images, -1)
-    predictions = predictions.astype(np.int64).reshape(images, -1)
-    offsets = (np.arange(images) * num_classes)[:, None]
-    if ignore_index is None:
-        truth, predicted = (labels + offsets).ravel(), (predictions + offsets).ravel()
-    else:
-        keep = labels != ignore_index
-        truth, predicted = (labels + offsets)[keep], (predictions + offsets)[keep]
-    size = images * num_classes
-    hits = np.bincount(truth[truth == predicted], minlength=size)
-    return (
-        hits.reshape(images, num_classes),
-        np.bincount(truth, minlength=size).reshape(images, num_classes),
-        np.bincount(predicted, minlength=size).reshape(images, num_classes),
-    )
 
 
 def _image_miou(true_positives, label_area, predicted_area):

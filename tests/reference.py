@@ -374,3 +374,133 @@ def region_reference(tversky, probabilities, labels, reduction, per_image, weigh
     repeat = np.ones(len(labels), int) if weights is None else np.asarray(weights).astype(int)
     batch = loss(np.repeat(probabilities, repeat, 0), np.repeat(labels, repeat, 0))
     return region_reduction(images, batch, reduction, per_image, weights)
+
+
+# --- segmentation_models_pytorch 0.5's metrics (get_stats, its scores and reductions), read from --
+# --- its source (metrics/functional.py), one pixel, class and image at a time: issue #31 point 6 --
+
+
+def smp_get_stats(output, target, mode, ignore_index=None, threshold=None, num_classes=None):
+    """SMP's ``get_stats`` in SMP's layout: ``(N, C, ...)`` for binary and multilabel (one
+    threshold per class allowed here, applied to channel ``c``), ``(N, ...)`` for multiclass,
+    where values outside ``[0, C)`` fall out of ``torch.histc`` (counted in no class)."""
+    output, target = np.asarray(output), np.asarray(target)
+    images = output.shape[0]
+    if mode == "multiclass":
+        tp, fp, fn, tn = (np.zeros((images, num_classes), np.int64) for _ in range(4))
+        for n in range(images):
+            pixels = list(zip(output[n].ravel().tolist(), target[n].ravel().tolist()))
+            ignored = sum(t == ignore_index for _, t in pixels) if ignore_index is not None else 0
+            for c in range(num_classes):
+                for o, t in pixels:
+                    if ignore_index is not None and t == ignore_index:
+                        continue
+                    tp[n, c] += o == c and t == c
+                    fp[n, c] += o == c and t != c
+                    fn[n, c] += t == c and o != c
+                tn[n, c] = len(pixels) - ignored - tp[n, c] - fp[n, c] - fn[n, c]
+        return tp, fp, fn, tn
+    channels = output.shape[1]
+    tp, fp, fn, tn = (np.zeros((images, channels), np.int64) for _ in range(4))
+    for n in range(images):
+        for c in range(channels):
+            o, t = output[n, c].ravel().tolist(), target[n, c].ravel().tolist()
+            if threshold is not None:
+                cut = threshold[c] if np.ndim(threshold) else threshold
+                o, t = [int(v >= cut) for v in o], [int(v >= cut) for v in t]
+            tp[n, c] = sum(a * b for a, b in zip(o, t))
+            fp[n, c] = sum(o) - tp[n, c]
+            fn[n, c] = sum(t) - tp[n, c]
+            tn[n, c] = len(o) - tp[n, c] - fp[n, c] - fn[n, c]
+    return tp, fp, fn, tn
+
+
+def _smp_divide(a, b):
+    """torch's float division: x/0 is ±inf, 0/0 and nan/0 are nan."""
+    if b == 0:
+        return float("nan") if a == 0 or a != a else float("inf") if a > 0 else float("-inf")
+    return a / b
+
+
+def _smp_sensitivity(tp, fp, fn, tn):
+    return _smp_divide(tp, tp + fn)
+
+
+def _smp_specificity(tp, fp, fn, tn):
+    return _smp_divide(tn, tn + fp)
+
+
+def _smp_ppv(tp, fp, fn, tn):
+    return _smp_divide(tp, tp + fp)
+
+
+def _smp_npv(tp, fp, fn, tn):
+    return _smp_divide(tn, tn + fn)
+
+
+SMP_FORMULAS = {
+    "fbeta_score": lambda tp, fp, fn, tn, beta=1.0: _smp_divide(
+        (1 + beta**2) * tp, (1 + beta**2) * tp + beta**2 * fn + fp
+    ),
+    "iou_score": lambda tp, fp, fn, tn: _smp_divide(tp, tp + fp + fn),
+    "accuracy": lambda tp, fp, fn, tn: _smp_divide(tp + tn, tp + fp + fn + tn),
+    "sensitivity": _smp_sensitivity,
+    "specificity": _smp_specificity,
+    "balanced_accuracy": lambda *c: (_smp_sensitivity(*c) + _smp_specificity(*c)) / 2,
+    "positive_predictive_value": _smp_ppv,
+    "negative_predictive_value": _smp_npv,
+    "false_negative_rate": lambda *c: 1 - _smp_sensitivity(*c),
+    "false_positive_rate": lambda *c: 1 - _smp_specificity(*c),
+    "false_discovery_rate": lambda *c: 1 - _smp_ppv(*c),
+    "false_omission_rate": lambda *c: 1 - _smp_npv(*c),
+    "positive_likelihood_ratio": lambda *c: _smp_divide(
+        _smp_sensitivity(*c), 1 - _smp_specificity(*c)
+    ),
+    "negative_likelihood_ratio": lambda *c: _smp_divide(
+        1 - _smp_sensitivity(*c), _smp_specificity(*c)
+    ),
+}
+SMP_FORMULAS["f1_score"] = SMP_FORMULAS["fbeta_score"]
+SMP_FORMULAS["precision"] = SMP_FORMULAS["positive_predictive_value"]
+SMP_FORMULAS["recall"] = SMP_FORMULAS["sensitivity"]
+
+
+def smp_score(name, tp, fp, fn, tn, reduction=None, class_weights=None, zero_division=1.0, **kw):
+    """SMP's ``_compute_metric`` of score ``name`` on ``(N, C)`` counts. As SMP, ``"micro"``
+    leaves a zero denominator NaN (it skips ``zero_division`` there)."""
+    formula = SMP_FORMULAS[name]
+    tp, fp, fn, tn = (np.asarray(c, np.float64).tolist() for c in (tp, fp, fn, tn))
+    images, classes = len(tp), len(tp[0])
+    if class_weights is None:
+        weights = [1.0] * classes
+    else:
+        weights = [w / sum(class_weights) for w in class_weights]
+    fill = 0.0 if zero_division == "warn" else zero_division
+
+    def score(*counts):
+        value = formula(*counts, **kw)
+        return fill if value != value else value
+
+    def cell(n, c):
+        return score(tp[n][c], fp[n][c], fn[n][c], tn[n][c])
+
+    def summed(over_images=None, over_classes=None):
+        cells = [
+            (n, c)
+            for n in range(images)
+            for c in range(classes)
+            if over_images in (None, c) and over_classes in (None, n)
+        ]
+        return [sum(counts[n][c] for n, c in cells) for counts in (tp, fp, fn, tn)]
+
+    if reduction == "micro":
+        return formula(*summed(), **kw)
+    if reduction in ("macro", "weighted"):
+        per_class = [score(*summed(over_images=c)) * weights[c] for c in range(classes)]
+        return sum(per_class) / (classes if reduction == "macro" else 1)
+    if reduction == "micro-imagewise":
+        return sum(score(*summed(over_classes=n)) for n in range(images)) / images
+    if reduction in ("macro-imagewise", "weighted-imagewise"):
+        class_means = [sum(cell(n, c) for n in range(images)) / images for c in range(classes)]
+        return sum(m * w for m, w in zip(class_means, weights)) / classes
+    return np.array([[cell(n, c) for c in range(classes)] for n in range(images)])

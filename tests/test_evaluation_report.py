@@ -6,6 +6,7 @@ from PIL import Image
 
 from sm_pixel_ce.inference.evaluation_report import (
     excluding_table,
+    imagewise_table,
     per_class_table,
     percent_text,
     plot_confusion,
@@ -64,6 +65,14 @@ def _evaluation(**changes):
         "aacc": 0.9,
         "macc": 0.3625,
         "fwiou": 0.49,
+        "imagewise": {
+            "iou_macro_imagewise": 0.7123,
+            "iou_micro_imagewise": 0.8,
+            "f1_macro_imagewise": 0.81,
+            "f1_micro_imagewise": None,
+            "images": 12,
+            "zero_division": 1.0,
+        },
         "ece": 0.04,
         "brier": 0.2,
         "excluding": {"classes": [0], "miou": 0.123456, "mdice": 0.25, "macc": 0.125, "fwiou": 0.1},
@@ -172,7 +181,8 @@ def test_report_markdown_sections(tmp_path):
     assert "empty.png" not in text
     assert "- `images/bad.png`: cannot read images/bad.png" in text
     assert text.index("## Per class results") < text.index("## Summary")
-    assert text.index("## Summary") < text.index("## Worst images")
+    assert text.index("## Summary") < text.index("## Per-image means")
+    assert text.index("## Per-image means") < text.index("## Worst images")
 
     (tmp_path / "eval").mkdir()
     report = tmp_path / "eval" / "report.md"
@@ -180,6 +190,16 @@ def test_report_markdown_sections(tmp_path):
     written = report.read_text()
     assert written.startswith("# sm-pixel-ce evaluate")
     assert "![Confusion matrix](confusion.png)" in written
+
+
+def test_imagewise_table_is_smp_reductions_in_percent():
+    lines = imagewise_table(_evaluation()).splitlines()
+    assert lines[0] == "| Score | macro-imagewise | micro-imagewise |"
+    assert lines[2:] == ["| IoU | 71.23 | 80.00 |", "| F1 | 81.00 | - |"]
+    assert imagewise_table(_evaluation(imagewise=None)) is None
+    text = report_markdown(_evaluation(imagewise=dict(_evaluation()["imagewise"], zero_division=0)))
+    assert "scores 0 there (SMP's zero_division)" in text
+    assert 'reduction="macro-imagewise"' in text
 
 
 def test_report_escapes_pipes_in_names():
@@ -196,6 +216,7 @@ def test_multilabel_report():
     assert "| 25.00 | 40.00 | 0.5 |" in text
     assert "aAcc" not in text and "ECE" not in text and "Dice" not in text
     assert "Means without the excluded classes" not in text
+    assert "Per-image means" not in text  # an evaluation.json written before they were kept
     assert "Skipped" not in text
     assert "| `a.png` | 25.00 |" in text
 

@@ -255,7 +255,8 @@ def evaluate(model, data, *, log=None, **options):
         undefined), ``miou``, ``mdice``, ``aacc``, ``macc``, ``fwiou``, ``ece``, ``brier``,
         ``excluding``, ``confusion`` (rows are the truth), ``calibration_bins``, ``images``
         (file and mIoU each) and ``skipped``. Multi-label: ``per_class`` has ``iou``, ``f1``
-        and ``pixels``; ``miou``, ``mf1``, ``threshold``.
+        and ``pixels``; ``miou``, ``mf1``, ``threshold``. Both: ``imagewise``, SMP's per-image
+        means (:meth:`~sm_pixel_ce.scores.StreamingScore.imagewise`).
 
     Raises:
         ValueError: A bad option, an option that contradicts the model's data contract, or a
@@ -448,6 +449,7 @@ class _ClassJob(_Job):
             "aacc": result["pixel_accuracy"],
             "macc": result["macc"],
             "fwiou": result["fwiou"],
+            "imagewise": self.score.imagewise(),
             "ece": result["ece"],
             "brier": result["brier"],
             "confusion": self.score.matrix.astype(int).tolist(),
@@ -559,6 +561,7 @@ class _MultilabelJob(_Job):
             },
             "miou": result["miou"],
             "mf1": result["mf1"],
+            "imagewise": self.score.imagewise(),
             "images": self.images,
             "skipped": self.skipped,
         }

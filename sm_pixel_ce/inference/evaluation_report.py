@@ -214,6 +214,37 @@ def excluding_table(evaluation):
     return _markdown_table(["Excluding"] + [title for _, title in columns], [row])
 
 
+def imagewise_table(evaluation):
+    """SMP's per-image means (``evaluation["imagewise"]``) as a Markdown table, or None for an
+    evaluation without them (written before they were kept).
+
+    Rows IoU and F1; columns ``macro-imagewise`` (each image's per-class scores averaged over
+    the classes, then over the images) and ``micro-imagewise`` (each image's pixels pooled over
+    the classes, then averaged over the images), in percent.
+
+    Args:
+        evaluation: The ``evaluation`` dict.
+
+    Returns:
+        A string, or None.
+
+    Example:
+        >>> evaluation = {"imagewise": {"iou_macro_imagewise": 0.5, "iou_micro_imagewise": 0.75,
+        ...               "f1_macro_imagewise": None, "f1_micro_imagewise": 0.8}}
+        >>> print(imagewise_table(evaluation).splitlines()[-1])
+        | F1 | - | 80.00 |
+    """
+    imagewise = evaluation.get("imagewise")
+    if not imagewise:
+        return None
+    rows = [
+        [title]
+        + [percent_text(imagewise.get(f"{score}_{kind}_imagewise")) for kind in ("macro", "micro")]
+        for score, title in (("iou", "IoU"), ("f1", "F1"))
+    ]
+    return _markdown_table(["Score", "macro-imagewise", "micro-imagewise"], rows)
+
+
 def worst_images(images, count=WORST_LISTED):
     """The ``count`` images with the lowest mIoU, lowest first (images without an mIoU left out;
     ties keep the order of ``images``).
@@ -291,6 +322,22 @@ def report_markdown(evaluation, pictures=()):
             "IoU weighted by truth pixels; Pixels: the class's truth pixels. ECE (15 bins of the "
             'top probability) and Brier as fractions. "-": undefined (as for a class in neither '
             "truth nor prediction).",
+            "",
+        ]
+    imagewise = imagewise_table(evaluation)
+    if imagewise is not None:
+        zero_division = evaluation["imagewise"].get("zero_division", 1.0)
+        lines += [
+            "## Per-image means (segmentation_models_pytorch's imagewise reductions)",
+            "",
+            imagewise,
+            "",
+            "Each image scored on its own, then averaged over the images, as SMP's "
+            '`iou_score` / `f1_score(*get_stats(...), reduction="macro-imagewise")` (the '
+            "image's classes averaged) and `\"micro-imagewise\"` (the image's pixels of all "
+            f"classes pooled); a class in neither an image's truth nor its prediction scores "
+            f"{zero_division:g} there (SMP's zero_division). The tables above pool the pixels "
+            "of the whole set instead.",
             "",
         ]
     excluding = excluding_table(evaluation)
