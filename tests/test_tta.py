@@ -233,3 +233,27 @@ def test_evaluate_refuses_scales_a_fixed_size_model_cannot_take(tmp_path, mask_f
     root = mask_folder(tmp_path / "data", count=1, side=32, classes=CLASSES)
     with pytest.raises(ValueError, match=r"32x32 \(HxW\) inputs only.*--tile 32"):
         evaluate(_model(kernel, bias, size=32), root, ignore_index=IGNORE, tta_scales="2")
+
+
+def test_large_images_are_resized_a_few_channels_at_a_time(spatial, monkeypatch):
+    from sm_pixel_ce.inference import tiling
+
+    model, numpy_model = spatial
+    image = _image(42, 58, seed=7)
+    monkeypatch.setattr(tiling, "RESIZE_BLOCK", 2 * 42 * 58)  # two channels per call
+    expected = aug_test(numpy_model, image, (0.75, 1.25), HFLIP)
+    probabilities = predict_image(model, image, tta="hflip", tta_scales="0.75,1.25")
+    np.testing.assert_allclose(probabilities, expected, atol=TOLERANCE)
+
+
+def test_evaluate_at_a_size_scales_each_resized_image(spatial, tmp_path, mask_folder):
+    model, numpy_model = spatial
+    root = mask_folder(tmp_path / "data", count=3, side=32, classes=CLASSES)
+    result = evaluate(model, root, ignore_index=IGNORE, size=32, tta="hflip", tta_scales="0.5,1.5")
+    _, images, masks = read_folder(root)
+    probabilities = [aug_test(numpy_model, i, (0.5, 1.5), HFLIP, size=(32, 32)) for i in images]
+    expected = reference_scores(probabilities, masks)
+    np.testing.assert_array_equal(result["confusion"], expected["confusion"])
+    for key in ("miou", "ece", "brier"):
+        assert result[key] == pytest.approx(expected[key], abs=1e-4), key
+    assert result["resolution"].startswith("32x32 (whole images resized), test-time")

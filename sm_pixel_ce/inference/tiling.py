@@ -40,6 +40,9 @@ TTA_FLIPS = {
 }
 #: What ``--tta-scales`` means when not given: the image at its own scale only.
 NO_SCALES = (1.0,)
+#: Values :func:`_resize` makes per TensorFlow call: a large image's probabilities are resized a
+#: few channels at a time (64 MiB of float32 out), so that TensorFlow's copies stay that small.
+RESIZE_BLOCK = 2**24
 #: The least weight of :func:`blend_window`, so that every pixel of a tile counts a little.
 WINDOW_FLOOR = 1e-4
 
@@ -246,45 +249,36 @@ def predict_batch(predictor, images, tta="none"):
     return total if len(flips) == 1 else total / np.float32(len(flips))
 
 
-def _resize(array, height, width):
-    """``(H, W, C)`` or ``(N, H, W, C)`` resized bilinearly with antialiasing (the one resize
-    of images and probabilities, as :func:`sm_pixel_ce.data.images.to_model_input`'s)."""
-    return tf.image.resize(array, (height, width), antialias=True).numpy()
+def _resize(array, height, width, add_to=None):
+    """``(H, W, C)`` or ``(N, H, W, C)`` resized bilinearly with antialiasing (the one resize of
+    images and probabilities, as :func:`sm_pixel_ce.data.images.to_model_input`'s), a block
+    of channels at a time (at most :data:`RESIZE_BLOCK` values out) so that TensorFlow's copies
+    of a large image stay small; added into ``add_to`` when given."""
+    channels = array.shape[-1]
+    step = max(1, RESIZE_BLOCK // (height * width * int(np.prod(array.shape[:-3]))))
+    if add_to is None and step >= channels:
+        return tf.image.resize(array, (height, width), antialias=True).numpy()
+    out = np.empty(array.shape[:-3] + (height, width, channels), np.float32)
+    out = out if add_to is None else add_to
+    for first in range(0, channels, step):
+        block = tf.image.resize(array[..., first : first + step], (height, width), antialias=True)
+        if add_to is None:
+            out[..., first : first + step] = block
+        else:
+            out[..., first : first + step] += block
+    return out
 
 
-def _resize_image(image, height, width):
-    """A model input resized: :func:`_resize`, kept in [0, 1] when it was (as
+def _input_at(image, height, width):
+    """A model input (``(H, W, C)`` or a batch) at ``height`` x ``width``: itself at its size,
+    else :func:`_resize`, kept in [0, 1] when it was (as
     :func:`sm_pixel_ce.data.images.to_model_input` keeps resized 8- and 16-bit images)."""
+    if (height, width) == image.shape[-3:-1]:
+        return image
     resized = _resize(image, height, width)
     if image.size and image.min() >= 0 and image.max() <= 1:
         resized = np.clip(resized, 0.0, 1.0, out=resized)
     return resized
-
-
-def _resized(predictor, images, height, width, tta):
-    """Predict ``images`` (``(H, W, C)`` or a batch) resized to ``height`` x ``width``, and the
-    probabilities resized back (as they are when that is their size)."""
-    batch = images if images.ndim == 4 else images[None]
-    size = images.shape[-3:-1]
-    if (height, width) == size:
-        probabilities = predict_batch(predictor, batch, tta)
-    else:
-        model_input = _resize_image(batch, height, width)
-        probabilities = _resize(predict_batch(predictor, model_input, tta), *size)
-    return probabilities if images.ndim == 4 else probabilities[0]
-
-
-def _resized_mean(predictor, images, size, scales, tta):
-    """:func:`_resized` to ``size`` (``(h, w)``) at each scale, ``size * scale`` rounded up to
-    the model's multiple, averaged."""
-
-    def at(scale):
-        if scale == 1:
-            return _resized(predictor, images, *size, tta)
-        height, width = (_round_up(_scaled_side(side, scale), predictor.multiple) for side in size)
-        return _resized(predictor, images, height, width, tta)
-
-    return _mean_over(scales, at)
 
 
 def _whole(predictor, image, tta):
@@ -301,30 +295,32 @@ def _scaled_side(side, scale):
     return max(1, int(side * scale + 0.5))
 
 
-def _at_scale(image, scale, predict):
-    """``predict`` of ``image`` resized by ``scale``, its probabilities resized back to the
-    image's size; scale 1 predicts the image as it is."""
+def _scaled_size(size, scale, multiple=1):
+    """``(h, w)`` resized by ``scale`` and rounded up to ``multiple``; itself at scale 1."""
     if scale == 1:
-        return predict(image)
-    height, width = image.shape[:2]
-    scaled = _resize_image(image, _scaled_side(height, scale), _scaled_side(width, scale))
-    return _resize(predict(scaled), height, width)
+        return tuple(size)
+    return tuple(_round_up(_scaled_side(side, scale), multiple) for side in size)
 
 
-def _mean_over(scales, predict_at):
-    """The mean over ``scales`` of ``predict_at(scale)``, summed as they come: one running
-    sum, never every scale's probabilities at once."""
-    if len(scales) == 1:
-        return predict_at(scales[0])
+def _mean_over(scales, size, predict_at):
+    """The mean over ``scales`` of ``predict_at(scale)`` (probabilities at any size) resized to
+    ``size``: one running sum, into which each scale's probabilities are resized back and added
+    as they come, never every scale's at once."""
     total = None
     for scale in scales:
         probabilities = predict_at(scale)
-        if total is None:
-            total = np.array(probabilities, np.float32)
+        if probabilities.shape[-3:-1] != tuple(size):
+            if total is None:
+                total = _resize(probabilities, *size)
+            else:
+                _resize(probabilities, *size, add_to=total)
+        elif total is None:
+            total = probabilities if len(scales) == 1 else np.array(probabilities, np.float32)
         else:
             total += probabilities
         del probabilities
-    total /= np.float32(len(scales))
+    if len(scales) > 1:
+        total /= np.float32(len(scales))
     return total
 
 
@@ -369,7 +365,13 @@ def predict_batch_scaled(predictor, images, tta="none", tta_scales=None):
     """
     scales = parse_scales(tta_scales)
     check_scales_fit(predictor, "resize", scales)
-    return _resized_mean(predictor, images, images.shape[1:3], scales, tta)
+    size = images.shape[1:3]
+
+    def at(scale):
+        model_input = _input_at(images, *_scaled_size(size, scale, predictor.multiple))
+        return predict_batch(predictor, model_input, tta)
+
+    return _mean_over(scales, size, at)
 
 
 def _slide(predictor, image, tile, stride, tta, batch_size):
@@ -525,16 +527,26 @@ def predict_image(
         )
     scales = parse_scales(tta_scales)
     how, detail = plan(predictor, image.shape[0], image.shape[1], tile, overlap, size, scales)
+    original = image.shape[:2]
     if how == "resize":
-        return _resized_mean(predictor, image, tuple(detail), scales, tta)
-    if how == "whole":
-        run = functools.partial(_whole, predictor, tta=tta)
+
+        def at(scale):
+            model_input = _input_at(image, *_scaled_size(detail, scale, predictor.multiple))
+            return predict_batch(predictor, model_input[None], tta)[0]
+
     else:
-        tile, stride = detail
-        run = functools.partial(
-            _slide, predictor, tile=tile, stride=stride, tta=tta, batch_size=batch_size
-        )
-    return _mean_over(scales, lambda scale: _at_scale(image, scale, run))
+        if how == "whole":
+            run = functools.partial(_whole, predictor, tta=tta)
+        else:
+            tile, stride = detail
+            run = functools.partial(
+                _slide, predictor, tile=tile, stride=stride, tta=tta, batch_size=batch_size
+            )
+
+        def at(scale):
+            return run(_input_at(image, *_scaled_size(original, scale)))
+
+    return _mean_over(scales, original, at)
 
 
 # --- sizing: as the model was trained, said aloud ----------------------------------------------
