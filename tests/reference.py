@@ -399,7 +399,7 @@ def resize_bilinear(array, height, width):
     array = np.asarray(array, np.float64)
     rows = _triangle_weights(array.shape[0], height)
     columns = _triangle_weights(array.shape[1], width)
-    return np.einsum("yi,xj,ijc->yxc", rows, columns, array)
+    return np.einsum("xj,yjc->yxc", columns, np.einsum("yi,ijc->yjc", rows, array))
 
 
 def conv_softmax(image, kernel, bias):

@@ -42,18 +42,29 @@ def _model(kernel, bias, size=None):
     return model
 
 
+def _pair(kernel_size, seed):
+    """The model's predictor (one trace for every call) and its NumPy twin."""
+    kernel, bias = _weights(kernel_size, seed)
+    return load_predictor(_model(kernel, bias)), lambda image: conv_softmax(image, kernel, bias)
+
+
 @pytest.fixture(scope="module")
 def spatial():
     """A 3x3 convolution: neither flip- nor scale-equivariant, so every augmentation counts."""
-    kernel, bias = _weights(3, 0)
-    return _model(kernel, bias), lambda image: conv_softmax(image, kernel, bias)
+    return _pair(3, 0)
 
 
 @pytest.fixture(scope="module")
 def pointwise():
     """A 1x1 convolution: its answer at a pixel is that pixel's, so tiles give the whole."""
-    kernel, bias = _weights(1, 1)
-    return _model(kernel, bias), lambda image: conv_softmax(image, kernel, bias)
+    return _pair(1, 1)
+
+
+@pytest.fixture(scope="module")
+def spatial_file(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("model") / "spatial.keras")
+    _model(*_weights(3, 0)).save(path)
+    return path
 
 
 def _image(height, width, seed=0):
@@ -135,7 +146,7 @@ def test_a_batch_at_evaluates_size_is_scaled_alike(spatial):
     model, numpy_model = spatial
     images = np.stack([_image(32, 32, seed) for seed in (2, 3)])
     expected = [aug_test(numpy_model, i, (0.5, 1.5), HFLIP, size=(32, 32)) for i in images]
-    probabilities = predict_batch_scaled(load_predictor(model), images, "hflip", "0.5,1.5")
+    probabilities = predict_batch_scaled(model, images, "hflip", "0.5,1.5")
     np.testing.assert_allclose(probabilities, np.stack(expected), atol=TOLERANCE)
 
 
@@ -169,14 +180,12 @@ def test_a_fixed_size_model_scales_only_in_tiles(pointwise):
     np.testing.assert_allclose(tiled, aug_test(numpy_model, image, (0.5, 1.0)), atol=TOLERANCE)
 
 
-def test_predict_writes_the_augmented_probabilities(spatial, tmp_path):
+def test_predict_writes_the_augmented_probabilities(spatial, spatial_file, tmp_path):
     model, numpy_model = spatial
     pixels = np.random.default_rng(6).integers(0, 256, (36, 44, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(tmp_path / "a.png")
-    path = str(tmp_path / "model.keras")
-    model.save(path)
     out = tmp_path / "out"
-    argv = ["predict", path, str(tmp_path / "a.png"), "--out", str(out), "--probabilities"]
+    argv = ["predict", spatial_file, str(tmp_path / "a.png"), "--out", str(out), "--probabilities"]
     assert main([*argv, "--tta", "hflip", "--tta-scales", "0.75,1.25"]) == 0
     expected = aug_test(numpy_model, pixels / 255.0, (0.75, 1.25), HFLIP)
     saved = np.load(out / "a_probabilities.npy")
@@ -196,10 +205,8 @@ def test_predict_options_refuse_bad_scales():
 
 
 @pytest.mark.parametrize("command", ["predict", "evaluate"])
-def test_a_bad_flag_is_one_line(command, spatial, tmp_path, capsys):
-    model, _ = spatial
-    path = str(tmp_path / "model.keras")
-    model.save(path)
+def test_a_bad_flag_is_one_line(command, spatial_file, tmp_path, capsys):
+    path = spatial_file
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "a.png")
     where = ["--out", str(tmp_path / "o")]
     argv = [command, path, str(tmp_path / "a.png"), *where]
@@ -232,7 +239,9 @@ def test_evaluate_refuses_scales_a_fixed_size_model_cannot_take(tmp_path, mask_f
     kernel, bias = _weights(1, 1)
     root = mask_folder(tmp_path / "data", count=1, side=32, classes=CLASSES)
     with pytest.raises(ValueError, match=r"32x32 \(HxW\) inputs only.*--tile 32"):
-        evaluate(_model(kernel, bias, size=32), root, ignore_index=IGNORE, tta_scales="2")
+        evaluate(
+            load_predictor(_model(kernel, bias, size=32)), root, ignore_index=IGNORE, tta_scales="2"
+        )
 
 
 def test_large_images_are_resized_a_few_channels_at_a_time(spatial, monkeypatch):
