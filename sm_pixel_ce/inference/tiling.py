@@ -15,7 +15,8 @@ keep_ratio=True)`` and ``RandomFlip``, merged by ``SegTTAModel``): each scale of
 resizes the model's input by r (bilinear, antialiased, as images are read for training), each
 flip of ``tta`` is predicted and flipped back, the probabilities are resized back to the image's
 size the same way, and the probabilities (not the logits) are averaged. The scales stream: one
-float32 ``(H, W, K)`` running sum at the image's own size, whatever their number.
+float32 ``(H, W, K)`` running sum at the image's own size, whatever their number (examples/tta.md
+gives the choices against MMSegmentation's and the peak memory measured).
 """
 
 import functools
