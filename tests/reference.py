@@ -504,3 +504,79 @@ def smp_score(name, tp, fp, fn, tn, reduction=None, class_weights=None, zero_div
         class_means = [sum(cell(n, c) for n in range(images)) / images for c in range(classes)]
         return sum(m * w for m, w in zip(class_means, weights)) / classes
     return np.array([[cell(n, c) for c in range(classes)] for n in range(images)])
+
+
+# --- multi-scale test-time augmentation (issue #31 point 7): MMSegmentation's aug test ---------
+# Written from MMSegmentation's TestTimeAug (Resize(scale_factor=r, keep_ratio=True): a side s
+# becomes int(s * r + 0.5)), RandomFlip, and SegTTAModel.merge_preds (the softmax probabilities of
+# every augmented copy, back at the image's size, averaged); the resize is PIL's bilinear filter
+# (a triangle stretched by the scale when shrinking, each output pixel's weights summing to 1),
+# which is what tf.image.resize(..., antialias=True) computes.
+
+
+def _triangle_weights(size_in, size_out):
+    """``(size_out, size_in)``: PIL's ``BILINEAR`` weights along one side."""
+    scale = size_in / size_out
+    support = max(scale, 1.0)
+    centres = (np.arange(size_out) + 0.5) * scale
+    weights = np.maximum(0.0, 1 - np.abs((np.arange(size_in) + 0.5 - centres[:, None]) / support))
+    return weights / weights.sum(1, keepdims=True)
+
+
+def resize_bilinear(array, height, width):
+    """``(H, W, C)`` resized bilinearly with antialiasing (PIL's ``Image.resize(BILINEAR)``), in
+    float64."""
+    array = np.asarray(array, np.float64)
+    rows = _triangle_weights(array.shape[0], height)
+    columns = _triangle_weights(array.shape[1], width)
+    return np.einsum("xj,yjc->yxc", columns, np.einsum("yi,ijc->yjc", rows, array))
+
+
+def conv_softmax(image, kernel, bias):
+    """A ``padding="same"`` convolution of an odd ``(k, k, C, K)`` kernel, then a softmax."""
+    half = kernel.shape[0] // 2
+    padded = np.pad(np.asarray(image, np.float64), ((half, half), (half, half), (0, 0)))
+    height, width = image.shape[:2]
+    logits = np.zeros((height, width, kernel.shape[-1])) + bias
+    for dy in range(kernel.shape[0]):
+        for dx in range(kernel.shape[1]):
+            logits += padded[dy : dy + height, dx : dx + width] @ kernel[dy, dx]
+    return softmax(logits)
+
+
+def _round_up_to(value, multiple):
+    return -(-value // multiple) * multiple
+
+
+def aug_test(predict, image, scales, flips=((),), multiple=32, size=None):
+    """MMSegmentation's multi-scale + flip test of one ``(H, W, C)`` image, whole.
+
+    For each scale r: the image resized to ``int(H * r + 0.5)`` x ``int(W * r + 0.5)`` (kept in
+    [0, 1] when it was), reflect-padded at its bottom and right to ``multiple`` (the model's
+    size rule) — or, with ``size=(h, w)``, resized to ``int(h * r + 0.5)`` x ``int(w * r + 0.5)``
+    rounded up to ``multiple`` — then for each flip (axes of ``(H, W)``) predicted by
+    ``predict`` (``(h, w, C) -> (h, w, K)`` probabilities) and flipped back, cropped, resized
+    back to ``(H, W)``; the mean over every scale and flip."""
+    height, width = image.shape[:2]
+    total = 0.0
+    for scale in scales:
+        if size is None:
+            target = (int(height * scale + 0.5), int(width * scale + 0.5))
+        else:
+            target = tuple(_round_up_to(int(s * scale + 0.5), multiple) for s in size)
+        scaled = np.asarray(image, np.float64)
+        if target != (height, width):
+            scaled = resize_bilinear(image, *target)
+            if image.min() >= 0 and image.max() <= 1:
+                scaled = np.clip(scaled, 0, 1)
+        rows, columns = (_round_up_to(side, multiple) for side in target)
+        padded = np.pad(
+            scaled, ((0, rows - target[0]), (0, columns - target[1]), (0, 0)), mode="reflect"
+        )
+        for axes in flips:
+            probabilities = np.flip(predict(np.flip(padded, axes)), axes)
+            probabilities = probabilities[: target[0], : target[1]]
+            if target != (height, width):
+                probabilities = resize_bilinear(probabilities, height, width)
+            total = total + probabilities
+    return total / (len(scales) * len(flips))

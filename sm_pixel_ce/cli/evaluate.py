@@ -57,6 +57,8 @@ def add_arguments(parser):
     scoring.add_argument(
         "--overlap", type=float, default=0.25, help="tile overlap in [0, 1) (default: 0.25)"
     )
+    add_field(scoring, fields["tta"])
+    add_field(scoring, fields["tta_scales"])
     scoring.add_argument(
         "--batch-size", type=_positive, default=4, help="images or tiles per call (default: 4)"
     )

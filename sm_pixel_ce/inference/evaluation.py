@@ -35,7 +35,19 @@ from ..scores import MultilabelScore, StreamingScore, class_means
 from . import evaluation_report
 from .predict import as_trained, model_input, progress_bar
 from .predictor import load_predictor
-from .tiling import check_overlap, check_positive, check_sizing, predict_image, resize_option
+from .tiling import (
+    check_overlap,
+    check_positive,
+    check_scales_fit,
+    check_sizing,
+    check_tta,
+    predict_batch_scaled,
+    predict_image,
+    resize_option,
+    scales_text,
+    tta_option,
+    tta_scales_option,
+)
 
 #: Images shown in ``worst.png``.
 WORST = 6
@@ -82,6 +94,11 @@ class EvaluateOptions:
             ``size``), the opposite of ``tile``. Defaults to None: as the model's data contract
             says it was trained (see :func:`~sm_pixel_ce.inference.tiling.sizing`).
         overlap: Tile overlap, in [0, 1). Defaults to 0.25.
+        tta: Test-time flips, ``"none"``, ``"hflip"`` or ``"hvflip"`` (see
+            :func:`~sm_pixel_ce.inference.tiling.predict_image`). Defaults to ``"none"``.
+        tta_scales: Multi-scale test-time augmentation, ``"0.75,1,1.25"``: each image (or, at
+            ``size``, each resized image) predicted at each scale and the probabilities
+            averaged. Defaults to None: one scale.
         exclude_classes: Classes left out of the ``excluding`` means (indices or names, a list
             or ``"0,3"``), e.g. ``0`` for the background. Defaults to None.
         out: Folder to write ``evaluation.json``, ``report.md``, ``confusion.png``,
@@ -106,6 +123,8 @@ class EvaluateOptions:
     tile: int = None
     resize: bool = resize_option()
     overlap: float = 0.25
+    tta: str = tta_option()
+    tta_scales: str = tta_scales_option()
     exclude_classes: object = None
     out: str = None
     multilabel: bool = None
@@ -125,6 +144,8 @@ class EvaluateOptions:
         for name in ("tile", "batch_size"):
             check_positive(name, getattr(self, name))
         check_overlap(self.overlap)
+        check_tta(self.tta)
+        object.__setattr__(self, "tta_scales", scales_text(self.tta_scales))
         if not 0 < self.threshold < 1:
             raise ValueError(
                 f"--threshold must be in (0, 1), e.g. 0.5. Received: {self.threshold!r}"
@@ -282,6 +303,8 @@ def evaluate(model, data, *, log=None, **options):
     options = dataclasses.replace(
         options, size=_scored_size(predictor, model, options), ignore_index=ignore_index
     )
+    if options.size is not None:
+        check_scales_fit(predictor, "resize", options.tta_scales)
     is_multilabel = _multilabel(predictor, data, names, num_classes, options, log)
     runner = (_MultilabelJob if is_multilabel else _ClassJob)(
         predictor, data, options, num_classes, log
@@ -344,9 +367,17 @@ def _scored_size(predictor, model, options):
 def _resolution(options):
     """How the images were scored, in words for the report."""
     if options.size is not None:
-        return f"{options.size}x{options.size} (whole images resized)"
+        return f"{options.size}x{options.size} (whole images resized)" + _augmented(options)
     tiles = f" (tiles of {options.tile}, overlap {options.overlap})"
-    return "original" + (tiles if options.tile is not None else "")
+    return "original" + (tiles if options.tile is not None else "") + _augmented(options)
+
+
+def _augmented(options):
+    """The test-time augmentation, in words for the report ("" for none)."""
+    parts = [] if options.tta == "none" else [options.tta]
+    if options.tta_scales is not None:
+        parts.append(f"scales {options.tta_scales}")
+    return f", test-time augmentation: {' and '.join(parts)}" if parts else ""
 
 
 def _multilabel(predictor, data, names, num_classes, options, log):
@@ -393,8 +424,13 @@ class _Job:
             image,
             tile=self.tile,
             overlap=self.overlap,
+            tta=self.tta,
             batch_size=self.batch_size,
+            tta_scales=self.tta_scales,
         )
+
+    def _predict_resized(self, images):
+        return predict_batch_scaled(self.predictor, images, self.tta, self.tta_scales)
 
     def _record(self, path, miou):
         self.images.append({"file": os.fspath(path), "miou": miou})
@@ -472,7 +508,7 @@ class _ClassJob(_Job):
             for images, labels in batches.as_numpy_iterator():
                 if factor is not None:
                     images = images * np.float32(factor)
-                probabilities = np.asarray(self.predictor(images), np.float32)
+                probabilities = self._predict_resized(images)
                 for index in range(len(images)):
                     path = pairs[done][0]
                     self._add(path, images[index], probabilities[index], labels[index])
@@ -540,7 +576,7 @@ class _MultilabelJob(_Job):
                     rows = np.arange(self.size) * truth.shape[0] // self.size
                     cols = np.arange(self.size) * truth.shape[1] // self.size
                     truth = truth[rows][:, cols]
-                    probabilities = np.asarray(self.predictor(image[None]), np.float32)[0]
+                    probabilities = self._predict_resized(image[None])[0]
                 else:
                     probabilities = self._predict(image)
                 (miou,) = self.score.update(probabilities[None], truth[None])

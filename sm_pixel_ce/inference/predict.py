@@ -27,7 +27,6 @@ from ..data.pairing import list_files
 from . import palette
 from .predictor import load_predictor
 from .tiling import (
-    TTA_FLIPS,
     check_overlap,
     check_positive,
     check_sizing,
@@ -35,7 +34,10 @@ from .tiling import (
     plan,
     predict_image,
     resize_option,
+    scales_text,
     sizing,
+    tta_option,
+    tta_scales_option,
 )
 
 
@@ -59,6 +61,9 @@ class PredictOptions:
             the predictions back, the opposite of ``tile``. Defaults to None.
         overlap: Fraction of a tile shared with the next, in [0, 1). Defaults to 0.25.
         tta: ``"none"``, ``"hflip"`` or ``"hvflip"``. Defaults to ``"none"``.
+        tta_scales: Multi-scale test-time augmentation: the factors each image is resized by,
+            ``"0.75,1,1.25"`` (a sequence of numbers too; kept as that canonical string).
+            Defaults to None: the image's own scale only.
         probabilities: Also write float16 ``(H, W, K)`` probabilities (``.npy``).
         overlay: Also write the mask's colours over the image (``.png``).
         read: How images are read (:class:`~sm_pixel_ce.data.options.ReadOptions`).
@@ -88,13 +93,8 @@ class PredictOptions:
         float,
         metavar="F",
     )
-    tta: str = option(
-        "none",
-        "test-time augmentation: none, hflip (+ horizontal flip) or hvflip (+ horizontal, "
-        "vertical and both flips), averaged (default: %(default)s)",
-        str,
-        choices=tuple(TTA_FLIPS),
-    )
+    tta: str = tta_option()
+    tta_scales: str = tta_scales_option()
     probabilities: bool = option(False, "also write {stem}_probabilities.npy, float16 (H, W, K)")
     overlay: bool = option(False, "also write {stem}_overlay.png, the mask over the image")
     read: ReadOptions = dataclasses.field(default_factory=ReadOptions)
@@ -105,6 +105,7 @@ class PredictOptions:
             check_positive(name, getattr(self, name))
         check_overlap(self.overlap)
         check_tta(self.tta)
+        object.__setattr__(self, "tta_scales", scales_text(self.tta_scales))
         check_sizing(self.resize, self.tile)
         if self.tile is not None and self.size is not None:
             raise ValueError(
@@ -341,8 +342,9 @@ def predict_files(model, inputs, out, *, log=print, **options):
         out: The output folder (made if missing).
         log: Called with each line of progress text. Defaults to ``print``.
         **options: The options of :class:`PredictOptions` (``tile``, ``overlap``, ``tta``,
-            ``probabilities``, ``overlay``, ``batch_size``, and the reading options ``size``,
-            ``bands``, ``scale``, ``no_exif`` or ``exif``, ``skip_bad``), checked there.
+            ``tta_scales``, ``probabilities``, ``overlay``, ``batch_size``, and the reading
+            options ``size``, ``bands``, ``scale``, ``no_exif`` or ``exif``, ``skip_bad``),
+            checked there.
 
     Returns:
         ``{"model", "options", "classes", "images", "written", "skipped", "seconds"}``: the
@@ -447,7 +449,15 @@ def _probe(reader, predictor, paths, options):
                 f"{predictor.channels} channel(s); choose the bands with --bands."
             )
         width, height = info.size(reader.exif)
-        plan(predictor, height, width, options.tile, options.overlap, options.size)
+        plan(
+            predictor,
+            height,
+            width,
+            options.tile,
+            options.overlap,
+            options.size,
+            options.tta_scales,
+        )
         good.append(path)
     return good, skipped
 
@@ -474,6 +484,7 @@ def _predict_one(predictor, image, info, stem, files, options, colors):
         tta=options.tta,
         batch_size=options.batch_size,
         size=options.size,
+        tta_scales=options.tta_scales,
     )
     mask = labels(probabilities)
     record = {

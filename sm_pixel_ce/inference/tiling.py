@@ -9,7 +9,19 @@ the network sees little context, counts less than one near another tile's centre
 
 Memory: one float32 ``(H, W, K)`` sum and one float32 ``(H, W)`` weight, and ``batch_size`` tiles
 at a time; a 4000 x 3000 RGB image predicts within 2 GB (see ``sm-pixel-ce bench --inference``).
+
+Test-time augmentation is MMSegmentation's aug test (``TestTimeAug`` with ``Resize(scale_factor=r,
+keep_ratio=True)`` and ``RandomFlip``, merged by ``SegTTAModel``): each scale of ``tta_scales``
+resizes the model's input by r (bilinear, antialiased, as images are read for training), each
+flip of ``tta`` is predicted and flipped back, the probabilities are resized back to the image's
+size the same way, and the probabilities (not the logits) are averaged. The scales stream: one
+float32 ``(H, W, K)`` running sum at the image's own size, whatever their number (examples/tta.md
+gives the choices against MMSegmentation's and the peak memory measured).
 """
+
+import functools
+import math
+import numbers
 
 import numpy as np
 import tensorflow as tf
@@ -27,6 +39,11 @@ TTA_FLIPS = {
     "hflip": ((), (2,)),
     "hvflip": ((), (2,), (1,), (1, 2)),
 }
+#: What ``--tta-scales`` means when not given: the image at its own scale only.
+NO_SCALES = (1.0,)
+#: Values :func:`_resize` makes per TensorFlow call: a large image's probabilities are resized a
+#: few channels at a time (64 MiB of float32 out), so that TensorFlow's copies stay that small.
+RESIZE_BLOCK = 2**24
 #: The least weight of :func:`blend_window`, so that every pixel of a tile counts a little.
 WINDOW_FLOOR = 1e-4
 
@@ -107,6 +124,88 @@ def check_tta(tta):
         raise ValueError(f"tta must be one of {', '.join(TTA_FLIPS)}. Received: tta={tta!r}")
 
 
+def parse_scales(tta_scales):
+    """``--tta-scales``: the scales of multi-scale test-time augmentation, as floats.
+
+    Args:
+        tta_scales: ``"0.75,1,1.25"``, a sequence of numbers, one number, or None.
+
+    Returns:
+        A tuple of positive finite floats, in the order given; :data:`NO_SCALES` for None.
+
+    Raises:
+        ValueError: An empty list, or an item that is not a positive finite number (naming
+            ``--tta-scales`` and what it received).
+
+    Example:
+        >>> parse_scales("0.75,1,1.25")
+        (0.75, 1.0, 1.25)
+    """
+    if tta_scales is None:
+        return NO_SCALES
+    if isinstance(tta_scales, str):
+        items = tta_scales.split(",")
+    elif isinstance(tta_scales, numbers.Real):
+        items = [tta_scales]
+    else:
+        items = list(tta_scales)
+    scales = []
+    for item in items:
+        try:
+            scale = float(item.strip() if isinstance(item, str) else item)
+        except (TypeError, ValueError):
+            scale = None
+        if isinstance(item, bool) or scale is None or not math.isfinite(scale) or scale <= 0:
+            scales = []
+            break
+        scales.append(scale)
+    if not scales:
+        raise ValueError(
+            "--tta-scales takes positive numbers, comma-separated, each the factor the image is "
+            "resized by before it is predicted, e.g. 0.75,1,1.25 (MMSegmentation's aug test "
+            f"uses 0.5 to 1.75). Received: --tta-scales {tta_scales!r}"
+        )
+    return tuple(scales)
+
+
+def scales_text(tta_scales):
+    """``--tta-scales`` as one canonical string (``"0.75,1,1.25"``), or None for None."""
+    if tta_scales is None:
+        return None
+    return ",".join(_number(scale) for scale in parse_scales(tta_scales))
+
+
+def _number(value):
+    """``1.0`` -> ``"1"``, ``0.75`` -> ``"0.75"``: the shortest text of the same float."""
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def tta_option():
+    """The ``tta`` field of a job's options (``--tta``): one help text for ``evaluate`` and
+    ``predict``."""
+    return option(
+        "none",
+        "test-time augmentation: none, hflip (+ horizontal flip, MMSegmentation's aug test) or "
+        "hvflip (+ horizontal, vertical and both flips), the probabilities averaged "
+        "(default: %(default)s)",
+        str,
+        choices=tuple(TTA_FLIPS),
+    )
+
+
+def tta_scales_option():
+    """The ``tta_scales`` field of a job's options (``--tta-scales``)."""
+    return option(
+        None,
+        "multi-scale test-time augmentation, as MMSegmentation's aug test: predict the image "
+        "resized by each factor (bilinear; with each --tta flip), resize the probabilities "
+        "back and average them, e.g. 0.75,1,1.25 (default: the image's own scale only)",
+        str,
+        metavar="S,S,...",
+    )
+
+
 def check_positive(name, value):
     """Raise a ``ValueError`` unless ``value`` is None or an integer >= 1; the message spells
     ``name`` as its flag (``batch_size``: ``--batch-size``)."""
@@ -151,18 +250,36 @@ def predict_batch(predictor, images, tta="none"):
     return total if len(flips) == 1 else total / np.float32(len(flips))
 
 
-def _resize(array, height, width):
-    return tf.image.resize(array, (height, width), antialias=True).numpy()
+def _resize(array, height, width, add_to=None):
+    """``(H, W, C)`` or ``(N, H, W, C)`` resized bilinearly with antialiasing (the one resize of
+    images and probabilities, as :func:`sm_pixel_ce.data.images.to_model_input`'s), a block
+    of channels at a time (at most :data:`RESIZE_BLOCK` values out) so that TensorFlow's copies
+    of a large image stay small; added into ``add_to`` when given."""
+    channels = array.shape[-1]
+    step = max(1, RESIZE_BLOCK // (height * width * int(np.prod(array.shape[:-3]))))
+    if add_to is None and step >= channels:
+        return tf.image.resize(array, (height, width), antialias=True).numpy()
+    out = np.empty(array.shape[:-3] + (height, width, channels), np.float32)
+    out = out if add_to is None else add_to
+    for first in range(0, channels, step):
+        block = tf.image.resize(array[..., first : first + step], (height, width), antialias=True)
+        if add_to is None:
+            out[..., first : first + step] = block
+        else:
+            out[..., first : first + step] += block
+    return out
 
 
-def _resized(predictor, image, height, width, tta):
-    """Predict ``image`` resized to ``height`` x ``width``, and the probabilities resized back."""
-    model_input = _resize(image, height, width)
+def _input_at(image, height, width):
+    """A model input (``(H, W, C)`` or a batch) at ``height`` x ``width``: itself at its size,
+    else :func:`_resize`, kept in [0, 1] when it was (as
+    :func:`sm_pixel_ce.data.images.to_model_input` keeps resized 8- and 16-bit images)."""
+    if (height, width) == image.shape[-3:-1]:
+        return image
+    resized = _resize(image, height, width)
     if image.size and image.min() >= 0 and image.max() <= 1:
-        # As sm_pixel_ce.data.images.to_model_input: resized 8- and 16-bit images stay in [0, 1].
-        model_input = np.clip(model_input, 0.0, 1.0)
-    probabilities = predict_batch(predictor, model_input[None], tta)[0]
-    return _resize(probabilities, image.shape[0], image.shape[1])
+        resized = np.clip(resized, 0.0, 1.0, out=resized)
+    return resized
 
 
 def _whole(predictor, image, tta):
@@ -172,6 +289,90 @@ def _whole(predictor, image, tta):
     padded = _pad(image, _round_up(height, multiple), _round_up(width, multiple))
     probabilities = predict_batch(predictor, padded[None], tta)[0]
     return np.ascontiguousarray(probabilities[:height, :width])
+
+
+def _scaled_side(side, scale):
+    """A side resized by ``scale``, as MMSegmentation's ``Resize(scale_factor=...)`` rounds it."""
+    return max(1, int(side * scale + 0.5))
+
+
+def _scaled_size(size, scale, multiple=1):
+    """``(h, w)`` resized by ``scale`` and rounded up to ``multiple``; itself at scale 1."""
+    if scale == 1:
+        return tuple(size)
+    return tuple(_round_up(_scaled_side(side, scale), multiple) for side in size)
+
+
+def _mean_over(scales, size, predict_at):
+    """The mean over ``scales`` of ``predict_at(scale)`` (probabilities at any size) resized to
+    ``size``: one running sum, into which each scale's probabilities are resized back and added
+    as they come, never every scale's at once."""
+    total = None
+    for scale in scales:
+        probabilities = predict_at(scale)
+        if probabilities.shape[-3:-1] != tuple(size):
+            if total is None:
+                total = _resize(probabilities, *size)
+            else:
+                _resize(probabilities, *size, add_to=total)
+        elif total is None:
+            total = probabilities if len(scales) == 1 else np.array(probabilities, np.float32)
+        else:
+            total += probabilities
+        del probabilities
+    if len(scales) > 1:
+        total /= np.float32(len(scales))
+    return total
+
+
+def check_scales_fit(predictor, how, tta_scales):
+    """Raise a ``ValueError`` when a fixed-size model would have to take whole images at
+    another scale than its own size (``how == "resize"``, a scale other than 1).
+
+    Args:
+        predictor: A :class:`~sm_pixel_ce.inference.predictor.Predictor`.
+        how: What :func:`plan` returned first: ``"resize"``, ``"whole"`` or ``"tiles"``.
+        tta_scales: As :func:`parse_scales` takes them.
+    """
+    fixed, scales = predictor.fixed_size, parse_scales(tta_scales)
+    if how == "resize" and fixed is not None and scales != NO_SCALES:
+        raise ValueError(
+            f"{predictor.name} takes {fixed[0]}x{fixed[1]} (HxW) inputs only, so whole images "
+            "resized to it cannot be predicted at other scales: pass --tile "
+            f"{fixed[0]} to scale the image under tiles of the model's size, or drop "
+            f"--tta-scales. Received: --tta-scales {scales_text(scales)}"
+        )
+
+
+def predict_batch_scaled(predictor, images, tta="none", tta_scales=None):
+    """Probabilities of a batch of whole images of one size, averaged over the flips of ``tta``
+    and the scales of ``tta_scales`` (``evaluate``'s ``--size`` path).
+
+    Each scale r resizes the batch to ``int(H * r + 0.5)`` x ``int(W * r + 0.5)`` rounded up to
+    the model's multiple (as :func:`predict_image` scales images resized to a size), and the
+    probabilities are resized back to ``(H, W)``.
+
+    Args:
+        predictor: A :class:`~sm_pixel_ce.inference.predictor.Predictor`.
+        images: float32 ``(N, H, W, C)``.
+        tta: ``"none"``, ``"hflip"`` or ``"hvflip"``. Defaults to ``"none"``.
+        tta_scales: As :func:`parse_scales` takes them. Defaults to None: the batch as it is.
+
+    Returns:
+        float32 ``(N, H, W, K)``.
+
+    Raises:
+        ValueError: Bad scales, or scales other than 1 for a fixed-size model.
+    """
+    scales = parse_scales(tta_scales)
+    check_scales_fit(predictor, "resize", scales)
+    size = images.shape[1:3]
+
+    def at(scale):
+        model_input = _input_at(images, *_scaled_size(size, scale, predictor.multiple))
+        return predict_batch(predictor, model_input, tta)
+
+    return _mean_over(scales, size, at)
 
 
 def _slide(predictor, image, tile, stride, tta, batch_size):
@@ -198,13 +399,14 @@ def _slide(predictor, image, tile, stride, tta, batch_size):
     return np.ascontiguousarray(total[:height, :width])
 
 
-def plan(predictor, height, width, tile=None, overlap=0.25, size=None):
-    """How :func:`predict_image` predicts an image of ``height`` x ``width`` pixels.
+def plan(predictor, height, width, tile=None, overlap=0.25, size=None, tta_scales=None):
+    """How :func:`predict_image` predicts an image of ``height`` x ``width`` pixels (at every
+    scale of ``tta_scales``: the plan of the image at its own size).
 
     Args:
         predictor: A :class:`~sm_pixel_ce.inference.predictor.Predictor`.
         height, width: The image's size.
-        tile, overlap, size: As :func:`predict_image`.
+        tile, overlap, size, tta_scales: As :func:`predict_image`.
 
     Returns:
         ``("resize", (h, w))``, ``("whole", None)`` or ``("tiles", (tile, stride))``.
@@ -228,6 +430,7 @@ def plan(predictor, height, width, tile=None, overlap=0.25, size=None):
                 f"{fixed[0]} or none. Received: size={size}"
             )
         if tile is None:
+            check_scales_fit(predictor, "resize", tta_scales)
             return "resize", fixed
         if fixed != (tile, tile):
             raise ValueError(
@@ -235,6 +438,7 @@ def plan(predictor, height, width, tile=None, overlap=0.25, size=None):
                 f"must be that size: pass --tile {fixed[0]} or none (the image is then resized "
                 f"to {fixed[0]}x{fixed[1]}). Received: tile={tile}"
             )
+    parse_scales(tta_scales)
     multiple = predictor.multiple
     if size is not None:
         side = _round_up(size, multiple)
@@ -254,7 +458,9 @@ def plan(predictor, height, width, tile=None, overlap=0.25, size=None):
     return "tiles", (side, max(1, round(side * (1 - overlap))))
 
 
-def predict_image(model, image, tile=None, overlap=0.25, tta="none", batch_size=4, size=None):
+def predict_image(
+    model, image, tile=None, overlap=0.25, tta="none", batch_size=4, size=None, tta_scales=None
+):
     """Class probabilities of one image of any size.
 
     How it is predicted:
@@ -273,7 +479,14 @@ def predict_image(model, image, tile=None, overlap=0.25, tta="none", batch_size=
       multiple; a fixed-size model takes only its own size.
 
     ``tta`` averages the probabilities of flipped copies of each model input (each tile, or the
-    whole image), flipped back.
+    whole image), flipped back. ``tta_scales`` averages them over scales, as MMSegmentation's
+    multi-scale aug test: for each factor r the image is resized to ``int(H * r + 0.5)`` x
+    ``int(W * r + 0.5)`` (bilinear, antialiased) and predicted as above (whole, padded to the
+    model's multiple; or in the same tiles, the image padded when it became smaller than one),
+    or, when whole images are resized to a size S, S becomes ``S * r`` rounded up to the
+    model's multiple; the probabilities are resized back to ``(H, W)`` the same way and summed
+    into one running sum, then divided by the number of scales. A fixed-size model takes other
+    scales only in tiles.
 
     Args:
         model: A :class:`~sm_pixel_ce.inference.predictor.Predictor`, a Keras model, or a model
@@ -287,14 +500,17 @@ def predict_image(model, image, tile=None, overlap=0.25, tta="none", batch_size=
             horizontal, vertical, both). Defaults to ``"none"``.
         batch_size: Tiles per model call. Defaults to 4.
         size: Predict at ``size`` x ``size`` (resized, then back). Defaults to None.
+        tta_scales: Factors the image is resized by, each predicted and the probabilities
+            averaged: ``"0.75,1,1.25"`` or a sequence of numbers. Defaults to None: 1 alone.
 
     Returns:
         float32 ``(H, W, K)`` probabilities.
 
     Raises:
-        ValueError: A bad ``overlap``, ``tta``, ``tile``, ``size`` or ``batch_size`` (naming what
-            is expected and what was received), an image smaller than ``tile``, a tile or size a
-            fixed-size model cannot take, or an image of other channels than the model's.
+        ValueError: A bad ``overlap``, ``tta``, ``tile``, ``size``, ``batch_size`` or
+            ``tta_scales`` (naming what is expected and what was received), an image smaller
+            than ``tile``, a tile, size or scale a fixed-size model cannot take, or an image of
+            other channels than the model's.
 
     Example:
         >>> image = np.asarray(Image.open("field.jpg"), np.float32) / 255
@@ -310,12 +526,28 @@ def predict_image(model, image, tile=None, overlap=0.25, tta="none", batch_size=
             f"{predictor.name} takes images of shape (H, W, {predictor.channels}). "
             f"Received: image of shape {image.shape}"
         )
-    how, detail = plan(predictor, image.shape[0], image.shape[1], tile, overlap, size)
+    scales = parse_scales(tta_scales)
+    how, detail = plan(predictor, image.shape[0], image.shape[1], tile, overlap, size, scales)
+    original = image.shape[:2]
     if how == "resize":
-        return _resized(predictor, image, *detail, tta)
-    if how == "whole":
-        return _whole(predictor, image, tta)
-    return _slide(predictor, image, *detail, tta, batch_size)
+
+        def at(scale):
+            model_input = _input_at(image, *_scaled_size(detail, scale, predictor.multiple))
+            return predict_batch(predictor, model_input[None], tta)[0]
+
+    else:
+        if how == "whole":
+            run = functools.partial(_whole, predictor, tta=tta)
+        else:
+            tile, stride = detail
+            run = functools.partial(
+                _slide, predictor, tile=tile, stride=stride, tta=tta, batch_size=batch_size
+            )
+
+        def at(scale):
+            return run(_input_at(image, *_scaled_size(original, scale)))
+
+    return _mean_over(scales, original, at)
 
 
 # --- sizing: as the model was trained, said aloud ----------------------------------------------
@@ -381,9 +613,13 @@ def sizing(predictor, tile=None, resize=None, size=None, after=None):
     trained = None if contract is None else contract.size
     fixed = predictor.fixed_size
     if tile is not None:
-        return None, tile, (
-            f"sizing: a sliding {tile}x{tile} window at the images' own scale (--tile); "
-            "--resize resizes whole images to the model's size instead"
+        return (
+            None,
+            tile,
+            (
+                f"sizing: a sliding {tile}x{tile} window at the images' own scale (--tile); "
+                "--resize resizes whole images to the model's size instead"
+            ),
         )
     if size is not None:
         if trained is not None and contract.sizing == "resize" and trained != (size, size):
@@ -392,39 +628,59 @@ def sizing(predictor, tile=None, resize=None, size=None, after=None):
                 "whole images resized): drop the flag to resize as the model was trained, or "
                 "pass --tile T to predict at the images' own scale."
             )
-        return size, None, (
-            f"sizing: whole images resized to {size}x{size} (--size), {after}; --tile T "
-            "predicts at the images' own scale instead"
+        return (
+            size,
+            None,
+            (
+                f"sizing: whole images resized to {size}x{size} (--size), {after}; --tile T "
+                "predicts at the images' own scale instead"
+            ),
         )
     if trained is not None and (resize or contract.sizing == "resize"):
         why = "--resize" if resize else "as the model was trained (its data contract)"
-        return _resized_to(trained, fixed), None, (
-            f"sizing: whole images resized to {_side(trained)} {why}, {after}; --tile "
-            f"{trained[0]} predicts at the images' own scale instead"
+        return (
+            _resized_to(trained, fixed),
+            None,
+            (
+                f"sizing: whole images resized to {_side(trained)} {why}, {after}; --tile "
+                f"{trained[0]} predicts at the images' own scale instead"
+            ),
         )
     if trained is not None:
         side = min(trained)
-        return None, side, (
-            f"sizing: a sliding {side}x{side} window at the images' own scale, as the model "
-            "was trained on crops (its data contract); --resize resizes whole images to "
-            f"{_side(trained)} instead"
+        return (
+            None,
+            side,
+            (
+                f"sizing: a sliding {side}x{side} window at the images' own scale, as the model "
+                "was trained on crops (its data contract); --resize resizes whole images to "
+                f"{_side(trained)} instead"
+            ),
         )
     source = "no data contract" if contract is None else "no size in its data contract"
     if fixed is not None:
-        return None, None, (
-            f"sizing: whole images resized to the model's {_side(fixed)} input, {after} (the "
-            f"model carries {source}); --tile {fixed[0]} predicts at the images' own scale "
-            "instead"
+        return (
+            None,
+            None,
+            (
+                f"sizing: whole images resized to the model's {_side(fixed)} input, {after} (the "
+                f"model carries {source}); --tile {fixed[0]} predicts at the images' own scale "
+                "instead"
+            ),
         )
     if resize:
         raise ValueError(
             f"--resize resizes whole images to the model's size, but {predictor.name} takes any "
             f"size and carries {source}; pass --size S with it, or --tile T."
         )
-    return None, None, (
-        f"sizing: images up to {WHOLE_IMAGE_LIMIT} px predicted whole at their own scale, "
-        f"larger ones in tiles of {DEFAULT_TILE} (the model carries {source}); --resize with "
-        "--size S resizes whole images instead"
+    return (
+        None,
+        None,
+        (
+            f"sizing: images up to {WHOLE_IMAGE_LIMIT} px predicted whole at their own scale, "
+            f"larger ones in tiles of {DEFAULT_TILE} (the model carries {source}); --resize with "
+            "--size S resizes whole images instead"
+        ),
     )
 
 
