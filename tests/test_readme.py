@@ -1,12 +1,15 @@
 """The README is read from the top: the two commands on the first screen, every contents link
-lands on a heading, at most 600 lines, and CI runs the README's own test command."""
+lands on a heading, at most 300 lines, CI runs the README's own test command, the journey runs as
+written, and the reference pages' links and API page are current."""
 
 import importlib
 import importlib.util
 import os
 import re
+import shlex
 
 import pytest
+from conftest import FAST_OPTIMIZER
 
 # Text files alone: the same in both Keras flavours, so the Keras 3 process alone runs it.
 pytestmark = pytest.mark.one_flavor
@@ -29,16 +32,16 @@ def _commands(text):
     return re.findall(r"```bash\n(.*?)\n```", text, flags=re.S)
 
 
-def test_first_screen_holds_the_two_commands_the_example_and_the_contents():
+def test_first_screen_holds_the_two_commands_and_the_contents():
     readme = _read("README.md")
     first_screen = "\n".join(readme.splitlines()[:62])
     main_job, tests = _commands(first_screen)[:2]
-    assert main_job.startswith('pip install -e ".[test]" && sm-pixel-ce compare')
+    assert main_job.startswith("pip install -e . && sm-pixel-ce compare")  # no extra needed
     assert tests.startswith('pip install -e ".[test]" && ruff check . && python -m pytest')
     assert 'TF_USE_LEGACY_KERAS=1 python -m pytest -n 2 -m "not slow and not one_flavor"' in tests
     assert "KERAS_BACKEND=jax python -m pytest -m jax" in tests
     assert "KERAS_BACKEND=torch python -m pytest -m torch" in tests
-    assert 'activation="pixel_softmax"' in first_screen and "Contents:" in first_screen
+    assert "Contents:" in first_screen and 'activation="pixel_softmax"' in readme
 
 
 def test_every_contents_link_lands_on_a_heading_and_every_section_is_listed():
@@ -51,9 +54,9 @@ def test_every_contents_link_lands_on_a_heading_and_every_section_is_listed():
     assert {_anchor(h) for h in headings} <= set(re.findall(r"\]\(#([^)]+)\)", contents))
 
 
-def test_readme_is_at_most_600_lines_and_its_local_links_exist():
+def test_readme_is_at_most_300_lines_and_its_local_links_exist():
     readme = _read("README.md")
-    assert len(readme.splitlines()) <= 600
+    assert len(readme.splitlines()) <= 300
     for target in re.findall(r"\]\((?!https?:|#)([^)]+)\)", readme):
         assert os.path.exists(os.path.join(ROOT, target)), target
 
@@ -83,3 +86,39 @@ def test_the_api_page_lists_every_public_object_as_it_is_now():
     for name, _ in module.MODULES:
         for public in module.public_names(importlib.import_module(name)):
             assert f"- `{public}" in page, (name, public)
+
+
+#: What the journey's test adds to each command so that it runs in seconds: fewer and smaller
+#: scenes, one epoch of plain SGD (tests/conftest.py). The commands are otherwise as written.
+_QUICK = {
+    "scenes": ["--count", "12", "--size", "32"],
+    "compare": ["--size", "32", "--epochs", "1", "--batch-size", "4", *FAST_OPTIMIZER],
+}
+
+
+def _journey():
+    """The README's journey: the bash block under its heading, one command per line."""
+    readme = _read("README.md")
+    section = readme[readme.index("## The journey on the project's own data") :]
+    block = _commands(section)[0]
+    return [shlex.split(line.split("  #")[0]) for line in block.splitlines() if line.strip()]
+
+
+def _run_journey(tmp_path, monkeypatch, quick):
+    from sm_pixel_ce.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    for argv in _journey():
+        assert argv[0] == "sm-pixel-ce", argv
+        extra = _QUICK.get(argv[1], []) if quick else []
+        assert main(argv[1:] + extra) == 0, argv
+    return tmp_path
+
+
+def test_the_journey_runs_as_written(tmp_path, monkeypatch):
+    _run_journey(tmp_path, monkeypatch, quick=True)
+
+
+@pytest.mark.slow
+def test_the_journey_runs_at_its_own_sizes(tmp_path, monkeypatch):
+    _run_journey(tmp_path, monkeypatch, quick=False)
