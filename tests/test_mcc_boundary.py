@@ -1,0 +1,116 @@
+"""``pixel_mcc`` and ``pixel_boundary`` on TensorFlow (Keras 3 and tf_keras): values and gradients
+against tests/reference.py, the label forms, bad input, the ``alpha`` ramp in ``fit``, the names
+and save/reload (tests/mcc_boundary_cases.py, shared with JAX and PyTorch), and the loss specs of
+``compare``."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from mcc_boundary_cases import (
+    BOUNDARY_CASES,
+    MCC_CASES,
+    check_alpha_ramp_in_fit,
+    check_bad_input,
+    check_binary_mcc_is_smp,
+    check_boundary,
+    check_kervadec_surface_loss,
+    check_label_forms,
+    check_mcc,
+    check_names_save_and_reload,
+    check_perfect_and_inverted_mcc,
+    check_reduction_none_and_dtype,
+    check_sample_weight_as_ignore,
+    data,
+)
+from reference import boundary_loss, mcc_loss, softmax
+
+from sm_pixel_ce.flavor import IS_TENSORFLOW
+from sm_pixel_ce.losses import PixelBoundaryLoss, PixelMCCLoss
+
+pytestmark = pytest.mark.skipif(not IS_TENSORFLOW, reason="the TensorFlow backend's tests")
+
+
+def value_and_grad(f, x):
+    z = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(z)
+        value = f(z)
+    return value.numpy(), tape.gradient(value, z).numpy()
+
+
+@pytest.mark.parametrize("case, options", MCC_CASES)
+def test_mcc_equals_reference(rng, case, options):
+    check_mcc(rng, options, value_and_grad)
+
+
+@pytest.mark.parametrize("case, options", BOUNDARY_CASES)
+def test_boundary_equals_reference(rng, case, options):
+    check_boundary(rng, options, value_and_grad)
+
+
+def test_binary_mcc_is_smp(rng):
+    check_binary_mcc_is_smp(rng)
+
+
+def test_perfect_and_inverted_mcc():
+    check_perfect_and_inverted_mcc()
+
+
+def test_sample_weight_as_ignore(rng):
+    check_sample_weight_as_ignore(rng)
+
+
+def test_label_forms(rng):
+    check_label_forms(rng)
+
+
+def test_kervadec_surface_loss(rng):
+    check_kervadec_surface_loss(rng)
+
+
+def test_reduction_none_and_dtype(rng):
+    check_reduction_none_and_dtype(rng)
+
+
+def test_bad_input():
+    check_bad_input()
+
+
+def test_graph_and_xla(rng):
+    """Inside ``tf.function`` (and under XLA) the values are the eager ones."""
+    logits, labels = data(rng)
+    mcc, boundary = PixelMCCLoss(ignore_index=255), PixelBoundaryLoss(ignore_index=255)
+    expected = mcc_loss(softmax(logits), labels, ignore_index=255) + boundary_loss(
+        softmax(logits), labels, ignore_index=255
+    )
+    for jit in (False, True):
+        step = tf.function(
+            lambda y, z: mcc(y, tf.nn.softmax(z)) + boundary(y, tf.nn.softmax(z)), jit_compile=jit
+        )
+        np.testing.assert_allclose(step(labels, logits), expected, rtol=REL_GRAPH)
+
+
+REL_GRAPH = 1e-5
+
+
+def test_alpha_ramp_in_fit(rng):
+    check_alpha_ramp_in_fit(rng)
+
+
+def test_names_save_and_reload(tmp_path, rng):
+    check_names_save_and_reload(tmp_path, rng)
+
+
+@pytest.mark.one_flavor
+def test_compare_specs_take_them_and_all_does_not_grow():
+    from sm_pixel_ce.compare.specs import parse_spec
+    from sm_pixel_ce.compare.variants import VARIANTS, expand_variants
+
+    spec = parse_spec("pixel_dice+0.5*pixel_boundary(classes=[1],alpha=0.1)+pixel_mcc(eps=0.01)")
+    assert [t.name for t in spec.terms] == ["pixel_dice", "pixel_boundary", "pixel_mcc"]
+    assert spec.terms[1].weight == 0.5 and dict(spec.terms[1].options)["classes"] == [1]
+    everything = " ".join(expand_variants(("all",)))
+    assert "mcc" not in everything and "boundary" not in everything
+    assert not any("mcc" in v or "boundary" in v for v in VARIANTS)
+    with pytest.raises(ValueError, match="alpha"):
+        parse_spec("pixel_boundary(alpha=-1)")
