@@ -172,7 +172,7 @@ def check_reduction_none_and_dtype(rng):
     per_pixel = PixelBoundaryLoss(from_logits=True, reduction="none")(labels, logits)
     assert tuple(per_pixel.shape) == (N, H, W)
     np.testing.assert_allclose(
-        np.mean(per_pixel), boundary_loss(softmax(logits), labels), rtol=REL, atol=1e-7
+        np.mean(np.asarray(per_pixel)), boundary_loss(softmax(logits), labels), rtol=REL, atol=1e-7
     )
     per_image = PixelMCCLoss(from_logits=True, reduction="none")(labels, logits)
     expected = [mcc_loss(softmax(logits[n : n + 1]), labels[n : n + 1]) for n in range(N)]

@@ -19,6 +19,7 @@ from, ``_overlap`` the options Dice, Jaccard and Tversky share. ``sums`` gives e
 """
 
 from . import legacy  # noqa: F401  (older files' loss names load as today's losses)
+from .boundary import BoundaryAlphaSchedule, PixelBoundaryLoss, pixel_boundary_loss
 from .cross_entropy import (
     PixelBinaryCrossentropy,
     PixelCategoricalCrossentropy,
@@ -26,7 +27,6 @@ from .cross_entropy import (
     pixel_binary_crossentropy,
     pixel_categorical_crossentropy,
 )
-from .boundary import BoundaryAlphaSchedule, PixelBoundaryLoss, pixel_boundary_loss
 from .dice import PixelDiceLoss, pixel_dice_loss
 from .jaccard import PixelJaccardLoss, pixel_jaccard_loss
 from .lovasz import PixelLovaszLoss, pixel_lovasz_loss
