@@ -24,6 +24,7 @@ from sm_pixel_ce.losses import (
     PixelDiceLoss,
     PixelMCCLoss,
     pixel_boundary_loss,
+    pixel_boundary_targets,
     pixel_mcc_loss,
 )
 from sm_pixel_ce.losses.distance_maps import signed_distance_maps
@@ -269,3 +270,31 @@ def check_names_save_and_reload(tmp_path, rng):
         loss(y, model.predict(x, verbose=0)),
         rtol=1e-5,
     )
+
+
+def check_maps_from_the_pipeline(rng, value_and_grad):
+    """``pixel_boundary_targets`` then ``from_maps=True``: the value and gradient of the maps
+    computed from the labels, with and without ignored pixels, channels-last and -first."""
+    logits, labels = data(rng)
+    for ignore_index in (None, 255):
+        y = labels if ignore_index else without_void(labels)
+        maps = pixel_boundary_targets(y, C, ignore_index=ignore_index)
+        assert np.isnan(np.asarray(maps)).any() == bool(ignore_index)
+        options = {"ignore_index": ignore_index, "classes": [0, 2], "from_logits": True}
+        expected = value_and_grad(lambda z: PixelBoundaryLoss(**options)(y, z), logits)
+        given = PixelBoundaryLoss(**options, from_maps=True)
+        value = value_and_grad(lambda z: given(maps, z), logits)
+        np.testing.assert_allclose(value[0], expected[0], rtol=REL)
+        np.testing.assert_allclose(value[1], expected[1], rtol=REL, atol=1e-9)
+        one = pixel_boundary_targets(y[1][..., None], C, ignore_index=ignore_index, axis=0)
+        np.testing.assert_allclose(one, np.moveaxis(np.asarray(maps)[1], -1, 0))
+    first = PixelBoundaryLoss(from_maps=True, from_logits=True, axis=1)
+    np.testing.assert_allclose(
+        first(np.moveaxis(np.asarray(maps), -1, 1), np.moveaxis(logits, -1, 1)),
+        PixelBoundaryLoss(from_logits=True, ignore_index=255)(labels, logits),
+        rtol=REL,
+    )
+    with pytest.raises(ValueError, match="with from_maps=True, y_true holds the signed distance"):
+        given(labels, logits)
+    with pytest.raises(ValueError, match="expected an integer mask"):
+        pixel_boundary_targets(logits, C)

@@ -15,6 +15,7 @@ from mcc_boundary_cases import (
     check_boundary,
     check_kervadec_surface_loss,
     check_label_forms,
+    check_maps_from_the_pipeline,
     check_mcc,
     check_names_save_and_reload,
     check_perfect_and_inverted_mcc,
@@ -25,7 +26,7 @@ from mcc_boundary_cases import (
 from reference import boundary_loss, mcc_loss, softmax
 
 from sm_pixel_ce.flavor import IS_TENSORFLOW
-from sm_pixel_ce.losses import PixelBoundaryLoss, PixelMCCLoss
+from sm_pixel_ce.losses import PixelBoundaryLoss, PixelMCCLoss, pixel_boundary_targets
 
 pytestmark = pytest.mark.skipif(not IS_TENSORFLOW, reason="the TensorFlow backend's tests")
 
@@ -114,3 +115,22 @@ def test_compare_specs_take_them_and_all_does_not_grow():
     assert not any("mcc" in v or "boundary" in v for v in VARIANTS)
     with pytest.raises(ValueError, match="alpha"):
         parse_spec("pixel_boundary(alpha=-1)")
+
+
+def test_maps_from_the_pipeline(rng):
+    check_maps_from_the_pipeline(rng, value_and_grad)
+
+
+def test_targets_in_tf_data(rng):
+    """``pixel_boundary_targets`` maps a ``tf.data`` pipeline of single masks, as the loss wants."""
+    _, labels = data(rng)
+    dataset = tf.data.Dataset.from_tensor_slices(labels).map(
+        lambda y: pixel_boundary_targets(y, 3, ignore_index=255)
+    )
+    maps = np.stack(list(dataset.as_numpy_iterator()))
+    np.testing.assert_array_equal(
+        np.isnan(maps), np.isnan(pixel_boundary_targets(labels, 3, ignore_index=255))
+    )
+    np.testing.assert_allclose(
+        np.nan_to_num(maps), np.nan_to_num(pixel_boundary_targets(labels, 3, ignore_index=255))
+    )

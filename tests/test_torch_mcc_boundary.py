@@ -14,6 +14,7 @@ from mcc_boundary_cases import (
     check_boundary,
     check_kervadec_surface_loss,
     check_label_forms,
+    check_maps_from_the_pipeline,
     check_mcc,
     check_names_save_and_reload,
     check_reduction_none_and_dtype,
@@ -70,3 +71,7 @@ def test_alpha_ramp_in_fit(rng):
 
 def test_names_save_and_reload(tmp_path, rng):
     check_names_save_and_reload(tmp_path, rng)
+
+
+def test_maps_from_the_pipeline(rng):
+    check_maps_from_the_pipeline(rng, autograd)

@@ -19,7 +19,12 @@ from, ``_overlap`` the options Dice, Jaccard and Tversky share. ``sums`` gives e
 """
 
 from . import legacy  # noqa: F401  (older files' loss names load as today's losses)
-from .boundary import BoundaryAlphaSchedule, PixelBoundaryLoss, pixel_boundary_loss
+from .boundary import (
+    BoundaryAlphaSchedule,
+    PixelBoundaryLoss,
+    pixel_boundary_loss,
+    pixel_boundary_targets,
+)
 from .cross_entropy import (
     PixelBinaryCrossentropy,
     PixelCategoricalCrossentropy,
@@ -39,6 +44,7 @@ __all__ = [
     "PixelBoundaryLoss",
     "PixelMCCLoss",
     "pixel_boundary_loss",
+    "pixel_boundary_targets",
     "pixel_mcc_loss",
     "PixelBinaryCrossentropy",
     "PixelCategoricalCrossentropy",

@@ -24,6 +24,14 @@ BOUNDARY = _options.Options(
     ),
     _options.IGNORE_INDEX,
     _options.Option(
+        "from_maps",
+        False,
+        _checks.flag,
+        "Whether ``y_true`` holds the signed distance maps (from :func:`pixel_boundary_targets`, "
+        "in the input pipeline: NaN where a pixel does not count) instead of labels. Defaults "
+        "to False.",
+    ),
+    _options.Option(
         "alpha",
         1.0,
         _checks.non_negative,
@@ -46,9 +54,11 @@ def pixel_boundary_loss(y_true, y_pred, sample_weight, options, where):
     class. Each pixel's loss is ``α · mean_{c ∈ classes} p_c·φ_c``, the loss their weighted mean
     over the counted pixels. Equal to Kervadec et al.'s ``SurfaceLoss(idc=classes)`` on
     ``one_hot2dist`` maps (``multipled.mean()``) times ``alpha``, when every pixel counts.
-    The maps are computed on the device from the labels, exactly, at each call (their cost:
-    ``examples/losses_mcc_boundary.md``); they carry no gradient, so the gradient is
-    ``α·φ_c / (|classes|·P)`` with respect to ``p_c``.
+    The maps are computed exactly on the device from the labels at each call, or once per
+    example in the input pipeline by :func:`pixel_boundary_targets` and handed over as ``y_true``
+    with ``from_maps=True`` (the same values; what each costs: ``examples/
+    losses_mcc_boundary.md``). They carry no gradient: the gradient is ``α·φ_c / (|classes|·P)``
+    with respect to ``p_c``.
 
     It is meant to be added to a region loss (``PixelDiceLoss() + PixelBoundaryLoss(alpha=0.01)``)
     with ``alpha`` ramped up during training by :class:`BoundaryAlphaSchedule`: alone it is
@@ -74,27 +84,99 @@ def pixel_boundary_loss(y_true, y_pred, sample_weight, options, where):
         >>> loss = pixel_boundary_loss(y_true, y_pred, classes=[1])
         >>> model.compile("adam", loss=PixelDiceLoss() + PixelBoundaryLoss(alpha=0.01))
     """
-    y_pred = ops.convert_to_tensor(y_pred) if not hasattr(y_pred, "shape") else y_pred
     image = _image_shape(y_pred, options["axis"], where)
     grouped = {**options, "per_image": True, "reduction": "none"}
-    inputs = _inputs.RegionInputs(y_true, y_pred, grouped, None, where)
+    if options["from_maps"]:
+        # The maps stand in for the labels: RegionInputs reads the predictions (the logits behind
+        # a softmax, their checks) beside an all-zero mask of the images' shape.
+        maps = _maps_of(y_true, y_pred, options["axis"], where)
+        counted = ops.logical_not(ops.any(ops.isnan(maps), axis=-1))
+        maps = ops.where(counted[..., None], maps, 0.0)
+        zeros = ops.zeros(ops.shape(maps)[:-1], "int32")
+        inputs = _inputs.RegionInputs(zeros, y_pred, {**grouped, "ignore_index": None}, None, where)
+        weights = ops.reshape(ops.cast(counted, "float32"), (-1,))
+    else:
+        inputs = _inputs.RegionInputs(y_true, y_pred, grouped, None, where)
+        maps = _label_maps(inputs, image)
+        weights = None if inputs.weights is None else ops.reshape(inputs.weights, (-1,))
     num_classes, classes = inputs.num_classes, options["classes"]
     _checks.classes_in_range(classes, num_classes, where)
-    p = inputs.probabilities()
+    terms = ops.reshape(inputs.probabilities(), (-1, *image, num_classes)) * maps
+    if classes is not None:
+        terms = ops.take(terms, classes, axis=-1)
+    losses = options["alpha"] * ops.reshape(ops.mean(terms, axis=-1), (-1,))
+    return _inputs.reduce_pixels(
+        inputs.pixels, losses, weights, sample_weight, options["reduction"]
+    )
+
+
+def _label_maps(inputs, image):
+    """The ``(N, H, W, C)`` signed distance maps of the labels of ``inputs`` (grouped per image):
+    an integer mask's classes, dense labels' largest; uncounted pixels of no class."""
+    num_classes = inputs.num_classes
     labels = ops.argmax(inputs.labels, axis=-1) if inputs.dense else inputs.labels
     members = ops.equal(labels[..., None], ops.arange(num_classes, dtype=labels.dtype))
     if inputs.weights is not None:
         members = ops.logical_and(members, (inputs.weights > 0)[..., None])
-    grid = (-1, *image, num_classes)
-    maps = signed_distance_maps(ops.reshape(members, grid))
-    terms = ops.reshape(p, grid) * maps
-    if classes is not None:
-        terms = ops.take(terms, classes, axis=-1)
-    losses = options["alpha"] * ops.reshape(ops.mean(terms, axis=-1), (-1,))
-    weights = None if inputs.weights is None else ops.reshape(inputs.weights, (-1,))
-    return _inputs.reduce_pixels(
-        inputs.pixels, losses, weights, sample_weight, options["reduction"]
+    return signed_distance_maps(ops.reshape(members, (-1, *image, num_classes)))
+
+
+def _maps_of(y_true, y_pred, axis, where):
+    """Given maps ``y_true`` of ``y_pred``'s shape, channels-last, float32."""
+    maps = ops.convert_to_tensor(y_true)
+    if tuple(maps.shape) != tuple(y_pred.shape) or "float" not in str(maps.dtype):
+        raise ValueError(
+            f"{where}: with from_maps=True, y_true holds the signed distance maps of the labels "
+            "(pixel_boundary_targets), floats of the predictions' shape "
+            f"{tuple(y_pred.shape)}. Received y_true of shape {tuple(maps.shape)} and dtype "
+            f"{maps.dtype}."
+        )
+    return ops.moveaxis(ops.cast(maps, "float32"), axis, -1)
+
+
+def pixel_boundary_targets(y_true, num_classes, ignore_index=None, axis=-1):
+    """The signed distance maps of integer masks, for ``PixelBoundaryLoss(from_maps=True)``: what
+    the loss computes from labels at each step, computed once per example in the input pipeline.
+
+    Args:
+        y_true: An integer mask ``(H, W)`` or a batch ``(N, H, W)`` (a trailing 1 allowed), static
+            ``H`` and ``W``.
+        num_classes: The predictions' classes, C.
+        ignore_index: Mask value of the pixels that do not count, or None. Defaults to None.
+        axis: Where the class axis of the maps goes (``1``, or ``0`` for one image, for
+            channels-first predictions). Defaults to -1.
+
+    Returns:
+        float32 maps ``(H, W, C)`` / ``(N, H, W, C)`` (``axis`` moved), NaN at the ignored pixels.
+
+    Example:
+        >>> dataset = dataset.map(lambda x, y: (x, pixel_boundary_targets(y, 7, 255)))
+        >>> model.compile("adam", loss=PixelDiceLoss() + PixelBoundaryLoss(from_maps=True))
+    """
+    where = "pixel_boundary_targets"
+    labels = ops.convert_to_tensor(y_true)
+    single = len(labels.shape) == 2 or (len(labels.shape) == 3 and labels.shape[-1] == 1)
+    if len(labels.shape) in (3, 4) and labels.shape[-1] == 1:
+        labels = ops.squeeze(labels, axis=-1)
+    if single:
+        labels = labels[None]
+    if len(labels.shape) != 3 or "int" not in str(labels.dtype):
+        raise ValueError(
+            f"{where}: expected an integer mask (H, W) or (N, H, W), a trailing 1 allowed. "
+            f"Received shape {tuple(ops.convert_to_tensor(y_true).shape)} and dtype "
+            f"{labels.dtype}."
+        )
+    labels = ops.cast(labels, "int32")
+    counted = ops.ones_like(labels, "bool")
+    if ignore_index is not None:
+        counted = ops.not_equal(labels, int(_checks.ignore_index(ignore_index, where)))
+    members = ops.logical_and(
+        ops.equal(labels[..., None], ops.arange(int(num_classes), dtype="int32")),
+        counted[..., None],
     )
+    maps = ops.where(counted[..., None], signed_distance_maps(members), float("nan"))
+    maps = maps[0] if single else maps
+    return ops.moveaxis(maps, -1, axis)
 
 
 def _image_shape(y_pred, axis, where):

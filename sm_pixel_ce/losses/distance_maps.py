@@ -2,15 +2,22 @@
 loss): the maps of Kervadec et al.'s boundary loss (their ``one_hot2dist``, which calls SciPy's
 ``distance_transform_edt``), without SciPy.
 
-The squared distance transform is separable (Felzenszwalb & Huttenlocher 2012): along the rows,
-then along the columns, ``d(i) = min_j g(j) + (i - j)²``. Each pass here takes that minimum over
-every offset ``k`` at once from shifted slices of ``g``: ``2(S - 1)`` elementwise minima of the
-whole ``(N, H, W, K)`` tensor per pass of side ``S``, so ``O(N·H·W·K·(H + W))`` work and
-``O(N·H·W·K)`` memory, exact in float32 (squared distances are integers below ``2**24``), with
-no sort, scan or loop the backends would lower differently. Felzenszwalb–Huttenlocher's lower
-envelope is ``O(N·H·W·K)`` but sequential along each row: a Python loop in NumPy (the input
-pipeline) or a scan on the device, both slower at the sides we train at (``examples/
-losses_mcc_boundary.md`` gives the timings).
+The squared distance transform is separable (Felzenszwalb & Huttenlocher 2012): first along the
+columns, the distance to the nearest class pixel of the column, then along the rows,
+``d(i) = min_j g(j) + (i - j)²``. Both passes are exact, elementwise over the whole
+``(N, H, W, K)`` tensor, with no sort or scan the backends would lower differently:
+
+* the column pass doubles its reach at each step (``d ← min(d, d(i ± s) + s)`` for
+  ``s = 1, 2, 4, ...``): ``⌈log2 H⌉`` steps;
+* the row pass takes the minimum over the offsets ``k = 1, 2, ...`` in a ``while`` loop that
+  stops once ``k²`` passes every pixel's current best (no farther offset can lower it): as many
+  steps as the largest distance of the batch (of the classes present), at most ``W - 1``.
+
+So the work is ``O(N·H·W·K·(log H + D))`` for a largest distance ``D``, the memory
+``O(N·H·W·K)``, and the values exact in float32 (squared distances are integers below
+``2**24``). Felzenszwalb–Huttenlocher's lower envelope is ``O(N·H·W·K)`` but sequential along
+each row (a Python loop in NumPy, a scan on the device); ``examples/losses_mcc_boundary.md``
+gives the timings.
 """
 
 from keras import ops
@@ -27,26 +34,44 @@ def squared_distances(features):
         features: ``(N, H, W, K)`` bool, static ``H`` and ``W``.
 
     Returns:
-        ``(N, H, W, K)`` float32; at least ``(H + W)²`` in a channel with no ``True`` pixel.
+        ``(N, H, W, K)`` float32; 0 in a channel with no ``True`` pixel.
     """
     height, width = int(features.shape[1]), int(features.shape[2])
-    far = float((height + width) ** 2)
-    g = ops.where(features, 0.0, far)
-    return _lower_envelope(_lower_envelope(g, 1, height, far), 2, width, far)
+    far = float(height + width)  # beyond any distance along a column
+    d = ops.where(features, 0.0, far)
+    step = 1
+    while step < height:
+        d = ops.minimum(d, _shifted(d, step, far) + step)
+        d = ops.minimum(d, _shifted(d, -step, far) + step)
+        step *= 2
+    # A column without a class pixel is far from it along the column; a channel without any,
+    # everywhere (0 here: its distances are not used, and they would keep the loop going).
+    present = ops.any(features, axis=(1, 2), keepdims=True)
+    g = ops.where(present, ops.where(d >= far, far * far, ops.square(d)), 0.0)
+    padded = ops.pad(g, [(0, 0), (0, 0), (width - 1, width - 1), (0, 0)], constant_values=far * far)
+    shape = (ops.shape(g)[0], height, width, int(g.shape[3]))
 
+    def more(k, best):
+        return ops.logical_and(k < width, ops.cast(k * k, best.dtype) < ops.max(best))
 
-def _lower_envelope(g, axis, size, far):
-    """``min_j g(j) + (i - j)²`` along ``axis`` (of length ``size``) of ``g``."""
-    pad = [(0, 0)] * 4
-    pad[axis] = (size - 1, size - 1)
-    padded = ops.pad(g, pad, constant_values=far)
-    best = g
-    for k in range(1, size):
-        for start in (size - 1 - k, size - 1 + k):
-            index = [slice(None)] * 4
-            index[axis] = slice(start, start + size)
-            best = ops.minimum(best, padded[tuple(index)] + float(k * k))
+    def lower(k, best):
+        square = ops.cast(k * k, best.dtype)
+        for start in (width - 1 - k, width - 1 + k):
+            best = ops.minimum(best, ops.slice(padded, (0, 0, start, 0), shape) + square)
+        return k + 1, best
+
+    _, best = ops.while_loop(more, lower, (ops.convert_to_tensor(1, "int32"), g))
     return best
+
+
+def _shifted(x, step, fill):
+    """``x`` moved by ``step`` rows along axis 1 (``x[i - step]`` at ``i``), ``fill`` coming in."""
+    height = x.shape[1]
+    if step > 0:
+        return ops.pad(
+            x[:, : height - step], [(0, 0), (step, 0), (0, 0), (0, 0)], constant_values=fill
+        )
+    return ops.pad(x[:, -step:], [(0, 0), (0, -step), (0, 0), (0, 0)], constant_values=fill)
 
 
 def signed_distance_maps(members):
@@ -75,9 +100,7 @@ def signed_distance_maps(members):
     classes = members.shape[-1]
     both = squared_distances(ops.concatenate([members, ops.logical_not(members)], axis=-1))
     to_class, to_rest = both[..., :classes], both[..., classes:]
-    far = float((height + width) ** 2)
-    outside = ops.sqrt(ops.minimum(to_class, far))
-    inside = 1.0 - ops.sqrt(ops.minimum(to_rest, far))
+    outside, inside = ops.sqrt(to_class), 1.0 - ops.sqrt(to_rest)
     maps = ops.where(members, inside, outside)
     # An image without the class has no boundary to move towards, one the class fills none to
     # move away from.
