@@ -1,8 +1,14 @@
-"""What the tests of ``pixel_mcc`` and ``pixel_boundary`` share across backends (TensorFlow in both
-Keras flavours, JAX, PyTorch): values and gradients against the float64 NumPy references of
+"""The tests of ``pixel_mcc`` and ``pixel_boundary`` on every backend (TensorFlow in both Keras
+flavours, JAX, PyTorch): values and gradients against the float64 NumPy references of
 tests/reference.py (segmentation_models_pytorch's ``MCCLoss``, Kervadec et al.'s ``one_hot2dist``
-with SciPy and ``SurfaceLoss``), the label forms, bad input, the ``alpha`` ramp in ``fit`` and
-save/reload by name. Each backend's file passes its ``value_and_grad(f, x) -> (value, grad)``."""
+with SciPy and ``SurfaceLoss``), the label forms, bad input, the ``alpha`` ramp in ``fit``, the
+maps from the input pipeline and save/reload by name.
+
+Each backend's file (tests/test_mcc_boundary.py, test_jax_mcc_boundary.py,
+test_torch_mcc_boundary.py) imports :data:`TESTS` and defines the fixture ``value_and_grad``:
+``value_and_grad(f, x) -> (value, gradient)`` of a scalar ``f`` at the logits ``x``, by its own
+autodiff. The option cases beyond the first run in the Keras 3 process only (``one_flavor``): on
+TensorFlow both flavours run the same ``keras.ops`` math."""
 
 import numpy as np
 import pytest
@@ -295,3 +301,52 @@ def check_maps_from_the_pipeline(rng, value_and_grad):
         given(labels, logits)
     with pytest.raises(ValueError, match="expected an integer mask"):
         pixel_boundary_targets(logits, C)
+
+
+# --- The tests each backend's file collects (``from mcc_boundary_cases import *``) -------------
+
+
+def _first_in_both_flavors(cases):
+    return [cases[0]] + [pytest.param(*case, marks=pytest.mark.one_flavor) for case in cases[1:]]
+
+
+@pytest.mark.parametrize("case, options", _first_in_both_flavors(MCC_CASES))
+def test_mcc_equals_reference(rng, value_and_grad, case, options):
+    check_mcc(rng, options, value_and_grad)
+
+
+@pytest.mark.parametrize("case, options", _first_in_both_flavors(BOUNDARY_CASES))
+def test_boundary_equals_reference(rng, value_and_grad, case, options):
+    check_boundary(rng, options, value_and_grad)
+
+
+def test_binary_mcc_sample_weight_and_label_forms(rng):
+    check_binary_mcc_is_smp(rng)
+    check_perfect_and_inverted_mcc()
+    check_sample_weight_as_ignore(rng)
+    check_label_forms(rng)
+
+
+def test_kervadec_surface_loss_and_reductions(rng):
+    check_kervadec_surface_loss(rng)
+    check_reduction_none_and_dtype(rng)
+
+
+def test_bad_input():
+    check_bad_input()
+
+
+def test_maps_from_the_pipeline(rng, value_and_grad):
+    check_maps_from_the_pipeline(rng, value_and_grad)
+
+
+def test_alpha_ramp_in_fit(rng):
+    check_alpha_ramp_in_fit(rng)
+
+
+def test_names_save_and_reload(tmp_path, rng):
+    check_names_save_and_reload(tmp_path, rng)
+
+
+TESTS = [name for name in dir() if name.startswith("test_")]
+__all__ = TESTS

@@ -1,28 +1,12 @@
-"""``pixel_mcc`` and ``pixel_boundary`` on TensorFlow (Keras 3 and tf_keras): values and gradients
-against tests/reference.py, the label forms, bad input, the ``alpha`` ramp in ``fit``, the names
-and save/reload (tests/mcc_boundary_cases.py, shared with JAX and PyTorch), and the loss specs of
-``compare``."""
+"""``pixel_mcc`` and ``pixel_boundary`` on TensorFlow (Keras 3 and tf_keras): the tests of
+tests/mcc_boundary_cases.py with ``tf.GradientTape``, and TensorFlow's own: graph mode and XLA,
+the maps in ``tf.data``, the opt-in bench cases and the loss specs of ``compare``."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from mcc_boundary_cases import (
-    BOUNDARY_CASES,
-    MCC_CASES,
-    check_alpha_ramp_in_fit,
-    check_bad_input,
-    check_binary_mcc_is_smp,
-    check_boundary,
-    check_kervadec_surface_loss,
-    check_label_forms,
-    check_maps_from_the_pipeline,
-    check_mcc,
-    check_names_save_and_reload,
-    check_perfect_and_inverted_mcc,
-    check_reduction_none_and_dtype,
-    check_sample_weight_as_ignore,
-    data,
-)
+from mcc_boundary_cases import *  # noqa: F403  (the tests)
+from mcc_boundary_cases import data
 from reference import boundary_loss, mcc_loss, softmax
 
 from sm_pixel_ce.flavor import IS_TENSORFLOW
@@ -31,56 +15,16 @@ from sm_pixel_ce.losses import PixelBoundaryLoss, PixelMCCLoss, pixel_boundary_t
 pytestmark = pytest.mark.skipif(not IS_TENSORFLOW, reason="the TensorFlow backend's tests")
 
 
-def _first_in_both_flavors(cases):
-    """The first case in both Keras flavours; the rest (the same keras.ops math on TensorFlow)
-    in the Keras 3 process only."""
-    return [cases[0]] + [pytest.param(*case, marks=pytest.mark.one_flavor) for case in cases[1:]]
+@pytest.fixture
+def value_and_grad():
+    def gradient_tape(f, x):
+        z = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(z)
+            value = f(z)
+        return value.numpy(), tape.gradient(value, z).numpy()
 
-
-def value_and_grad(f, x):
-    z = tf.constant(x)
-    with tf.GradientTape() as tape:
-        tape.watch(z)
-        value = f(z)
-    return value.numpy(), tape.gradient(value, z).numpy()
-
-
-@pytest.mark.parametrize("case, options", _first_in_both_flavors(MCC_CASES))
-def test_mcc_equals_reference(rng, case, options):
-    check_mcc(rng, options, value_and_grad)
-
-
-@pytest.mark.parametrize("case, options", _first_in_both_flavors(BOUNDARY_CASES))
-def test_boundary_equals_reference(rng, case, options):
-    check_boundary(rng, options, value_and_grad)
-
-
-def test_binary_mcc_is_smp(rng):
-    check_binary_mcc_is_smp(rng)
-
-
-def test_perfect_and_inverted_mcc():
-    check_perfect_and_inverted_mcc()
-
-
-def test_sample_weight_as_ignore(rng):
-    check_sample_weight_as_ignore(rng)
-
-
-def test_label_forms(rng):
-    check_label_forms(rng)
-
-
-def test_kervadec_surface_loss(rng):
-    check_kervadec_surface_loss(rng)
-
-
-def test_reduction_none_and_dtype(rng):
-    check_reduction_none_and_dtype(rng)
-
-
-def test_bad_input():
-    check_bad_input()
+    return gradient_tape
 
 
 @pytest.mark.parametrize(
@@ -100,14 +44,6 @@ def test_graph_and_xla(rng, jit):
     np.testing.assert_allclose(step(labels, logits), expected, rtol=1e-5)
 
 
-def test_alpha_ramp_in_fit(rng):
-    check_alpha_ramp_in_fit(rng)
-
-
-def test_names_save_and_reload(tmp_path, rng):
-    check_names_save_and_reload(tmp_path, rng)
-
-
 @pytest.mark.one_flavor
 def test_compare_specs_take_them_and_all_does_not_grow():
     from sm_pixel_ce.compare.specs import parse_spec
@@ -121,10 +57,6 @@ def test_compare_specs_take_them_and_all_does_not_grow():
     assert not any("mcc" in v or "boundary" in v for v in VARIANTS)
     with pytest.raises(ValueError, match="alpha"):
         parse_spec("pixel_boundary(alpha=-1)")
-
-
-def test_maps_from_the_pipeline(rng):
-    check_maps_from_the_pipeline(rng, value_and_grad)
 
 
 def test_targets_in_tf_data(rng):

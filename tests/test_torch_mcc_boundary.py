@@ -1,25 +1,10 @@
-"""``pixel_mcc`` and ``pixel_boundary`` under ``KERAS_BACKEND=torch``: values and gradients (torch
-autograd) against tests/reference.py, the label forms, bad input, the ``alpha`` ramp in
-``fit``, the names and save/reload (tests/mcc_boundary_cases.py). Run with
+"""``pixel_mcc`` and ``pixel_boundary`` under ``KERAS_BACKEND=torch``: the tests of
+tests/mcc_boundary_cases.py with torch autograd. Run with
 ``KERAS_BACKEND=torch python -m pytest -m torch tests/test_torch_mcc_boundary.py``."""
 
 import numpy as np
 import pytest
-from mcc_boundary_cases import (
-    BOUNDARY_CASES,
-    MCC_CASES,
-    check_alpha_ramp_in_fit,
-    check_bad_input,
-    check_binary_mcc_is_smp,
-    check_boundary,
-    check_kervadec_surface_loss,
-    check_label_forms,
-    check_maps_from_the_pipeline,
-    check_mcc,
-    check_names_save_and_reload,
-    check_reduction_none_and_dtype,
-    check_sample_weight_as_ignore,
-)
+from mcc_boundary_cases import *  # noqa: F403  (the tests)
 
 from sm_pixel_ce.flavor import BACKEND
 
@@ -28,50 +13,15 @@ pytestmark = [
     pytest.mark.skipif(BACKEND != "torch", reason="needs KERAS_BACKEND=torch"),
 ]
 
-if BACKEND == "torch":
+
+@pytest.fixture
+def value_and_grad():
     import torch
 
+    def autograd(f, x):
+        z = torch.tensor(np.asarray(x), requires_grad=True)
+        value = f(z)
+        (gradient,) = torch.autograd.grad(value, z)
+        return value.detach().numpy(), gradient.numpy()
 
-def autograd(f, x):
-    """``(value, gradient)`` of the scalar ``f`` at ``x`` by torch autograd, as NumPy."""
-    z = torch.tensor(np.asarray(x), requires_grad=True)
-    value = f(z)
-    (gradient,) = torch.autograd.grad(value, z)
-    return value.detach().numpy(), gradient.numpy()
-
-
-@pytest.mark.parametrize("case, options", MCC_CASES)
-def test_mcc_equals_reference(rng, case, options):
-    check_mcc(rng, options, autograd)
-
-
-@pytest.mark.parametrize("case, options", BOUNDARY_CASES)
-def test_boundary_equals_reference(rng, case, options):
-    check_boundary(rng, options, autograd)
-
-
-def test_binary_mcc_sample_weight_and_label_forms(rng):
-    check_binary_mcc_is_smp(rng)
-    check_sample_weight_as_ignore(rng)
-    check_label_forms(rng)
-
-
-def test_kervadec_surface_loss_and_reductions(rng):
-    check_kervadec_surface_loss(rng)
-    check_reduction_none_and_dtype(rng)
-
-
-def test_bad_input():
-    check_bad_input()
-
-
-def test_alpha_ramp_in_fit(rng):
-    check_alpha_ramp_in_fit(rng)
-
-
-def test_names_save_and_reload(tmp_path, rng):
-    check_names_save_and_reload(tmp_path, rng)
-
-
-def test_maps_from_the_pipeline(rng):
-    check_maps_from_the_pipeline(rng, autograd)
+    return autograd
