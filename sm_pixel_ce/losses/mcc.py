@@ -128,9 +128,8 @@ class PixelMCCLoss(_PixelLoss):
         (``(N,)`` for ``reduction="none"``, in ``dtype`` when given).
 
     Example:
-        >>> model.compile("adam", loss="pixel_mcc")
-        >>> loss = PixelCategoricalCrossentropy(ignore_index=255) + PixelMCCLoss(ignore_index=255)
-        >>> model.compile("adam", loss=loss, metrics=loss.term_metrics())
+        >>> model.compile("adam", loss=PixelMCCLoss(per_image=True, classes=[1, 2, 3]))
+        >>> model.compile("adam", loss=0.5 * PixelCategoricalCrossentropy() + PixelMCCLoss())
     """
 
     _fn = staticmethod(pixel_mcc_loss)
