@@ -184,9 +184,14 @@ def check_reduction_none_and_dtype(rng):
     per_image = PixelMCCLoss(from_logits=True, reduction="none")(labels, logits)
     expected = [mcc_loss(softmax(logits[n : n + 1]), labels[n : n + 1]) for n in range(N)]
     np.testing.assert_allclose(per_image, expected, rtol=REL)
-    for cls in (PixelMCCLoss, PixelBoundaryLoss):
+    for cls, name in ((PixelMCCLoss, "pixel_mcc_loss"), (PixelBoundaryLoss, "pixel_boundary_loss")):
         value = cls(from_logits=True, dtype="float16")(labels, logits)
         assert "float16" in str(value.dtype)
+        assert cls().name == name and cls(name="mine").name == "mine"
+        loss = cls(classes=[1], ignore_index=255, reduction="sum", name="mine")
+        config = loss.get_config()
+        assert cls.from_config(config).get_config() == config
+        assert config["reduction"] == "sum" and config["classes"] == [1]
 
 
 BAD_INPUT = [

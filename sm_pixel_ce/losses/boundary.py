@@ -218,8 +218,8 @@ class BoundaryAlphaSchedule(keras.callbacks.Callback):
     ``alpha = start + step·epoch``, held at ``stop`` once reached (their "increase" strategy:
     ``L_region + α·L_boundary``, α from 0.01 up by 0.01 per epoch), or ``schedule(epoch)``.
     Their "rebalance" strategy ``(1 - α)·L_region + α·L_boundary`` is this with
-    ``schedule=lambda e: a(e) / (1 - a(e))`` and the whole loss scaled by ``1 - a(e)``, which an
-    optimizer invariant to the loss's scale (Adam) ignores. The losses' ``alpha`` enters the
+    ``schedule=lambda e: a(e) / (1 - a(e))`` and the whole loss scaled by ``1 - a(e)``, which Adam
+    nearly ignores (it normalises the gradient's size). The losses' ``alpha`` enters the
     compiled step as a constant: the callback rebuilds the step (one retrace) when it changes.
     ``alpha`` is saved with the loss, so a reloaded model resumes at the last epoch's value.
 
