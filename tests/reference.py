@@ -580,3 +580,117 @@ def aug_test(predict, image, scales, flips=((),), multiple=32, size=None):
                 probabilities = resize_bilinear(probabilities, height, width)
             total = total + probabilities
     return total / (len(scales) * len(flips))
+
+
+# --- h-mccb, issue #31 points 4-5: the Matthews correlation and boundary losses -----------------
+
+
+def smp_mcc(y_pred, y_true, eps=1e-5):
+    """segmentation_models_pytorch 0.5's binary ``MCCLoss(eps)(y_pred, y_true)``, line by line:
+    sums over the whole batch, ``eps`` added to each of tp, tn, fp, fn, ``1 - mcc``."""
+    y_pred = np.asarray(y_pred, np.float64).ravel()
+    y_true = np.asarray(y_true, np.float64).ravel()
+    tp = np.sum(y_pred * y_true) + eps
+    tn = np.sum((1 - y_pred) * (1 - y_true)) + eps
+    fp = np.sum(y_pred * (1 - y_true)) + eps
+    fn = np.sum((1 - y_pred) * y_true) + eps
+    numerator = tp * tn - fp * fn
+    denominator = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    return 1.0 - numerator / denominator
+
+
+def mcc_loss(
+    probabilities,
+    labels,
+    classes=None,
+    class_weights=None,
+    ignore_index=None,
+    eps=1e-5,
+    per_image=False,
+):
+    """``pixel_mcc``: :func:`smp_mcc` of each class against the rest over the counted pixels
+    (integer ``labels`` other than ``ignore_index``, or dense rows that are not all zero), the
+    class-weighted mean over ``classes``; with ``per_image`` each image's, then their mean."""
+    p = np.asarray(probabilities, np.float64)
+    c = p.shape[-1]
+    if per_image:
+        return float(
+            np.mean(
+                [
+                    mcc_loss(
+                        p[n : n + 1], labels[n : n + 1], classes, class_weights, ignore_index, eps
+                    )
+                    for n in range(len(p))
+                ]
+            )
+        )
+    labels = np.asarray(labels)
+    if labels.shape == p.shape:
+        y = labels.astype(np.float64).reshape(-1, c)
+        counted = y.sum(-1) > 0
+    else:
+        flat = labels.reshape(-1)
+        counted = flat != ignore_index if ignore_index is not None else np.ones(len(flat), bool)
+        y = np.eye(c)[np.where(counted, flat, 0)]
+    p, y = p.reshape(-1, c)[counted], y[counted]
+    classes = list(range(c)) if classes is None else list(classes)
+    w = np.ones(c) if class_weights is None else np.asarray(class_weights, np.float64)
+    losses = np.array([smp_mcc(p[:, k], y[:, k], eps) for k in classes])
+    return float(np.sum(losses * w[classes]) / np.sum(w[classes]))
+
+
+def kervadec_distance_maps(members):
+    """Kervadec et al.'s ``one_hot2dist`` per image on ``(N, H, W, C)`` bool class members, with
+    SciPy's ``distance_transform_edt``; 0 where an image lacks the class and (unlike theirs, where
+    SciPy measures to a pixel off the image) where the class fills it."""
+    from scipy.ndimage import distance_transform_edt
+
+    members = np.asarray(members, bool)
+    maps = np.zeros(members.shape, np.float64)
+    for n in range(members.shape[0]):
+        for k in range(members.shape[-1]):
+            posmask = members[n, ..., k]
+            if posmask.any() and not posmask.all():
+                negmask = ~posmask
+                maps[n, ..., k] = (
+                    distance_transform_edt(negmask) * negmask
+                    - (distance_transform_edt(posmask) - 1) * posmask
+                )
+    return maps
+
+
+def surface_loss(probabilities, dist_maps, idc):
+    """Kervadec et al.'s ``SurfaceLoss(idc)(probs, dist_maps)`` on channels-last arrays:
+    ``(p[..., idc] * dist_maps[..., idc]).mean()``."""
+    p = np.asarray(probabilities, np.float64)[..., idc]
+    return float(np.mean(p * np.asarray(dist_maps, np.float64)[..., idc]))
+
+
+def boundary_loss(
+    probabilities, labels, classes=None, ignore_index=None, alpha=1.0, sample_weight=None
+):
+    """``pixel_boundary``: ``alpha`` times the mean over the counted pixels (weighted by
+    ``sample_weight`` ``(N,)`` or ``(N, H, W)``, divided by the counted pixels, as the
+    cross-entropies' default reduction) of the class-mean of ``p_c·φ_c``, with ``φ`` the
+    :func:`kervadec_distance_maps` of the labels (dense: each pixel's largest label; an ignored or
+    all-zero pixel belongs to no class)."""
+    p = np.asarray(probabilities, np.float64)
+    c = p.shape[-1]
+    labels = np.asarray(labels)
+    if labels.shape == p.shape:
+        counted = labels.sum(-1) > 0
+        hard = labels.argmax(-1)
+    else:
+        counted = (
+            labels != ignore_index if ignore_index is not None else np.ones(labels.shape, bool)
+        )
+        hard = labels
+    members = (hard[..., None] == np.arange(c)) & counted[..., None]
+    maps = kervadec_distance_maps(members)
+    idc = list(range(c)) if classes is None else list(classes)
+    per_pixel = np.mean(p[..., idc] * maps[..., idc], axis=-1)
+    sw = np.ones(counted.shape)
+    if sample_weight is not None:
+        sw = np.asarray(sample_weight, np.float64)
+        sw = sw.reshape(sw.shape + (1,) * (counted.ndim - sw.ndim)) * np.ones(counted.shape)
+    return float(alpha * np.sum(per_pixel * counted * sw) / np.sum(counted))

@@ -6,6 +6,10 @@ labels, ``axis`` -1 or 1, ``ignore_index``, float32 math, fused on softmax outpu
   segmentation_models_pytorch's ``DiceLoss``, ``JaccardLoss``, ``TverskyLoss``), the shared math
   in ``_functional``;
 * ``lovasz``: the Lovász-softmax loss (Berman et al. 2018);
+* ``mcc``: ``pixel_mcc``, the Matthews correlation loss per class (segmentation_models_pytorch's
+  ``MCCLoss``); ``boundary``: ``pixel_boundary``, Kervadec et al.'s boundary loss on signed
+  distance maps (``distance_maps``) and its ``alpha`` ramp (``BoundaryAlphaSchedule``), both on
+  ``keras.ops`` over the backend's flattening (``_inputs``);
 * ``sums``: ``a + b``, ``w * a`` of any of them, and ``"pixel_cce_dice"``.
 
 ``_options`` declares a loss's options once (its function's signature, its class's constructor and
@@ -15,6 +19,12 @@ from, ``_overlap`` the options Dice, Jaccard and Tversky share. ``sums`` gives e
 """
 
 from . import legacy  # noqa: F401  (older files' loss names load as today's losses)
+from .boundary import (
+    BoundaryAlphaSchedule,
+    PixelBoundaryLoss,
+    pixel_boundary_loss,
+    pixel_boundary_targets,
+)
 from .cross_entropy import (
     PixelBinaryCrossentropy,
     PixelCategoricalCrossentropy,
@@ -25,10 +35,17 @@ from .cross_entropy import (
 from .dice import PixelDiceLoss, pixel_dice_loss
 from .jaccard import PixelJaccardLoss, pixel_jaccard_loss
 from .lovasz import PixelLovaszLoss, pixel_lovasz_loss
+from .mcc import PixelMCCLoss, pixel_mcc_loss
 from .sums import PixelCategoricalCrossentropyDice, PixelLossSum, PixelLossTerm
 from .tversky import PixelTverskyLoss, pixel_tversky_loss
 
 __all__ = [
+    "BoundaryAlphaSchedule",
+    "PixelBoundaryLoss",
+    "PixelMCCLoss",
+    "pixel_boundary_loss",
+    "pixel_boundary_targets",
+    "pixel_mcc_loss",
     "PixelBinaryCrossentropy",
     "PixelCategoricalCrossentropy",
     "PixelCategoricalCrossentropyDice",
