@@ -20,7 +20,9 @@ from .exporting import export
 from .flavor import KERAS_FLAVOR
 from .inference import evaluate, load_predictor, predict_image
 from .losses import (
+    BoundaryAlphaSchedule,
     PixelBinaryCrossentropy,
+    PixelBoundaryLoss,
     PixelCategoricalCrossentropy,
     PixelCategoricalCrossentropyDice,
     PixelCategoricalFocalCrossentropy,
@@ -29,12 +31,16 @@ from .losses import (
     PixelLossSum,
     PixelLossTerm,
     PixelLovaszLoss,
+    PixelMCCLoss,
     PixelTverskyLoss,
     pixel_binary_crossentropy,
+    pixel_boundary_loss,
+    pixel_boundary_targets,
     pixel_categorical_crossentropy,
     pixel_dice_loss,
     pixel_jaccard_loss,
     pixel_lovasz_loss,
+    pixel_mcc_loss,
     pixel_tversky_loss,
 )
 from .metrics import PixelAccuracy, PixelIoU, PixelMeanIoU, pixel_metrics
@@ -42,10 +48,12 @@ from .saving import data_contract, load_model, save_model, set_data_contract
 from .sm_support import supported_backbones
 
 __all__ = [
+    "BoundaryAlphaSchedule",
     "DataContract",
     "KERAS_FLAVOR",
     "PixelAccuracy",
     "PixelBinaryCrossentropy",
+    "PixelBoundaryLoss",
     "PixelCategoricalCrossentropy",
     "PixelCategoricalCrossentropyDice",
     "PixelCategoricalFocalCrossentropy",
@@ -55,6 +63,7 @@ __all__ = [
     "PixelLossSum",
     "PixelLossTerm",
     "PixelLovaszLoss",
+    "PixelMCCLoss",
     "PixelMeanIoU",
     "PixelSoftmax",
     "PixelTverskyLoss",
@@ -68,10 +77,13 @@ __all__ = [
     "load_model",
     "load_predictor",
     "pixel_binary_crossentropy",
+    "pixel_boundary_loss",
+    "pixel_boundary_targets",
     "pixel_categorical_crossentropy",
     "pixel_dice_loss",
     "pixel_jaccard_loss",
     "pixel_lovasz_loss",
+    "pixel_mcc_loss",
     "pixel_metrics",
     "predict_image",
     "pixel_softmax",
