@@ -21,6 +21,7 @@ import sys
 import tempfile
 
 import numpy as np
+import tensorflow as tf
 
 from .._messages import first_line
 from .errors import MissingRuntimeError, ModelFileError
@@ -42,7 +43,8 @@ _ERRORS = {
 
 def weight_bytes(model):
     """Bytes of ``model``'s weights (every variable, trainable or not)."""
-    return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in model.variables)
+    # tf.as_dtype reads Keras 3's dtype names and tf_keras's tf.DType alike.
+    return sum(int(np.prod(v.shape)) * tf.as_dtype(v.dtype).size for v in model.variables)
 
 
 def convert_in_child(model_path, out, settings, images=None):
