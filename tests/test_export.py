@@ -291,6 +291,11 @@ def test_a_large_model_is_converted_in_a_child_process(tmp_path, monkeypatch):
     assert report.passed and report.max_difference < 1e-4
     images = _inputs(32, 96)  # H and W stay unknown, as in this process
     np.testing.assert_allclose(_run_onnx(out, images), model.predict(images, verbose=0), atol=1e-4)
+    monkeypatch.undo()
+    monkeypatch.setattr(child, "CHILD_BYTES", 0)
+    monkeypatch.setattr(child, "convert_in_child", None)  # isolate=False: this process converts
+    sm_pixel_ce.export(model_file, str(tmp_path / "here.onnx"), format="onnx", isolate=False)
+    assert len(started) == 1
 
 
 @pytest.mark.one_flavor

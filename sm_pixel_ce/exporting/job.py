@@ -33,6 +33,7 @@ def export(
     int8_io=False,
     tolerance=None,
     opset=convert.ONNX_OPSET,
+    isolate=None,
     **reading,
 ):
     """Export a Keras model to TFLite, ONNX or a TF Serving SavedModel, and check the file.
@@ -60,6 +61,10 @@ def export(
         tolerance: Largest |probability difference| allowed. Defaults to None: 1e-4 for float32
             exports, nothing enforced for quantized ones (their agreement is reported).
         opset: The ONNX opset. Defaults to 17.
+        isolate: Convert in a child process, whose memory returns to the system when it ends
+            (see :mod:`sm_pixel_ce.exporting.child`): True, False, or None for models of more
+            than ``child.CHILD_BYTES`` of weights (a 57 MB U-Net's ONNX export then peaks at
+            1.8 GB instead of 5.2 GB; the child costs ~10 s of CPU time). Defaults to None.
         **reading: How ``calibration`` is read: ``masks``, ``mask_pattern``, ``bands``,
             ``scale``, ``no_exif`` (or ``exif``), as ``evaluate`` reads a folder (see
             :class:`~sm_pixel_ce.exporting.calibration.CalibrationOptions`).
@@ -93,7 +98,10 @@ def export(
     images, masks, source = _samples(model, calibration, sample_height, sample_width, contract)
     out = os.fspath(out)
     settings = dict(format=format, quantize=quantize, int8_io=int8_io, opset=opset)
-    _write(model, model_or_path, out, images, contract, height=height, width=width, **settings)
+    settings.update(height=height, width=width)
+    if isolate is None:
+        isolate = child.weight_bytes(model) > child.CHILD_BYTES
+    _write(model, model_or_path, out, images, contract, isolate, **settings)
     channels = tracing.model_input(model)[2]
     report = ExportReport(
         format=format,
@@ -132,10 +140,10 @@ def _samples(model, calibration, height, width, contract):
     return _generated(height, width, model), None, f"generated images ({height}x{width})"
 
 
-def _write(model, model_or_path, out, images, contract, **settings):
-    """Write ``model``'s export to ``out``: in a child process when its weights are large
-    (:mod:`.child`), from ``model_or_path``'s file (a temporary one for a model in memory)."""
-    if child.weight_bytes(model) <= child.CHILD_BYTES:
+def _write(model, model_or_path, out, images, contract, isolate, **settings):
+    """Write ``model``'s export to ``out``: with ``isolate``, in a child process (:mod:`.child`)
+    from ``model_or_path``'s file (a temporary one for a model in memory)."""
+    if not isolate:
         convert.write(model, out, images=images, contract=contract, **settings)
         return
     if isinstance(model_or_path, (str, os.PathLike)):
