@@ -14,11 +14,10 @@ import os
 import platform
 import tempfile
 
-import numpy as np
-from PIL import Image
-
 import sm_pixel_ce
-from sm_pixel_ce.data import NUM_CLASSES, make_scenes
+from sm_pixel_ce.data import CLASS_NAMES, NUM_CLASSES, make_scenes
+from sm_pixel_ce.data.scenes import MASK_COLORS
+from sm_pixel_ce.data.writing import write_folder
 from sm_pixel_ce.flavor import KERAS_FLAVOR, keras
 
 EXPORTS = (
@@ -33,15 +32,6 @@ EXPORTS = (
     ("saved_model", None),
 )
 SUFFIX = {"tflite": ".tflite", "onnx": ".onnx", "saved_model": ""}
-
-
-def write_folder(folder, images, masks):
-    os.makedirs(os.path.join(folder, "images"), exist_ok=True)
-    os.makedirs(os.path.join(folder, "masks"), exist_ok=True)
-    for i, (image, mask) in enumerate(zip(images, masks)):
-        pixels = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
-        Image.fromarray(pixels).save(os.path.join(folder, "images", f"{i:03d}.png"))
-        Image.fromarray(mask, "L").save(os.path.join(folder, "masks", f"{i:03d}.png"))
 
 
 def _number(value, spec):
@@ -76,7 +66,8 @@ def main():
         saved = os.path.join(tmp, "unet.keras")
         model.save(saved)
         calibration = os.path.join(tmp, "calibration")
-        write_folder(calibration, *make_scenes(args.calibration_images, size=args.size, seed=1))
+        scenes = make_scenes(args.calibration_images, size=args.size, seed=1)
+        write_folder(calibration, *scenes, CLASS_NAMES, MASK_COLORS)
         for format, quantize in EXPORTS:
             out = os.path.join(tmp, f"unet_{quantize or 'float32'}{SUFFIX[format]}")
             if format == "saved_model":

@@ -23,8 +23,10 @@ import shutil
 import tempfile
 import zipfile
 
+from ._messages import first_line
 from .data.contract import DataContract
 from .exporting import metadata
+from .exporting.errors import MissingModelFileError, ModelFileError
 from .flavor import IS_KERAS_3, keras
 
 #: A ``.keras`` file's weights up to this size are read into memory before tf_keras opens them;
@@ -36,6 +38,44 @@ KERAS_MEMBER = "sm_pixel_ce_data_contract.json"
 H5_ATTRIBUTE = "sm_pixel_ce_data_contract"
 #: The attribute of an in-memory model that holds its data contract.
 _ATTRIBUTE = "_sm_pixel_ce_data_contract"
+#: What :func:`load_model` reads, for messages.
+KERAS_FILES = "a .keras or .h5 file, or a SavedModel folder"
+
+
+def model_file_error(path, found=None, expected=KERAS_FILES):
+    """The error of a model path a job cannot use, worded once for every job (``evaluate``,
+    ``predict``, ``export``, :func:`load_model`): the path, what was expected, what was found,
+    and the fix, in one line.
+
+    Args:
+        path: The model's path, as given.
+        found: What is there, e.g. ``"a file that is not a zip archive"``; None when nothing is
+            (no such file or folder); kept as the error's ``found``. Defaults to None.
+        expected: The model files the job reads. Defaults to :data:`KERAS_FILES`.
+
+    Returns:
+        A :class:`~sm_pixel_ce.exporting.errors.MissingModelFileError` (also a
+        ``FileNotFoundError``) when nothing is there, else a
+        :class:`~sm_pixel_ce.exporting.errors.ModelFileError`; both are ``ValueError``.
+
+    Example:
+        >>> raise model_file_error("runs/unet.keras")
+        Traceback (most recent call last):
+        MissingModelFileError: cannot use runs/unet.keras as a model: expected a .keras or .h5 ...
+    """
+    text = f"cannot use {os.fspath(path)} as a model: expected {expected}; found"
+    if found is None:
+        error = MissingModelFileError(
+            f"{text} no file or folder there; fix: check the path (compare saves each "
+            "variant's model as OUT/model_<variant>.keras)."
+        )
+    else:
+        error = ModelFileError(
+            f"{text} {found}; fix: save the model again (sm_pixel_ce.save_model, or rerun "
+            "compare)."
+        )
+    error.found = found  # for a caller that reads more formats to word it again
+    return error
 
 
 def load_model(path, compile=True, safe_mode=True):
@@ -56,7 +96,10 @@ def load_model(path, compile=True, safe_mode=True):
         The model.
 
     Raises:
-        ValueError: The file is damaged, or holds a data contract this version cannot read.
+        ModelFileError: (a ``ValueError``; ``MissingModelFileError``, also a
+            ``FileNotFoundError``, when nothing is there) The path is missing or the file is
+            damaged, worded by :func:`model_file_error`.
+        ValueError: The file holds a data contract this version cannot read.
 
     Example:
         >>> model = sm_pixel_ce.load_model("unet.keras")
@@ -65,18 +108,15 @@ def load_model(path, compile=True, safe_mode=True):
     """
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"No saved model at {path!r}. Received: path={path!r}")
+        raise model_file_error(path)
     kind = _kind(path)
     if kind == "keras" and not zipfile.is_zipfile(path):
-        raise ValueError(
-            f"{path!r} is not a readable .keras file: a .keras model is a zip archive, "
-            "and this file "
-            "is not one (truncated or corrupted: save it again)."
+        raise model_file_error(
+            path, "a .keras file that is not a zip archive (truncated or corrupted)"
         )
     if kind == "h5" and not _is_hdf5(path):
-        raise ValueError(
-            f"{path!r} is not a readable .h5 file: no HDF5 signature "
-            "(truncated or corrupted: save it again)."
+        raise model_file_error(
+            path, "an .h5 file without the HDF5 signature (truncated or corrupted)"
         )
     kwargs = {"compile": compile}
     if IS_KERAS_3 or kind == "keras":
@@ -84,9 +124,9 @@ def load_model(path, compile=True, safe_mode=True):
     try:
         model = keras.models.load_model(path, **kwargs)
     except (OSError, EOFError, zipfile.BadZipFile, KeyError) as error:
-        raise ValueError(
-            f"Could not read the model in {path!r}: the file is damaged (truncated or corrupted: "
-            f"save it again). Received: {type(error).__name__}: {error}"
+        raise model_file_error(
+            path,
+            f"a damaged file (truncated or corrupted: {type(error).__name__}: {first_line(error)})",
         ) from error
     if IS_KERAS_3 and kind == "h5" and compile:
         mend_keras3_h5_training(model, path)
@@ -193,7 +233,7 @@ def data_contract(model_or_path):
         model saved without one).
 
     Raises:
-        FileNotFoundError: No such path.
+        MissingModelFileError: (a ``FileNotFoundError``) No such path.
         ValueError: The contract in the file is not one this version reads (a newer format, a
             field that does not fit), or the path is not a model file.
 
@@ -206,7 +246,7 @@ def data_contract(model_or_path):
         return getattr(model_or_path, _ATTRIBUTE, None)
     path = os.fspath(model_or_path)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"No saved model at {path!r}. Received: path={path!r}")
+        raise model_file_error(path, expected=f"{KERAS_FILES}, or an .onnx or .tflite file")
     kind = _kind(path)
     suffix = os.path.splitext(path)[1].lower()
     if kind == "other" and suffix not in (".onnx", ".tflite"):

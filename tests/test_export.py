@@ -18,8 +18,8 @@ from PIL import Image
 import sm_pixel_ce
 from sm_pixel_ce.cli import main
 from sm_pixel_ce.exporting import check as checks
-from sm_pixel_ce.exporting import tracing
-from sm_pixel_ce.flavor import KERAS_FLAVOR
+from sm_pixel_ce.exporting import child, convert, tracing
+from sm_pixel_ce.flavor import KERAS_FLAVOR, keras
 from sm_pixel_ce.matrix import EXPORT_FORMATS, FAST_EXPORT_SUBSET, export_cell
 
 CLASSES = 3
@@ -213,8 +213,8 @@ def test_quantized_exports_run_close_to_keras(model, tmp_path, format, quantize)
 @pytest.mark.parametrize(
     "argv, status, words",
     [
-        (["missing.keras"], 1, "No saved model at"),
-        (["{corrupt}"], 1, "not a readable .keras file"),
+        (["missing.keras"], 1, "found no file or folder there; fix: check the path"),
+        (["{corrupt}"], 1, "found a .keras file that is not a zip archive"),
         (["{model}", "--format", "coreml"], 2, "unknown export format"),
         (["{model}", "--quantize", "int8", "--size", "64"], 2, "pass --calibration DIR"),
         (["{model}", "--quantize", "int4", "--size", "64"], 2, "unknown quantization"),
@@ -264,6 +264,53 @@ def test_missing_runtime_names_the_extra(model_file, tmp_path, capsys, monkeypat
     assert main(["export", model_file, "--format", "onnx", "--out", out]) == 1
     err = capsys.readouterr().err
     assert "sm_pixel_ce[export]" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.one_flavor  # the mechanism; each flavour's conversion is tested above
+def test_a_large_model_is_converted_in_a_child_process(tmp_path, monkeypatch):
+    # The mechanism behind export's memory figures (examples/deploying.md): above CHILD_BYTES,
+    # the file is written by a child process running protobuf's pure-Python implementation.
+    # A one-layer model: the child's cost is its start (importing TensorFlow), not the model.
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(CLASSES, 1, activation="softmax")(inputs))
+    model_file = str(tmp_path / "pointwise.keras")
+    model.save(model_file)
+    started = []
+    convert_in_child = child.convert_in_child
+
+    def spy(*args, **kwargs):
+        started.append(convert_in_child(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(child, "CHILD_BYTES", 0)
+    monkeypatch.setattr(child, "convert_in_child", spy)
+    monkeypatch.setattr(convert, "write", None)  # nothing may convert in this process
+    out = str(tmp_path / "m.onnx")
+    report = sm_pixel_ce.export(model_file, out, format="onnx")
+    assert started == [{"error": None, "protobuf": "python"}]
+    assert report.passed and report.max_difference < 1e-4
+    images = _inputs(32, 96)  # H and W stay unknown, as in this process
+    np.testing.assert_allclose(_run_onnx(out, images), model.predict(images, verbose=0), atol=1e-4)
+    monkeypatch.undo()
+    monkeypatch.setattr(child, "CHILD_BYTES", 0)
+    monkeypatch.setattr(child, "convert_in_child", None)  # isolate=False: this process converts
+    sm_pixel_ce.export(model_file, str(tmp_path / "here.onnx"), format="onnx", isolate=False)
+    assert len(started) == 1
+
+
+@pytest.mark.one_flavor
+def test_the_child_reports_its_error_for_the_parent(tmp_path):
+    request = {"model": str(tmp_path / "none.keras"), "result": str(tmp_path / "result.json")}
+    (tmp_path / "request.json").write_text(json.dumps(request))
+    child.main(str(tmp_path / "request.json"))
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["error"] == "MissingModelFileError"
+    assert result["message"] == str(sm_pixel_ce.saving.model_file_error(request["model"]))
+
+
+def test_weight_bytes_counts_every_variable(model):
+    # float32 weights: 4 bytes per parameter, BatchNorm's moving statistics included.
+    assert child.weight_bytes(model) == 4 * model.count_params()
 
 
 def test_flavour_is_reported(model, tmp_path):

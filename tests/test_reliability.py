@@ -190,7 +190,7 @@ def test_corrupted_file_gives_clear_error(tmp_path, name):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="No saved model"):
+    with pytest.raises(FileNotFoundError, match="found no file or folder there"):
         sm_pixel_ce.load_model(tmp_path / "nothing.keras")
 
 

@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "evaluate": ("evaluate", "score a trained model on a folder, class by class"),
     "export": ("export", "export a model to TFLite, ONNX or a TF Serving SavedModel, and check it"),
     "predict": ("predict", "segment images of any size with a trained model, in tiles"),
+    "scenes": ("scenes", "write the generated scenes as a folder: images/, masks/, colors.json"),
 }
 
 

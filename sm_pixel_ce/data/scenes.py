@@ -11,6 +11,17 @@ import numpy as np
 #: Class names of the default 7-class scenes; index = label value.
 CLASS_NAMES = ("background", "disc", "square", "triangle", "ring", "bar", "cross")
 NUM_CLASSES = len(CLASS_NAMES)
+#: The colour of each class in a mask written as a picture (PASCAL VOC's first colours), so that
+#: viewers show the classes apart; index = label value.
+MASK_COLORS = (
+    (0, 0, 0),
+    (128, 0, 0),
+    (0, 128, 0),
+    (128, 128, 0),
+    (0, 0, 128),
+    (128, 0, 128),
+    (0, 128, 128),
+)
 
 # How often each shape class is drawn (relative), giving rare and common classes.
 _CLASS_FREQUENCY = np.array([0.0, 0.28, 0.24, 0.18, 0.14, 0.10, 0.06])

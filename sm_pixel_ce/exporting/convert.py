@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..flavor import IS_KERAS_3
-from . import metadata
+from . import metadata, tracing
 from .calibration import representative_dataset
 from .errors import require
 
@@ -30,6 +30,33 @@ FORMATS = ("tflite", "onnx", "saved_model")
 QUANTIZATIONS = ("float16", "dynamic", "int8")
 #: The ONNX opset written (onnxruntime 1.17+ runs it).
 ONNX_OPSET = 17
+
+
+def write(model, out, format, quantize, images, int8_io, opset, height, width, contract):
+    """Trace ``model`` at ``height`` x ``width`` and write it to ``out`` in ``format``, with the
+    model's data ``contract`` (in this process; see :mod:`.child` for large models).
+
+    Args:
+        model: The Keras model.
+        out: The file to write (a folder for ``"saved_model"``).
+        format: One of :data:`FORMATS`.
+        quantize: None or one of :data:`QUANTIZATIONS`.
+        images: float32 ``(N, H, W, C)`` calibration images for ``"int8"``, or None.
+        int8_io: TFLite int8: uint8 input and output.
+        opset: The ONNX opset.
+        height: The traced height, or None (unknown; ONNX and SavedModel).
+        width: The traced width, or None.
+        contract: The model's data contract, or None.
+    """
+    serve = tracing.serving_function(model, height, width)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    if format == "tflite":
+        data = to_tflite(serve, quantize, images, int8_io, contract)
+        _write(out, data)
+    elif format == "onnx":
+        to_onnx(serve, out, quantize, images, opset, contract)
+    else:
+        to_saved_model(model, serve, out, contract)
 
 
 def _frozen(serve):

@@ -10,7 +10,13 @@ EXTRA_HINT = "pip install 'sm_pixel_ce[export]'"
 
 
 class ModelFileError(ValueError):
-    """The model file is missing or cannot be read as a Keras model."""
+    """The model file is missing or cannot be read as a model (worded by
+    :func:`sm_pixel_ce.saving.model_file_error`)."""
+
+
+class MissingModelFileError(ModelFileError, FileNotFoundError):
+    """No file or folder at a model's path (a :class:`ModelFileError` and a
+    ``FileNotFoundError``)."""
 
 
 class MissingRuntimeError(ImportError):
@@ -38,4 +44,10 @@ def require(module, purpose):
         ) from None
 
 
-__all__ = ["DataError", "MissingRuntimeError", "ModelFileError", "require"]
+__all__ = [
+    "DataError",
+    "MissingModelFileError",
+    "MissingRuntimeError",
+    "ModelFileError",
+    "require",
+]

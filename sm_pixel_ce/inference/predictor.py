@@ -194,8 +194,10 @@ def load_predictor(model_or_path, num_classes=None):
 
 
 def _load_file(path):
+    from ..saving import load_model, model_file_error
+
     if not os.path.exists(path):
-        raise ModelFileError(f"no model at {path}; expected {FORMATS}.")
+        raise model_file_error(path, expected=FORMATS)
     suffix = os.path.splitext(path)[1].lower()
     try:
         if suffix == ".tflite":
@@ -205,16 +207,16 @@ def _load_file(path):
         if os.path.isdir(path) and _is_serving_saved_model(path):
             return saved_model_predictor(path)
         if os.path.isdir(path) or suffix in (".keras", ".h5", ".hdf5"):
-            from ..saving import load_model
-
             return keras_predictor(load_model(path, compile=False), path)
-    except (MissingRuntimeError, ModelFileError):
+    except MissingRuntimeError:
         raise
+    except ModelFileError as error:  # load_model's, worded again with every format read here
+        raise model_file_error(path, error.found, FORMATS) from None
     except Exception as error:  # each runtime raises its own types for a damaged file
-        raise ModelFileError(
-            f"cannot read {path} as a model ({first_line(error).rstrip('.')}); expected {FORMATS}."
+        raise model_file_error(
+            path, f"a file its runtime cannot read ({first_line(error).rstrip('.')})", FORMATS
         ) from None
-    raise ModelFileError(f"cannot read {path} as a model: expected {FORMATS}.")
+    raise model_file_error(path, f"a file of another kind ({suffix or 'no suffix'})", FORMATS)
 
 
 def _is_serving_saved_model(path):
