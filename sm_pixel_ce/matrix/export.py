@@ -91,16 +91,19 @@ def export_cell(arch, backbone, formats, folder):
             for f in formats
         ]
     results = []
+    # The cell already runs in its own worker process, which ends after its chunk: a converter
+    # child per format (export's default above 16 MiB of weights) would only add a TensorFlow
+    # start-up to every format.
     for format in formats:
         out = os.path.join(folder, f"{arch}_{backbone}.{format}")
         try:
             note = ""
             traced = size if format == "tflite" else None
             try:
-                report = export(model, out, format=format, size=traced)
+                report = export(model, out, format=format, size=traced, isolate=False)
             except DynamicSizeError:  # ONNX keeps H and W dynamic when the model can be traced so
                 note = "fixed size"
-                report = export(model, out, format=format, size=size)
+                report = export(model, out, format=format, size=size, isolate=False)
             status = "ok" if report.passed else "error"
             reason = note if report.passed else f"check: differs by {report.max_difference:.3g}"
             difference = report.max_difference
