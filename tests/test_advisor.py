@@ -151,7 +151,7 @@ def test_recommendation_with_one_seed_or_cce_best_or_alone():
 def test_compare_rare_class_variants_end_to_end(tmp_path, capsys, compare_argv):
     out = str(tmp_path / "out")
     variants = ("cce-balanced", "cce-dice")
-    status = main(compare_argv(out, variants=variants))
+    status = main(compare_argv(out, "--in-process", variants=variants))
     assert status == 0
     printed = capsys.readouterr().out
     assert "rare classes" in printed and "Best by mean mIoU over 1 seed(s)" in printed

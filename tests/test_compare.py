@@ -148,7 +148,7 @@ def _check_report(out, classes, variants, ignore_index=None):
 def test_compare_scenes_end_to_end(tmp_path, capsys, compare_argv):
     out = str(tmp_path / "out")
     variants = ("cce", "bce")
-    status = main(compare_argv(out, variants=variants, images=10))
+    status = main(compare_argv(out, "--in-process", variants=variants, images=10))
     assert status == 0
     printed = capsys.readouterr().out
     assert "Keras 'accuracy'" in printed and "reloaded" in printed
@@ -163,7 +163,8 @@ def test_compare_data_folder_with_palette_and_ignore(tmp_path, mask_folder, comp
     data = mask_folder(tmp_path / "data", side=40, palette=True)
     out = str(tmp_path / "out")
     variants = ("cce-weighted", "reshape")
-    status = main(compare_argv(out, "--arch", "Linknet", variants=variants, data=data))
+    argv = compare_argv(out, "--arch", "Linknet", "--in-process", variants=variants, data=data)
+    status = main(argv)
     assert status == 0
     report = _check_report(out, 3, variants, ignore_index=255)
     assert report["config"]["ignore_index"] == 255

@@ -61,10 +61,15 @@ def _error(message, status=2):
     return status
 
 
+def options_from(args):
+    """The :class:`~sm_pixel_ce.compare.options.CompareOptions` that parsed ``args`` ask for."""
+    return CompareOptions(**{f.name: getattr(args, f.name) for f in option_fields()})
+
+
 def run(args):
     """Run the comparison described by ``args``; returns the exit status."""
     try:
-        options = CompareOptions(**{f.name: getattr(args, f.name) for f in option_fields()})
+        options = options_from(args)
         config, results, class_names = run_compare(
             options, args.out, resume=args.resume, log=lambda line: print(line, flush=True)
         )

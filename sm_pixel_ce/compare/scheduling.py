@@ -2,8 +2,9 @@
 
 Every (variant, seed) run not finished in the output folder becomes a
 :class:`~sm_pixel_ce.compare.experiment.Task`; :func:`schedule` runs them through one call path,
-:func:`_execute`, which calls :func:`~sm_pixel_ce.compare.experiment.train_task` here one after
-another, in ``--jobs`` processes or as Ray tasks (``--ray``), see
+:func:`_execute`, which calls :func:`~sm_pixel_ce.compare.experiment.train_task` in a fresh process
+per run (one at a time, or ``--jobs`` at once; here for a single run or with ``--in-process``),
+or as Ray tasks (``--ray``), see
 :mod:`~sm_pixel_ce.compare.parallel`. With ``--prune`` the tasks are cut into phases that end at
 the scoring epochs, each phase executed the same way, and the variants behind beyond doubt stop
 (:mod:`~sm_pixel_ce.compare.prune` decides which).
@@ -166,7 +167,7 @@ def _execute(data, options, folder, counts, tasks, log):
             root_argument=2,
             last=lambda path: os.path.basename(path) == "result.json",
         )
-    if options.jobs == 1 and options.threads_per_run is None:
+    if in_this_process(options, len(tasks)):
         return [train_task(data, options, root, t, counts, log=log) for t in tasks]
     return parallel.run_in_processes(
         train_task,
@@ -175,6 +176,24 @@ def _execute(data, options, folder, counts, tasks, log):
         threads=options.threads_per_run,
         log=log,
     )
+
+
+def in_this_process(options, count):
+    """Whether ``count`` tasks train in this process, one after another: with ``--in-process``,
+    or when there is one (with ``--jobs 1``, no ``--threads-per-run``). Otherwise each task
+    trains in a fresh process (:func:`~sm_pixel_ce.compare.parallel.run_in_processes`), which
+    keeps memory flat over any number of runs: TensorFlow holds on to about the size of a
+    trained model and its optimizer (0.3 GB for a ResNet-18 U-Net with Adam) for every model it
+    has trained with ``fit``, until its process ends, even after ``keras.backend.clear_session()``
+    and with no Python object left.
+
+    Example:
+        >>> in_this_process(CompareOptions(), 1), in_this_process(CompareOptions(), 2)
+        (True, False)
+    """
+    if options.in_process:
+        return True
+    return options.jobs == 1 and options.threads_per_run is None and count <= 1
 
 
 def _run_pruned(data, options, folder, counts, todo, finished, log):
