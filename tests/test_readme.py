@@ -89,10 +89,20 @@ def test_the_api_page_lists_every_public_object_as_it_is_now():
 
 
 #: What the journey's test adds to each command so that it runs in seconds: fewer and smaller
-#: scenes, one epoch of plain SGD (tests/conftest.py). The commands are otherwise as written.
+#: scenes, one epoch of plain SGD (tests/conftest.py), the runs in this process (no TensorFlow
+#: start-up per run). The commands are otherwise as written.
 _QUICK = {
     "scenes": ["--count", "12", "--size", "32"],
-    "compare": ["--size", "32", "--epochs", "1", "--batch-size", "4", *FAST_OPTIMIZER],
+    "compare": [
+        "--size",
+        "32",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--in-process",
+        *FAST_OPTIMIZER,
+    ],
 }
 
 

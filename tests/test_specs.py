@@ -155,7 +155,7 @@ def test_spec_variants_end_to_end_and_the_recommended_code_trains_saves_and_relo
     data = mask_folder(tmp_path / "data")
     out = tmp_path / "out"
     variants = ("pixel_cce(class_weights=median_frequency)", "pixel_cce+0.5*pixel_dice")
-    assert main(compare_argv(out, variants=variants, data=data)) == 0
+    assert main(compare_argv(out, "--in-process", variants=variants, data=data)) == 0
     printed = capsys.readouterr().out
     with open(out / "report.json") as f:
         saved = json.load(f)
