@@ -107,11 +107,13 @@ _QUICK = {
 
 
 def _journey():
-    """The README's journey: the bash block under its heading, one command per line."""
+    """The README's journey: the ``sm-pixel-ce`` commands of the bash block under its heading, one
+    per line (its ``pip install`` of an extra is what the test environment already has)."""
     readme = _read("README.md")
     section = readme[readme.index("## The journey on the project's own data") :]
-    block = _commands(section)[0]
-    return [shlex.split(line.split("  #")[0]) for line in block.splitlines() if line.strip()]
+    lines = [line.split("  #")[0] for line in _commands(section)[0].splitlines()]
+    assert all(line.startswith(("sm-pixel-ce ", "pip install")) for line in lines), lines
+    return [shlex.split(line) for line in lines if line.startswith("sm-pixel-ce ")]
 
 
 def _run_journey(tmp_path, monkeypatch, quick):
