@@ -2,8 +2,8 @@
 and of hard-pixel mining (``top_k``), taken when Keras runs on a backend other than TensorFlow
 (``KERAS_BACKEND=jax``). The TensorFlow path stays in ``losses._functional`` and ``_pixels``.
 
-It computes what the TensorFlow path computes, on ``_neutral``'s :class:`~sm_pixel_ce._neutral.
-Pixels` (the same flattening, checks and error texts; data checks inside ``jit`` run on the host).
+It computes what the TensorFlow path computes, on :class:`~sm_pixel_ce._pixels.Pixels` (the same
+flattening, checks and error texts; data checks inside ``jit`` run on the host).
 What the backend changes:
 
 * **Plain autodiff.** The softmax of ``from_logits`` and the Lovász sort are differentiated by
@@ -15,12 +15,10 @@ What the backend changes:
   every sum, count and sort is global already (no all-gather).
 """
 
-import math
-
 import numpy as np
 from keras import ops
 
-from . import _checks, _neutral, _pixels
+from . import _checks, _pixels
 
 
 def by_image(options):
@@ -36,7 +34,7 @@ class RegionInputs:
     It takes the arguments of ``losses._functional.RegionInputs``.
 
     Attributes:
-        pixels: The :class:`~sm_pixel_ce._neutral.Pixels` (its checks go on the loss).
+        pixels: The :class:`~sm_pixel_ce._pixels.Pixels` (its checks go on the loss).
         scores: ``(G, n, C)`` float32 logits (``from_logits``) or probabilities.
         from_logits, dense: As given / whether the labels are dense.
         labels: ``(G, n)`` int32 classes (ignored pixels 0), or ``(G, n, C)`` float32 labels.
@@ -47,15 +45,10 @@ class RegionInputs:
     """
 
     def __init__(self, y_true, y_pred, options, sample_weight, where):
-        axis, from_logits = options["axis"], bool(options["from_logits"])
-        logits_behind = getattr(_neutral, "logits_behind", None)  # pixel_softmax's, if known
-        logits = None if logits_behind is None else logits_behind(y_pred, axis, from_logits, where)
-        if logits is not None:
-            y_pred, from_logits = logits, True
-        pixels = _neutral.Pixels(y_true, y_pred, axis, where, binary=False)
-        pixels.scores = ops.cast(pixels.scores, "float32")
-        if not from_logits:
-            pixels.require_probabilities()
+        pixels = _pixels.flat_predictions(
+            y_true, y_pred, options["axis"], options["from_logits"], where, False, "float32"
+        )
+        from_logits = pixels.from_logits
         num_classes = pixels.num_classes
         if pixels.dense:
             labels, row_sum = pixels.dense_distributions()
@@ -226,106 +219,3 @@ def lovasz_loss(y_true, y_pred, options, where):
     else:
         loss = ops.mean(ops.take(losses, classes, axis=-1), axis=-1)
     return inputs.checked(reduce_images(loss, inputs, options))
-
-
-# --- hard-pixel mining ---------------------------------------------------------------------------
-
-
-def hardest(losses, counted, top_k):
-    """Which pixels hard-pixel mining keeps, as ``_pixels.hardest``: the ⌈top_k·n⌉ counted pixels
-    with the largest loss, the earlier pixels first among equal losses.
-
-    Args:
-        losses: Per-pixel losses ``(P,)`` (no gradient flows through the selection).
-        counted: Bool ``(P,)`` of the pixels that count, or None for all.
-        top_k: Fraction in (0, 1].
-
-    Returns:
-        A bool ``(P,)``, True for the kept pixels.
-    """
-    size = int(losses.shape[0])
-    keys = -ops.stop_gradient(ops.cast(losses, "float32"))
-    if counted is None:
-        k = _kept_count(top_k, size)
-    else:
-        keys = ops.where(counted, keys, np.inf)
-        k = _traced_kept_count(top_k, ops.sum(ops.cast(counted, "int32")))
-    order = ops.argsort(keys)
-    kept_sorted = ops.cast(ops.arange(size) < k, "int32")
-    return ops.scatter(order[:, None], kept_sorted, (size,)) > 0
-
-
-def _kept_count(top_k, n):
-    # ⌈top_k·n⌉ in float64, with _pixels.hardest's relative margin (0.3·10 gives 3).
-    return int(math.ceil(top_k * (1.0 - 1e-12) * float(n)))
-
-
-def _traced_kept_count(top_k, n):
-    """:func:`_kept_count` of a count tensor: on the host inside ``jit`` (float64 is not at hand
-    on the device without x64), at once otherwise."""
-    if not _neutral._traced(n):
-        return _kept_count(top_k, int(ops.convert_to_numpy(n)))
-    import jax
-
-    return jax.pure_callback(
-        lambda count: np.int32(_kept_count(top_k, int(count))),
-        jax.ShapeDtypeStruct((), "int32"),
-        n,
-    )
-
-
-def crossentropy(y_true, y_pred, sample_weight, options, where, binary):
-    """``pixel_bce`` (``binary``) or ``pixel_cce`` on ``keras.ops``, with hard-pixel mining when
-    ``options["top_k"]`` keeps fewer than all pixels.
-
-    Returns:
-        A float32 scalar (or the per-pixel map for ``reduction="none"``).
-    """
-    fn = _neutral.pixel_binary_crossentropy if binary else _neutral.pixel_categorical_crossentropy
-    top_k = options["top_k"]
-    if top_k is None or top_k == 1.0:
-        return fn(y_true, y_pred, sample_weight, options, where)
-    return _mined_crossentropy(fn, y_true, y_pred, sample_weight, options, where, binary)
-
-
-def _mined_crossentropy(fn, y_true, y_pred, sample_weight, options, where, binary):
-    """``fn`` (one of ``_neutral``'s cross-entropies) with ``top_k``: the per-pixel losses ranked
-    before any weight, then reduced over the kept pixels as on TensorFlow."""
-    unweighted = {**options, "reduction": "none"}
-    if not binary:
-        unweighted["class_weights"] = None
-    losses = fn(y_true, y_pred, None, unweighted, where)
-    axis, ignore_index, top_k = options["axis"], options["ignore_index"], options["top_k"]
-    class_weights = None if binary else options["class_weights"]
-    pixels = _neutral.Pixels(y_true, y_pred, axis, where, binary=binary)
-    losses = ops.reshape(losses, (-1,))
-    if binary:
-        weights = _binary_weights(pixels, ignore_index)
-        counted = None if weights is None else weights > 0
-    elif pixels.dense:
-        labels, row_sum = pixels.dense_distributions()
-        # The unweighted map is ℓ·Σy; the ranking and the reduction take ℓ.
-        losses = ops.divide_no_nan(losses, row_sum)
-        weights, counted = row_sum, row_sum > 0
-        if class_weights is not None:
-            cw = _neutral._class_weight_tensor(class_weights, pixels.scores, where)
-            weights = ops.sum(labels * cw, axis=-1)
-    else:
-        labels, counted = pixels.integer_labels(ignore_index)
-        cw = _neutral._class_weight_tensor(class_weights, pixels.scores, where)
-        weights = _neutral._integer_weights(labels, counted, cw)
-    kept = hardest(losses, counted, top_k)
-    kept = ops.cast(kept, losses.dtype)
-    weights = kept if weights is None else kept * ops.cast(weights, losses.dtype)
-    return _neutral.reduce(pixels, losses, weights, sample_weight, options["reduction"])
-
-
-def _binary_weights(pixels, ignore_index):
-    """The ``(P,)`` 0/1 weights of ``pixel_bce`` (None for all counted)."""
-    if ignore_index is None:
-        return None
-    if pixels.dense:
-        ignored = ops.any(ops.equal(ops.cast(pixels.labels, "float32"), float(ignore_index)), -1)
-        return ops.cast(ops.logical_not(ignored), "float32")
-    labels = pixels.labels
-    return ops.cast(ops.not_equal(ops.cast(labels, "int32"), ignore_index), "float32")

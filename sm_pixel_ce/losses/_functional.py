@@ -15,6 +15,7 @@ applies the loss's ``reduction`` over the images. On another Keras backend (JAX)
 import tensorflow as tf
 
 from .. import _checks, _neutral_regions, _pixels
+from .._backend import hooks
 from ..flavor import IS_TENSORFLOW
 
 try:  # TensorFlow's own XLA operations: the single-operand sort.
@@ -62,18 +63,13 @@ class RegionInputs:
     """
 
     def __init__(self, y_true, y_pred, options, sample_weight, where):
-        pixels, scores, from_logits = _pixels.flat_predictions(
-            y_true,
-            y_pred,
-            options["axis"],
-            bool(options["from_logits"]),
-            where,
-            binary=False,
-            dtype=tf.float32,
+        pixels = _pixels.flat_predictions(
+            y_true, y_pred, options["axis"], options["from_logits"], where, False, "float32"
         )
+        scores, from_logits = pixels.scores, pixels.from_logits
         num_classes = pixels.num_classes
         if pixels.dense:
-            labels, row_sum = pixels.dense_distributions(scores.dtype)
+            labels, row_sum = pixels.dense_distributions()
             valid = row_sum > 0
         else:
             labels, valid = pixels.integer_labels(options["ignore_index"])
@@ -104,7 +100,7 @@ class RegionInputs:
 
     def checked(self, value):
         """``value`` with the data checks attached (and the check that it is finite)."""
-        return _pixels.checked(self.pixels, value, tf.reduce_all(tf.math.is_finite(value)))
+        return self.pixels.checked(value, tf.reduce_all(tf.math.is_finite(value)))
 
 
 def tversky_loss(inputs, tversky, options, where):
@@ -147,7 +143,7 @@ def overlap_loss(inputs, sums, tversky, options, cw):
     smooth, eps, classes = options["smooth"], options["eps"], options["classes"]
     s_p, s_y, tp = sums
     if not _neutral_regions.by_image(options):
-        s_p, s_y, tp = (_pixels.global_sums(s) for s in (s_p, s_y, tp))
+        s_p, s_y, tp = (hooks.global_sums(s) for s in (s_p, s_y, tp))
     fp, fn = s_p - tp, s_y - tp
     score = (tp + smooth) / tf.maximum(tp + alpha * fp + beta * fn + smooth, eps)
     losses = -tf.math.log(tf.maximum(score, eps)) if options["log_loss"] else 1.0 - score
@@ -197,17 +193,17 @@ def reduce_images(loss, inputs, options):
             if reduction == "sum":
                 return total
             return tf.math.divide_no_nan(
-                total, _pixels.global_count(tf.cast(inputs.groups, loss.dtype))
+                total, hooks.global_sum(tf.cast(inputs.groups, loss.dtype))
             )
         total = tf.reduce_sum(loss * weights)
         if reduction == "sum":
             return total
-        return tf.math.divide_no_nan(total, _pixels.global_count(tf.reduce_sum(weights)))
-    share = loss[0] / tf.cast(_pixels.replicas(), loss.dtype)
+        return tf.math.divide_no_nan(total, hooks.global_sum(tf.reduce_sum(weights)))
+    share = loss[0] / tf.cast(hooks.replicas(), loss.dtype)
     if reduction != "sum":
         return share
     count = tf.cast(inputs.images, loss.dtype) if weights is None else tf.reduce_sum(weights)
-    return share * _pixels.global_count(count)
+    return share * hooks.global_sum(count)
 
 
 def _class_sums(inputs):
@@ -364,7 +360,7 @@ def _lovasz_rows(errors, labels, valid, hard, gather):
     def rows(local_errors):
         values = [local_errors, labels] + ([] if valid is None else [tf.cast(valid, tf.int32)])
         if gather:
-            values, offset = _pixels.gather_pixels(values, axis=1)
+            values, offset = hooks.gather_pixels(values, axis=1)
         else:
             offset = 0
         e, y, v = values[0], values[1], (values[2] > 0 if valid is not None else None)
@@ -373,7 +369,7 @@ def _lovasz_rows(errors, labels, valid, hard, gather):
         def grad(d_losses, _):
             step = jaccard - tf.pad(jaccard[:, :-1], [[0, 0], [1, 0]])  # J_k - J_(k-1)
             step = tf.where(counted, step, 0.0) * d_losses[:, None]
-            step = step * tf.cast(_pixels.replicas(), step.dtype) if gather else step
+            step = step * tf.cast(hooks.replicas(), step.dtype) if gather else step
             shape = tf.shape(e)
             unsorted = tf.reshape(_unsort(tf.reshape(order, [-1]), tf.reshape(step, [-1])), shape)
             return unsorted[:, offset : offset + tf.shape(local_errors)[1]]

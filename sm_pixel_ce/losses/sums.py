@@ -8,6 +8,7 @@ import tensorflow as tf
 from keras import ops
 
 from .. import _checks, _pixels
+from .._backend import hooks
 from .._registry import register
 from ..flavor import IS_TENSORFLOW, keras
 from . import _functional
@@ -265,9 +266,9 @@ class PixelLossTerm(keras.metrics.Mean):
     def update_state(self, y_true, y_pred, sample_weight=None):
         value = self._loss.share(y_true, y_pred, sample_weight)
         if IS_TENSORFLOW:
-            value = value * tf.cast(_pixels.replicas(), value.dtype)
+            value = value * tf.cast(hooks.replicas(), value.dtype)
             images = tf.cast(tf.shape(y_pred)[0], value.dtype)
-        else:  # the global batch already (see _neutral)
+        else:  # the global batch already (see _backend.generic)
             images = ops.cast(ops.shape(y_pred)[0], value.dtype)
         return super().update_state(value, sample_weight=images)
 
@@ -299,7 +300,9 @@ def _softmax_terms(pairs, y_true, y_pred, sample_weight, where):
     ):
         return None
     first = terms[0]
-    _, from_logits = _pixels.scores_of(y_pred, first.from_logits, "Softmax", where)
+    from_logits = (
+        first.from_logits or hooks.logits_behind(y_pred, first.axis, "Softmax") is not None
+    )
     y_true, y_pred = tf.convert_to_tensor(y_true), y_pred
     rank = getattr(getattr(y_pred, "shape", None), "rank", None)
     if not from_logits or rank is None or y_true.shape.rank == rank:
