@@ -16,7 +16,7 @@ import numpy as np
 from keras import ops
 
 from . import _checks
-from ._backend import hooks
+from ._backend import generic, hooks
 
 # A dense label row counts when it sums to 1 within this tolerance (or to 0: an unlabelled pixel).
 ROW_SUM_TOLERANCE = 1e-3
@@ -98,9 +98,8 @@ def smallest_normal(dtype):
     return float(np.finfo(keras.backend.standardize_dtype(dtype)).tiny)
 
 
-# Smallest normal float32: logs and powers are floored here (p^γ keeps a finite gradient for
-# γ < 1, log p a finite value), so a pixel's loss stops at 87.3.
-TINY = smallest_normal("float32")  # 1.1754944e-38
+#: The smallest normal float32 (``smallest_normal("float32")``), where logs and powers floor.
+TINY = generic.TINY
 
 
 def for_log(p):

@@ -158,18 +158,12 @@ def mean_iou_from_confusion(cm):
         A float64 scalar.
     """
     iou, present = _iou_and_presence(cm)
-    if IS_TENSORFLOW:
-        return tf.math.divide_no_nan(tf.reduce_sum(iou * present), tf.reduce_sum(present))
     return ops.divide_no_nan(ops.sum(iou * present), ops.sum(present))
 
 
 def _iou_and_presence(cm):
     """Per-class IoU (0 where undefined) and 1.0 for the classes seen in labels or predictions."""
-    if IS_TENSORFLOW:
-        true_positives = tf.linalg.diag_part(cm)
-        union = tf.reduce_sum(cm, axis=0) + tf.reduce_sum(cm, axis=1) - true_positives
-        return tf.math.divide_no_nan(true_positives, union), tf.cast(union > 0, cm.dtype)
-    cm = ops.cast(cm, "float32")
+    cm = _pixels.to_float(ops.convert_to_tensor(cm))  # float64 stays, int32 counts: float32
     true_positives = ops.diagonal(cm)
     union = ops.sum(cm, axis=0) + ops.sum(cm, axis=1) - true_positives
     return ops.divide_no_nan(true_positives, union), ops.cast(union > 0, cm.dtype)
@@ -309,8 +303,7 @@ class _ConfusionMetric(keras.metrics.Metric):
         }
 
     def _cast(self, value):
-        cast = tf.cast if IS_TENSORFLOW else ops.cast
-        return cast(value, self.dtype or "float32")
+        return ops.cast(value, self.dtype or "float32")
 
 
 @register("metric", "pixel_miou")

@@ -23,6 +23,9 @@ from keras import ops
 
 from ..flavor import BACKEND
 
+# Smallest normal float32: logs and powers are floored here (p^γ keeps a finite gradient for
+# γ < 1, log p a finite value), so a pixel's loss stops at 87.3.
+TINY = float(np.finfo(np.float32).tiny)  # 1.1754944e-38
 #: The ⌈top_k·n⌉ of hard-pixel mining is taken with this relative margin (0.3·10 gives 3).
 KEPT_MARGIN = 1.0 - 1e-12
 
@@ -196,3 +199,39 @@ def _traced_kept_count(top_k, n):
         jax.ShapeDtypeStruct((), "int32"),
         n,
     )
+
+
+def class_sums(inputs):
+    """``(Σp, Σy, TP)`` of a region loss, each ``(G, C)`` (``losses._functional.region_loss``)."""
+    weights, p = inputs.weights, inputs.probabilities()
+    if inputs.dense:
+        y = inputs.labels
+        if weights is not None:
+            p, y = p * weights[..., None], y * weights[..., None]
+        s_p, s_y = ops.sum(p, axis=1), ops.sum(y, axis=1)
+        return s_p, s_y, (s_p + s_y - ops.sum(ops.abs(p - y), axis=1)) / 2
+    hit = ops.one_hot(inputs.labels, inputs.num_classes, dtype="float32")
+    if weights is not None:
+        p = p * weights[..., None]
+    y = hit if weights is None else hit * weights[..., None]
+    return ops.sum(p, axis=1), ops.sum(y, axis=1), ops.sum(p * hit, axis=1)
+
+
+def lovasz_rows(errors, labels, valid, hard, gather, extension):
+    """``(ℓ, Σ labels)`` of each row of ``errors`` ``(R, n)``: the errors in decreasing order by
+    a stable argsort (the pixels that do not count last), ``extension`` of them; the gradient is
+    the backend's, the sort's subgradient."""
+    keys = -errors
+    if valid is not None:
+        keys = ops.where(valid, keys, np.inf)  # not counted: after every error
+    order = ops.stop_gradient(ops.argsort(keys, axis=-1))
+    e = ops.take_along_axis(errors, order, axis=-1)
+    y = ops.take_along_axis(labels, order, axis=-1)
+    if valid is None:
+        ones = ops.ones_like(y)
+    else:
+        counted = ops.take_along_axis(valid, order, axis=-1)
+        e = ops.where(counted, e, 0.0)
+        ones = ops.cast(counted, y.dtype)
+    losses, label_sums, _ = extension(e, y, ones)
+    return losses, label_sums

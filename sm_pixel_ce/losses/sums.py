@@ -282,7 +282,7 @@ def _softmax_terms(pairs, y_true, y_pred, sample_weight, where):
     When every term is a ``pixel_cce`` (without label smoothing) or an overlap loss, all with the
     same ``axis``, ``from_logits`` and ``ignore_index`` (the overlap losses also the same
     ``per_image``), on an integer mask and predictions with logits, the terms share the flattened
-    inputs, their checks and one :func:`~sm_pixel_ce.losses._functional.softmax_statistics`:
+    inputs, their checks and one ``softmax_statistics`` (``_backend.tensorflow``):
     each pixel's ``log p_y`` for the cross-entropies and the per-class sums for the others. The
     value and gradient are those of the terms added one by one, except that a pixel's
     cross-entropy stops at 87.3 (``p_y`` below 1.2e-38; its gradient does not stop).
@@ -311,10 +311,10 @@ def _softmax_terms(pairs, y_true, y_pred, sample_weight, where):
     inputs = _functional.RegionInputs(y_true, y_pred, overlaps[0].options(), sample_weight, where)
     num_classes = inputs.num_classes
     hit = tf.equal(inputs.labels[..., None], tf.range(num_classes))
-    s_p, tp, log_p_y = _functional.softmax_statistics(
-        inputs.scores, hit, inputs.weights, inputs.lanes
+    s_p, tp, log_p_y = hooks.softmax_statistics(
+        inputs.scores, hit, inputs.weights, hooks.wide(inputs)
     )
-    sums = (s_p, _functional.label_sums(inputs.labels, inputs.weights, num_classes), tp)
+    sums = (s_p, hooks.label_sums(inputs.labels, inputs.weights, num_classes), tp)
     cross_entropy = -tf.reshape(log_p_y, [-1])
     total = None
     for weight, term in pairs:
