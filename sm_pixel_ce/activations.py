@@ -1,11 +1,12 @@
 """``pixel_softmax``: a softmax over the class axis of every pixel, and its layer
 ``PixelSoftmax``."""
 
-import tensorflow as tf
+from keras import ops
 
-from . import _checks, _neutral
+from . import _checks, _pixels
+from ._backend import hooks
 from ._registry import register
-from .flavor import IS_TENSORFLOW, keras
+from .flavor import keras
 
 
 @register("activation")
@@ -18,7 +19,7 @@ def pixel_softmax(x, axis=-1):
     are kept on the output (``_keras_logits``, as Keras's own softmax does), so that
     ``pixel_cce`` computes from them, fused and stable. On another backend (JAX) an array
     takes no attributes: the logits wait in a side table for as long as the output lives, and
-    ``pixel_cce`` of that output finds them there (see ``_neutral``).
+    ``pixel_cce`` of that output finds them there (see ``_backend.generic``).
 
     Args:
         x: Logits, e.g. ``(N, H, W, C)``; at least 2-D. Defaults: none.
@@ -34,17 +35,12 @@ def pixel_softmax(x, axis=-1):
         ...                 activation="pixel_softmax")
         >>> model.compile("adam", loss="pixel_cce")
     """
-    if not IS_TENSORFLOW:
-        return _neutral.pixel_softmax(x, axis)
-    x = tf.convert_to_tensor(x)
-    _checks.class_axis(axis, x.shape.rank, "pixel_softmax", min_rank=2)
-    if x.dtype in (tf.float16, tf.bfloat16):
-        x = tf.cast(x, tf.float32)
-    output = tf.nn.softmax(x, axis=axis)
-    try:
-        output._keras_logits = x
-    except AttributeError:  # a C-level tensor type that takes no attributes
-        pass
+    x = ops.convert_to_tensor(x)
+    class_axis = _checks.class_axis(axis, len(x.shape), "pixel_softmax", min_rank=2)
+    if _pixels.dtype_name(x) in ("float16", "bfloat16"):
+        x = ops.cast(x, "float32")
+    output = ops.softmax(x, axis=axis)
+    hooks.remember(output, x, class_axis)
     return output
 
 

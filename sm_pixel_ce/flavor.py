@@ -9,7 +9,7 @@ import time, so the flavour is fixed for the life of the process:
 Everything in sm_pixel_ce builds on ``flavor.keras``, the ``tf.keras`` that segmentation_models
 itself uses when ``SM_FRAMEWORK=tf.keras``. Keras 3 may run on another backend
 (``KERAS_BACKEND=jax`` or ``torch``): ``BACKEND`` names it, and the objects then take their
-backend-neutral path (see ``_neutral``).
+hooks (see ``_backend``).
 """
 
 import os

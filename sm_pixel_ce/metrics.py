@@ -16,7 +16,8 @@ import re
 import tensorflow as tf
 from keras import ops
 
-from . import _checks, _neutral, _pixels
+from . import _checks, _pixels
+from ._backend import hooks
 from ._registry import register
 from .flavor import IS_TENSORFLOW, keras
 
@@ -50,14 +51,14 @@ def pixel_confusion_matrix(
             return _weighted_confusion(
                 y_true, y_pred, num_classes, ignore_index, axis, sample_weight, where
             )
-        return _neutral.confusion_counts(y_true, y_pred, num_classes, ignore_index, axis, where)
+        return _confusion_counts(y_true, y_pred, num_classes, ignore_index, axis, where)
     pixels = _pixels.Pixels(y_true, y_pred, axis, where, binary=False)
     if num_classes is not None and pixels.num_classes != num_classes:
         raise ValueError(
             f"{where}: the predictions have {pixels.num_classes} classes on axis {axis}; expected "
             f"num_classes={num_classes}. Received predictions of shape {tuple(pixels.pred_shape)}."
         )
-    predicted = tf.argmax(pixels.flatten_scores(y_pred), axis=-1, output_type=tf.int32)
+    predicted = tf.argmax(pixels.scores, axis=-1, output_type=tf.int32)
     if pixels.dense:
         labels = tf.argmax(pixels.labels, axis=-1, output_type=tf.int32)
         valid = tf.reduce_any(tf.not_equal(pixels.labels, 0.0), axis=-1)
@@ -66,8 +67,7 @@ def pixel_confusion_matrix(
     weights = tf.ones_like(predicted, tf.float64) if valid is None else tf.cast(valid, tf.float64)
     if sample_weight is not None:
         weights = weights * tf.cast(pixels.pixel_sample_weight(sample_weight), tf.float64)
-    with tf.control_dependencies(pixels.checks):
-        weights = tf.identity(weights)
+    weights = hooks.depend(weights, pixels.checks)
     return tf.math.confusion_matrix(
         labels, predicted, num_classes=pixels.num_classes, weights=weights, dtype=tf.float64
     )
@@ -83,7 +83,7 @@ def _weighted_confusion(y_true, y_pred, num_classes, ignore_index, axis, sample_
     TensorFlow): the weights summed in float32 per chunk of ``_CHUNK`` pixels, then over the
     chunks, so that a cell's rounding error grows with ``_CHUNK`` and the chunk count's log,
     not with the pixel count."""
-    pixels, labels, predicted, valid = _neutral.argmax_pairs(
+    pixels, labels, predicted, valid = _argmax_pairs(
         y_true, y_pred, num_classes, ignore_index, axis, where
     )
     c = pixels.num_classes
@@ -96,6 +96,40 @@ def _weighted_confusion(y_true, y_pred, num_classes, ignore_index, axis, sample_
     partial = ops.segment_sum(weights, cell, num_segments=chunks * c * c)
     counts = ops.sum(ops.reshape(partial, (chunks, c, c)), axis=0)
     return pixels.checked(counts, True)
+
+
+def _argmax_pairs(y_true, y_pred, num_classes, ignore_index, axis, where):
+    """The checked pixels of a confusion count: ``(pixels, labels, predicted, valid)``, the
+    ``(P,)`` int32 labels and argmax predictions and the bool ``(P,)`` of counted pixels (None:
+    all)."""
+    pixels = _pixels.Pixels(y_true, y_pred, axis, where, binary=False)
+    if num_classes is not None and pixels.num_classes != num_classes:
+        raise ValueError(
+            f"{where}: the predictions have {pixels.num_classes} classes on axis {axis}; expected "
+            f"num_classes={num_classes}. Received predictions of shape {pixels.pred_shape}."
+        )
+    predicted = ops.cast(ops.argmax(pixels.scores, axis=-1), "int32")
+    if pixels.dense:
+        labels = ops.cast(ops.argmax(pixels.labels, axis=-1), "int32")
+        valid = ops.any(ops.not_equal(pixels.labels, 0), axis=-1)
+    else:
+        labels, valid = pixels.integer_labels(ignore_index)
+    return pixels, labels, predicted, valid
+
+
+def _confusion_counts(y_true, y_pred, num_classes, ignore_index, axis, where):
+    """The ``(C, C)`` int32 confusion counts of per-pixel argmax predictions (rows: labels), as
+    ``metrics.pixel_confusion_matrix`` without sample weights."""
+    pixels, labels, predicted, valid = _argmax_pairs(
+        y_true, y_pred, num_classes, ignore_index, axis, where
+    )
+    c = pixels.num_classes
+    cell = labels * c + predicted
+    if valid is not None:
+        cell = ops.where(valid, cell, c * c)  # an extra cell, dropped below
+    ones = ops.ones_like(cell)
+    counts = ops.segment_sum(ones, cell, num_segments=c * c + 1)[: c * c]
+    return pixels.checked(ops.reshape(counts, (c, c)), True)
 
 
 def iou_from_confusion(cm):
@@ -124,18 +158,12 @@ def mean_iou_from_confusion(cm):
         A float64 scalar.
     """
     iou, present = _iou_and_presence(cm)
-    if IS_TENSORFLOW:
-        return tf.math.divide_no_nan(tf.reduce_sum(iou * present), tf.reduce_sum(present))
     return ops.divide_no_nan(ops.sum(iou * present), ops.sum(present))
 
 
 def _iou_and_presence(cm):
     """Per-class IoU (0 where undefined) and 1.0 for the classes seen in labels or predictions."""
-    if IS_TENSORFLOW:
-        true_positives = tf.linalg.diag_part(cm)
-        union = tf.reduce_sum(cm, axis=0) + tf.reduce_sum(cm, axis=1) - true_positives
-        return tf.math.divide_no_nan(true_positives, union), tf.cast(union > 0, cm.dtype)
-    cm = ops.cast(cm, "float32")
+    cm = _pixels.to_float(ops.convert_to_tensor(cm))  # float64 stays, int32 counts: float32
     true_positives = ops.diagonal(cm)
     union = ops.sum(cm, axis=0) + ops.sum(cm, axis=1) - true_positives
     return ops.divide_no_nan(true_positives, union), ops.cast(union > 0, cm.dtype)
@@ -275,8 +303,7 @@ class _ConfusionMetric(keras.metrics.Metric):
         }
 
     def _cast(self, value):
-        cast = tf.cast if IS_TENSORFLOW else ops.cast
-        return cast(value, self.dtype or "float32")
+        return ops.cast(value, self.dtype or "float32")
 
 
 @register("metric", "pixel_miou")

@@ -163,7 +163,7 @@ class TestPixelCCE:
         (the floored log: 87.3 at a gap of 200)."""
         import gc
 
-        from sm_pixel_ce import _neutral
+        from sm_pixel_ce._backend import generic as _neutral
 
         gc.collect()
         before = len(_neutral._LOGITS)

@@ -8,7 +8,7 @@ import inspect
 import tensorflow as tf
 from keras import ops
 
-from .. import _pixels
+from .._backend import hooks
 from .._version import __version__
 from ..flavor import IS_KERAS_3, IS_TENSORFLOW, keras
 
@@ -83,7 +83,7 @@ class _PixelLoss(keras.losses.Loss):
                 and self.reduction == "sum_over_batch_size"
                 and getattr(self, "_allow_sum_over_batch_size", False)
             ):
-                value = value * tf.cast(_pixels.replicas(), value.dtype)
+                value = value * tf.cast(hooks.replicas(), value.dtype)
             return value
 
     def share(self, y_true, y_pred, sample_weight=None):

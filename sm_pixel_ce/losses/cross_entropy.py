@@ -5,11 +5,11 @@ dense or integer labels, and reduce to the weighted mean ``Σ w·ℓ / Σ w`` ov
 Both take a focal term (``focal_gamma``) and hard-pixel mining (``top_k``) for rare classes.
 """
 
-import tensorflow as tf
+from keras import ops
 
-from .. import _checks, _neutral_regions, _pixels
+from .. import _checks, _pixels
+from .._backend import hooks
 from .._registry import register, serializable
-from ..flavor import IS_TENSORFLOW
 from ._base import _PixelLoss
 from ._options import (
     AXIS,
@@ -117,68 +117,61 @@ def pixel_categorical_crossentropy(y_true, y_pred, sample_weight, options, where
         >>> loss = pixel_categorical_crossentropy(y_true, y_pred, ignore_index=255)
         >>> model.compile("adam", loss="pixel_cce")  # or PixelCategoricalCrossentropy(...)
     """
-    if not IS_TENSORFLOW:
-        return _neutral_regions.crossentropy(
-            y_true, y_pred, sample_weight, options, where, binary=False
-        )
-    pixels, scores, from_logits = _pixels.flat_predictions(
+    pixels = _pixels.flat_predictions(
         y_true, y_pred, options["axis"], options["from_logits"], where, binary=False
     )
+    scores = pixels.scores
     cw = _pixels.class_weight_tensor(
         options["class_weights"], pixels.num_classes, scores.dtype, where
     )
     if pixels.dense:
-        losses, weights, counted = _dense_categorical(pixels, scores, from_logits, cw, options)
+        labels, row_sum = pixels.dense_distributions()
+        weights = row_sum if cw is None else ops.einsum("pc,c->p", labels, cw)
+        losses, counted = _dense_categorical(pixels, labels, options), row_sum > 0
     else:
         labels, valid = pixels.integer_labels(options["ignore_index"])
-        if from_logits and not options["label_smoothing"]:
-            cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(
-                labels=labels, logits=scores
-            )
+        if pixels.from_logits and not options["label_smoothing"]:
+            cross_entropy = hooks.sparse_softmax_cross_entropy(labels, scores)
             return sparse_cross_entropy_mean(
                 pixels, cross_entropy, labels, valid, cw, options, sample_weight
             )
-        losses = _sparse_categorical(labels, scores, from_logits, options)
+        losses = _sparse_categorical(pixels, labels, options)
         weights, counted = _integer_weights(labels, valid, cw, scores.dtype), valid
     weights = _mine(losses, counted, weights, options["top_k"])
     return _pixels.reduce(pixels, losses, weights, sample_weight, options["reduction"])
 
 
-def _dense_categorical(pixels, scores, from_logits, cw, options):
-    """``(losses, weights, counted)`` of dense labels: each pixel's cross-entropy with its
-    (smoothed) distribution, its weight ``Σ_c y_c·w[c]`` and whether it is labelled."""
+def _dense_categorical(pixels, labels, options):
+    """Each pixel's cross-entropy with its (smoothed) dense distribution ``labels``."""
     label_smoothing, focal_gamma = options["label_smoothing"], options["focal_gamma"]
-    labels, row_sum = pixels.dense_distributions(scores.dtype)
-    weights = row_sum if cw is None else tf.einsum("pc,c->p", labels, cw)
-    target = labels
+    scores, target = pixels.scores, labels
     if label_smoothing:
         target = labels * (1.0 - label_smoothing) + label_smoothing / pixels.num_classes
     if focal_gamma:
-        losses = -tf.reduce_sum(target * _focal_log_p(scores, from_logits, focal_gamma), -1)
-    elif from_logits:
-        losses = tf.nn.softmax_cross_entropy_with_logits(labels=target, logits=scores)
-    else:
-        losses = -tf.reduce_sum(target * _log_probabilities(scores), axis=-1)
-    return losses, weights, row_sum > 0
+        return -ops.sum(target * _focal_log_p(scores, pixels.from_logits, focal_gamma), axis=-1)
+    if pixels.from_logits:
+        return hooks.softmax_cross_entropy(target, scores)
+    return -ops.sum(target * ops.log(_clipped_probabilities(scores)), axis=-1)
 
 
-def _sparse_categorical(labels, scores, from_logits, options):
+def _sparse_categorical(pixels, labels, options):
     """Each pixel's cross-entropy with its integer label (smoothed), unfused."""
     label_smoothing, focal_gamma = options["label_smoothing"], options["focal_gamma"]
+    scores, from_logits = pixels.scores, pixels.from_logits
     if not (from_logits or label_smoothing or focal_gamma):
         # The usual case on plain probabilities: the log of each pixel's one probability, not
         # of all C.
-        picked = tf.gather(scores, labels[:, None], batch_dims=1)[:, 0]
-        return -tf.math.log(_for_log(picked / tf.reduce_sum(scores, axis=-1)))
+        picked = hooks.pick(scores, labels)
+        return -ops.log(_pixels.for_log(picked / ops.sum(scores, axis=-1)))
     if focal_gamma:
         log_p = _focal_log_p(scores, from_logits, focal_gamma)
     elif from_logits:
-        log_p = tf.nn.log_softmax(scores, axis=-1)
+        log_p = ops.log_softmax(scores, axis=-1)
     else:
-        log_p = _log_probabilities(scores)
-    losses = -tf.gather(log_p, labels[:, None], batch_dims=1)[:, 0]
+        log_p = ops.log(_clipped_probabilities(scores))
+    losses = -hooks.pick(log_p, labels)
     if label_smoothing:
-        losses = (1.0 - label_smoothing) * losses - label_smoothing * tf.reduce_mean(log_p, axis=-1)
+        losses = (1.0 - label_smoothing) * losses - label_smoothing * ops.mean(log_p, axis=-1)
     return losses
 
 
@@ -201,7 +194,7 @@ def sparse_cross_entropy_mean(pixels, cross_entropy, labels, valid, cw, options,
     losses = cross_entropy
     if options["focal_gamma"]:
         # ℓ = (1 - p_y)^γ·ce with p_y = exp(-ce): per pixel, on the fused kernel's output.
-        losses = losses * _focal_factor(-tf.math.expm1(-losses), options["focal_gamma"])
+        losses = losses * _pixels.focal_factor(-ops.expm1(-losses), options["focal_gamma"])
     weights = _mine(losses, valid, weights, options["top_k"])
     return _pixels.reduce(pixels, losses, weights, sample_weight, options["reduction"])
 
@@ -209,11 +202,9 @@ def sparse_cross_entropy_mean(pixels, cross_entropy, labels, valid, cw, options,
 def _integer_weights(labels, valid, cw, dtype):
     """Each pixel's weight: its class's (or 1), 0 where not valid; None for all 1."""
     if cw is not None:
-        weights = tf.gather(cw, labels)
-        if valid is not None:
-            weights = tf.where(valid, weights, tf.zeros_like(weights))
-        return weights
-    return None if valid is None else tf.cast(valid, dtype)
+        weights = hooks.gather(cw, labels)
+        return weights if valid is None else ops.where(valid, weights, 0.0)
+    return None if valid is None else ops.cast(valid, dtype)
 
 
 @serializable
@@ -246,92 +237,73 @@ def pixel_binary_crossentropy(y_true, y_pred, sample_weight, options, where):
         >>> model = sm.Unet("resnet18", encoder_weights=None, classes=7, activation="sigmoid")
         >>> model.compile("adam", loss="pixel_bce")
     """
-    if not IS_TENSORFLOW:
-        return _neutral_regions.crossentropy(
-            y_true, y_pred, sample_weight, options, where, binary=True
-        )
-    pixels, scores, from_logits = _pixels.flat_predictions(
+    pixels = _pixels.flat_predictions(
         y_true, y_pred, options["axis"], options["from_logits"], where, binary=True
     )
-    labels, weights = _binary_labels(pixels, scores.dtype, options["ignore_index"], where)
-    label_smoothing, focal_gamma = options["label_smoothing"], options["focal_gamma"]
+    labels, weights = _binary_labels(pixels, options["ignore_index"], where)
+    label_smoothing = options["label_smoothing"]
     if label_smoothing:
         labels = labels * (1.0 - label_smoothing) + 0.5 * label_smoothing
-    if from_logits:
-        losses = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=scores)
-        if focal_gamma:
-            # 1 - p'_c from the logits: exact for confident pixels, where 1 - sigmoid rounds to 0.
-            miss = labels * tf.sigmoid(-scores) + (1.0 - labels) * tf.sigmoid(scores)
-            losses = losses * _focal_factor(miss, focal_gamma)
-    else:
-        p = _for_log(scores)
-        losses = -(labels * tf.math.log(p) + (1.0 - labels) * tf.math.log(_for_log(1.0 - p)))
-        if focal_gamma:
-            miss = labels * (1.0 - p) + (1.0 - labels) * p
-            losses = losses * _focal_factor(miss, focal_gamma)
-    losses = tf.reduce_mean(losses, axis=-1)
+    terms = _binary_terms(pixels.scores, labels, pixels.from_logits, options["focal_gamma"])
+    losses = ops.mean(terms, axis=-1)
     counted = None if weights is None else weights > 0
     weights = _mine(losses, counted, weights, options["top_k"])
     return _pixels.reduce(pixels, losses, weights, sample_weight, options["reduction"])
 
 
-def _binary_labels(pixels, dtype, ignore_index, where):
+def _binary_terms(scores, labels, from_logits, focal_gamma):
+    """The elementwise sigmoid cross-entropy ``(P, C)``, times the focal factor when set."""
+    if from_logits:
+        losses = hooks.sigmoid_cross_entropy(labels, scores)
+        # 1 - p'_c from the logits: exact for confident pixels, where 1 - sigmoid rounds to 0.
+        miss = labels * ops.sigmoid(-scores) + (1.0 - labels) * ops.sigmoid(scores)
+    else:
+        p = _pixels.for_log(scores)
+        losses = -(labels * ops.log(p) + (1.0 - labels) * ops.log(_pixels.for_log(1.0 - p)))
+        miss = labels * (1.0 - p) + (1.0 - labels) * p
+    return losses * _pixels.focal_factor(miss, focal_gamma) if focal_gamma else losses
+
+
+def _binary_labels(pixels, ignore_index, where):
     """``(labels, weights)`` of ``pixel_bce``: ``(P, C)`` targets in [0, 1] (an integer mask
     one-hot encoded) and the 0/1 pixel weights (None: every pixel counts)."""
+    dtype, num_classes = _pixels.dtype_name(pixels.scores), pixels.num_classes
     if not pixels.dense:
-        labels, valid = pixels.integer_labels(ignore_index, num_values=max(pixels.num_classes, 2))
-        if pixels.num_classes == 1:
-            labels = tf.cast(labels, dtype)[:, None]
+        labels, valid = pixels.integer_labels(ignore_index, num_values=max(num_classes, 2))
+        if num_classes == 1:
+            labels = ops.cast(labels, dtype)[:, None]
         else:
-            labels = tf.one_hot(labels, pixels.num_classes, dtype=dtype)
-        return labels, None if valid is None else tf.cast(valid, dtype)
-    labels = tf.cast(pixels.labels, dtype)
-    weights = None
-    in_range = tf.logical_and(labels >= 0, labels <= 1)
+            labels = ops.one_hot(labels, num_classes, dtype=dtype)
+        return labels, None if valid is None else ops.cast(valid, dtype)
+    raw = ops.cast(pixels.labels, dtype)
+    labels, weights = raw, None
+    in_range = ops.logical_and(raw >= 0, raw <= 1)
     if ignore_index is not None:
-        ignored = tf.reduce_any(tf.equal(labels, float(ignore_index)), axis=-1)
-        weights = tf.cast(tf.logical_not(ignored), dtype)
-        in_range = tf.logical_or(in_range, ignored[:, None])
-        labels = tf.where(ignored[:, None], tf.zeros_like(labels), labels)
-    pixels.checks += _checks.data(
-        tf.reduce_all(in_range),
+        ignored = ops.any(ops.equal(raw, float(ignore_index)), axis=-1)
+        weights = ops.cast(ops.logical_not(ignored), dtype)
+        in_range = ops.logical_or(in_range, ignored[:, None])
+        labels = ops.where(ignored[:, None], 0.0, raw)
+    pixels.require(
+        ops.all(in_range),
         _pixels.binary_labels_out_of_range(where, ignore_index),
-        tf.reduce_min(pixels.labels),
-        tf.reduce_max(pixels.labels),
+        *hooks.extremes(raw),
     )
     return labels, weights
 
 
-def _for_log(p):
-    """``p`` clipped to ``[smallest normal, 1]`` of its dtype, the rule of every backend for
-    plain probabilities (``_pixels.smallest_normal``); the gradient passes on the closed
-    interval."""
-    return tf.clip_by_value(p, _pixels.smallest_normal(p.dtype), 1.0)
-
-
 def _clipped_probabilities(probabilities):
     """Probabilities renormalised along the classes (as Keras does), clipped for a log."""
-    return _for_log(probabilities / tf.reduce_sum(probabilities, axis=-1, keepdims=True))
-
-
-def _log_probabilities(probabilities):
-    return tf.math.log(_clipped_probabilities(probabilities))
-
-
-def _focal_factor(miss, gamma):
-    """``(1 - p)^γ`` from ``miss = 1 - p``, floored at the smallest normal number (a finite
-    gradient for γ < 1)."""
-    return tf.pow(tf.maximum(miss, _pixels.smallest_normal(miss.dtype)), gamma)
+    return _pixels.for_log(probabilities / ops.sum(probabilities, axis=-1, keepdims=True))
 
 
 def _focal_log_p(scores, from_logits, gamma):
     """``(1 - p_c)^γ·log p_c`` per class: from log-softmax for logits, else from the
-    renormalised probabilities clipped for a log (``_for_log``)."""
+    renormalised probabilities clipped for a log (``_pixels.for_log``)."""
     if from_logits:
-        log_p = tf.nn.log_softmax(scores, axis=-1)
-        return _focal_factor(-tf.math.expm1(log_p), gamma) * log_p
+        log_p = ops.log_softmax(scores, axis=-1)
+        return _pixels.focal_factor(-ops.expm1(log_p), gamma) * log_p
     p = _clipped_probabilities(scores)
-    return _focal_factor(1.0 - p, gamma) * tf.math.log(p)
+    return _pixels.focal_factor(1.0 - p, gamma) * ops.log(p)
 
 
 def _mine(losses, counted, weights, top_k):
@@ -340,8 +312,8 @@ def _mine(losses, counted, weights, top_k):
         return weights
     kept = _pixels.hardest(losses, counted, top_k)
     if weights is None:
-        return tf.cast(kept, losses.dtype)
-    return tf.where(kept, weights, tf.zeros_like(weights))
+        return ops.cast(kept, losses.dtype)
+    return ops.where(kept, weights, 0.0)
 
 
 @register("loss", "pixel_cce", "pixel_categorical_crossentropy")

@@ -8,6 +8,7 @@ import tensorflow as tf
 from keras import ops
 
 from .. import _checks, _pixels
+from .._backend import hooks
 from .._registry import register
 from ..flavor import IS_TENSORFLOW, keras
 from . import _functional
@@ -265,9 +266,9 @@ class PixelLossTerm(keras.metrics.Mean):
     def update_state(self, y_true, y_pred, sample_weight=None):
         value = self._loss.share(y_true, y_pred, sample_weight)
         if IS_TENSORFLOW:
-            value = value * tf.cast(_pixels.replicas(), value.dtype)
+            value = value * tf.cast(hooks.replicas(), value.dtype)
             images = tf.cast(tf.shape(y_pred)[0], value.dtype)
-        else:  # the global batch already (see _neutral)
+        else:  # the global batch already (see _backend.generic)
             images = ops.cast(ops.shape(y_pred)[0], value.dtype)
         return super().update_state(value, sample_weight=images)
 
@@ -281,7 +282,7 @@ def _softmax_terms(pairs, y_true, y_pred, sample_weight, where):
     When every term is a ``pixel_cce`` (without label smoothing) or an overlap loss, all with the
     same ``axis``, ``from_logits`` and ``ignore_index`` (the overlap losses also the same
     ``per_image``), on an integer mask and predictions with logits, the terms share the flattened
-    inputs, their checks and one :func:`~sm_pixel_ce.losses._functional.softmax_statistics`:
+    inputs, their checks and one ``softmax_statistics`` (``_backend.tensorflow``):
     each pixel's ``log p_y`` for the cross-entropies and the per-class sums for the others. The
     value and gradient are those of the terms added one by one, except that a pixel's
     cross-entropy stops at 87.3 (``p_y`` below 1.2e-38; its gradient does not stop).
@@ -299,7 +300,9 @@ def _softmax_terms(pairs, y_true, y_pred, sample_weight, where):
     ):
         return None
     first = terms[0]
-    _, from_logits = _pixels.scores_of(y_pred, first.from_logits, "Softmax", where)
+    from_logits = (
+        first.from_logits or hooks.logits_behind(y_pred, first.axis, "Softmax") is not None
+    )
     y_true, y_pred = tf.convert_to_tensor(y_true), y_pred
     rank = getattr(getattr(y_pred, "shape", None), "rank", None)
     if not from_logits or rank is None or y_true.shape.rank == rank:
@@ -308,10 +311,10 @@ def _softmax_terms(pairs, y_true, y_pred, sample_weight, where):
     inputs = _functional.RegionInputs(y_true, y_pred, overlaps[0].options(), sample_weight, where)
     num_classes = inputs.num_classes
     hit = tf.equal(inputs.labels[..., None], tf.range(num_classes))
-    s_p, tp, log_p_y = _functional.softmax_statistics(
-        inputs.scores, hit, inputs.weights, inputs.lanes
+    s_p, tp, log_p_y = hooks.softmax_statistics(
+        inputs.scores, hit, inputs.weights, hooks.wide(inputs)
     )
-    sums = (s_p, _functional.label_sums(inputs.labels, inputs.weights, num_classes), tp)
+    sums = (s_p, hooks.label_sums(inputs.labels, inputs.weights, num_classes), tp)
     cross_entropy = -tf.reshape(log_p_y, [-1])
     total = None
     for weight, term in pairs:

@@ -1,0 +1,237 @@
+"""The hooks of every other Keras backend (JAX, PyTorch): ``keras.ops`` formulas, eager or host
+checks, a side table of logits, sorts.
+
+* **Logits behind a softmax in a side table.** A JAX array (or tracer) takes no attributes, so
+  ``pixel_softmax`` records ``id(output) -> (weak reference to output, logits, class axis)`` in
+  ``_LOGITS``; a loss of that very output (same object, same class axis) computes from the
+  logits, fused. The entry goes when the output dies (the weak reference's callback), so tracing
+  leaves nothing behind. Probabilities not found there take the clipped log, as on TensorFlow.
+* **Data checks inside ``jit``** run on the host through one ``jax.debug.callback`` per loss, fed
+  a few scalars that XLA fuses into the loss's own passes: the step raises the same
+  ``ValueError`` text, wrapped by JAX in a ``JaxRuntimeError`` (as TensorFlow's graph wraps it in
+  an ``InvalidArgumentError``). Called eagerly (and always on PyTorch) they raise at once.
+* **No replica context.** Keras's JAX distribution computes the loss on the global batch (one
+  program over sharded arrays), so every sum, count and sort is global already.
+"""
+
+import functools
+import math
+import weakref
+
+import numpy as np
+from keras import ops
+
+from ..flavor import BACKEND
+
+# Smallest normal float32: logs and powers are floored here (p^γ keeps a finite gradient for
+# γ < 1, log p a finite value), so a pixel's loss stops at 87.3.
+TINY = float(np.finfo(np.float32).tiny)  # 1.1754944e-38
+#: The ⌈top_k·n⌉ of hard-pixel mining is taken with this relative margin (0.3·10 gives 3).
+KEPT_MARGIN = 1.0 - 1e-12
+
+#: id(softmax output) -> (weak reference to it, its logits, its class axis >= 0). Keyed by id:
+#: JAX arrays and tracers are weakly referenceable but not hashable.
+_LOGITS = {}
+
+
+def _forget(key, ref):
+    """The weak reference's callback: drop the entry of a dead output (and only its own)."""
+    entry = _LOGITS.get(key)
+    if entry is not None and entry[0] is ref:
+        _LOGITS.pop(key, None)
+
+
+def remember(output, logits, axis):
+    """Record the ``logits`` behind the softmax ``output`` over the class axis ``axis``."""
+    key = id(output)
+    try:
+        ref = weakref.ref(output, functools.partial(_forget, key))
+    except TypeError:  # not weakly referenceable: no fused route, the clipped log instead
+        return
+    _LOGITS[key] = (ref, logits, axis)
+
+
+def logits_behind(y_pred, axis, op_type):
+    """The logits behind ``y_pred`` when it is a live ``pixel_softmax`` output over the class
+    axis ``axis`` (``op_type`` "Softmax"), else None."""
+    entry = _LOGITS.get(id(y_pred))
+    if op_type != "Softmax" or entry is None or entry[0]() is not y_pred:
+        return None
+    _, logits, softmax_axis = entry
+    return logits if axis % len(logits.shape) == softmax_axis else None
+
+
+def traced(value):
+    """Whether ``value`` is an abstract value being traced (inside ``jax.jit``)."""
+    if BACKEND != "jax":
+        return False
+    import jax
+
+    return isinstance(value, jax.core.Tracer)
+
+
+def _raise_unless(message, condition, *values):
+    # ops.convert_to_numpy, not np.asarray: a torch tensor must leave autograd and its device.
+    if not bool(ops.convert_to_numpy(condition)):
+        shown = ", ".join(_show(ops.convert_to_numpy(v)) for v in values)
+        raise ValueError(message + (f" Received: {shown}" if shown else ""))
+
+
+def _show(value):
+    array = np.asarray(value)
+    return str(array.item()) if array.ndim == 0 else str(array.tolist())
+
+
+def require(checks, condition, message, *values):
+    """Raise now when ``condition`` is concrete, else stage it in ``checks`` (inside ``jit``)."""
+    if traced(condition):
+        checks.append((condition, message, values))
+    else:
+        _raise_unless(message, condition, *values)
+
+
+def drops_assertions():
+    return False
+
+
+def attach(checks, poison, value):
+    """``value``, with the staged checks run on the host: one callback, which raises the first
+    that fails."""
+    if checks:
+        import jax
+
+        jax.debug.callback(
+            functools.partial(_raise_first, [(m, len(v)) for _, m, v in checks]),
+            *[part for condition, _, values in checks for part in (condition, *values)],
+        )
+    return value
+
+
+def _raise_first(layout, *parts):
+    at = 0
+    for message, count in layout:
+        _raise_unless(message, *parts[at : at + 1 + count])
+        at += 1 + count
+
+
+def depend(value, checks):
+    return value
+
+
+def extremes(x):
+    """``(min, max)`` of ``x``."""
+    return ops.min(x), ops.max(x)
+
+
+def softmax_cross_entropy(target, logits):
+    """``-Σ t·log_softmax(z) = lse(z)·Σt - Σ t·z``: the log-softmax is never formed."""
+    lse = ops.logsumexp(logits, axis=-1)
+    return lse * ops.sum(target, axis=-1) - ops.sum(target * logits, axis=-1)
+
+
+def sparse_softmax_cross_entropy(labels, logits):
+    """``lse(z) - z_y``: the label picked with a compare, not a gather (whose gradient is a
+    scatter); under ``jax.jit`` faster than ``take_along_axis`` alone."""
+    return ops.logsumexp(logits, axis=-1) - pick(logits, labels)
+
+
+def sigmoid_cross_entropy(labels, logits):
+    """``softplus(z) - z·y``: TensorFlow's ``sigmoid_cross_entropy_with_logits`` in one op
+    fewer."""
+    return ops.softplus(logits) - logits * labels
+
+
+def pick(values, labels):
+    """Each row's value at its label: ``values`` ``(P, C)``, ``labels`` ``(P,)`` int32."""
+    hit = ops.equal(labels[:, None], ops.arange(values.shape[-1], dtype=labels.dtype))
+    return ops.sum(ops.where(hit, values, 0.0), axis=-1)
+
+
+def gather(table, indices):
+    """``table[indices]`` of a ``(C,)`` table and int32 indices in range."""
+    return ops.take(table, indices)
+
+
+def replicas():
+    return 1
+
+
+def global_sum(value):
+    return value
+
+
+def global_sums(local):
+    return local
+
+
+def gather_pixels(values, axis):
+    return values, 0
+
+
+def hardest(losses, counted, top_k):
+    """Which pixels hard-pixel mining keeps: a stable argsort of the losses (earlier pixels
+    first among equal losses)."""
+    size = int(losses.shape[0])
+    keys = -ops.stop_gradient(ops.cast(losses, "float32"))
+    if counted is None:
+        k = _kept_count(top_k, size)
+    else:
+        keys = ops.where(counted, keys, np.inf)
+        k = _traced_kept_count(top_k, ops.sum(ops.cast(counted, "int32")))
+    order = ops.argsort(keys)
+    kept_sorted = ops.cast(ops.arange(size) < k, "int32")
+    return ops.scatter(order[:, None], kept_sorted, (size,)) > 0
+
+
+def _kept_count(top_k, n):
+    return int(math.ceil(top_k * KEPT_MARGIN * float(n)))
+
+
+def _traced_kept_count(top_k, n):
+    """:func:`_kept_count` of a count tensor: on the host inside ``jit`` (float64 is not at hand
+    on the device without x64), at once otherwise."""
+    if not traced(n):
+        return _kept_count(top_k, int(ops.convert_to_numpy(n)))
+    import jax
+
+    return jax.pure_callback(
+        lambda count: np.int32(_kept_count(top_k, int(count))),
+        jax.ShapeDtypeStruct((), "int32"),
+        n,
+    )
+
+
+def class_sums(inputs):
+    """``(Σp, Σy, TP)`` of a region loss, each ``(G, C)`` (``losses._functional.region_loss``)."""
+    weights, p = inputs.weights, inputs.probabilities()
+    if inputs.dense:
+        y = inputs.labels
+        if weights is not None:
+            p, y = p * weights[..., None], y * weights[..., None]
+        s_p, s_y = ops.sum(p, axis=1), ops.sum(y, axis=1)
+        return s_p, s_y, (s_p + s_y - ops.sum(ops.abs(p - y), axis=1)) / 2
+    hit = ops.one_hot(inputs.labels, inputs.num_classes, dtype="float32")
+    if weights is not None:
+        p = p * weights[..., None]
+    y = hit if weights is None else hit * weights[..., None]
+    return ops.sum(p, axis=1), ops.sum(y, axis=1), ops.sum(p * hit, axis=1)
+
+
+def lovasz_rows(errors, labels, valid, hard, gather, extension):
+    """``(ℓ, Σ labels)`` of each row of ``errors`` ``(R, n)``: the errors in decreasing order by
+    a stable argsort (the pixels that do not count last), ``extension`` of them; the gradient is
+    the backend's, the sort's subgradient."""
+    keys = -errors
+    if valid is not None:
+        keys = ops.where(valid, keys, np.inf)  # not counted: after every error
+    order = ops.stop_gradient(ops.argsort(keys, axis=-1))
+    e = ops.take_along_axis(errors, order, axis=-1)
+    y = ops.take_along_axis(labels, order, axis=-1)
+    if valid is None:
+        ones = ops.ones_like(y)
+    else:
+        counted = ops.take_along_axis(valid, order, axis=-1)
+        e = ops.where(counted, e, 0.0)
+        ones = ops.cast(counted, y.dtype)
+    losses, label_sums, _ = extension(e, y, ones)
+    return losses, label_sums
