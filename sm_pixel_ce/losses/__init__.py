@@ -9,7 +9,7 @@ labels, ``axis`` -1 or 1, ``ignore_index``, float32 math, fused on softmax outpu
 * ``mcc``: ``pixel_mcc``, the Matthews correlation loss per class (segmentation_models_pytorch's
   ``MCCLoss``); ``boundary``: ``pixel_boundary``, Kervadec et al.'s boundary loss on signed
   distance maps (``distance_maps``) and its ``alpha`` ramp (``BoundaryAlphaSchedule``), both on
-  ``keras.ops`` over the backend's flattening (``_inputs``);
+  ``keras.ops`` over the region losses' flattening (``_functional``);
 * ``sums``: ``a + b``, ``w * a`` of any of them, and ``"pixel_cce_dice"``.
 
 ``_options`` declares a loss's options once (its function's signature, its class's constructor and

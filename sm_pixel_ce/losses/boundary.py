@@ -6,11 +6,12 @@ import numbers
 
 from keras import ops
 
-from .. import _checks
+from .. import _checks, _pixels
 from .._registry import register, serializable
 from ..flavor import BACKEND, keras
-from . import _inputs, _options
+from . import _options
 from ._base import _PixelLoss
+from ._functional import RegionInputs
 from ._overlap import OVERLAP
 from .distance_maps import signed_distance_maps
 
@@ -93,10 +94,10 @@ def pixel_boundary_loss(y_true, y_pred, sample_weight, options, where):
         counted = ops.logical_not(ops.any(ops.isnan(maps), axis=-1))
         maps = ops.where(counted[..., None], maps, 0.0)
         zeros = ops.zeros(ops.shape(maps)[:-1], "int32")
-        inputs = _inputs.RegionInputs(zeros, y_pred, {**grouped, "ignore_index": None}, None, where)
+        inputs = RegionInputs(zeros, y_pred, {**grouped, "ignore_index": None}, None, where)
         weights = ops.reshape(ops.cast(counted, "float32"), (-1,))
     else:
-        inputs = _inputs.RegionInputs(y_true, y_pred, grouped, None, where)
+        inputs = RegionInputs(y_true, y_pred, grouped, None, where)
         maps = _label_maps(inputs, image)
         weights = None if inputs.weights is None else ops.reshape(inputs.weights, (-1,))
     num_classes, classes = inputs.num_classes, options["classes"]
@@ -105,7 +106,7 @@ def pixel_boundary_loss(y_true, y_pred, sample_weight, options, where):
     if classes is not None:
         terms = ops.take(terms, classes, axis=-1)
     losses = options["alpha"] * ops.reshape(ops.mean(terms, axis=-1), (-1,))
-    return _inputs.reduce_pixels(
+    return _pixels.reduce(
         inputs.pixels, losses, weights, sample_weight, options["reduction"]
     )
 

@@ -4,10 +4,11 @@ class one-vs-rest and averaged over the classes."""
 from keras import ops
 
 from .. import _checks
-from .._neutral_regions import by_image, check_overlap_class_weights
+from .._backend import hooks
 from .._registry import register, serializable
-from . import _inputs, _options
+from . import _options
 from ._base import _PixelLoss
+from ._functional import RegionInputs, by_image, check_overlap_class_weights, reduce_images
 from ._overlap import OVERLAP
 
 _OVERLAP = {o.name: o for o in OVERLAP.options}
@@ -66,7 +67,7 @@ def pixel_mcc_loss(y_true, y_pred, sample_weight, options, where):
         >>> loss = pixel_mcc_loss(y_true, y_pred, ignore_index=255)
         >>> model.compile("adam", loss="pixel_mcc")      # or PixelMCCLoss(...)
     """
-    inputs = _inputs.RegionInputs(y_true, y_pred, options, sample_weight, where)
+    inputs = RegionInputs(y_true, y_pred, options, sample_weight, where)
     num_classes, classes = inputs.num_classes, options["classes"]
     class_weights = options["class_weights"]
     check_overlap_class_weights(num_classes, classes, class_weights, where)
@@ -86,7 +87,7 @@ def pixel_mcc_loss(y_true, y_pred, sample_weight, options, where):
         counted = ops.sum(weights, axis=1, keepdims=True)
     sums = [_class_sums(p_m), _class_sums(y_m), _class_sums(overlap), counted]
     if not by_image(options):
-        sums = [_inputs.global_sums(s) for s in sums]
+        sums = [hooks.global_sums(s) for s in sums]
     s_p, s_y, tp, n = sums
     eps = options["eps"]
     fp, fn, tn = s_p - tp + eps, s_y - tp + eps, n - s_p - s_y + tp + eps
@@ -100,7 +101,7 @@ def pixel_mcc_loss(y_true, y_pred, sample_weight, options, where):
     else:
         w = [float(class_weights[c]) for c in (classes or range(num_classes))]
         loss = ops.sum(losses * ops.convert_to_tensor(w, losses.dtype), axis=-1) / sum(w)
-    return inputs.checked(_inputs.reduce_images(loss, inputs, options))
+    return inputs.checked(reduce_images(loss, inputs, options))
 
 
 def _class_sums(x):
