@@ -303,6 +303,7 @@ class TestConfig:
             "class_weights": [0.5, 1.0, 2.0],
             "ignore_index": 255,
             "focal_gamma": 0.0,
+            "focal_alpha": None,
             "top_k": None,
             "reduction": "sum",
             "name": "my_cce",
