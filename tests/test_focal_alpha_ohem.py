@@ -3,6 +3,12 @@
 torchvision, MONAI, SMP and MMSegmentation), Keras's ``CategoricalFocalCrossentropy``, saved and
 reloaded, and the checks' errors."""
 
+import json
+import os
+import re
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -11,6 +17,7 @@ from focal_alpha_ohem_cases import (
     C,
     check_focal_alpha_bce,
     check_focal_alpha_cce,
+    check_ohem,
     check_pos_weight,
     data,
     one_hot,
@@ -39,6 +46,10 @@ def test_focal_alpha_cce():
 
 def test_focal_alpha_bce():
     check_focal_alpha_bce(value_and_grad)
+
+
+def test_ohem():
+    check_ohem(value_and_grad)
 
 
 def test_pos_weight():
@@ -78,6 +89,7 @@ def test_options_save_and_reload():
         PixelCategoricalCrossentropy(focal_alpha=[0.2, 1.0, 3.0], focal_gamma=1.0),
         PixelBinaryCrossentropy(focal_alpha=0.25),
         PixelBinaryCrossentropy(pos_weight=POS_WEIGHT, label_smoothing=0.1),
+        PixelCategoricalCrossentropy(ohem_threshold=0.7, min_kept=3, ignore_index=255),
     ]
     logits, labels = data(void=False)
     for loss in losses:
@@ -96,10 +108,17 @@ def test_options_save_and_reload():
         (lambda: PixelBinaryCrossentropy(focal_alpha=[0.2, 2.0]), "must be in [0, 1]"),
         (lambda: PixelBinaryCrossentropy(pos_weight=[1.0, -2.0]), "must be finite and >= 0"),
         (lambda: PixelBinaryCrossentropy(pos_weight="a"), "a sequence of numbers"),
+        (lambda: PixelCategoricalCrossentropy(ohem_threshold=0.0), "a probability in (0, 1]"),
+        (lambda: PixelCategoricalCrossentropy(ohem_threshold=0.7, min_kept=-1), "integer >= 0"),
+        (lambda: PixelCategoricalCrossentropy(min_kept=10), "only applies with `ohem_threshold`"),
+        (
+            lambda: PixelCategoricalCrossentropy(ohem_threshold=0.7, top_k=0.2),
+            "`top_k` and `ohem_threshold` both choose",
+        ),
     ],
 )
 def test_bad_options_raise(make, message):
-    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(ValueError, match=re.escape(message)):
         make()
 
 
@@ -111,3 +130,43 @@ def test_per_class_lengths_must_match_the_classes():
         pixel_binary_crossentropy(labels, logits, from_logits=True, focal_alpha=[0.5])
     with pytest.raises(ValueError, match="`pos_weight` needs one weight per class"):
         pixel_binary_crossentropy(labels, logits, from_logits=True, pos_weight=[1.0, 2.0])
+
+
+@pytest.mark.one_flavor
+def test_ohem_spec_by_name():
+    """``compare``'s spec ``pixel_cce(ohem_threshold=0.7,min_kept=100)`` builds that loss; OHEM
+    with ``top_k`` is refused by the spec too; ``--variants all`` holds none of the options."""
+    from sm_pixel_ce.compare.specs import parse_spec
+    from sm_pixel_ce.compare.variants import BUILT_IN, loss_for
+
+    loss = loss_for("pixel_cce(ohem_threshold=0.7,min_kept=100)", None, 3, ignore_index=255)
+    config = loss.get_config()
+    assert (config["ohem_threshold"], config["min_kept"], config["ignore_index"]) == (0.7, 100, 255)
+    with pytest.raises(ValueError, match="both choose"):
+        parse_spec("pixel_cce(ohem_threshold=0.7,top_k=0.2)")
+    specs = [spec for spec, _ in BUILT_IN.values() if spec]
+    assert not [s for s in specs if any(w in s for w in ("ohem", "pos_weight", "focal_alpha"))]
+
+
+@pytest.mark.one_flavor  # the same hook as top_k's, whose distributed test runs in both flavours
+def test_ohem_is_global_under_mirrored_strategy():
+    """``min_kept`` per image of the global batch, chosen among both replicas' pixels: the
+    replicas' shares add up to the one-device loss (and MMSegmentation's sampler on the whole
+    batch), gradients included, where choosing per replica gives another value."""
+    script = os.path.join(os.path.dirname(__file__), "ohem_distributed_check.py")
+    result = subprocess.run(
+        [sys.executable, script],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "TF_CONFIG"},
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["replicas"] == 2
+    np.testing.assert_allclose(report["distributed"], report["single"], rtol=1e-5)
+    np.testing.assert_allclose(report["mmseg"], report["single"], rtol=1e-5)
+    assert report["max_gradient_difference"] <= 1e-6 * report["max_gradient"]
+    assert abs(report["per_replica"] - report["single"]) > 0.05
+    # Fewer pixels than min_kept·N lie below the threshold: min_kept·N of the global batch kept.
+    assert report["below_threshold"] < report["kept"] == report["expected_kept"] == 4 * 10

@@ -305,6 +305,8 @@ class TestConfig:
             "focal_gamma": 0.0,
             "focal_alpha": None,
             "top_k": None,
+            "ohem_threshold": None,
+            "min_kept": 0,
             "reduction": "sum",
             "name": "my_cce",
             "dtype": None,

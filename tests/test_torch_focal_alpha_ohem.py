@@ -5,7 +5,12 @@ tests/test_torch_focal_alpha_ohem.py``."""
 
 import numpy as np
 import pytest
-from focal_alpha_ohem_cases import check_focal_alpha_bce, check_focal_alpha_cce, check_pos_weight
+from focal_alpha_ohem_cases import (
+    check_focal_alpha_bce,
+    check_focal_alpha_cce,
+    check_ohem,
+    check_pos_weight,
+)
 
 from sm_pixel_ce.flavor import BACKEND
 
@@ -34,3 +39,7 @@ def test_focal_alpha_bce():
 
 def test_pos_weight():
     check_pos_weight(value_and_grad)
+
+
+def test_ohem():
+    check_ohem(value_and_grad)

@@ -5,6 +5,8 @@ dense or integer labels, and reduce to the weighted mean ``Σ w·ℓ / Σ w`` ov
 Both take a focal term (``focal_gamma``) and hard-pixel mining (``top_k``) for rare classes.
 """
 
+import math
+
 import keras
 import numpy as np
 from keras import ops
@@ -53,6 +55,40 @@ TOP_K = Option(
     '``reduction="none"`` the pixels not kept are 0. Defaults to None.',
 )
 
+OHEM_THRESHOLD = Option(
+    "ohem_threshold",
+    None,
+    _checks.ohem_threshold,
+    "OHEM by threshold ``t`` in (0, 1] (MMSegmentation's ``OHEMPixelSampler(thresh)``): only "
+    "the counted pixels whose label-class probability is below ``t`` enter the loss, at least "
+    "``min_kept`` per image (the least probable); None for all. Not with ``top_k``. "
+    "Defaults to None.",
+)
+MIN_KEPT = Option(
+    "min_kept",
+    0,
+    _checks.min_kept,
+    "With ``ohem_threshold``: the least number of pixels kept per image of the batch "
+    "(MMSegmentation's ``min_kept``, times the global batch size under ``tf.distribute``). "
+    "Defaults to 0.",
+)
+
+
+def _mining_together(options, where):
+    """``top_k`` and OHEM are two ways to choose the pixels: one at a time."""
+    if options["top_k"] is not None and options["ohem_threshold"] is not None:
+        raise ValueError(
+            f"{where}: `top_k` and `ohem_threshold` both choose the pixels that count; give one. "
+            f"Received: top_k={options['top_k']}, ohem_threshold={options['ohem_threshold']}"
+        )
+    if options["min_kept"] and options["ohem_threshold"] is None:
+        raise ValueError(
+            f"{where}: `min_kept` only applies with `ohem_threshold` (for a fraction of the "
+            f"hardest pixels use `top_k`). Received: min_kept={options['min_kept']}, "
+            "ohem_threshold=None"
+        )
+
+
 #: ``pixel_cce``'s options, in its function's order.
 CATEGORICAL = Options(
     AXIS,
@@ -71,6 +107,9 @@ CATEGORICAL = Options(
     FOCAL_GAMMA,
     FOCAL_ALPHA,
     TOP_K,
+    OHEM_THRESHOLD,
+    MIN_KEPT,
+    together=_mining_together,
 )
 #: ``pixel_bce``'s options: ``pixel_cce``'s but the class weights.
 BINARY = Options(
@@ -116,7 +155,10 @@ def pixel_categorical_crossentropy(y_true, y_pred, sample_weight, options, where
     scales terms as in Keras (per image ``(N,)`` or per pixel ``(N, H, W)``). With ``top_k``
     only the ⌈top_k·n⌉ counted pixels of largest ``ℓᵢ`` (ranked before any weight) enter both
     sums (DeepLab's ``top_k_percent_pixels``); under ``tf.distribute`` they are chosen among
-    the pixels of all replicas, as on one device.
+    the pixels of all replicas, as on one device. With ``ohem_threshold`` (not with ``top_k``)
+    only the counted pixels whose label probability is below it, and at least ``min_kept`` per
+    image (the least probable), enter both sums: MMSegmentation's ``OHEMPixelSampler``
+    (examples/losses_focal_pos_weight_ohem.md), global under ``tf.distribute`` as ``top_k``.
 
     Labels and predictions are flattened to ``(pixels, C)`` by one operation; channels_first
     tensors (``axis=1``) are transposed to channels-last first. When ``y_pred`` is the output of
@@ -155,6 +197,7 @@ def pixel_categorical_crossentropy(y_true, y_pred, sample_weight, options, where
         labels, row_sum = pixels.dense_distributions()
         weights = row_sum if cw is None else ops.einsum("pc,c->p", labels, cw)
         losses, counted = _dense_categorical(pixels, labels, options, alpha), row_sum > 0
+        nll = _dense_label_nll(pixels, labels, row_sum) if options["ohem_threshold"] else None
     else:
         labels, valid = pixels.integer_labels(options["ignore_index"])
         if pixels.from_logits and not options["label_smoothing"]:
@@ -164,7 +207,8 @@ def pixel_categorical_crossentropy(y_true, y_pred, sample_weight, options, where
             )
         losses = _sparse_categorical(pixels, labels, options, alpha)
         weights, counted = _integer_weights(labels, valid, cw, scores.dtype), valid
-    weights = _mine(losses, counted, weights, options["top_k"])
+        nll = _sparse_label_nll(pixels, labels) if options["ohem_threshold"] else None
+    weights = _mine(losses, counted, weights, options, pixels, nll)
     return _pixels.reduce(pixels, losses, weights, sample_weight, options["reduction"])
 
 
@@ -230,7 +274,8 @@ def sparse_cross_entropy_mean(pixels, cross_entropy, labels, valid, cw, options,
         labels, valid: As :meth:`~sm_pixel_ce._pixels.Pixels.integer_labels` returns them.
         cw: The ``(C,)`` class weights, or None.
         options: The checked options of :func:`pixel_categorical_crossentropy` (its
-            ``focal_gamma``, ``focal_alpha``, ``top_k`` and ``reduction`` are read).
+            ``focal_gamma``, ``focal_alpha``, ``top_k``, ``ohem_threshold``, ``min_kept`` and
+            ``reduction`` are read).
         sample_weight: As for :func:`pixel_categorical_crossentropy`.
 
     Returns:
@@ -244,7 +289,7 @@ def sparse_cross_entropy_mean(pixels, cross_entropy, labels, valid, cw, options,
     if options["focal_alpha"] is not None:
         alpha = _per_class(options["focal_alpha"], pixels.num_classes, losses.dtype, pixels.where)
         losses = losses * hooks.gather(alpha, labels)
-    weights = _mine(losses, valid, weights, options["top_k"])
+    weights = _mine(losses, valid, weights, options, pixels, cross_entropy)
     return _pixels.reduce(pixels, losses, weights, sample_weight, options["reduction"])
 
 
@@ -306,7 +351,7 @@ def pixel_binary_crossentropy(y_true, y_pred, sample_weight, options, where):
         terms = terms * (alpha * labels + (1.0 - alpha) * (1.0 - labels))
     losses = ops.mean(terms, axis=-1)
     counted = None if weights is None else weights > 0
-    weights = _mine(losses, counted, weights, options["top_k"])
+    weights = _mine(losses, counted, weights, options, pixels)
     return _pixels.reduce(pixels, losses, weights, sample_weight, options["reduction"])
 
 
@@ -372,14 +417,52 @@ def _focal_log_p(scores, from_logits, gamma):
     return _pixels.focal_factor(1.0 - p, gamma) * ops.log(p)
 
 
-def _mine(losses, counted, weights, top_k):
-    """The pixel weights with the pixels hard-pixel mining drops set to 0."""
-    if top_k is None or top_k == 1.0:
+def _mine(losses, counted, weights, options, pixels, nll=None):
+    """The pixel weights with the pixels hard-pixel mining drops set to 0: ``top_k``'s hardest
+    by ``losses``, or OHEM's by each pixel's ``nll = -log p_y`` (``ohem_threshold``)."""
+    top_k, threshold = options["top_k"], options.get("ohem_threshold")
+    if threshold is not None:
+        kept = _ohem_kept(nll, counted, threshold, options["min_kept"], pixels)
+    elif top_k is None or top_k == 1.0:
         return weights
-    kept = _pixels.hardest(losses, counted, top_k)
+    else:
+        kept = _pixels.hardest(losses, counted, top_k)
     if weights is None:
         return ops.cast(kept, losses.dtype)
     return ops.where(kept, weights, 0.0)
+
+
+def _ohem_kept(nll, counted, threshold, min_kept, pixels):
+    """MMSegmentation's ``OHEMPixelSampler``: the counted pixels whose label probability
+    ``exp(-nll)`` is below ``threshold``, and the ``min_kept`` per image (of the global batch)
+    least probable, chosen by the hook of ``top_k`` (exact under ``tf.distribute``)."""
+    nll = ops.stop_gradient(nll)
+    kept = nll > -math.log(threshold)
+    if counted is not None:
+        kept = ops.logical_and(kept, counted)
+    if min_kept:
+        images = hooks.global_sum(ops.cast(pixels.spatial_shape[0], "int32"))
+        kept = ops.logical_or(kept, hooks.hardest(nll, counted, count=min_kept * images))
+    return kept
+
+
+def _sparse_label_nll(pixels, labels):
+    """``-log p_y`` per pixel of an integer mask, from the logits or the renormalised
+    probabilities (clipped for the log), for OHEM's choice."""
+    if pixels.from_logits:
+        return hooks.sparse_softmax_cross_entropy(labels, pixels.scores)
+    scores = pixels.scores
+    return -ops.log(_pixels.for_log(hooks.pick(scores, labels) / ops.sum(scores, axis=-1)))
+
+
+def _dense_label_nll(pixels, labels, row_sum):
+    """``-log Σ_c y_c p_c / Σ_c y_c`` per pixel of dense labels (``-log p_y`` for one-hot)."""
+    if pixels.from_logits:
+        p = ops.softmax(pixels.scores, axis=-1)
+    else:
+        p = pixels.scores / ops.sum(pixels.scores, axis=-1, keepdims=True)
+    q = ops.sum(labels * p, axis=-1) / ops.maximum(row_sum, 1e-30)
+    return -ops.log(_pixels.for_log(q))
 
 
 @register("loss", "pixel_cce", "pixel_categorical_crossentropy")
@@ -396,6 +479,7 @@ class PixelCategoricalCrossentropy(_PixelLoss):
         >>> loss = PixelCategoricalCrossentropy(class_weights=[0.2] + [1.0] * 6, ignore_index=255)
         >>> model.compile("adam", loss=loss)   # or simply loss="pixel_cce"
         >>> hard = PixelCategoricalCrossentropy(focal_gamma=2.0, top_k=0.25, ignore_index=255)
+        >>> ohem = PixelCategoricalCrossentropy(ohem_threshold=0.7, min_kept=10000)
     """
 
     _fn = staticmethod(pixel_categorical_crossentropy)
