@@ -77,11 +77,8 @@ def focal_gamma(value, where, name="focal_gamma"):
 
 def top_k(value, where, name="top_k"):
     """Validate the hard-pixel fraction: None, or a number in (0, 1]."""
-    if value is None:
-        return None
-    return _number(
+    return _fraction_or_none(
         value,
-        lambda v: 0.0 < v <= 1.0,
         f"{where}: `{name}` must be a fraction of the counted pixels in (0, 1], or None for "
         f"every pixel. Received: {name}={value!r}",
     )
@@ -115,11 +112,8 @@ def pos_weight(value, where, name="pos_weight"):
 
 def ohem_threshold(value, where, name="ohem_threshold"):
     """Validate the OHEM probability threshold: None (off), or a number in (0, 1]."""
-    if value is None:
-        return None
-    return _number(
+    return _fraction_or_none(
         value,
-        lambda v: 0.0 < v <= 1.0,
         f"{where}: `{name}` must be a probability in (0, 1] (the pixels whose target-class "
         f"probability is below it are kept), or None. Received: {name}={value!r}",
     )
@@ -135,7 +129,13 @@ def min_kept(value, where, name="min_kept"):
     return int(value)
 
 
-def _per_class_values(value, where, name):
+def _fraction_or_none(value, message):
+    """None, or ``value`` as a float in (0, 1]; else a ValueError with ``message``."""
+    return None if value is None else _number(value, lambda v: 0.0 < v <= 1.0, message)
+
+
+def _per_class_values(value, where, name, what="value"):
+    """``value`` as a 1-D float64 array of one ``what`` per class, else a ValueError."""
     try:
         values = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
@@ -145,7 +145,7 @@ def _per_class_values(value, where, name):
         ) from None
     if values.ndim != 1 or values.size == 0:
         raise ValueError(
-            f"{where}: `{name}` must be a 1-D sequence, one value per class. "
+            f"{where}: `{name}` must be a 1-D sequence, one {what} per class. "
             f"Received shape {values.shape}."
         )
     return values
@@ -173,18 +173,7 @@ def class_weights(value, where, name="class_weights"):
     """Validate per-class weights; returns a list of floats (as a config holds it) or None."""
     if value is None:
         return None
-    try:
-        weights = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{where}: `{name}` must be a sequence of numbers, one per class. "
-            f"Received: {name}={value!r}"
-        ) from None
-    if weights.ndim != 1 or weights.size == 0:
-        raise ValueError(
-            f"{where}: `{name}` must be a 1-D sequence, one weight per class. "
-            f"Received shape {weights.shape}."
-        )
+    weights = _per_class_values(value, where, name, "weight")
     if not np.all(np.isfinite(weights)) or np.any(weights < 0):
         raise ValueError(
             f"{where}: `{name}` must be finite and >= 0. Received: {name}={weights.tolist()}"

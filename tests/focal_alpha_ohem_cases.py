@@ -202,3 +202,7 @@ def check_ohem(value_and_grad):
         labels, logits, from_logits=True, ohem_threshold=1e-6, min_kept=1000, ignore_index=255
     )
     np.testing.assert_allclose(everything, pixel_cce(labels, logits, ignore_index=255), rtol=REL)
+
+
+#: Every check above, for one parametrized test per backend.
+CHECKS = (check_focal_alpha_cce, check_focal_alpha_bce, check_pos_weight, check_ohem)

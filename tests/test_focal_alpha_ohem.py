@@ -3,25 +3,13 @@
 torchvision, MONAI, SMP and MMSegmentation), Keras's ``CategoricalFocalCrossentropy``, saved and
 reloaded, and the checks' errors."""
 
-import json
-import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from focal_alpha_ohem_cases import (
-    POS_WEIGHT,
-    C,
-    check_focal_alpha_bce,
-    check_focal_alpha_cce,
-    check_ohem,
-    check_pos_weight,
-    data,
-    one_hot,
-)
+from focal_alpha_ohem_cases import CHECKS, POS_WEIGHT, C, data, one_hot
+from test_focal_topk import gradient as value_and_grad
 
 from sm_pixel_ce import (
     PixelBinaryCrossentropy,
@@ -32,28 +20,9 @@ from sm_pixel_ce import (
 from sm_pixel_ce.flavor import keras
 
 
-def value_and_grad(fn, x):
-    z = tf.constant(x)
-    with tf.GradientTape() as tape:
-        tape.watch(z)
-        value = fn(z)
-    return value.numpy(), tape.gradient(value, z).numpy()
-
-
-def test_focal_alpha_cce():
-    check_focal_alpha_cce(value_and_grad)
-
-
-def test_focal_alpha_bce():
-    check_focal_alpha_bce(value_and_grad)
-
-
-def test_ohem():
-    check_ohem(value_and_grad)
-
-
-def test_pos_weight():
-    check_pos_weight(value_and_grad)
+@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
+def test_matches_the_references(check):
+    check(value_and_grad)
 
 
 def test_pos_weight_equals_torch_bce_with_logits():
@@ -146,27 +115,3 @@ def test_ohem_spec_by_name():
         parse_spec("pixel_cce(ohem_threshold=0.7,top_k=0.2)")
     specs = [spec for spec, _ in BUILT_IN.values() if spec]
     assert not [s for s in specs if any(w in s for w in ("ohem", "pos_weight", "focal_alpha"))]
-
-
-@pytest.mark.one_flavor  # the same hook as top_k's, whose distributed test runs in both flavours
-def test_ohem_is_global_under_mirrored_strategy():
-    """``min_kept`` per image of the global batch, chosen among both replicas' pixels: the
-    replicas' shares add up to the one-device loss (and MMSegmentation's sampler on the whole
-    batch), gradients included, where choosing per replica gives another value."""
-    script = os.path.join(os.path.dirname(__file__), "ohem_distributed_check.py")
-    result = subprocess.run(
-        [sys.executable, script],
-        capture_output=True,
-        text=True,
-        env={k: v for k, v in os.environ.items() if k != "TF_CONFIG"},
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["replicas"] == 2
-    np.testing.assert_allclose(report["distributed"], report["single"], rtol=1e-5)
-    np.testing.assert_allclose(report["mmseg"], report["single"], rtol=1e-5)
-    assert report["max_gradient_difference"] <= 1e-6 * report["max_gradient"]
-    assert abs(report["per_replica"] - report["single"]) > 0.05
-    # Fewer pixels than min_kept·N lie below the threshold: min_kept·N of the global batch kept.
-    assert report["below_threshold"] < report["kept"] == report["expected_kept"] == 4 * 10

@@ -4,12 +4,7 @@ TensorFlow and torch files (tests/focal_alpha_ohem_cases.py). Run with ``KERAS_B
 python -m pytest -m jax tests/test_jax_focal_alpha_ohem.py``."""
 
 import pytest
-from focal_alpha_ohem_cases import (
-    check_focal_alpha_bce,
-    check_focal_alpha_cce,
-    check_ohem,
-    check_pos_weight,
-)
+from focal_alpha_ohem_cases import CHECKS
 
 from sm_pixel_ce.flavor import BACKEND
 
@@ -25,17 +20,6 @@ def value_and_grad(f, x):
     return jax.jit(jax.value_and_grad(f))(x)
 
 
-def test_focal_alpha_cce():
-    check_focal_alpha_cce(value_and_grad)
-
-
-def test_focal_alpha_bce():
-    check_focal_alpha_bce(value_and_grad)
-
-
-def test_pos_weight():
-    check_pos_weight(value_and_grad)
-
-
-def test_ohem():
-    check_ohem(value_and_grad)
+@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
+def test_matches_the_references(check):
+    check(value_and_grad)

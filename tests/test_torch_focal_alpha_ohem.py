@@ -5,12 +5,7 @@ tests/test_torch_focal_alpha_ohem.py``."""
 
 import numpy as np
 import pytest
-from focal_alpha_ohem_cases import (
-    check_focal_alpha_bce,
-    check_focal_alpha_cce,
-    check_ohem,
-    check_pos_weight,
-)
+from focal_alpha_ohem_cases import CHECKS
 
 from sm_pixel_ce.flavor import BACKEND
 
@@ -29,17 +24,6 @@ def value_and_grad(f, x):
     return value.detach().numpy(), gradient.numpy()
 
 
-def test_focal_alpha_cce():
-    check_focal_alpha_cce(value_and_grad)
-
-
-def test_focal_alpha_bce():
-    check_focal_alpha_bce(value_and_grad)
-
-
-def test_pos_weight():
-    check_pos_weight(value_and_grad)
-
-
-def test_ohem():
-    check_ohem(value_and_grad)
+@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
+def test_matches_the_references(check):
+    check(value_and_grad)
