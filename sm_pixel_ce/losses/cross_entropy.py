@@ -2,7 +2,9 @@
 
 Both flatten labels and predictions to (pixels, classes) the same way (see ``_pixels``), accept
 dense or integer labels, and reduce to the weighted mean ``Σ w·ℓ / Σ w`` over counted pixels.
-Both take a focal term (``focal_gamma``) and hard-pixel mining (``top_k``) for rare classes.
+Both take a focal term (``focal_gamma``, ``focal_alpha``) and hard-pixel mining (``top_k``) for
+rare classes; ``pixel_cce`` OHEM by threshold (``ohem_threshold``, ``min_kept``), ``pixel_bce``
+PyTorch's ``pos_weight`` (examples/losses_focal_pos_weight_ohem.md).
 """
 
 import math
