@@ -77,32 +77,103 @@ def focal_gamma(value, where, name="focal_gamma"):
 
 def top_k(value, where, name="top_k"):
     """Validate the hard-pixel fraction: None, or a number in (0, 1]."""
-    if value is None:
-        return None
-    return _number(
+    return _fraction_or_none(
         value,
-        lambda v: 0.0 < v <= 1.0,
         f"{where}: `{name}` must be a fraction of the counted pixels in (0, 1], or None for "
         f"every pixel. Received: {name}={value!r}",
     )
+
+
+def focal_alpha(value, where, name="focal_alpha"):
+    """Validate ``pixel_cce``'s focal alpha: None, a finite number >= 0, or one per class (a
+    list of floats, as a config holds it)."""
+    return _scalar_or_per_class(value, where, name, lambda v: np.isfinite(v) and v >= 0, ">= 0")
+
+
+def binary_focal_alpha(value, where, name="focal_alpha"):
+    """Validate ``pixel_bce``'s focal alpha (torchvision's ``alpha``): None, a number in [0, 1],
+    or one per class."""
+    return _scalar_or_per_class(value, where, name, lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
+
+
+def pos_weight(value, where, name="pos_weight"):
+    """Validate ``pixel_bce``'s positive-class weights: None, or one finite number >= 0 per
+    class (PyTorch's ``BCEWithLogitsLoss(pos_weight=...)``)."""
+    if value is None:
+        return None
+    weights = _per_class_values(value, where, name)
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+        raise ValueError(
+            f"{where}: `{name}` must be finite and >= 0, one per class. "
+            f"Received: {name}={weights.tolist()}"
+        )
+    return [float(w) for w in weights]
+
+
+def ohem_threshold(value, where, name="ohem_threshold"):
+    """Validate the OHEM probability threshold: None (off), or a number in (0, 1]."""
+    return _fraction_or_none(
+        value,
+        f"{where}: `{name}` must be a probability in (0, 1] (the pixels whose target-class "
+        f"probability is below it are kept), or None. Received: {name}={value!r}",
+    )
+
+
+def min_kept(value, where, name="min_kept"):
+    """Validate OHEM's least number of pixels kept per image: an integer >= 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(
+            f"{where}: `{name}` must be an integer >= 0 (pixels kept per image at least). "
+            f"Received: {name}={value!r}"
+        )
+    return int(value)
+
+
+def _fraction_or_none(value, message):
+    """None, or ``value`` as a float in (0, 1]; else a ValueError with ``message``."""
+    return None if value is None else _number(value, lambda v: 0.0 < v <= 1.0, message)
+
+
+def _per_class_values(value, where, name, what="value"):
+    """``value`` as a 1-D float64 array of one ``what`` per class, else a ValueError."""
+    try:
+        values = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{where}: `{name}` must be a sequence of numbers, one per class. "
+            f"Received: {name}={value!r}"
+        ) from None
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(
+            f"{where}: `{name}` must be a 1-D sequence, one {what} per class. "
+            f"Received shape {values.shape}."
+        )
+    return values
+
+
+def _scalar_or_per_class(value, where, name, within, wanted):
+    if value is None:
+        return None
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
+        return _number(
+            value,
+            within,
+            f"{where}: `{name}` must be a number {wanted}, one per class, or None. "
+            f"Received: {name}={value!r}",
+        )
+    values = _per_class_values(value, where, name)
+    if not all(within(v) for v in values):
+        raise ValueError(
+            f"{where}: every `{name}` must be {wanted}. Received: {name}={values.tolist()}"
+        )
+    return [float(v) for v in values]
 
 
 def class_weights(value, where, name="class_weights"):
     """Validate per-class weights; returns a list of floats (as a config holds it) or None."""
     if value is None:
         return None
-    try:
-        weights = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{where}: `{name}` must be a sequence of numbers, one per class. "
-            f"Received: {name}={value!r}"
-        ) from None
-    if weights.ndim != 1 or weights.size == 0:
-        raise ValueError(
-            f"{where}: `{name}` must be a 1-D sequence, one weight per class. "
-            f"Received shape {weights.shape}."
-        )
+    weights = _per_class_values(value, where, name, "weight")
     if not np.all(np.isfinite(weights)) or np.any(weights < 0):
         raise ValueError(
             f"{where}: `{name}` must be finite and >= 0. Received: {name}={weights.tolist()}"
@@ -115,11 +186,11 @@ def class_weights(value, where, name="class_weights"):
     return [float(w) for w in weights]
 
 
-def one_weight_per_class(class_weights, num_classes, where):
-    """Require one class weight per predicted class."""
+def one_weight_per_class(class_weights, num_classes, where, name="class_weights"):
+    """Require one class weight per predicted class (``name``: the option's name)."""
     if len(class_weights) != num_classes:
         raise ValueError(
-            f"{where}: `class_weights` needs one weight per class: expected {num_classes}, "
+            f"{where}: `{name}` needs one weight per class: expected {num_classes}, "
             f"received {len(class_weights)} ({list(class_weights)})."
         )
 

@@ -694,3 +694,112 @@ def boundary_loss(
         sw = np.asarray(sample_weight, np.float64)
         sw = sw.reshape(sw.shape + (1,) * (counted.ndim - sw.ndim)) * np.ones(counted.shape)
     return float(alpha * np.sum(per_pixel * counted * sw) / np.sum(counted))
+
+
+# --- issue #31 (focal alpha, pos_weight, OHEM): read from torchvision, MONAI, SMP, MMSeg -------
+
+
+def torchvision_sigmoid_focal(logits, targets, alpha=-1.0, gamma=0.0):
+    """torchvision.ops.sigmoid_focal_loss(reduction="none"): BCE·(1 - p_t)^γ, times
+    ``α·t + (1 - α)(1 - t)`` when ``α >= 0`` (per element; α may be per class, last axis)."""
+    z, t = np.asarray(logits, np.float64), np.asarray(targets, np.float64)
+    p = 1 / (1 + np.exp(-z))
+    ce = np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))
+    p_t = p * t + (1 - p) * (1 - t)
+    loss = ce * (1 - p_t) ** gamma
+    alpha = np.asarray(alpha, np.float64)
+    if np.all(alpha >= 0):
+        loss = (alpha * t + (1 - alpha) * (1 - t)) * loss
+    return loss
+
+
+def smp_focal_multiclass(logits, labels, alpha=None, gamma=2.0, ignore_index=None):
+    """segmentation_models_pytorch FocalLoss("multiclass", alpha, gamma, ignore_index): per
+    class a one-vs-rest sigmoid focal loss (``focal_loss_with_logits``) averaged over the
+    non-ignored pixels, summed over the classes. Channels-last logits."""
+    z = np.asarray(logits, np.float64)
+    labels = np.asarray(labels)
+    keep = np.ones(labels.shape, bool) if ignore_index is None else labels != ignore_index
+    total = 0.0
+    for c in range(z.shape[-1]):
+        t = (labels == c).astype(np.float64)[keep]
+        total += torchvision_sigmoid_focal(
+            z[..., c][keep], t, -1.0 if alpha is None else alpha, gamma
+        ).mean()
+    return total
+
+
+def monai_softmax_focal(logits, labels, gamma=2.0, alpha=None, weight=None):
+    """MONAI FocalLoss(use_softmax=True, to_onehot_y=True, gamma, alpha, weight) with reduction
+    "mean": ``-(1 - p)^γ·log p·t``, times ``[1 - α, α, ..., α]`` and the class ``weight``,
+    averaged over every element (N·C·H·W). Channels-last logits, integer labels."""
+    logp = log_softmax(logits)
+    c = logp.shape[-1]
+    t = np.eye(c)[np.asarray(labels)]
+    loss = -((1 - np.exp(logp)) ** gamma) * logp * t
+    if alpha is not None:
+        loss = loss * np.array([1 - alpha] + [alpha] * (c - 1))
+    if weight is not None:
+        loss = loss * np.asarray(weight, np.float64)
+    return loss.mean()
+
+
+def torch_bce_with_logits(logits, targets, pos_weight=None):
+    """torch.nn.BCEWithLogitsLoss(pos_weight, reduction="none") per element (ATen's
+    ``(1 - t)·z + (1 + (pw - 1)·t)·log(1 + exp(-z))``)."""
+    z, t = np.asarray(logits, np.float64), np.asarray(targets, np.float64)
+    pw = 1.0 if pos_weight is None else np.asarray(pos_weight, np.float64)
+    log_weight = 1 + (pw - 1) * t
+    return (1 - t) * z + log_weight * (np.log1p(np.exp(-np.abs(z))) + np.maximum(-z, 0))
+
+
+def smp_soft_bce(logits, targets, smooth_factor=None, pos_weight=None, ignore_index=None):
+    """segmentation_models_pytorch SoftBCEWithLogitsLoss(reduction="none"): targets smoothed to
+    ``(1 - y)·s + y·(1 - s)``, torch's BCE with ``pos_weight``, 0 where ``y == ignore_index``."""
+    y = np.asarray(targets, np.float64)
+    soft = y if smooth_factor is None else (1 - y) * smooth_factor + y * (1 - smooth_factor)
+    loss = torch_bce_with_logits(logits, soft, pos_weight)
+    return loss if ignore_index is None else loss * (y != ignore_index)
+
+
+def mmseg_ohem_weight(logits, labels, thresh, min_kept, ignore_index=255):
+    """MMSegmentation's OHEMPixelSampler(thresh, min_kept).sample: 1 for the kept pixels. The
+    probabilities of the label class of the valid pixels sorted ascending; threshold
+    ``max(sorted[min(min_kept·N, n - 1)], thresh)``; kept: valid and probability < threshold."""
+    labels = np.asarray(labels)
+    valid = labels != ignore_index
+    prob = np.take_along_axis(
+        softmax(logits), np.where(valid, labels, 0)[..., None].astype(np.int64), -1
+    )[..., 0]
+    batch_kept = min_kept * labels.shape[0]
+    ordered = np.sort(prob[valid])
+    floor = ordered[min(batch_kept, ordered.size - 1)] if ordered.size else 0.0
+    return (valid & (prob < max(floor, thresh))).astype(np.float64)
+
+
+def mmseg_ohem_cross_entropy(logits, labels, thresh, min_kept, class_weight=None, ignore_index=255):
+    """MMSegmentation's decode-head loss with that sampler: ``F.cross_entropy(weight=class_weight,
+    reduction="none", ignore_index)`` times the sampler's weight, returned as the pair
+    ``(sum, number of pixels N·H·W)``: its "mean" (``avg_non_ignore=False``) is sum / N·H·W."""
+    labels = np.asarray(labels)
+    valid = labels != ignore_index
+    safe = np.where(valid, labels, 0).astype(np.int64)
+    ce = -np.take_along_axis(log_softmax(logits), safe[..., None], -1)[..., 0]
+    if class_weight is not None:
+        ce = ce * np.asarray(class_weight, np.float64)[safe]
+    weight = mmseg_ohem_weight(logits, labels, thresh, min_kept, ignore_index)
+    return (ce * valid * weight).sum(), labels.size
+
+
+def pixel_cce_focal_alpha(labels, logits, alpha, gamma=0.0, smoothing=0.0, ignore_index=None):
+    """Per pixel ``-Σ_c α_c y'_c (1 - p_c)^γ log p_c`` (``y'`` smoothed; MONAI's softmax focal
+    loss with ``weight=α`` before its mean), averaged over the non-ignored pixels (α not in the
+    denominator). Integer labels, channels-last logits."""
+    logp = log_softmax(logits)
+    c = logp.shape[-1]
+    labels = np.asarray(labels)
+    valid = np.ones(labels.shape, bool) if ignore_index is None else labels != ignore_index
+    target = np.eye(c)[np.where(valid, labels, 0)] * (1 - smoothing) + smoothing / c
+    alpha = np.broadcast_to(np.asarray(alpha, np.float64), (c,))
+    loss = -(alpha * target * (1 - np.exp(logp)) ** gamma * logp).sum(-1)
+    return (loss * valid).sum() / valid.sum()

@@ -443,3 +443,11 @@ def test_top_k_is_global_under_mirrored_strategy():
     # Choosing k per replica would give another value on these data.
     assert abs(report["per_replica"] - report["single"]) > 0.05
     assert report["kept"] == report["expected_kept"]
+    # OHEM by threshold (tests/test_focal_alpha_ohem.py), through the same hook in the same run:
+    # min_kept·N of the global batch kept, as one device and MMSegmentation's sampler keep them.
+    ohem = report["ohem"]
+    np.testing.assert_allclose(ohem["distributed"], ohem["single"], rtol=1e-5)
+    np.testing.assert_allclose(ohem["mmseg"], ohem["single"], rtol=1e-5)
+    assert ohem["max_gradient_difference"] <= 1e-6 * ohem["max_gradient"]
+    assert abs(ohem["per_replica"] - ohem["single"]) > 0.05
+    assert ohem["below_threshold"] < ohem["kept"] == ohem["expected_kept"] == ohem["min_kept_total"]

@@ -116,6 +116,8 @@ def test_config_and_names():
         "label_smoothing": 0.1,
         "ignore_index": 255,
         "focal_gamma": 0.0,
+        "focal_alpha": None,
+        "pos_weight": None,
         "top_k": None,
         "reduction": "sum_over_batch_size",
         "name": "b",

@@ -168,16 +168,21 @@ def gather_pixels(values, axis):
     return values, 0
 
 
-def hardest(losses, counted, top_k):
+def hardest(losses, counted, top_k=None, count=None):
     """Which pixels hard-pixel mining keeps: a stable argsort of the losses (earlier pixels
-    first among equal losses)."""
+    first among equal losses); the ⌈top_k·n⌉ largest, or the ``count`` largest (an int or an
+    int32 scalar; all counted pixels when fewer)."""
     size = int(losses.shape[0])
     keys = -ops.stop_gradient(ops.cast(losses, "float32"))
-    if counted is None:
+    n = size if counted is None else ops.sum(ops.cast(counted, "int32"))
+    if counted is not None:
+        keys = ops.where(counted, keys, np.inf)
+    if count is not None:
+        k = ops.minimum(count, n)
+    elif counted is None:
         k = _kept_count(top_k, size)
     else:
-        keys = ops.where(counted, keys, np.inf)
-        k = _traced_kept_count(top_k, ops.sum(ops.cast(counted, "int32")))
+        k = _traced_kept_count(top_k, n)
     order = ops.argsort(keys)
     kept_sorted = ops.cast(ops.arange(size) < k, "int32")
     return ops.scatter(order[:, None], kept_sorted, (size,)) > 0

@@ -156,11 +156,13 @@ def gather_pixels(values, axis):
     return gathered, offset
 
 
-def hardest(losses, counted, top_k):
+def hardest(losses, counted, top_k=None, count=None):
     """Which pixels hard-pixel mining keeps (``_pixels.hardest``), by a binary search on the
     float's bits (31 passes of compare-and-count, no sort), which costs less than the loss
     itself on CPU and GPU. Under ``tf.distribute`` ``n``, the counts of the search and the order
-    of ties are taken across all replicas (in replica order, the order of the global batch)."""
+    of ties are taken across all replicas (in replica order, the order of the global batch).
+    With ``count`` (an int32 scalar, global already: OHEM's ``min_kept``) the ``count`` largest
+    are kept instead of ⌈top_k·n⌉ (every counted pixel when fewer)."""
     # A float >= 0 orders as its bits read as an int32 (cross-entropies are >= 0; the max()
     # only turns a -0.0 into 0). Pixels that do not count get -1, below every loss.
     keys = tf.bitcast(tf.maximum(tf.stop_gradient(tf.cast(losses, tf.float32)), 0.0), tf.int32)
@@ -169,8 +171,11 @@ def hardest(losses, counted, top_k):
     else:
         keys = tf.where(counted, keys, -1)
         n = tf.reduce_sum(tf.cast(counted, tf.int32))
-    n = _global_total(n)
-    k = tf.cast(tf.math.ceil(top_k * KEPT_MARGIN * tf.cast(n, tf.float64)), tf.int32)
+    if count is not None:
+        k = tf.cast(count, tf.int32)
+    else:
+        n = _global_total(n)
+        k = tf.cast(tf.math.ceil(top_k * KEPT_MARGIN * tf.cast(n, tf.float64)), tf.int32)
     # Largest threshold t with at least k keys >= t: the k-th largest key.
     low = tf.constant(0, tf.int32)
     high = tf.constant(2**31 - 1, tf.int32)

@@ -111,8 +111,11 @@ class Options:
     the function takes them); the class takes them in the same order, then ``reduction``, then
     :data:`KERAS_ARGUMENTS` (``name``, ``dtype``), as Keras's losses end in them."""
 
-    def __init__(self, *options):
+    def __init__(self, *options, together=None):
         self.options = options
+        #: ``together(values, where)``: the checks of options that depend on each other (one
+        #: ValueError), run after each option's own check; None for none.
+        self.together = together
 
     @property
     def stored(self):
@@ -133,17 +136,23 @@ class Options:
 
     def replace(self, **defaults):
         """These options with other defaults (``pixel_focal``: ``focal_gamma=2``)."""
-        return Options(*(o._replace(default=defaults.get(o.name, o.default)) for o in self.options))
+        return Options(
+            *(o._replace(default=defaults.get(o.name, o.default)) for o in self.options),
+            together=self.together,
+        )
 
     def check(self, values, where, constructor=False):
         """The checked, normalised values of every option but ``sample_weight``, a dict (of the
         class's options with ``constructor``)."""
         options = self.constructor_options if constructor else self.options
-        return {
+        checked = {
             o.name: o.check(values[o.name], where, o.name)
             for o in options
             if o.name != "sample_weight"
         }
+        if self.together is not None:
+            self.together(checked, where)
+        return checked
 
     def documented(self, doc, stored=False, name=None):
         """``doc`` with its ``{options}`` line replaced by one ``Args`` entry per option (with

@@ -2,9 +2,15 @@
 
 Both flatten labels and predictions to (pixels, classes) the same way (see ``_pixels``), accept
 dense or integer labels, and reduce to the weighted mean ``Σ w·ℓ / Σ w`` over counted pixels.
-Both take a focal term (``focal_gamma``) and hard-pixel mining (``top_k``) for rare classes.
+Both take a focal term (``focal_gamma``, ``focal_alpha``) and hard-pixel mining (``top_k``) for
+rare classes; ``pixel_cce`` OHEM by threshold (``ohem_threshold``, ``min_kept``), ``pixel_bce``
+PyTorch's ``pos_weight`` (examples/losses_focal_pos_weight_ohem.md).
 """
 
+import math
+
+import keras
+import numpy as np
 from keras import ops
 
 from .. import _checks, _pixels
@@ -35,6 +41,14 @@ FOCAL_GAMMA = Option(
     _checks.focal_gamma,
     "The focal exponent ``γ >= 0`` (0: the plain cross-entropy). Defaults to 0.0.",
 )
+FOCAL_ALPHA = Option(
+    "focal_alpha",
+    None,
+    _checks.focal_alpha,
+    "The focal ``α``: a number >= 0 for every class, or one per class ``α[c]`` (MONAI's "
+    "``weight``; SMP #808), or None for 1. It scales each class's term of ``ℓ`` and not the "
+    "mean's denominator (``class_weights`` scale both). Defaults to None.",
+)
 TOP_K = Option(
     "top_k",
     None,
@@ -42,6 +56,40 @@ TOP_K = Option(
     "Fraction in (0, 1] of the counted pixels kept (the hardest), or None for all; with "
     '``reduction="none"`` the pixels not kept are 0. Defaults to None.',
 )
+
+OHEM_THRESHOLD = Option(
+    "ohem_threshold",
+    None,
+    _checks.ohem_threshold,
+    "OHEM by threshold ``t`` in (0, 1] (MMSegmentation's ``OHEMPixelSampler(thresh)``): only "
+    "the counted pixels whose label-class probability is below ``t`` enter the loss, at least "
+    "``min_kept`` per image (the least probable); None for all. Not with ``top_k``. "
+    "Defaults to None.",
+)
+MIN_KEPT = Option(
+    "min_kept",
+    0,
+    _checks.min_kept,
+    "With ``ohem_threshold``: the least number of pixels kept per image of the batch "
+    "(MMSegmentation's ``min_kept``, times the global batch size under ``tf.distribute``). "
+    "Defaults to 0.",
+)
+
+
+def _mining_together(options, where):
+    """``top_k`` and OHEM are two ways to choose the pixels: one at a time."""
+    if options["top_k"] is not None and options["ohem_threshold"] is not None:
+        raise ValueError(
+            f"{where}: `top_k` and `ohem_threshold` both choose the pixels that count; give one. "
+            f"Received: top_k={options['top_k']}, ohem_threshold={options['ohem_threshold']}"
+        )
+    if options["min_kept"] and options["ohem_threshold"] is None:
+        raise ValueError(
+            f"{where}: `min_kept` only applies with `ohem_threshold` (for a fraction of the "
+            f"hardest pixels use `top_k`). Received: min_kept={options['min_kept']}, "
+            "ohem_threshold=None"
+        )
+
 
 #: ``pixel_cce``'s options, in its function's order.
 CATEGORICAL = Options(
@@ -59,7 +107,11 @@ CATEGORICAL = Options(
     SAMPLE_WEIGHT,
     REDUCTION,
     FOCAL_GAMMA,
+    FOCAL_ALPHA,
     TOP_K,
+    OHEM_THRESHOLD,
+    MIN_KEPT,
+    together=_mining_together,
 )
 #: ``pixel_bce``'s options: ``pixel_cce``'s but the class weights.
 BINARY = Options(
@@ -73,6 +125,21 @@ BINARY = Options(
     SAMPLE_WEIGHT,
     REDUCTION,
     FOCAL_GAMMA,
+    FOCAL_ALPHA._replace(
+        check=_checks.binary_focal_alpha,
+        doc="torchvision's ``alpha``: each term is scaled by ``α·y' + (1 - α)·(1 - y')``; a "
+        "number in [0, 1], or one per class, or None for none (torchvision's ``alpha=-1``). "
+        "Defaults to None.",
+    ),
+    Option(
+        "pos_weight",
+        None,
+        _checks.pos_weight,
+        "One weight ``pw[c] >= 0`` per class on the positive term: "
+        "``-(pw[c]·y'·log p + (1 - y')·log(1 - p))``, PyTorch's "
+        "``BCEWithLogitsLoss(pos_weight=...)`` (with label smoothing as SMP's "
+        "``SoftBCEWithLogitsLoss``: on the smoothed targets), or None for all 1. Defaults to None.",
+    ),
     TOP_K,
 )
 
@@ -83,14 +150,17 @@ def pixel_categorical_crossentropy(y_true, y_pred, sample_weight, options, where
     """Categorical cross-entropy over every pixel, reduced to a weighted mean.
 
     Per pixel ``i`` with target ``y`` and predicted probabilities ``p`` (softmax over ``axis``):
-    ``ℓᵢ = -Σ_c y'_c (1 - p_c)^γ log p_c`` with ``y' = (1 - s)·y + s/C`` (label smoothing ``s``,
-    focal exponent ``γ``, 0 for the plain cross-entropy). Reduced:
+    ``ℓᵢ = -Σ_c α_c y'_c (1 - p_c)^γ log p_c`` with ``y' = (1 - s)·y + s/C`` (label smoothing
+    ``s``, focal exponent ``γ``, 0 for the plain cross-entropy, focal ``α``, 1 without). Reduced:
     ``Σᵢ swᵢ·w[yᵢ]·ℓᵢ / Σᵢ w[yᵢ]`` over counted pixels, as PyTorch's ``cross_entropy`` with
     ``weight`` and ``ignore_index``; an all-ignored batch gives 0. Keras ``sample_weight`` ``sw``
     scales terms as in Keras (per image ``(N,)`` or per pixel ``(N, H, W)``). With ``top_k``
     only the ⌈top_k·n⌉ counted pixels of largest ``ℓᵢ`` (ranked before any weight) enter both
     sums (DeepLab's ``top_k_percent_pixels``); under ``tf.distribute`` they are chosen among
-    the pixels of all replicas, as on one device.
+    the pixels of all replicas, as on one device. With ``ohem_threshold`` (not with ``top_k``)
+    only the counted pixels whose label probability is below it, and at least ``min_kept`` per
+    image (the least probable), enter both sums: MMSegmentation's ``OHEMPixelSampler``
+    (examples/losses_focal_pos_weight_ohem.md), global under ``tf.distribute`` as ``top_k``.
 
     Labels and predictions are flattened to ``(pixels, C)`` by one operation; channels_first
     tensors (``axis=1``) are transposed to channels-last first. When ``y_pred`` is the output of
@@ -124,10 +194,12 @@ def pixel_categorical_crossentropy(y_true, y_pred, sample_weight, options, where
     cw = _pixels.class_weight_tensor(
         options["class_weights"], pixels.num_classes, scores.dtype, where
     )
+    alpha = _per_class(options["focal_alpha"], pixels.num_classes, scores.dtype, where)
     if pixels.dense:
         labels, row_sum = pixels.dense_distributions()
         weights = row_sum if cw is None else ops.einsum("pc,c->p", labels, cw)
-        losses, counted = _dense_categorical(pixels, labels, options), row_sum > 0
+        losses, counted = _dense_categorical(pixels, labels, options, alpha), row_sum > 0
+        nll = _dense_label_nll(pixels, labels, row_sum) if options["ohem_threshold"] else None
     else:
         labels, valid = pixels.integer_labels(options["ignore_index"])
         if pixels.from_logits and not options["label_smoothing"]:
@@ -135,18 +207,34 @@ def pixel_categorical_crossentropy(y_true, y_pred, sample_weight, options, where
             return sparse_cross_entropy_mean(
                 pixels, cross_entropy, labels, valid, cw, options, sample_weight
             )
-        losses = _sparse_categorical(pixels, labels, options)
+        losses = _sparse_categorical(pixels, labels, options, alpha)
         weights, counted = _integer_weights(labels, valid, cw, scores.dtype), valid
-    weights = _mine(losses, counted, weights, options["top_k"])
+        nll = _sparse_label_nll(pixels, labels) if options["ohem_threshold"] else None
+    weights = _mine(losses, counted, weights, options, pixels, nll)
     return _pixels.reduce(pixels, losses, weights, sample_weight, options["reduction"])
 
 
-def _dense_categorical(pixels, labels, options):
-    """Each pixel's cross-entropy with its (smoothed) dense distribution ``labels``."""
+def _per_class(values, num_classes, dtype, where, name="focal_alpha"):
+    """A per-class option (a number for every class, or one per class) as a ``(C,)`` tensor of
+    ``dtype``; None stays None."""
+    if values is None:
+        return None
+    if isinstance(values, list):
+        _checks.one_weight_per_class(values, num_classes, where, name)
+    else:
+        values = [values] * num_classes
+    return ops.convert_to_tensor(np.asarray(values), dtype=keras.backend.standardize_dtype(dtype))
+
+
+def _dense_categorical(pixels, labels, options, alpha):
+    """Each pixel's cross-entropy with its (smoothed) dense distribution ``labels``, each
+    class's term times ``alpha`` (None: 1)."""
     label_smoothing, focal_gamma = options["label_smoothing"], options["focal_gamma"]
     scores, target = pixels.scores, labels
     if label_smoothing:
         target = labels * (1.0 - label_smoothing) + label_smoothing / pixels.num_classes
+    if alpha is not None:
+        target = target * alpha
     if focal_gamma:
         return -ops.sum(target * _focal_log_p(scores, pixels.from_logits, focal_gamma), axis=-1)
     if pixels.from_logits:
@@ -154,21 +242,25 @@ def _dense_categorical(pixels, labels, options):
     return -ops.sum(target * ops.log(_clipped_probabilities(scores)), axis=-1)
 
 
-def _sparse_categorical(pixels, labels, options):
-    """Each pixel's cross-entropy with its integer label (smoothed), unfused."""
+def _sparse_categorical(pixels, labels, options, alpha):
+    """Each pixel's cross-entropy with its integer label (smoothed), unfused, each class's term
+    times ``alpha`` (None: 1)."""
     label_smoothing, focal_gamma = options["label_smoothing"], options["focal_gamma"]
     scores, from_logits = pixels.scores, pixels.from_logits
     if not (from_logits or label_smoothing or focal_gamma):
         # The usual case on plain probabilities: the log of each pixel's one probability, not
         # of all C.
         picked = hooks.pick(scores, labels)
-        return -ops.log(_pixels.for_log(picked / ops.sum(scores, axis=-1)))
+        losses = -ops.log(_pixels.for_log(picked / ops.sum(scores, axis=-1)))
+        return losses if alpha is None else losses * hooks.gather(alpha, labels)
     if focal_gamma:
         log_p = _focal_log_p(scores, from_logits, focal_gamma)
     elif from_logits:
         log_p = ops.log_softmax(scores, axis=-1)
     else:
         log_p = ops.log(_clipped_probabilities(scores))
+    if alpha is not None:
+        log_p = log_p * alpha
     losses = -hooks.pick(log_p, labels)
     if label_smoothing:
         losses = (1.0 - label_smoothing) * losses - label_smoothing * ops.mean(log_p, axis=-1)
@@ -184,7 +276,8 @@ def sparse_cross_entropy_mean(pixels, cross_entropy, labels, valid, cw, options,
         labels, valid: As :meth:`~sm_pixel_ce._pixels.Pixels.integer_labels` returns them.
         cw: The ``(C,)`` class weights, or None.
         options: The checked options of :func:`pixel_categorical_crossentropy` (its
-            ``focal_gamma``, ``top_k`` and ``reduction`` are read).
+            ``focal_gamma``, ``focal_alpha``, ``top_k``, ``ohem_threshold``, ``min_kept`` and
+            ``reduction`` are read).
         sample_weight: As for :func:`pixel_categorical_crossentropy`.
 
     Returns:
@@ -195,7 +288,10 @@ def sparse_cross_entropy_mean(pixels, cross_entropy, labels, valid, cw, options,
     if options["focal_gamma"]:
         # ℓ = (1 - p_y)^γ·ce with p_y = exp(-ce): per pixel, on the fused kernel's output.
         losses = losses * _pixels.focal_factor(-ops.expm1(-losses), options["focal_gamma"])
-    weights = _mine(losses, valid, weights, options["top_k"])
+    if options["focal_alpha"] is not None:
+        alpha = _per_class(options["focal_alpha"], pixels.num_classes, losses.dtype, pixels.where)
+        losses = losses * hooks.gather(alpha, labels)
+    weights = _mine(losses, valid, weights, options, pixels, cross_entropy)
     return _pixels.reduce(pixels, losses, weights, sample_weight, options["reduction"])
 
 
@@ -213,9 +309,11 @@ def pixel_binary_crossentropy(y_true, y_pred, sample_weight, options, where):
     """Binary cross-entropy per class channel, averaged over channels and counted pixels.
 
     The baseline to compare ``pixel_cce`` with: each channel is an independent sigmoid.
-    Per pixel ``ℓᵢ = mean_c -(y'_c log p_c + (1 - y'_c) log(1 - p_c))·(1 - p'_c)^γ`` with
-    ``y' = (1 - s)·y + s/2`` and ``p'_c = y'_c p_c + (1 - y'_c)(1 - p_c)`` (torchvision's
-    ``sigmoid_focal_loss`` without alpha; ``γ = 0`` is the plain BCE); reduced
+    Per pixel ``ℓᵢ = mean_c -(y'_c log p_c + (1 - y'_c) log(1 - p_c))·(1 - p'_c)^γ·α'_c`` with
+    ``y' = (1 - s)·y + s/2``, ``p'_c = y'_c p_c + (1 - y'_c)(1 - p_c)`` and
+    ``α'_c = α_c y'_c + (1 - α_c)(1 - y'_c)`` (1 without ``focal_alpha``): torchvision's
+    ``sigmoid_focal_loss(alpha, gamma)``; ``γ = 0`` and no ``α`` is the plain BCE), the
+    positive term ``y'_c log p_c`` times ``pos_weight[c]`` when given; reduced
     ``Σᵢ swᵢ·wᵢ·ℓᵢ / Σᵢ wᵢ`` where ``wᵢ`` is 0 for ignored pixels and 1 otherwise, over the
     hardest pixels only with ``top_k`` (as for :func:`pixel_categorical_crossentropy`). With
     neutral options this equals Keras's ``binary_crossentropy`` where no probability lies within
@@ -244,22 +342,37 @@ def pixel_binary_crossentropy(y_true, y_pred, sample_weight, options, where):
     label_smoothing = options["label_smoothing"]
     if label_smoothing:
         labels = labels * (1.0 - label_smoothing) + 0.5 * label_smoothing
-    terms = _binary_terms(pixels.scores, labels, pixels.from_logits, options["focal_gamma"])
+    pos_weight = _per_class(
+        options["pos_weight"], pixels.num_classes, pixels.scores.dtype, where, "pos_weight"
+    )
+    terms = _binary_terms(
+        pixels.scores, labels, pixels.from_logits, options["focal_gamma"], pos_weight
+    )
+    alpha = _per_class(options["focal_alpha"], pixels.num_classes, pixels.scores.dtype, where)
+    if alpha is not None:
+        terms = terms * (alpha * labels + (1.0 - alpha) * (1.0 - labels))
     losses = ops.mean(terms, axis=-1)
     counted = None if weights is None else weights > 0
-    weights = _mine(losses, counted, weights, options["top_k"])
+    weights = _mine(losses, counted, weights, options, pixels)
     return _pixels.reduce(pixels, losses, weights, sample_weight, options["reduction"])
 
 
-def _binary_terms(scores, labels, from_logits, focal_gamma):
-    """The elementwise sigmoid cross-entropy ``(P, C)``, times the focal factor when set."""
+def _binary_terms(scores, labels, from_logits, focal_gamma, pos_weight=None):
+    """The elementwise sigmoid cross-entropy ``(P, C)`` (its positive term times ``pos_weight``
+    when given), times the focal factor when set."""
     if from_logits:
-        losses = hooks.sigmoid_cross_entropy(labels, scores)
+        if pos_weight is None:
+            losses = hooks.sigmoid_cross_entropy(labels, scores)
+        else:
+            # PyTorch's form: (1 - y)·z + (1 + (pw - 1)·y)·softplus(-z), stable for any z.
+            log_weight = 1.0 + (pos_weight - 1.0) * labels
+            losses = (1.0 - labels) * scores + log_weight * ops.softplus(-scores)
         # 1 - p'_c from the logits: exact for confident pixels, where 1 - sigmoid rounds to 0.
         miss = labels * ops.sigmoid(-scores) + (1.0 - labels) * ops.sigmoid(scores)
     else:
         p = _pixels.for_log(scores)
-        losses = -(labels * ops.log(p) + (1.0 - labels) * ops.log(_pixels.for_log(1.0 - p)))
+        positive = labels if pos_weight is None else labels * pos_weight
+        losses = -(positive * ops.log(p) + (1.0 - labels) * ops.log(_pixels.for_log(1.0 - p)))
         miss = labels * (1.0 - p) + (1.0 - labels) * p
     return losses * _pixels.focal_factor(miss, focal_gamma) if focal_gamma else losses
 
@@ -306,14 +419,52 @@ def _focal_log_p(scores, from_logits, gamma):
     return _pixels.focal_factor(1.0 - p, gamma) * ops.log(p)
 
 
-def _mine(losses, counted, weights, top_k):
-    """The pixel weights with the pixels hard-pixel mining drops set to 0."""
-    if top_k is None or top_k == 1.0:
+def _mine(losses, counted, weights, options, pixels, nll=None):
+    """The pixel weights with the pixels hard-pixel mining drops set to 0: ``top_k``'s hardest
+    by ``losses``, or OHEM's by each pixel's ``nll = -log p_y`` (``ohem_threshold``)."""
+    top_k, threshold = options["top_k"], options.get("ohem_threshold")
+    if threshold is not None:
+        kept = _ohem_kept(nll, counted, threshold, options["min_kept"], pixels)
+    elif top_k is None or top_k == 1.0:
         return weights
-    kept = _pixels.hardest(losses, counted, top_k)
+    else:
+        kept = _pixels.hardest(losses, counted, top_k)
     if weights is None:
         return ops.cast(kept, losses.dtype)
     return ops.where(kept, weights, 0.0)
+
+
+def _ohem_kept(nll, counted, threshold, min_kept, pixels):
+    """MMSegmentation's ``OHEMPixelSampler``: the counted pixels whose label probability
+    ``exp(-nll)`` is below ``threshold``, and the ``min_kept`` per image (of the global batch)
+    least probable, chosen by the hook of ``top_k`` (exact under ``tf.distribute``)."""
+    nll = ops.stop_gradient(nll)
+    kept = nll > -math.log(threshold)
+    if counted is not None:
+        kept = ops.logical_and(kept, counted)
+    if min_kept:
+        images = hooks.global_sum(ops.cast(pixels.spatial_shape[0], "int32"))
+        kept = ops.logical_or(kept, hooks.hardest(nll, counted, count=min_kept * images))
+    return kept
+
+
+def _sparse_label_nll(pixels, labels):
+    """``-log p_y`` per pixel of an integer mask, from the logits or the renormalised
+    probabilities (clipped for the log), for OHEM's choice."""
+    if pixels.from_logits:
+        return hooks.sparse_softmax_cross_entropy(labels, pixels.scores)
+    scores = pixels.scores
+    return -ops.log(_pixels.for_log(hooks.pick(scores, labels) / ops.sum(scores, axis=-1)))
+
+
+def _dense_label_nll(pixels, labels, row_sum):
+    """``-log Σ_c y_c p_c / Σ_c y_c`` per pixel of dense labels (``-log p_y`` for one-hot)."""
+    if pixels.from_logits:
+        p = ops.softmax(pixels.scores, axis=-1)
+    else:
+        p = pixels.scores / ops.sum(pixels.scores, axis=-1, keepdims=True)
+    q = ops.sum(labels * p, axis=-1) / ops.maximum(row_sum, 1e-30)
+    return -ops.log(_pixels.for_log(q))
 
 
 @register("loss", "pixel_cce", "pixel_categorical_crossentropy")
@@ -330,6 +481,7 @@ class PixelCategoricalCrossentropy(_PixelLoss):
         >>> loss = PixelCategoricalCrossentropy(class_weights=[0.2] + [1.0] * 6, ignore_index=255)
         >>> model.compile("adam", loss=loss)   # or simply loss="pixel_cce"
         >>> hard = PixelCategoricalCrossentropy(focal_gamma=2.0, top_k=0.25, ignore_index=255)
+        >>> ohem = PixelCategoricalCrossentropy(ohem_threshold=0.7, min_kept=10000)
     """
 
     _fn = staticmethod(pixel_categorical_crossentropy)
