@@ -169,7 +169,7 @@ def test_bad_files_stop_the_command_naming_the_file(tmp_path, capsys):
     assert "already holds 1 finished run(s); pass --resume" in _one_error_line(capsys)
     assert main(argv + ["--resume", "--epochs", "2", "--lr", "0.01"]) == 2
     line = _one_error_line(capsys)
-    assert "--epochs 1 there, 2 here" in line and "--lr 0.001 there, 0.01 here" in line
+    assert "--epochs 1 there, 2 here" in line and "--lr 0.05 there, 0.01 here" in line
     with open(tmp_path / "out" / "runs" / "cce-seed0" / "result.json") as f:
         saved = json.load(f)
     assert main(argv + ["--resume"]) == 0

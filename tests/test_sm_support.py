@@ -344,8 +344,8 @@ def test_full_matrix(tmp_path):
     assert len(results) == len(cells)
 
 
-def test_shipped_matrix_page_and_readme_counts_are_the_results():
-    # The committed page and the README's counts must say what the committed results say.
+def test_shipped_matrix_page_and_guide_counts_are_the_results():
+    # The committed page and the saving guide's counts must say what the committed results say.
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     results = matrix.read_results(os.path.join(root, "examples", "support_matrix_results.jsonl"))
     backbones = sm.Backbones.models_names()
@@ -355,8 +355,8 @@ def test_shipped_matrix_page_and_readme_counts_are_the_results():
     table = matrix.render_table(results, backbones)
     with open(os.path.join(root, "examples", "support_matrix.md")) as page:
         assert table in page.read()
-    with open(os.path.join(root, "README.md")) as readme:
-        text = readme.read()
+    with open(os.path.join(root, "examples", "saving.md")) as guide:
+        text = guide.read()
     for keras_flavor, title in matrix.FLAVOR_TITLES.items():
         mine = [r for r in results if r["flavor"] == keras_flavor]
         ok = sum(r["status"] == "ok" for r in mine)
