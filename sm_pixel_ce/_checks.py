@@ -101,12 +101,7 @@ def pos_weight(value, where, name="pos_weight"):
     class (PyTorch's ``BCEWithLogitsLoss(pos_weight=...)``)."""
     if value is None:
         return None
-    weights = _per_class_values(value, where, name)
-    if not np.all(np.isfinite(weights)) or np.any(weights < 0):
-        raise ValueError(
-            f"{where}: `{name}` must be finite and >= 0, one per class. "
-            f"Received: {name}={weights.tolist()}"
-        )
+    weights = _nonnegative_per_class(value, where, name, "value", ", one per class")
     return [float(w) for w in weights]
 
 
@@ -151,6 +146,17 @@ def _per_class_values(value, where, name, what="value"):
     return values
 
 
+def _nonnegative_per_class(value, where, name, what, said):
+    """``value`` as :func:`_per_class_values`, every entry finite and >= 0 (``said``: what the
+    message adds after that rule)."""
+    weights = _per_class_values(value, where, name, what)
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+        raise ValueError(
+            f"{where}: `{name}` must be finite and >= 0{said}. Received: {name}={weights.tolist()}"
+        )
+    return weights
+
+
 def _scalar_or_per_class(value, where, name, within, wanted):
     if value is None:
         return None
@@ -173,11 +179,7 @@ def class_weights(value, where, name="class_weights"):
     """Validate per-class weights; returns a list of floats (as a config holds it) or None."""
     if value is None:
         return None
-    weights = _per_class_values(value, where, name, "weight")
-    if not np.all(np.isfinite(weights)) or np.any(weights < 0):
-        raise ValueError(
-            f"{where}: `{name}` must be finite and >= 0. Received: {name}={weights.tolist()}"
-        )
+    weights = _nonnegative_per_class(value, where, name, "weight", "")
     if not np.any(weights > 0):
         raise ValueError(
             f"{where}: `{name}` are all zero, so no pixel would count. "

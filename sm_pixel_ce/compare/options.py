@@ -18,7 +18,7 @@ from ..data import NUM_CLASSES, parse_bands
 from ..data.options import TRAINING_SIZE, ReadOptions, flat_defaults, flat_fields, option, reads
 from ..flavor import KERAS_FLAVOR
 from ..input_sizes import ARCHITECTURES, size_requirement
-from .recipe import OPTIMIZERS
+from .recipe import OPTIMIZERS, optimizer_parts
 from .specs import UnknownNameError, split_variants
 from .variants import DEFAULT_VARIANTS, VARIANTS, expand_variants, resolve
 
@@ -356,6 +356,7 @@ def _check(options):
     wrong."""
     _check_variants(options.variants)
     _check_model(options)
+    optimizer_parts(options.optimizer, options.momentum)
     for ok, message in [*_value_checks(options), *_data_checks(options)]:
         if not ok:
             raise ValueError(message)
@@ -434,10 +435,6 @@ def _value_checks(options):
         (options.epochs >= 1, f"--epochs must be >= 1; received {options.epochs}."),
         (options.batch_size >= 1, f"--batch-size must be >= 1; received {options.batch_size}."),
         (options.lr > 0, f"--lr must be > 0; received {options.lr}."),
-        (
-            options.optimizer in OPTIMIZERS,
-            f"--optimizer must be one of {', '.join(OPTIMIZERS)}; received {options.optimizer!r}.",
-        ),
         (
             0.0 <= options.momentum < 1.0,
             f"--momentum must lie in [0, 1); received {options.momentum}.",

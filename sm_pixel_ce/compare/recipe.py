@@ -51,7 +51,9 @@ def loss_code(loss):
 OPTIMIZERS = {"adam": ("Adam", ()), "adamw": ("AdamW", ()), "sgd": ("SGD", ("momentum",))}
 
 
-def _optimizer_parts(optimizer, lr, momentum):
+def optimizer_parts(optimizer, momentum):
+    """``(class name, keyword arguments)`` of ``--optimizer`` ``optimizer``; a ValueError naming
+    the flag for an unknown one (the one check of it, for the options and for direct callers)."""
     if optimizer not in OPTIMIZERS:
         raise ValueError(
             f"--optimizer must be one of {', '.join(OPTIMIZERS)}; received {optimizer!r}."
@@ -77,7 +79,7 @@ def make_optimizer(keras, optimizer="adam", lr=1e-3, momentum=0.9):
         >>> make_optimizer(keras, "sgd", 0.01, 0.0).get_config()["momentum"]
         0.0
     """
-    name, kwargs = _optimizer_parts(optimizer, lr, momentum)
+    name, kwargs = optimizer_parts(optimizer, momentum)
     return getattr(keras.optimizers, name)(lr, **kwargs)
 
 
@@ -88,7 +90,7 @@ def optimizer_code(optimizer="adam", lr=1e-3, momentum=0.9):
         >>> optimizer_code("sgd", 0.01, 0.9)
         'keras.optimizers.SGD(0.01, momentum=0.9)'
     """
-    name, kwargs = _optimizer_parts(optimizer, lr, momentum)
+    name, kwargs = optimizer_parts(optimizer, momentum)
     arguments = [f"{lr:g}"] + [f"{key}={value:g}" for key, value in kwargs.items()]
     return f"keras.optimizers.{name}({', '.join(arguments)})"
 

@@ -629,7 +629,7 @@ def write_markdown(path, config, results, class_names, images):
             if config.get("steps_per_epoch")
             else ""
         )
-        + optimizer_code(config.get("optimizer", "adam"), config["lr"], config.get("momentum", 0.9))
+        + optimizer_code(config["optimizer"], config["lr"], config["momentum"])
         + ", "
         f"{config['epochs']} epochs, batch {config['batch_size']}, seeds {config['seed_list']}; "
         f"Keras flavour {config['keras']}; wall time {config['wall_seconds']:.0f} s.",
