@@ -92,11 +92,13 @@ def mask_folder():
 #: ``--optimizer adam`` after it.
 FAST_OPTIMIZER = ("--optimizer", "sgd", "--momentum", "0", "--lr", "0.05")
 
+#: The tests' tiny training, in ``compare``'s flags: 32 px, 1 epoch, batch 4, plain SGD.
+TINY_TRAINING = ("--size", "32", "--epochs", "1", "--batch-size", "4", *FAST_OPTIMIZER)
+
 
 def tiny_compare_argv(out, *extra, variants=("cce",), data=None, images=8):
-    """The argv of the tiny ``compare`` run the tests share: 32 px, 1 epoch, batch 4, plain SGD
-    (:data:`FAST_OPTIMIZER`); on the generated scenes (``images`` of them), or on ``data`` (3
-    classes, 255 ignored)."""
+    """The argv of the tiny ``compare`` run the tests share (:data:`TINY_TRAINING`); on the
+    generated scenes (``images`` of them), or on ``data`` (3 classes, 255 ignored)."""
     source = (
         ["--data", str(data), "--classes", "3", "--ignore-index", "255"]
         if data is not None
@@ -105,17 +107,11 @@ def tiny_compare_argv(out, *extra, variants=("cce",), data=None, images=8):
     return [
         "compare",
         *source,
-        "--size",
-        "32",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "4",
+        *TINY_TRAINING,
         "--variants",
         ",".join(variants),
         "--out",
         str(out),
-        *FAST_OPTIMIZER,
         *extra,
     ]
 

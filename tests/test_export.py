@@ -295,7 +295,10 @@ def test_a_large_model_is_converted_in_a_child_process(tmp_path, monkeypatch):
     monkeypatch.setattr(child, "CHILD_BYTES", 0)
     monkeypatch.setattr(child, "convert_in_child", None)  # isolate=False: this process converts
     sm_pixel_ce.export(model_file, str(tmp_path / "here.onnx"), format="onnx", isolate=False)
-    assert len(started) == 1
+    from sm_pixel_ce.cli import main  # the command line's --in-process is isolate=False
+
+    argv = ["export", model_file, "--format", "onnx", "--out", str(tmp_path / "cli.onnx")]
+    assert main(argv + ["--in-process"]) == 0 and len(started) == 1
 
 
 @pytest.mark.one_flavor

@@ -9,7 +9,7 @@ import re
 import shlex
 
 import pytest
-from conftest import FAST_OPTIMIZER
+from conftest import TINY_TRAINING
 
 # Text files alone: the same in both Keras flavours, so the Keras 3 process alone runs it.
 pytestmark = pytest.mark.one_flavor
@@ -89,20 +89,13 @@ def test_the_api_page_lists_every_public_object_as_it_is_now():
 
 
 #: What the journey's test adds to each command so that it runs in seconds: fewer and smaller
-#: scenes, one epoch of plain SGD (tests/conftest.py), the runs in this process (no TensorFlow
-#: start-up per run). The commands are otherwise as written.
+#: scenes, the tests' tiny training (tests/conftest.py: one epoch of plain SGD at 32 px), the runs
+#: and the ONNX conversion in this process (no TensorFlow start-up per run; the child process of a
+#: large model's export is tested in tests/test_export.py). The commands are otherwise as written.
 _QUICK = {
     "scenes": ["--count", "12", "--size", "32"],
-    "compare": [
-        "--size",
-        "32",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "4",
-        "--in-process",
-        *FAST_OPTIMIZER,
-    ],
+    "compare": [*TINY_TRAINING, "--in-process"],
+    "export": ["--in-process"],
 }
 
 

@@ -52,6 +52,12 @@ def add_arguments(parser):
         "reported only for quantized ones)",
     )
     parser.add_argument("--no-check", action="store_true", help="write the file only")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="convert in this process even for a large model (faster; by default a model over "
+        "16 MiB of weights converts in a child process, whose memory returns when it ends)",
+    )
     parser.add_argument("--json", metavar="REPORT", help="write the report as JSON here")
     reading = parser.add_argument_group("calibration folder")
     for field in _READING:
@@ -70,6 +76,7 @@ def run(args):
             check=not args.no_check,
             int8_io=args.int8_io,
             tolerance=args.tolerance,
+            isolate=False if args.in_process else None,
             **{field.name: getattr(args, field.name) for field in _READING},
         )
     except (ModelFileError, DataError, MissingRuntimeError, RuntimeError) as error:
