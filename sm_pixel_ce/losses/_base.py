@@ -11,6 +11,15 @@ from keras import ops
 from .._backend import hooks
 from .._version import __version__
 from ..flavor import IS_KERAS_3, IS_TENSORFLOW, keras
+from ._options import replace_line
+
+#: A class docstring's ``{call}`` line: its ``Args`` (the options) and ``Returns``.
+_CALL = """Args:
+    {{options}}
+
+Returns:
+    Called as ``loss(y_true, y_pred, sample_weight=None)``: a float32 scalar
+    ({none} for ``reduction="none"``, in ``dtype`` when given)."""
 
 
 class _PixelLoss(keras.losses.Loss):
@@ -35,13 +44,17 @@ class _PixelLoss(keras.losses.Loss):
     declaration = None
     #: The loss's name when none (or None) is given.
     default_name = None
+    #: What a call returns with ``reduction="none"``, in the ``{call}`` line of a class docstring.
+    none_shape = "(N,)"
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         declared = cls._declared()
         if declared is not None and "__init__" not in vars(cls):
             cls.__init__ = _constructor(cls)
-            cls.__doc__ = declared.documented(cls.__doc__ or "", stored=True, name=cls.default_name)
+            call = _CALL.format(none=f"``{cls.none_shape}``")
+            doc = replace_line(cls.__doc__ or "", "{call}", call)
+            cls.__doc__ = declared.documented(doc, stored=True, name=cls.default_name)
 
     def __init__(self, reduction, name, dtype=None):
         if IS_KERAS_3:

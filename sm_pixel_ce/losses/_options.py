@@ -106,6 +106,30 @@ CLASS_WEIGHTS = Option(
 )
 
 
+#: A region loss function's ``{arguments}`` docstring line: its ``Args`` and ``Returns``.
+REGION_ARGUMENTS = """Args:
+    y_true: An integer mask or dense labels (one-hot or soft; an all-zero pixel is not counted).
+    y_pred: Softmax probabilities (or logits with ``from_logits=True``), as above.
+    {options}
+
+Returns:
+    A float32 scalar (each image's loss, ``(N,)``, for ``reduction="none"``)."""
+
+
+def replace_line(doc, marker, text):
+    """``doc`` with its line holding only ``marker`` replaced by ``text``, at that line's indent.
+
+    Example:
+        >>> replace_line("A.\n\n    {x}\n", "{x}", "B:\n    c")
+        'A.\n\n    B:\n        c\n'
+    """
+    for line in doc.splitlines():
+        if line.strip() == marker:
+            indent = line[: len(line) - len(line.lstrip())]
+            return doc.replace(line, textwrap.indent(text, indent))
+    return doc
+
+
 class Options:
     """A loss's options in the plain function's order (``SAMPLE_WEIGHT`` and ``REDUCTION`` where
     the function takes them); the class takes them in the same order, then ``reduction``, then
@@ -156,7 +180,9 @@ class Options:
 
     def documented(self, doc, stored=False, name=None):
         """``doc`` with its ``{options}`` line replaced by one ``Args`` entry per option (with
-        ``stored``: a class's, its default ``name`` in the entry of ``name``)."""
+        ``stored``: a class's, its default ``name`` in the entry of ``name``); a region loss's
+        ``{arguments}`` line by :data:`REGION_ARGUMENTS` first."""
+        doc = replace_line(doc, "{arguments}", REGION_ARGUMENTS)
         options = self.constructor_options if stored else self.options
         for line in doc.splitlines():
             if line.strip() == "{options}":

@@ -471,11 +471,7 @@ def _dense_label_nll(pixels, labels, row_sum):
 class PixelCategoricalCrossentropy(_PixelLoss):
     """Categorical cross-entropy over every pixel; see :func:`pixel_categorical_crossentropy`.
 
-    Args:
-        {options}
-
-    Returns:
-        Called as ``loss(y_true, y_pred, sample_weight=None)``: a float32 scalar.
+    {call}
 
     Example:
         >>> loss = PixelCategoricalCrossentropy(class_weights=[0.2] + [1.0] * 6, ignore_index=255)
@@ -486,17 +482,14 @@ class PixelCategoricalCrossentropy(_PixelLoss):
 
     _fn = staticmethod(pixel_categorical_crossentropy)
     default_name = "pixel_categorical_crossentropy"
+    none_shape = "(N, H, W)"
 
 
 @register("loss", "pixel_bce", "pixel_binary_crossentropy")
 class PixelBinaryCrossentropy(_PixelLoss):
     """Per-channel binary cross-entropy over every pixel; see :func:`pixel_binary_crossentropy`.
 
-    Args:
-        {options}
-
-    Returns:
-        Called as ``loss(y_true, y_pred, sample_weight=None)``: a float32 scalar.
+    {call}
 
     Example:
         >>> model = sm.Unet("resnet18", encoder_weights=None, classes=7, activation="sigmoid")
@@ -505,6 +498,7 @@ class PixelBinaryCrossentropy(_PixelLoss):
 
     _fn = staticmethod(pixel_binary_crossentropy)
     default_name = "pixel_binary_crossentropy"
+    none_shape = "(N, H, W)"
 
 
 @register("loss", "pixel_focal", "pixel_categorical_focal_crossentropy")

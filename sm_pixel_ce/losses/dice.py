@@ -28,13 +28,7 @@ def pixel_dice_loss(y_true, y_pred, sample_weight, options, where):
     ``pixel_softmax`` (or Keras's softmax) it computes from the logits behind it. Under
     ``tf.distribute`` the per-class sums are those of the global batch.
 
-    Args:
-        y_true: Integer mask or dense labels, as above.
-        y_pred: Softmax probabilities (or logits with ``from_logits=True``).
-        {options}
-
-    Returns:
-        A float32 scalar (each image's loss, ``(N,)``, for ``reduction="none"``).
+    {arguments}
 
     Example:
         >>> y_true = np.array([[[0, 2], [1, 255]]])                 # (1, 2, 2) integer mask
@@ -49,12 +43,7 @@ def pixel_dice_loss(y_true, y_pred, sample_weight, options, where):
 class PixelDiceLoss(_OverlapLoss):
     """Soft Dice loss over the classes; see :func:`pixel_dice_loss`.
 
-    Args:
-        {options}
-
-    Returns:
-        Called as ``loss(y_true, y_pred, sample_weight=None)``: a float32 scalar
-        (``(N,)`` for ``reduction="none"``, in ``dtype`` when given).
+    {call}
 
     Example:
         >>> model.compile("adam", loss="pixel_dice")

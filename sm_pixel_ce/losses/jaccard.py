@@ -26,14 +26,7 @@ def pixel_jaccard_loss(y_true, y_pred, sample_weight, options, where):
     Shapes, logits and ``tf.distribute`` as for :func:`~sm_pixel_ce.losses.dice.pixel_dice_loss`:
     an integer mask or dense labels in, a scalar out.
 
-    Args:
-        y_true: An integer mask ``(N, H, W)`` / ``(N, H, W, 1)``, or dense labels of
-            ``y_pred``'s shape (one-hot or soft; an all-zero pixel is not counted).
-        y_pred: Softmax probabilities (or logits with ``from_logits=True``), ``(N, H, W, C)``.
-        {options}
-
-    Returns:
-        A float32 scalar, in [0, 1] without ``log_loss`` (``(N,)`` for ``reduction="none"``).
+    {arguments}
 
     Example:
         >>> y_true = np.array([[[0, 2], [1, 255]]])                 # (1, 2, 2) integer mask
@@ -48,12 +41,7 @@ def pixel_jaccard_loss(y_true, y_pred, sample_weight, options, where):
 class PixelJaccardLoss(_OverlapLoss):
     """Soft Jaccard (IoU) loss over the classes; see :func:`pixel_jaccard_loss`.
 
-    Args:
-        {options}
-
-    Returns:
-        Called as ``loss(y_true, y_pred, sample_weight=None)``: a float32 scalar
-        (``(N,)`` for ``reduction="none"``, in ``dtype`` when given).
+    {call}
 
     Example:
         >>> model.compile("adam", loss="pixel_jaccard")

@@ -51,13 +51,7 @@ def pixel_tversky_loss(y_true, y_pred, sample_weight, options, where):
     mask ``(N, H, W)`` / ``(N, H, W, 1)`` or dense labels of ``y_pred``'s shape; a scalar out.
     With ``per_image``: the loss (power included) of each image, then the mean over the images.
 
-    Args:
-        y_true: Integer mask or dense labels (one-hot or soft; an all-zero pixel is not counted).
-        y_pred: Softmax probabilities (or logits with ``from_logits=True``).
-        {options}
-
-    Returns:
-        A float32 scalar (each image's loss, ``(N,)``, for ``reduction="none"``).
+    {arguments}
 
     Example:
         >>> loss = pixel_tversky_loss(y_true, y_pred, alpha=0.3, beta=0.7, gamma=0.75)
@@ -72,12 +66,7 @@ def pixel_tversky_loss(y_true, y_pred, sample_weight, options, where):
 class PixelTverskyLoss(_OverlapLoss):
     """Tversky loss over the classes (focal with ``gamma``); see :func:`pixel_tversky_loss`.
 
-    Args:
-        {options}
-
-    Returns:
-        Called as ``loss(y_true, y_pred, sample_weight=None)``: a float32 scalar
-        (``(N,)`` for ``reduction="none"``, in ``dtype`` when given).
+    {call}
 
     Example:
         >>> model.compile("adam", loss=PixelTverskyLoss(alpha=0.3, beta=0.7, gamma=0.75))
