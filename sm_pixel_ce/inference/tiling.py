@@ -613,14 +613,11 @@ def sizing(predictor, tile=None, resize=None, size=None, after=None):
     trained = None if contract is None else contract.size
     fixed = predictor.fixed_size
     if tile is not None:
-        return (
-            None,
-            tile,
-            (
-                f"sizing: a sliding {tile}x{tile} window at the images' own scale (--tile); "
-                "--resize resizes whole images to the model's size instead"
-            ),
+        line = (
+            f"sizing: a sliding {tile}x{tile} window at the images' own scale (--tile); "
+            "--resize resizes whole images to the model's size instead"
         )
+        return None, tile, line
     if size is not None:
         if trained is not None and contract.sizing == "resize" and trained != (size, size):
             raise ValueError(
@@ -628,60 +625,45 @@ def sizing(predictor, tile=None, resize=None, size=None, after=None):
                 "whole images resized): drop the flag to resize as the model was trained, or "
                 "pass --tile T to predict at the images' own scale."
             )
-        return (
-            size,
-            None,
-            (
-                f"sizing: whole images resized to {size}x{size} (--size), {after}; --tile T "
-                "predicts at the images' own scale instead"
-            ),
+        line = (
+            f"sizing: whole images resized to {size}x{size} (--size), {after}; --tile T "
+            "predicts at the images' own scale instead"
         )
+        return size, None, line
     if trained is not None and (resize or contract.sizing == "resize"):
         why = "--resize" if resize else "as the model was trained (its data contract)"
-        return (
-            _resized_to(trained, fixed),
-            None,
-            (
-                f"sizing: whole images resized to {_side(trained)} {why}, {after}; --tile "
-                f"{trained[0]} predicts at the images' own scale instead"
-            ),
+        line = (
+            f"sizing: whole images resized to {_side(trained)} {why}, {after}; --tile "
+            f"{trained[0]} predicts at the images' own scale instead"
         )
+        return _resized_to(trained, fixed), None, line
     if trained is not None:
         side = min(trained)
-        return (
-            None,
-            side,
-            (
-                f"sizing: a sliding {side}x{side} window at the images' own scale, as the model "
-                "was trained on crops (its data contract); --resize resizes whole images to "
-                f"{_side(trained)} instead"
-            ),
+        line = (
+            f"sizing: a sliding {side}x{side} window at the images' own scale, as the model "
+            "was trained on crops (its data contract); --resize resizes whole images to "
+            f"{_side(trained)} instead"
         )
+        return None, side, line
     source = "no data contract" if contract is None else "no size in its data contract"
     if fixed is not None:
-        return (
-            None,
-            None,
-            (
-                f"sizing: whole images resized to the model's {_side(fixed)} input, {after} (the "
-                f"model carries {source}); --tile {fixed[0]} predicts at the images' own scale "
-                "instead"
-            ),
+        line = (
+            f"sizing: whole images resized to the model's {_side(fixed)} input, {after} (the "
+            f"model carries {source}); --tile {fixed[0]} predicts at the images' own scale "
+            "instead"
         )
+        return None, None, line
     if resize:
         raise ValueError(
             f"--resize resizes whole images to the model's size, but {predictor.name} takes any "
             f"size and carries {source}; pass --size S with it, or --tile T."
         )
-    return (
-        None,
-        None,
-        (
-            f"sizing: images up to {WHOLE_IMAGE_LIMIT} px predicted whole at their own scale, "
-            f"larger ones in tiles of {DEFAULT_TILE} (the model carries {source}); --resize with "
-            "--size S resizes whole images instead"
-        ),
+    line = (
+        f"sizing: images up to {WHOLE_IMAGE_LIMIT} px predicted whole at their own scale, "
+        f"larger ones in tiles of {DEFAULT_TILE} (the model carries {source}); --resize with "
+        "--size S resizes whole images instead"
     )
+    return None, None, line
 
 
 def _resized_to(trained, fixed):
