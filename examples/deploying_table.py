@@ -34,6 +34,24 @@ EXPORTS = (
 SUFFIX = {"tflite": ".tflite", "onnx": ".onnx", "saved_model": ""}
 
 
+def replace_generated(page, generated):
+    """``page`` with its generated part (from the top to the last row of its table) replaced by
+    ``generated``: the hand-written sections below the table are kept.
+
+    Example:
+        >>> replace_generated("# T\n\n| Format |\n|---|\n| a |\n\n## Notes\n", "# T\n\n| b |\n")
+        '# T\n\n| b |\n\n## Notes\n'
+    """
+    lines = page.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.startswith("| Format |")), None)
+    if start is None:
+        return generated
+    end = start
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    return generated + "".join(lines[end:])
+
+
 def _number(value, spec):
     # An mIoU is None when the masks hold no class of the model (undefined).
     return "-" if value is None else format(value, spec)
@@ -106,10 +124,13 @@ def main():
         "|---|---|---|---|---|---|---|---|---|---|\n"
     )
     table = header + "\n".join(rows) + "\n"
+    generated = (
+        "# Deploying: formats x runtimes, measured\n\n"
+        f"Measured with `python examples/deploying_table.py --out {args.out}`.\n\n{table}"
+    )
+    text = replace_generated(open(args.out).read() if os.path.exists(args.out) else "", generated)
     with open(args.out, "w") as handle:
-        handle.write("# Deploying: formats x runtimes, measured\n\n")
-        handle.write(f"Measured with `python examples/deploying_table.py --out {args.out}`.\n\n")
-        handle.write(table)
+        handle.write(text)
     with open(os.path.splitext(args.out)[0] + "_reports.jsonl", "w") as handle:
         for report in reports:
             handle.write(json.dumps(report) + "\n")

@@ -73,14 +73,27 @@ def test_the_reference_pages_links_exist():
             assert os.path.exists(os.path.join(ROOT, "examples", target)), (name, target)
 
 
+def _example_module(name):
+    path = os.path.join(ROOT, "examples", name + ".py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_deploying_script_rewrites_its_table_and_keeps_the_sections_below():
+    page = _read("examples", "deploying.md")
+    new = "# Deploying: formats x runtimes, measured\n\n| Format | X |\n|---|---|\n| a | 1 |\n"
+    text = _example_module("deploying_table").replace_generated(page, new)
+    assert text.startswith(new) and "| tflite | float32 |" not in text
+    below = page[page.index("\nLatency is noisy here") :]
+    assert text == new + below and "## Memory: exporting a 57 MB U-Net" in below
+
+
 def test_the_api_page_lists_every_public_object_as_it_is_now():
     # Regenerated and compared: a new public object or a changed signature fails until
     # `python examples/api_reference.py` is rerun.
-    spec = importlib.util.spec_from_file_location(
-        "api_reference", os.path.join(ROOT, "examples", "api_reference.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _example_module("api_reference")
     page = _read("examples", "api.md")
     assert module.render() == page
     for name, _ in module.MODULES:
