@@ -71,22 +71,21 @@ def pixel_mcc_loss(y_true, y_pred, sample_weight, options, where):
     num_classes, classes = inputs.num_classes, options["classes"]
     class_weights = options["class_weights"]
     check_overlap_class_weights(num_classes, classes, class_weights, where)
+    p = inputs.probabilities()
     weights = inputs.weights
+    p_m = p if weights is None else p * weights[..., None]
     if inputs.dense:
-        # Σ m·p·y: the overlap of soft labels (class_sums's TP is Dice's, Σ m·min(p, y)).
-        p, y = inputs.probabilities(), inputs.labels
-        if weights is not None:
-            p, y = p * weights[..., None], y * weights[..., None]
-        sums = [_class_sums(p), _class_sums(y), _class_sums(p * y)]
-    else:
-        # The region losses' sums: the mask's by a segment sum, the softmax's on TensorFlow with
-        # its gradient written out (no one-hot or overlap written to memory under XLA).
-        sums = list(hooks.class_sums(inputs))
+        y = inputs.labels
+        overlap = p_m * y
+    else:  # a select, not a product with a one-hot: one pass fewer under XLA
+        y = ops.one_hot(inputs.labels, num_classes)
+        overlap = ops.where(y > 0, p_m, 0.0)
+    y_m = y if weights is None else y * weights[..., None]
     if weights is None:
-        groups, n = ops.shape(inputs.scores)[0], ops.shape(inputs.scores)[1]
-        sums.append(ops.cast(n, "float32") * ops.ones((groups, 1), "float32"))
+        counted = ops.cast(ops.shape(p)[1], p.dtype) * ops.ones((ops.shape(p)[0], 1), p.dtype)
     else:
-        sums.append(ops.sum(weights, axis=1, keepdims=True))
+        counted = ops.sum(weights, axis=1, keepdims=True)
+    sums = [_class_sums(p_m), _class_sums(y_m), _class_sums(overlap), counted]
     if not by_image(options):
         sums = [hooks.global_sums(s) for s in sums]
     s_p, s_y, tp, n = sums
@@ -106,7 +105,7 @@ def pixel_mcc_loss(y_true, y_pred, sample_weight, options, where):
 
 
 def _class_sums(x):
-    """The sums over the pixels of dense ``x`` ``(G, n, C)``: ``(G, C)``.
+    """The sums over the pixels of ``x`` ``(G, n, C)``: ``(G, C)``.
 
     ``_LANES`` pixels side by side first where ``n`` allows: XLA on CPU reduces a short minor
     axis slowly (a third of the time with 8·K lanes; as ``losses._functional``'s column sums).
