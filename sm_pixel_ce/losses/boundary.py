@@ -58,7 +58,8 @@ def pixel_boundary_loss(y_true, y_pred, sample_weight, options, where):
     ``one_hot2dist`` maps (``multipled.mean()``) times ``alpha``, when every pixel counts.
     The maps are computed exactly on the device from the labels at each call, or once per
     example in the input pipeline by :func:`pixel_boundary_targets` and handed over as ``y_true``
-    with ``from_maps=True`` (the same values; what each costs: ``examples/
+    with ``from_maps=True``, alone or after the mask (``with_labels=True``, for a sum whose other
+    terms read the mask): the same values (what each costs: ``examples/
     losses_mcc_boundary.md``). They carry no gradient: the gradient is ``α·φ_c / (|classes|·P)``
     with respect to ``p_c``.
 
