@@ -102,7 +102,8 @@ def pixel_boundary_loss(y_true, y_pred, sample_weight, options, where):
         # a softmax, their checks) beside an all-zero mask of the images' shape.
         maps = _maps_of(y_true, y_pred, options["axis"], where)
         # NaN in every channel marks an uncounted pixel: the first tells, elementwise (XLA fuses
-        # it into the passes that read the maps); a NaN elsewhere makes the loss NaN, an error.
+        # it into the passes that read the maps); a NaN elsewhere in a class that counts makes
+        # the loss NaN, an error.
         counted = ops.logical_not(ops.isnan(maps[..., 0]))
         maps = ops.where(counted[..., None], maps, 0.0)
         zeros = ops.zeros(ops.shape(maps)[:-1], "int32")
