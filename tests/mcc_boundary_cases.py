@@ -17,7 +17,9 @@ from reference import (
     kervadec_distance_maps,
     mcc_loss,
     numeric_gradient,
+    pixel_cce,
     smp_mcc,
+    smp_tversky,
     softmax,
     surface_loss,
 )
@@ -27,6 +29,7 @@ from sm_pixel_ce.flavor import keras
 from sm_pixel_ce.losses import (
     BoundaryAlphaSchedule,
     PixelBoundaryLoss,
+    PixelCategoricalCrossentropy,
     PixelDiceLoss,
     PixelMCCLoss,
     pixel_boundary_loss,
@@ -308,6 +311,86 @@ def check_maps_from_the_pipeline(rng, value_and_grad):
         pixel_boundary_targets(logits, C)
 
 
+def check_labels_and_maps_in_a_sum(rng, value_and_grad):
+    """``pixel_boundary_targets(..., with_labels=True)``: one ``y_true``, the mask then the maps,
+    whose cross-entropy and Dice terms read the mask and whose boundary term the maps: the value
+    and gradient of the NumPy/SciPy references summed. A term given the wrong kind raises."""
+    logits, labels = data(rng)
+    targets = pixel_boundary_targets(labels, C, ignore_index=255, with_labels=True)
+    assert tuple(targets.shape) == (N, H, W, 1 + C)
+    np.testing.assert_array_equal(np.asarray(targets)[..., 0], labels)
+    options = {"ignore_index": 255, "from_logits": True}
+    boundary = {"classes": [1, 2], "alpha": 0.3}
+    loss = (
+        PixelCategoricalCrossentropy(**options)
+        + 0.5 * PixelDiceLoss(**options)
+        + PixelBoundaryLoss(**boundary, from_maps=True, from_logits=True)
+    )
+
+    def reference(z):
+        p = softmax(z)
+        return (
+            pixel_cce(labels, z, ignore_index=255)
+            + 0.5 * smp_tversky(p, labels, ignore_index=255)
+            + boundary_loss(p, labels, **boundary, ignore_index=255)
+        )
+
+    value, grad = value_and_grad(lambda z: loss(targets, z), logits)
+    np.testing.assert_allclose(value, reference(logits), rtol=REL)
+    np.testing.assert_allclose(grad, numeric_gradient(reference, logits), atol=1e-6)
+    channels_first = PixelDiceLoss(ignore_index=255, axis=1) + PixelBoundaryLoss(
+        from_maps=True, axis=1
+    )
+    np.testing.assert_allclose(
+        channels_first(
+            pixel_boundary_targets(labels, C, 255, axis=1, with_labels=True),
+            np.moveaxis(softmax(logits), -1, 1).astype(np.float32),
+        ),
+        smp_tversky(softmax(logits), labels, ignore_index=255)
+        + boundary_loss(softmax(logits), labels, ignore_index=255),
+        rtol=REL,
+    )
+    maps = pixel_boundary_targets(labels, C, ignore_index=255)
+    with pytest.raises(ValueError, match="reads distance maps .* give both"):
+        loss(maps, logits)  # the Dice term would read the maps as labels
+    with pytest.raises(ValueError, match="Set PixelBoundaryLoss\\(from_maps=True\\)"):
+        PixelBoundaryLoss(**options)(targets, logits)
+    with pytest.raises(ValueError, match="class counts differ: labels have 4, predictions 3"):
+        PixelDiceLoss(**options)(targets, logits)  # alone, the mask and maps are not its labels
+
+
+def check_labels_and_maps_in_fit(tmp_path, rng):
+    """``fit`` on the mask and maps with the ``alpha`` ramp and the terms logged, then save and
+    reload: each epoch's loss and terms are the references' (a frozen model), and so is the
+    reloaded model's."""
+    x, y = batch(rng)
+    y[0, 0, :3] = 255
+    targets = np.asarray(pixel_boundary_targets(y, 2, ignore_index=255, with_labels=True))
+    model = tiny_model()
+    loss = PixelDiceLoss(ignore_index=255) + PixelBoundaryLoss(from_maps=True, classes=[1])
+    model.compile(keras.optimizers.SGD(0.0), loss=loss, metrics=loss.term_metrics())
+    schedule = BoundaryAlphaSchedule(loss, start=0.5, step=0.5)
+    history = model.fit(x, targets, epochs=2, batch_size=2, verbose=0, callbacks=[schedule])
+    p = np.asarray(model.predict(x, verbose=0), np.float64)
+    dice = smp_tversky(p, y, ignore_index=255)
+    surface = boundary_loss(p, y, classes=[1], ignore_index=255)
+    assert abs(surface) > 1e-3
+    np.testing.assert_allclose(history.history["pixel_dice_loss"], [dice, dice], rtol=1e-4)
+    np.testing.assert_allclose(
+        history.history["pixel_boundary_loss"], [0.5 * surface, surface], rtol=1e-4
+    )
+    np.testing.assert_allclose(
+        history.history["loss"], [dice + 0.5 * surface, dice + surface], rtol=1e-4
+    )
+    path = str(tmp_path / "labels_and_maps.keras")
+    model.save(path)
+    reloaded = keras.models.load_model(path)
+    terms = [term for _, term in reloaded.loss.terms()]
+    assert terms[1].from_maps and terms[1].alpha == 1.0
+    value = reloaded.loss(targets, reloaded.predict(x, verbose=0))
+    np.testing.assert_allclose(value, dice + surface, rtol=1e-4)
+
+
 # --- The tests each backend's file collects (``from mcc_boundary_cases import *``) -------------
 
 
@@ -343,6 +426,14 @@ def test_bad_input():
 
 def test_maps_from_the_pipeline(rng, value_and_grad):
     check_maps_from_the_pipeline(rng, value_and_grad)
+
+
+def test_labels_and_maps_in_a_sum(rng, value_and_grad):
+    check_labels_and_maps_in_a_sum(rng, value_and_grad)
+
+
+def test_labels_and_maps_in_fit(tmp_path, rng):
+    check_labels_and_maps_in_fit(tmp_path, rng)
 
 
 def test_alpha_ramp_in_fit(rng):

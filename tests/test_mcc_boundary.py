@@ -1,6 +1,12 @@
 """``pixel_mcc`` and ``pixel_boundary`` on TensorFlow (Keras 3 and tf_keras): the tests of
 tests/mcc_boundary_cases.py with ``tf.GradientTape``, and TensorFlow's own: graph mode and XLA,
-the maps in ``tf.data``, the opt-in bench cases and the loss specs of ``compare``."""
+the maps in ``tf.data``, ``tf.distribute``, the opt-in bench cases and the loss specs of
+``compare``."""
+
+import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -9,7 +15,7 @@ from mcc_boundary_cases import *  # noqa: F403  (the tests)
 from mcc_boundary_cases import data
 from reference import boundary_loss, mcc_loss, softmax
 
-from sm_pixel_ce.flavor import IS_TENSORFLOW
+from sm_pixel_ce.flavor import IS_TENSORFLOW, KERAS_FLAVOR
 from sm_pixel_ce.losses import PixelBoundaryLoss, PixelMCCLoss, pixel_boundary_targets
 
 pytestmark = pytest.mark.skipif(not IS_TENSORFLOW, reason="the TensorFlow backend's tests")
@@ -90,3 +96,33 @@ def test_bench_cases_run():
     ]
     assert all(case["graph"]["ms"] > 0 for case in result["cases"])
     assert len(result["targets"]) == len(MCC_BOUNDARY_TARGETS)
+
+
+def test_boundary_and_mcc_are_global_under_mirrored_strategy():
+    """tests/boundary_distributed_check.py, a fresh process (the logical devices are set before
+    TensorFlow starts): on 2 replicas that count very different pixels, the custom loop's summed
+    values and the gradients, and ``fit``'s losses and weights, are one device's, in either
+    flavour (the process inherits TF_USE_LEGACY_KERAS)."""
+    script = os.path.join(os.path.dirname(__file__), "boundary_distributed_check.py")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    result = subprocess.run(
+        [sys.executable, script],
+        capture_output=True,
+        text=True,
+        env={**env, "PYTHONPATH": root, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["replicas"] == 2 and report["flavor"] == KERAS_FLAVOR
+    for name in ("boundary", "dice_boundary_from_maps", "mcc"):
+        entry = report[name]
+        np.testing.assert_allclose(entry["custom_loop"], entry["single"], rtol=1e-5, err_msg=name)
+        assert entry["max_gradient_difference"] <= 1e-5 * entry["max_gradient"], name
+        # Averaging the replicas' own losses would give another value on these data.
+        assert abs(entry["per_replica_mean"] - entry["single"]) > 0.01, name
+    for name in ("boundary", "dice_boundary_from_maps"):
+        entry = report[name]
+        np.testing.assert_allclose(entry["fit_distributed"], entry["fit_single"], rtol=1e-5)
+        assert entry["max_relative_weight_difference"] <= 1e-5, name

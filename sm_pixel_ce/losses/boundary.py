@@ -29,7 +29,8 @@ BOUNDARY = _options.Options(
         False,
         _checks.flag,
         "Whether ``y_true`` holds the signed distance maps (from :func:`pixel_boundary_targets`, "
-        "in the input pipeline: NaN where a pixel does not count) instead of labels. Defaults "
+        "in the input pipeline: NaN where a pixel does not count), alone or after the mask "
+        "(``with_labels=True``, for a sum with region losses), instead of labels. Defaults "
         "to False.",
     ),
     _options.Option(
@@ -57,7 +58,8 @@ def pixel_boundary_loss(y_true, y_pred, sample_weight, options, where):
     ``one_hot2dist`` maps (``multipled.mean()``) times ``alpha``, when every pixel counts.
     The maps are computed exactly on the device from the labels at each call, or once per
     example in the input pipeline by :func:`pixel_boundary_targets` and handed over as ``y_true``
-    with ``from_maps=True`` (the same values; what each costs: ``examples/
+    with ``from_maps=True``, alone or after the mask (``with_labels=True``, for a sum whose other
+    terms read the mask): the same values (what each costs: ``examples/
     losses_mcc_boundary.md``). They carry no gradient: the gradient is ``α·φ_c / (|classes|·P)``
     with respect to ``p_c``.
 
@@ -87,11 +89,22 @@ def pixel_boundary_loss(y_true, y_pred, sample_weight, options, where):
     """
     image = _image_shape(y_pred, options["axis"], where)
     grouped = {**options, "per_image": True, "reduction": "none"}
+    if not options["from_maps"] and boundary_parts(y_true, y_pred, options["axis"]) is not None:
+        raise ValueError(
+            f"{where}: y_true holds a mask and its distance maps (pixel_boundary_targets(..., "
+            "with_labels=True)), which the loss reads with from_maps=True; without it the loss "
+            "computes the maps from labels. Set PixelBoundaryLoss(from_maps=True). Received "
+            f"y_true of shape {tuple(y_true.shape)} for predictions of shape "
+            f"{tuple(y_pred.shape)}."
+        )
     if options["from_maps"]:
         # The maps stand in for the labels: RegionInputs reads the predictions (the logits behind
         # a softmax, their checks) beside an all-zero mask of the images' shape.
         maps = _maps_of(y_true, y_pred, options["axis"], where)
-        counted = ops.logical_not(ops.any(ops.isnan(maps), axis=-1))
+        # NaN in every channel marks an uncounted pixel: the first tells, elementwise (XLA fuses
+        # it into the passes that read the maps); a NaN elsewhere in a class that counts makes
+        # the loss NaN, an error.
+        counted = ops.logical_not(ops.isnan(maps[..., 0]))
         maps = ops.where(counted[..., None], maps, 0.0)
         zeros = ops.zeros(ops.shape(maps)[:-1], "int32")
         inputs = RegionInputs(zeros, y_pred, {**grouped, "ignore_index": None}, None, where)
@@ -106,9 +119,7 @@ def pixel_boundary_loss(y_true, y_pred, sample_weight, options, where):
     if classes is not None:
         terms = ops.take(terms, classes, axis=-1)
     losses = options["alpha"] * ops.reshape(ops.mean(terms, axis=-1), (-1,))
-    return _pixels.reduce(
-        inputs.pixels, losses, weights, sample_weight, options["reduction"]
-    )
+    return _pixels.reduce(inputs.pixels, losses, weights, sample_weight, options["reduction"])
 
 
 def _label_maps(inputs, image):
@@ -123,21 +134,62 @@ def _label_maps(inputs, image):
 
 
 def _maps_of(y_true, y_pred, axis, where):
-    """Given maps ``y_true`` of ``y_pred``'s shape, channels-last, float32."""
+    """The maps of ``y_true`` (alone, or after the mask), channels-last, float32."""
+    parts = boundary_parts(y_true, y_pred, axis)
+    if parts is not None:
+        return parts[1]
     maps = ops.convert_to_tensor(y_true)
     if tuple(maps.shape) != tuple(y_pred.shape) or "float" not in str(maps.dtype):
+        channels = list(y_pred.shape)
+        channels[axis] = f"1 + {channels[axis]}"
         raise ValueError(
             f"{where}: with from_maps=True, y_true holds the signed distance maps of the labels "
             "(pixel_boundary_targets), floats of the predictions' shape "
-            f"{tuple(y_pred.shape)}. Received y_true of shape {tuple(maps.shape)} and dtype "
-            f"{maps.dtype}."
+            f"{tuple(y_pred.shape)}, or the mask and the maps (with_labels=True), of shape "
+            f"({', '.join(map(str, channels))}). Received y_true of shape "
+            f"{tuple(maps.shape)} and dtype {maps.dtype}; for labels, leave from_maps False."
         )
     return ops.moveaxis(ops.cast(maps, "float32"), axis, -1)
 
 
-def pixel_boundary_targets(y_true, num_classes, ignore_index=None, axis=-1):
+def boundary_parts(y_true, y_pred, axis):
+    """``(mask, maps)`` of a ``y_true`` from ``pixel_boundary_targets(..., with_labels=True)``, or
+    None for any other ``y_true``.
+
+    Such a ``y_true`` has the predictions' rank and ``1 + C`` floats on the class axis (the mask,
+    then the C maps); no labels of any loss have that shape, so the shape tells it apart.
+
+    Args:
+        y_true: The loss's labels.
+        y_pred: The predictions, ``C`` classes on ``axis``.
+        axis: The class axis.
+
+    Returns:
+        ``(mask, maps)``: the int32 mask of the predictions' shape without its class axis (the
+        ignored pixels keep their value) and the float32 maps ``(..., C)`` channels-last; or None.
+    """
+    pred_shape = tuple(y_pred.shape)
+    true = ops.convert_to_tensor(y_true)
+    rank = len(pred_shape)
+    if len(true.shape) != rank or "float" not in str(true.dtype):
+        return None
+    axis = axis % rank
+    classes = pred_shape[axis]
+    if classes is None or true.shape[axis] != classes + 1:
+        return None
+    if axis != rank - 1:
+        true = ops.moveaxis(true, axis, -1)
+    return ops.cast(true[..., 0], "int32"), ops.cast(true[..., 1:], "float32")
+
+
+def pixel_boundary_targets(y_true, num_classes, ignore_index=None, axis=-1, with_labels=False):
     """The signed distance maps of integer masks, for ``PixelBoundaryLoss(from_maps=True)``: what
     the loss computes from labels at each step, computed once per example in the input pipeline.
+
+    With ``with_labels=True`` the mask comes first, then its maps, in one tensor: the ``y_true``
+    of a sum of region losses and a boundary loss (``PixelDiceLoss() +
+    PixelBoundaryLoss(from_maps=True)``), whose region terms read the mask and whose boundary
+    terms read the maps. (Keras gives every term of a loss the same ``y_true``.)
 
     Args:
         y_true: An integer mask ``(H, W)`` or a batch ``(N, H, W)`` (a trailing 1 allowed), static
@@ -146,13 +198,18 @@ def pixel_boundary_targets(y_true, num_classes, ignore_index=None, axis=-1):
         ignore_index: Mask value of the pixels that do not count, or None. Defaults to None.
         axis: Where the class axis of the maps goes (``1``, or ``0`` for one image, for
             channels-first predictions). Defaults to -1.
+        with_labels: Put the mask (as float32, ``ignore_index`` kept) before the maps on the
+            class axis. Defaults to False.
 
     Returns:
-        float32 maps ``(H, W, C)`` / ``(N, H, W, C)`` (``axis`` moved), NaN at the ignored pixels.
+        float32 maps ``(H, W, C)`` / ``(N, H, W, C)`` (``axis`` moved), NaN at the ignored pixels;
+        with ``with_labels``, ``(H, W, 1 + C)`` / ``(N, H, W, 1 + C)``: the mask, then the maps.
 
     Example:
-        >>> dataset = dataset.map(lambda x, y: (x, pixel_boundary_targets(y, 7, 255)))
-        >>> model.compile("adam", loss=PixelDiceLoss() + PixelBoundaryLoss(from_maps=True))
+        >>> targets = lambda x, y: (x, pixel_boundary_targets(y, 7, 255, with_labels=True))
+        >>> dataset = dataset.map(targets, num_parallel_calls=tf.data.AUTOTUNE)
+        >>> loss = PixelDiceLoss(ignore_index=255) + PixelBoundaryLoss(from_maps=True)
+        >>> model.compile("adam", loss=loss)
     """
     where = "pixel_boundary_targets"
     labels = ops.convert_to_tensor(y_true)
@@ -176,6 +233,8 @@ def pixel_boundary_targets(y_true, num_classes, ignore_index=None, axis=-1):
         counted[..., None],
     )
     maps = ops.where(counted[..., None], signed_distance_maps(members), float("nan"))
+    if _checks.flag(with_labels, where, "with_labels"):
+        maps = ops.concatenate([ops.cast(labels, "float32")[..., None], maps], axis=-1)
     maps = maps[0] if single else maps
     return ops.moveaxis(maps, -1, axis)
 

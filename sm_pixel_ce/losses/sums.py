@@ -15,6 +15,7 @@ from . import _functional
 from ._base import _PixelLoss
 from ._options import REDUCTION, REQUIRED, Option, Options
 from ._overlap import _OverlapLoss
+from .boundary import PixelBoundaryLoss, boundary_parts
 from .cross_entropy import PixelCategoricalCrossentropy, sparse_cross_entropy_mean
 from .dice import PixelDiceLoss
 
@@ -141,6 +142,7 @@ class PixelLossSum(_PixelLoss):
         return list(self._pairs)
 
     def _share(self, y_true, y_pred, sample_weight=None):
+        _check_maps_with_labels(self._pairs, y_true, y_pred, self.name)
         if IS_TENSORFLOW:
             fused = _softmax_terms(self._pairs, y_true, y_pred, sample_weight, self.name)
             if fused is not None:
@@ -148,7 +150,9 @@ class PixelLossSum(_PixelLoss):
         total = None
         for weight, term in self._pairs:
             with tf.name_scope(term.name):
-                value = weight * term._share(y_true, y_pred, sample_weight)
+                value = weight * term._share(
+                    term_targets(term, y_true, y_pred), y_pred, sample_weight
+                )
             total = value if total is None else total + value
         return total
 
@@ -176,6 +180,34 @@ class PixelLossSum(_PixelLoss):
             suffix = f"_{seen[term.name]}" if seen[term.name] > 1 else ""
             metrics.append(PixelLossTerm(term, name=term.name + suffix))
         return metrics
+
+
+def term_targets(term, y_true, y_pred):
+    """What ``term`` reads of ``y_true``: a boundary loss all of it; any other term, of a
+    ``y_true`` holding a mask and its distance maps (``pixel_boundary_targets(...,
+    with_labels=True)``), the mask."""
+    if isinstance(term, (PixelBoundaryLoss, PixelLossSum)):
+        return y_true
+    parts = boundary_parts(y_true, y_pred, getattr(term, "axis", -1))
+    return y_true if parts is None else parts[0]
+
+
+def _check_maps_with_labels(pairs, y_true, y_pred, where):
+    """A sum with a ``PixelBoundaryLoss(from_maps=True)`` and other terms needs the mask beside
+    the maps: given the maps alone, the other terms would read them as dense labels."""
+    terms = [term for _, term in pairs]
+    from_maps = [t for t in terms if isinstance(t, PixelBoundaryLoss) and t.from_maps]
+    others = [t for t in terms if not isinstance(t, PixelBoundaryLoss)]
+    if not from_maps or not others or boundary_parts(y_true, y_pred, from_maps[0].axis):
+        return
+    raise ValueError(
+        f"{where}: the term {from_maps[0].name} reads distance maps (from_maps=True) and "
+        f"{others[0].name} reads labels, from the same y_true: give both, "
+        "pixel_boundary_targets(mask, num_classes, ignore_index, with_labels=True) (the mask, "
+        "then the maps, on the class axis). Received y_true of shape "
+        f"{tuple(ops.convert_to_tensor(y_true).shape)} for predictions of shape "
+        f"{tuple(y_pred.shape)}."
+    )
 
 
 def _add(a, b):
@@ -264,7 +296,7 @@ class PixelLossTerm(keras.metrics.Mean):
         self._loss = loss
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        value = self._loss.share(y_true, y_pred, sample_weight)
+        value = self._loss.share(term_targets(self._loss, y_true, y_pred), y_pred, sample_weight)
         if IS_TENSORFLOW:
             value = value * tf.cast(hooks.replicas(), value.dtype)
             images = tf.cast(tf.shape(y_pred)[0], value.dtype)
