@@ -255,12 +255,7 @@ def _image_shape(y_pred, axis, where):
 class PixelBoundaryLoss(_PixelLoss):
     """Kervadec et al.'s boundary loss; see :func:`pixel_boundary_loss`.
 
-    Args:
-        {options}
-
-    Returns:
-        Called as ``loss(y_true, y_pred, sample_weight=None)``: a float32 scalar
-        (``(N, H, W)`` for ``reduction="none"``, in ``dtype`` when given).
+    {call}
 
     Example:
         >>> boundary = PixelBoundaryLoss(classes=[1], alpha=0.01)
@@ -270,6 +265,7 @@ class PixelBoundaryLoss(_PixelLoss):
 
     _fn = staticmethod(pixel_boundary_loss)
     default_name = "pixel_boundary_loss"
+    none_shape = "(N, H, W)"
 
 
 class BoundaryAlphaSchedule(keras.callbacks.Callback):

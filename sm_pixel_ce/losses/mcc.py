@@ -53,13 +53,7 @@ def pixel_mcc_loss(y_true, y_pred, sample_weight, options, where):
     shape (one-hot or soft; an all-zero pixel is not counted); a scalar out. Under
     ``tf.distribute`` the sums are those of the global batch.
 
-    Args:
-        y_true: Integer mask or dense labels, as above.
-        y_pred: Softmax probabilities (or logits with ``from_logits=True``).
-        {options}
-
-    Returns:
-        A float32 scalar (each image's loss, ``(N,)``, for ``reduction="none"``).
+    {arguments}
 
     Example:
         >>> y_true = np.array([[[0, 1], [1, 255]]])                 # (1, 2, 2) integer mask
@@ -121,12 +115,7 @@ def _class_sums(x):
 class PixelMCCLoss(_PixelLoss):
     """Matthews correlation loss per class, averaged; see :func:`pixel_mcc_loss`.
 
-    Args:
-        {options}
-
-    Returns:
-        Called as ``loss(y_true, y_pred, sample_weight=None)``: a float32 scalar
-        (``(N,)`` for ``reduction="none"``, in ``dtype`` when given).
+    {call}
 
     Example:
         >>> model.compile("adam", loss=PixelMCCLoss(per_image=True, classes=[1, 2, 3]))
