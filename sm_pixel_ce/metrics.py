@@ -2,24 +2,26 @@
 the per-class ``pixel_iou``; :func:`pixel_metrics` gives all of them for ``compile``.
 
 All take the argmax of the predictions over the class axis and accumulate counts over every
-batch (a confusion matrix, float64), so the value over an epoch is exact: the mean IoU of the
-epoch's pixels, not a mean of per-batch means. On a backend other than TensorFlow (JAX, where
-float64 is float32 unless x64 is on) the counts are integers, kept as two int32 words (see
-:class:`_ExactCounts`), exact up to 2**61 pixels; weighted counts (``sample_weight``) are kept
-as two float32 words (:class:`_CompensatedSums`). Labels are dense (one-hot, argmax taken; an
-all-zero pixel is unlabelled) or integer masks, flattened the same way as the losses'.
+batch (a confusion matrix), so the value over an epoch is exact: the mean IoU of the epoch's
+pixels, not a mean of per-batch means. One rule on every backend (TensorFlow in both flavours,
+JAX, PyTorch): pixel counts are integers kept as two int32 words, exact up to 2**51 pixels;
+weighted counts (``sample_weight``) as two float32 words added with TwoSum (see
+:class:`_Counts`). Labels are dense (one-hot, argmax taken; an all-zero pixel is unlabelled) or
+integer masks, flattened the same way as the losses'.
 """
 
 import numbers
 import re
 
-import tensorflow as tf
 from keras import ops
 
 from . import _checks, _pixels
-from ._backend import hooks
 from ._registry import register
-from .flavor import IS_TENSORFLOW, keras
+from .flavor import keras
+
+# Pixels per partial sum of the weighted counts: each cell's float32 sum runs over at most this
+# many pixels, then the partial sums are added by a (pairwise) reduction.
+_CHUNK = 1024
 
 
 def pixel_confusion_matrix(
@@ -39,73 +41,19 @@ def pixel_confusion_matrix(
             Defaults to None.
 
     Returns:
-        A ``(C, C)`` float64 tensor; on another backend than TensorFlow, int32 counts, or
-        float32 weighted counts with ``sample_weight``.
+        A ``(C, C)`` tensor, on every backend: int32 pixel counts, or with ``sample_weight``
+        float32 weighted counts, each cell summed over chunks of 1,024 pixels and then over the
+        chunks (its rounding error grows with the chunk count's log, not with the pixel count).
 
     Example:
         >>> cm = pixel_confusion_matrix(masks, model(images), num_classes=7, ignore_index=255)
     """
     where = "pixel_confusion_matrix"
-    if not IS_TENSORFLOW:
-        if sample_weight is not None:
-            return _weighted_confusion(
-                y_true, y_pred, num_classes, ignore_index, axis, sample_weight, where
-            )
-        return _confusion_counts(y_true, y_pred, num_classes, ignore_index, axis, where)
     pixels = _pixels.Pixels(y_true, y_pred, axis, where, binary=False)
-    if num_classes is not None and pixels.num_classes != num_classes:
-        raise ValueError(
-            f"{where}: the predictions have {pixels.num_classes} classes on axis {axis}; expected "
-            f"num_classes={num_classes}. Received predictions of shape {tuple(pixels.pred_shape)}."
-        )
-    predicted = tf.argmax(pixels.scores, axis=-1, output_type=tf.int32)
-    if pixels.dense:
-        labels = tf.argmax(pixels.labels, axis=-1, output_type=tf.int32)
-        valid = tf.reduce_any(tf.not_equal(pixels.labels, 0.0), axis=-1)
-    else:
-        labels, valid = pixels.integer_labels(ignore_index)
-    weights = tf.ones_like(predicted, tf.float64) if valid is None else tf.cast(valid, tf.float64)
-    if sample_weight is not None:
-        weights = weights * tf.cast(pixels.pixel_sample_weight(sample_weight), tf.float64)
-    weights = hooks.depend(weights, pixels.checks)
-    return tf.math.confusion_matrix(
-        labels, predicted, num_classes=pixels.num_classes, weights=weights, dtype=tf.float64
-    )
-
-
-# Pixels per partial sum of the weighted counts on another backend: each cell's float32 sum runs
-# over at most this many pixels, then the partial sums are added by a (pairwise) reduction.
-_CHUNK = 1024
-
-
-def _weighted_confusion(y_true, y_pred, num_classes, ignore_index, axis, sample_weight, where):
-    """The ``(C, C)`` float32 weighted confusion counts on ``keras.ops`` (another backend than
-    TensorFlow): the weights summed in float32 per chunk of ``_CHUNK`` pixels, then over the
-    chunks, so that a cell's rounding error grows with ``_CHUNK`` and the chunk count's log,
-    not with the pixel count."""
-    pixels, labels, predicted, valid = _argmax_pairs(
-        y_true, y_pred, num_classes, ignore_index, axis, where
-    )
     c = pixels.num_classes
-    weights = ops.cast(pixels.pixel_sample_weight(sample_weight), "float32")
-    if valid is not None:
-        weights = ops.where(valid, weights, 0.0)
-    size = int(weights.shape[0])
-    chunks = -(-size // _CHUNK)
-    cell = labels * c + predicted + (ops.arange(size, dtype="int32") // _CHUNK) * (c * c)
-    partial = ops.segment_sum(weights, cell, num_segments=chunks * c * c)
-    counts = ops.sum(ops.reshape(partial, (chunks, c, c)), axis=0)
-    return pixels.checked(counts, True)
-
-
-def _argmax_pairs(y_true, y_pred, num_classes, ignore_index, axis, where):
-    """The checked pixels of a confusion count: ``(pixels, labels, predicted, valid)``, the
-    ``(P,)`` int32 labels and argmax predictions and the bool ``(P,)`` of counted pixels (None:
-    all)."""
-    pixels = _pixels.Pixels(y_true, y_pred, axis, where, binary=False)
-    if num_classes is not None and pixels.num_classes != num_classes:
+    if num_classes is not None and c != num_classes:
         raise ValueError(
-            f"{where}: the predictions have {pixels.num_classes} classes on axis {axis}; expected "
+            f"{where}: the predictions have {c} classes on axis {axis}; expected "
             f"num_classes={num_classes}. Received predictions of shape {pixels.pred_shape}."
         )
     predicted = ops.cast(ops.argmax(pixels.scores, axis=-1), "int32")
@@ -114,21 +62,20 @@ def _argmax_pairs(y_true, y_pred, num_classes, ignore_index, axis, where):
         valid = ops.any(ops.not_equal(pixels.labels, 0), axis=-1)
     else:
         labels, valid = pixels.integer_labels(ignore_index)
-    return pixels, labels, predicted, valid
-
-
-def _confusion_counts(y_true, y_pred, num_classes, ignore_index, axis, where):
-    """The ``(C, C)`` int32 confusion counts of per-pixel argmax predictions (rows: labels), as
-    ``metrics.pixel_confusion_matrix`` without sample weights."""
-    pixels, labels, predicted, valid = _argmax_pairs(
-        y_true, y_pred, num_classes, ignore_index, axis, where
-    )
-    c = pixels.num_classes
     cell = labels * c + predicted
-    if valid is not None:
-        cell = ops.where(valid, cell, c * c)  # an extra cell, dropped below
-    ones = ops.ones_like(cell)
-    counts = ops.segment_sum(ones, cell, num_segments=c * c + 1)[: c * c]
+    if sample_weight is None:
+        if valid is not None:
+            cell = ops.where(valid, cell, c * c)  # an extra cell, dropped below
+        counts = ops.segment_sum(ops.ones_like(cell), cell, num_segments=c * c + 1)[: c * c]
+    else:
+        weights = ops.cast(pixels.pixel_sample_weight(sample_weight), "float32")
+        if valid is not None:
+            weights = ops.where(valid, weights, 0.0)
+        size = ops.shape(cell)[0]  # a scalar tensor where TensorFlow knows it only when run
+        chunk = ops.arange(size, dtype="int32") // _CHUNK
+        chunks = (size + _CHUNK - 1) // _CHUNK
+        partial = ops.segment_sum(weights, cell + chunk * (c * c), num_segments=chunks * c * c)
+        counts = ops.sum(ops.reshape(partial, (-1, c * c)), axis=0)
     return pixels.checked(ops.reshape(counts, (c, c)), True)
 
 
@@ -139,7 +86,7 @@ def iou_from_confusion(cm):
         cm: A ``(C, C)`` confusion matrix (rows: labels, columns: predictions).
 
     Returns:
-        A ``(C,)`` tensor of ``cm``'s dtype.
+        A ``(C,)`` float tensor: float64 for a float64 matrix, else float32.
 
     Example:
         >>> iou_from_confusion(pixel_confusion_matrix(masks, model(images), num_classes=7))[3]
@@ -155,7 +102,7 @@ def mean_iou_from_confusion(cm):
         cm: A ``(C, C)`` confusion matrix (rows: labels, columns: predictions).
 
     Returns:
-        A float64 scalar.
+        A float scalar: float64 for a float64 matrix, else float32.
     """
     iou, present = _iou_and_presence(cm)
     return ops.divide_no_nan(ops.sum(iou * present), ops.sum(present))
@@ -178,15 +125,24 @@ def _num_classes(value, where):
     return int(value)
 
 
-# Base of the low word of :class:`_ExactCounts`: a batch adds less than 2**30 to a count (at most
-# 2**30 pixels), so the low word never passes 2**31 before its carry goes to the high word.
-_LOW_BITS = 30
+# The low word of an exact count holds its last 20 bits, the high word the rest: exact up to
+# 2**51 pixels, and under tf.distribute (where a metric's variables are read as the sum of the
+# replicas' copies) the low words of up to 2,047 replicas still add up within an int32.
+_LOW_BITS = 20
+_LOW_MASK = (1 << _LOW_BITS) - 1
 
 
-class _TwoWords:
-    """Two variables per count, ``high`` and ``low``, of the subclass's ``dtype``, named
-    ``{name}_high`` / ``{name}_low``: what :class:`_ExactCounts` and :class:`_CompensatedSums`
-    share (they differ in how ``add`` splits a sum between the two words).
+class _Counts:
+    """A metric's counts summed since the last reset, the same four variables of ``shape`` on
+    every backend (float64 is float32 on JAX without x64, and the counts must stay exact):
+
+    * ``{name}_high``, ``{name}_low`` (int32): pixel counts, ``high·2**20 + low``, exact up to
+      2**51 pixels;
+    * ``{name}_weighted_high``, ``{name}_weighted_low`` (float32): weighted counts (batches with
+      ``sample_weight``), ``high + low`` added with Knuth's TwoSum so that ``low`` keeps what
+      rounding ``high`` drops: about 48 bits over an epoch (float64 keeps 53), each batch's
+      float32 counts entering it with no further rounding until the total passes ~2**48 times
+      their error.
 
     Args:
         metric: The metric that owns the variables.
@@ -194,105 +150,89 @@ class _TwoWords:
         shape: The counts' shape.
     """
 
-    dtype = None
-
     def __init__(self, metric, name, shape):
-        self.high = metric.add_weight(
-            name=f"{name}_high", shape=shape, initializer="zeros", dtype=self.dtype
-        )
-        self.low = metric.add_weight(
-            name=f"{name}_low", shape=shape, initializer="zeros", dtype=self.dtype
-        )
-
-    def reset(self):
-        self.high.assign(ops.zeros(self.high.shape, self.dtype))
-        self.low.assign(ops.zeros(self.low.shape, self.dtype))
-
-
-class _ExactCounts(_TwoWords):
-    """Counts of a metric that stay exact over an epoch where float64 is not at hand: two int32
-    variables per count, ``high·2**30 + low``."""
-
-    dtype = "int32"
+        self.variables = [
+            metric.add_weight(name=f"{name}_{part}", shape=shape, initializer="zeros", dtype=dtype)
+            for part, dtype in (
+                ("high", "int32"),
+                ("low", "int32"),
+                ("weighted_high", "float32"),
+                ("weighted_low", "float32"),
+            )
+        ]
+        self.high, self.low, self.weighted_high, self.weighted_low = self.variables
 
     def add(self, counts):
-        low = self.low + ops.cast(counts, "int32")
-        self.high.assign_add(ops.right_shift(low, _LOW_BITS))
-        self.low.assign(ops.bitwise_and(low, (1 << _LOW_BITS) - 1))
-
-    def value(self):
-        """The counts as float32 (exact up to 2**24, then to float32's precision)."""
-        high = ops.cast(self.high, "float32")
-        return high * float(1 << _LOW_BITS) + ops.cast(self.low, "float32")
-
-
-class _CompensatedSums(_TwoWords):
-    """Weighted counts of a metric where float64 is not at hand: two float32 variables per count
-    (``{name}_weighted_high`` / ``_low``), ``high + low``, added with Knuth's TwoSum so that
-    ``low`` keeps what rounding ``high`` drops. Over an epoch the sum keeps about 48 bits (float64
-    keeps 53): each batch's float32 counts enter it with no further rounding until the total
-    passes ~2**48 times their error."""
-
-    dtype = "float32"
-
-    def __init__(self, metric, name, shape):
-        super().__init__(metric, f"{name}_weighted", shape)
-
-    def add(self, values):
-        values = ops.cast(values, "float32")
-        high = ops.convert_to_tensor(self.high)
+        """Add a batch's counts: int32 pixel counts (the exact words), or float weighted ones."""
+        if "int" in _pixels.dtype_name(counts):
+            counts = ops.cast(counts, "int32")
+            # Split before adding: the words stay within an int32 for any int32 counts.
+            high = self.high + ops.right_shift(counts, _LOW_BITS)
+            low = self.low + ops.bitwise_and(counts, _LOW_MASK)
+            self.high.assign(high + ops.right_shift(low, _LOW_BITS))
+            self.low.assign(ops.bitwise_and(low, _LOW_MASK))
+            return
+        values = ops.cast(counts, "float32")
+        high = ops.convert_to_tensor(self.weighted_high)
         total = high + values
         virtual = total - high
         error = (high - (total - virtual)) + (values - virtual)
-        low = ops.convert_to_tensor(self.low) + error
+        low = ops.convert_to_tensor(self.weighted_low) + error
         renormalised = total + low
-        self.high.assign(renormalised)
-        self.low.assign(low - (renormalised - total))
+        self.weighted_high.assign(renormalised)
+        self.weighted_low.assign(low - (renormalised - total))
 
     def value(self):
-        return ops.convert_to_tensor(self.high) + ops.convert_to_tensor(self.low)
+        """Every count as float32 (exact up to 2**24, then to float32's precision)."""
+        high, low, weighted_high, weighted_low = (
+            ops.cast(ops.convert_to_tensor(v), "float32") for v in self.variables
+        )
+        return (high * float(1 << _LOW_BITS) + low) + (weighted_high + weighted_low)
+
+    def reset(self):
+        for variable in self.variables:
+            variable.assign(ops.zeros(variable.shape, variable.dtype))
 
 
-class _ConfusionMetric(keras.metrics.Metric):
+class _CountingMetric(keras.metrics.Metric):
+    """A metric of counts summed over batches (:class:`_Counts`), its state ``self.counts``."""
+
+    def __init__(self, name, dtype, counts, shape):
+        super().__init__(name=name, dtype=dtype)
+        self.counts = _Counts(self, counts, shape)
+
+    def reset_state(self):
+        self.counts.reset()
+
+    def _trackable_children(self, save_type="checkpoint", **kwargs):
+        """tf_keras's SavedModels and TensorFlow checkpoints: the metric without its counts
+        (Keras 3 saves no metric state either; fit and evaluate start from zero), so that files
+        of every earlier layout load (one float64 variable per count until this one)."""
+        children = super()._trackable_children(save_type, **kwargs)
+        counts = self.counts.variables
+        return {k: v for k, v in children.items() if not any(v is c for c in counts)}
+
+    def _cast(self, value):
+        return ops.cast(value, self.dtype or "float32")
+
+
+class _ConfusionMetric(_CountingMetric):
     """Accumulates :func:`pixel_confusion_matrix` over batches; subclasses derive ``result``."""
 
     def __init__(self, num_classes, ignore_index, axis, name, dtype):
-        super().__init__(name=name, dtype=dtype)
         where = type(self).__name__
-        self.num_classes = _num_classes(num_classes, where)
+        num_classes = _num_classes(num_classes, where)
+        super().__init__(name, dtype, "confusion", (num_classes, num_classes))
+        self.num_classes = num_classes
         self.ignore_index = _checks.ignore_index(ignore_index, where)
         self.axis = _checks.axis_argument(axis, where)
-        shape = (self.num_classes, self.num_classes)
-        if IS_TENSORFLOW:
-            self.confusion = self.add_weight(
-                name="confusion", shape=shape, initializer="zeros", dtype="float64"
-            )
-        else:  # pixel counts exact; weighted counts (sample_weight) kept apart
-            self._counts = _ExactCounts(self, "confusion", shape)
-            self._weighted = _CompensatedSums(self, "confusion", shape)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        cm = pixel_confusion_matrix(
-            y_true, y_pred, self.num_classes, self.ignore_index, self.axis, sample_weight
+        self.counts.add(
+            pixel_confusion_matrix(
+                y_true, y_pred, self.num_classes, self.ignore_index, self.axis, sample_weight
+            )
         )
-        if IS_TENSORFLOW:
-            self.confusion.assign_add(cm)
-        elif sample_weight is None:
-            self._counts.add(cm)
-        else:
-            self._weighted.add(cm)
-
-    def reset_state(self):
-        if IS_TENSORFLOW:
-            self.confusion.assign(tf.zeros_like(self.confusion))
-        else:
-            self._counts.reset()
-            self._weighted.reset()
-
-    def _confusion(self):
-        if IS_TENSORFLOW:
-            return tf.convert_to_tensor(self.confusion)
-        return self._counts.value() + self._weighted.value()
 
     def get_config(self):
         return {
@@ -301,9 +241,6 @@ class _ConfusionMetric(keras.metrics.Metric):
             "ignore_index": self.ignore_index,
             "axis": self.axis,
         }
-
-    def _cast(self, value):
-        return ops.cast(value, self.dtype or "float32")
 
 
 @register("metric", "pixel_miou")
@@ -332,7 +269,7 @@ class PixelMeanIoU(_ConfusionMetric):
         super().__init__(num_classes, ignore_index, axis, name, dtype)
 
     def result(self):
-        return self._cast(mean_iou_from_confusion(self._confusion()))
+        return self._cast(mean_iou_from_confusion(self.counts.value()))
 
 
 @register("metric", "pixel_iou")
@@ -379,7 +316,7 @@ class PixelIoU(_ConfusionMetric):
         self.class_id = class_id
 
     def result(self):
-        iou = iou_from_confusion(self._confusion())
+        iou = iou_from_confusion(self.counts.value())
         return self._cast(iou[self.class_id])
 
     def get_config(self):
@@ -387,7 +324,7 @@ class PixelIoU(_ConfusionMetric):
 
 
 @register("metric", "pixel_accuracy")
-class PixelAccuracy(keras.metrics.Metric):
+class PixelAccuracy(_CountingMetric):
     """Fraction of counted pixels whose argmax prediction is their label, streaming.
 
     The trace of the confusion matrix over its total, over everything seen since the last reset;
@@ -407,54 +344,20 @@ class PixelAccuracy(keras.metrics.Metric):
     """
 
     def __init__(self, ignore_index=None, axis=-1, name="pixel_accuracy", dtype=None):
-        super().__init__(name=name, dtype=dtype)
+        super().__init__(name, dtype, "correct_counted", (2,))
         where = type(self).__name__
         self.ignore_index = _checks.ignore_index(ignore_index, where)
         self.axis = _checks.axis_argument(axis, where)
-        if IS_TENSORFLOW:
-            self.correct = self.add_weight(
-                name="correct", shape=(), initializer="zeros", dtype="float64"
-            )
-            self.counted = self.add_weight(
-                name="counted", shape=(), initializer="zeros", dtype="float64"
-            )
-        else:  # pixel counts exact; weighted counts (sample_weight) kept apart
-            self._correct = _ExactCounts(self, "correct", ())
-            self._counted = _ExactCounts(self, "counted", ())
-            self._weighted = _CompensatedSums(self, "correct_counted", (2,))
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         cm = pixel_confusion_matrix(
             y_true, y_pred, None, self.ignore_index, self.axis, sample_weight
         )
-        if IS_TENSORFLOW:
-            self.correct.assign_add(tf.linalg.trace(cm))
-            self.counted.assign_add(tf.reduce_sum(cm))
-        elif sample_weight is None:
-            self._correct.add(ops.trace(cm))
-            self._counted.add(ops.sum(cm))
-        else:
-            self._weighted.add(ops.stack([ops.trace(cm), ops.sum(cm)]))
+        self.counts.add(ops.stack([ops.trace(cm), ops.sum(cm)]))
 
     def result(self):
-        if IS_TENSORFLOW:
-            accuracy = tf.math.divide_no_nan(
-                tf.convert_to_tensor(self.correct), tf.convert_to_tensor(self.counted)
-            )
-            return tf.cast(accuracy, self.dtype or "float32")
-        weighted = self._weighted.value()
-        correct = self._correct.value() + weighted[0]
-        counted = self._counted.value() + weighted[1]
-        return ops.cast(ops.divide_no_nan(correct, counted), self.dtype or "float32")
-
-    def reset_state(self):
-        if IS_TENSORFLOW:
-            self.correct.assign(tf.zeros_like(self.correct))
-            self.counted.assign(tf.zeros_like(self.counted))
-        else:
-            self._correct.reset()
-            self._counted.reset()
-            self._weighted.reset()
+        correct, counted = ops.unstack(self.counts.value())
+        return self._cast(ops.divide_no_nan(correct, counted))
 
     def get_config(self):
         return {**super().get_config(), "ignore_index": self.ignore_index, "axis": self.axis}

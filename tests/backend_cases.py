@@ -2,7 +2,8 @@
 their float64 NumPy references (tests/reference.py) and option tables, the bad-input table, the
 weighted confusion matrix, and the checks whose body does not depend on the backend. Each
 backend's file passes its own ``value_and_grad(f, x) -> (value, gradient)`` where one is needed.
-Imports on any backend; only the backend's own tests call it."""
+Imports on any backend; only the backend's own tests call it, and tests/test_metrics.py the
+metric checks, which serve TensorFlow in both flavours too."""
 
 import json
 import os
@@ -40,6 +41,7 @@ from sm_pixel_ce import (
     pixel_softmax,
     pixel_tversky_loss,
 )
+from sm_pixel_ce.metrics import _LOW_BITS
 
 N, H, W, C = 2, 3, 4, 4
 REL = 1e-5
@@ -351,16 +353,43 @@ def weighted_confusion(labels, logits, weights, c, ignore_index=255):
     return cm
 
 
+def exact_counts(counts):
+    """The exact pixel counts of a metric's two int32 words, as int64."""
+    return counts.high.numpy().astype(np.int64) * 2**_LOW_BITS + counts.low.numpy()
+
+
 def check_compensated_sums_keep_what_float32_drops():
     """The weighted counts' two float32 words hold 2**25 + 1000 and a thousand 0.1s exactly."""
     metric = PixelAccuracy()
-    metric._weighted.add(np.array([2.0**25, 0.0], np.float32))
+    metric.counts.add(np.array([2.0**25, 0.0], np.float32))
     for _ in range(1000):  # float32 alone: 2**25 + 1 rounds back to 2**25; 0.1s drift by 1e-5
-        metric._weighted.add(np.array([1.0, 0.1], np.float32))
-    high, low = metric._weighted.high.numpy(), metric._weighted.low.numpy()
+        metric.counts.add(np.array([1.0, 0.1], np.float32))
+    high, low = metric.counts.weighted_high.numpy(), metric.counts.weighted_low.numpy()
     got = high.astype(np.float64) + low
     expected = [2.0**25 + 1000, 1000 * np.float64(np.float32(0.1))]
     np.testing.assert_allclose(got, expected, rtol=1e-12)
+    np.testing.assert_array_equal(exact_counts(metric.counts), [0, 0])
+
+
+def check_counts_exact_past_float32():
+    """2**24 + 1 pixels of one class: float32 counts would stop at 2**24."""
+    metric = PixelAccuracy()
+    big = np.zeros((1, 4096, 4096), np.int32)
+    metric.update_state(big, np.zeros((1, 4096, 4096, 2), np.float32))
+    metric.update_state(np.zeros((1, 1, 1), np.int32), np.zeros((1, 1, 1, 2), np.float32))
+    np.testing.assert_array_equal(exact_counts(metric.counts), [2**24 + 1] * 2)
+    assert float(metric.result()) == 1.0
+
+
+def check_counts_carry_past_int32():
+    """Five batches of 2**30 + 1 pixels (and one of 2**31 - 1) sum exactly, past int32."""
+    iou = PixelIoU(2, class_id=0)
+    for _ in range(5):
+        iou.counts.add(np.full((2, 2), 2**30 + 1, np.int32))
+    iou.counts.add(np.full((2, 2), 2**31 - 1, np.int32))
+    expected = 5 * (2**30 + 1) + 2**31 - 1
+    np.testing.assert_array_equal(exact_counts(iou.counts), np.full((2, 2), expected))
+    assert float(iou.counts.value()[0, 0]) == pytest.approx(expected, rel=1e-7)
 
 
 def miou(cm):

@@ -4,7 +4,8 @@ print a JSON line with both runs' per-step losses and final weights.
     python tests/distributed_check.py mirrored        # MirroredStrategy over 2 logical CPUs
     TF_CONFIG=... python tests/distributed_check.py worker OUT.npz   # one MultiWorker worker
     python tests/distributed_check.py single OUT.npz  # the single-process reference for workers
-    python tests/distributed_check.py regions         # the region losses and sums, 2 logical CPUs
+    python tests/distributed_check.py regions         # the region losses, sums and metrics, 2
+                                                      # logical CPUs
     python tests/distributed_check.py custom          # losses called in a custom loop, every
                                                       # reduction, 2 logical CPUs
 """
@@ -210,6 +211,40 @@ elif MODE == "regions":
         history = model.fit(dataset, epochs=STEPS, steps_per_epoch=1, verbose=0, shuffle=False)
         return history.history["loss"], [np.asarray(w) for w in model.get_weights()]
 
+    def metric_state(use_strategy):
+        """The metrics' results and exact pixel counts after a plain and a weighted batch, on one
+        device or with each replica counting its own images (read as the replicas' sum)."""
+        from sm_pixel_ce import PixelAccuracy, PixelMeanIoU
+        from sm_pixel_ce.metrics import _LOW_BITS
+
+        weights = np.random.default_rng(2).uniform(0.5, 2.0, labels.shape).astype(np.float32)
+        scope = strategy.scope() if use_strategy else tf.distribute.get_strategy().scope()
+        with scope:
+            metrics = [PixelMeanIoU(C, ignore_index=255), PixelAccuracy(ignore_index=255)]
+
+        def update(y, z, w):
+            for metric in metrics:
+                metric.update_state(y, z)
+                metric.update_state(y, z, sample_weight=w)
+
+        if use_strategy:
+            parts = [(a[:split], a[split:]) for a in (labels, logits, weights)]
+            inputs = strategy.experimental_distribute_values_from_function(
+                lambda context: [tf.constant(a[context.replica_id_in_sync_group]) for a in parts]
+            )
+            tf.function(lambda y, z, w: strategy.run(update, (y, z, w)))(*inputs)
+        else:
+            tf.function(update)(labels, logits, weights)
+        return {
+            "results": [float(m.result()) for m in metrics],
+            "counts": [
+                (m.counts.high.numpy().astype(np.int64) * 2**_LOW_BITS + m.counts.low.numpy())
+                .ravel()
+                .tolist()
+                for m in metrics
+            ],
+        }
+
     report = {"replicas": strategy.num_replicas_in_sync, "losses": {}}
     for name, build in LOSSES.items():
         loss = build()
@@ -235,6 +270,15 @@ elif MODE == "regions":
                 for a, b in zip(single_w, dist_w)
             )
         report["losses"][name] = entry
+    counted = labels != 255
+    report["metrics"] = {
+        "single": metric_state(False),
+        "distributed": metric_state(True),
+        "correct_and_counted": [  # NumPy's, for the accuracy's pixel counts
+            int(np.sum(counted & (logits.argmax(-1) == labels))),
+            int(np.sum(counted)),
+        ],
+    }
     print(json.dumps(report))
 elif MODE == "custom":
     from sm_pixel_ce import (

@@ -63,6 +63,11 @@ def test_region_losses_and_sums_are_global_under_mirrored_strategy():
         if "fit_single" in entry:  # model.fit: the same losses and weights as one device
             np.testing.assert_allclose(entry["fit_distributed"], entry["fit_single"], rtol=1e-5)
             assert entry["max_relative_weight_difference"] <= 1e-5, name
+    # The metrics: each replica counts its own images, and the counts read are the global ones.
+    single, distributed = report["metrics"]["single"], report["metrics"]["distributed"]
+    assert single["counts"][1] == report["metrics"]["correct_and_counted"]
+    assert distributed["counts"] == single["counts"]  # exact integers
+    np.testing.assert_allclose(distributed["results"], single["results"], rtol=1e-6)
 
 
 def test_custom_loops_add_the_replicas_values_up_to_the_global_loss():

@@ -1,8 +1,18 @@
 """PixelMeanIoU, PixelAccuracy, PixelIoU and pixel_metrics against NumPy confusion-matrix
 references."""
 
+import os
+import warnings
+
 import numpy as np
 import pytest
+import tensorflow as tf
+from backend_cases import (
+    check_compensated_sums_keep_what_float32_drops,
+    check_counts_carry_past_int32,
+    check_counts_exact_past_float32,
+    check_metrics_accumulate_weighted_and_unweighted_batches,
+)
 
 import sm_pixel_ce
 from sm_pixel_ce import PixelAccuracy, PixelIoU, PixelMeanIoU, pixel_metrics
@@ -417,7 +427,62 @@ def test_keras_pixel_miou_agrees_where_defined(rng):
     logits = rng.normal(size=(2, 6, 6, 4)).astype("float32")
     metric = PixelMeanIoU(num_classes=4, ignore_index=255)
     metric.update_state(labels, logits)
-    expected = scores_from_confusion(
-        confusion_matrix(labels, logits.argmax(-1), 4, 255)
-    )["miou"]
+    expected = scores_from_confusion(confusion_matrix(labels, logits.argmax(-1), 4, 255))["miou"]
     assert float(metric.result()) == pytest.approx(expected, abs=1e-6)
+
+
+# --- the counts: one rule on every backend (tests/backend_cases.py runs them on JAX and torch) ---
+
+
+def test_counts_exact_past_float32():
+    check_counts_exact_past_float32()
+
+
+def test_counts_carry_past_int32():
+    check_counts_carry_past_int32()
+
+
+def test_compensated_sums_keep_what_float32_drops():
+    check_compensated_sums_keep_what_float32_drops()
+
+
+def test_metrics_accumulate_weighted_and_unweighted_batches(rng):
+    check_metrics_accumulate_weighted_and_unweighted_batches(rng)
+
+
+def test_weighted_counts_in_a_graph_of_unknown_batch_size(rng):
+    # Where TensorFlow knows the pixel count only when the graph runs: 3 chunks of 1,024 pixels.
+    labels, scores = batch(rng, n=3, size=32, ignore_index=255)
+    weights = rng.uniform(0.5, 2.0, labels.shape).astype("float32")
+    spec = [tf.TensorSpec((None, 32, 32), tf.int64), tf.TensorSpec((None, 32, 32, 4))]
+    confusion = tf.function(
+        lambda y, z, w: pixel_confusion_matrix(y, z, 4, 255, sample_weight=w),
+        input_signature=[*spec, tf.TensorSpec((None, 32, 32))],
+    )
+    expected = np_confusion(labels, scores.argmax(-1), 4, ignore_index=255, weights=weights)
+    np.testing.assert_allclose(confusion(labels, scores, weights), expected, rtol=1e-6)
+    counts = tf.function(lambda y, z: pixel_confusion_matrix(y, z, 4, 255), input_signature=spec)
+    np.testing.assert_array_equal(
+        counts(labels, scores), np_confusion(labels, scores.argmax(-1), 4, ignore_index=255)
+    )
+
+
+# A SavedModel of tf_keras whose checkpoint holds each count of a metric as one float64 variable
+# (``confusion``; ``correct`` and ``counted``), the layout until the counts took one rule on every
+# backend: a model (a 1x1 Conv2D + pixel_softmax, 8x8x3 inputs, compiled with
+# PixelMeanIoU(3, ignore_index=255), PixelAccuracy(), PixelIoU(3, 1), fitted one step on
+# default_rng(0)'s data) saved by tf_keras at commit 097e9c6.
+LEGACY_SAVEDMODEL = os.path.join(os.path.dirname(__file__), "data", "metrics_097e9c6_savedmodel")
+
+
+@pytest.mark.skipif(IS_KERAS_3, reason="Keras 3 reads no SavedModel")
+def test_earlier_tf_keras_savedmodel_loads(rng):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = sm_pixel_ce.load_model(LEGACY_SAVEDMODEL)  # keras.models.load_model underneath
+    images = rng.random((2, 8, 8, 3)).astype("float32")
+    masks = rng.integers(0, 3, (2, 8, 8))
+    logs = model.evaluate(images, masks, verbose=0, return_dict=True)
+    cm = np_confusion(masks, model.predict(images, verbose=0).argmax(-1), 3)
+    assert logs["pixel_miou"] == pytest.approx(np_mean_iou(cm), abs=1e-6)
+    assert logs["pixel_accuracy"] == pytest.approx(np_accuracy(cm), abs=1e-6)

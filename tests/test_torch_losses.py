@@ -24,6 +24,8 @@ from backend_cases import (
     check_bad_input_raises_the_tensorflow_texts,
     check_class_weight_errors,
     check_compensated_sums_keep_what_float32_drops,
+    check_counts_carry_past_int32,
+    check_counts_exact_past_float32,
     check_hand_checked_ideal_and_worst,
     check_label_forms_axis_and_precision,
     check_metrics_accumulate_weighted_and_unweighted_batches,
@@ -55,7 +57,6 @@ if BACKEND == "torch":
         PixelAccuracy,
         PixelBinaryCrossentropy,
         PixelCategoricalCrossentropy,
-        PixelIoU,
         PixelMeanIoU,
         pixel_categorical_crossentropy,
         pixel_softmax,
@@ -446,23 +447,11 @@ def test_weighted_metrics_in_evaluate(rng):
 
 
 def test_counts_exact_past_float32():
-    """2**24 + 1 pixels of one class: float32 counts would stop at 2**24."""
-    metric = PixelAccuracy()
-    big = np.zeros((1, 4096, 4096), np.int32)
-    metric.update_state(big, np.zeros((1, 4096, 4096, 2), np.float32))
-    metric.update_state(np.zeros((1, 1, 1), np.int32), np.zeros((1, 1, 1, 2), np.float32))
-    for counts in (metric._counted, metric._correct):
-        exact = int(counts.high.numpy()) * 2**30 + int(counts.low.numpy())
-        assert exact == 2**24 + 1
-    assert float(metric.result()) == 1.0
+    check_counts_exact_past_float32()
 
 
 def test_counts_carry_past_int32():
-    iou = PixelIoU(2, class_id=0)
-    for _ in range(5):
-        iou._counts.add(np.full((2, 2), 2**29 + 1, np.int32))
-    high, low = iou._counts.high.numpy(), iou._counts.low.numpy()
-    assert (high.astype(np.int64) * 2**30 + low == 5 * (2**29 + 1)).all()
+    check_counts_carry_past_int32()
 
 
 # --- class_weights and the command line -----------------------------------------------------------
