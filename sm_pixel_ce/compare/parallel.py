@@ -3,7 +3,8 @@ processes of this machine (``--jobs``), or as tasks of a Ray cluster (``--ray``)
 
 Every place runs the same function, :func:`~sm_pixel_ce.compare.experiment.train_task`, so there
 is one training code path. A process is started with ``spawn`` (a fresh interpreter: TensorFlow's
-state is not forked) for each run, and pinned to one GPU (``CUDA_VISIBLE_DEVICES``) where there
+state is not forked) for each run, or (:class:`WorkerPool`, ``--prune``) for each variant, kept
+for its phases; each is pinned to one GPU (``CUDA_VISIBLE_DEVICES``) where there
 are GPUs; on a CPU-only machine it uses ``--threads-per-run`` threads (TensorFlow's own number
 when not given). A Ray task writes its run into a temporary folder and returns the files as
 bytes, which the driver writes into ``--out``: no shared file system is needed, but the data

@@ -6,7 +6,8 @@ Every (variant, seed) run not finished in the output folder becomes a
 per run (one at a time, or ``--jobs`` at once; here for a single run or with ``--in-process``),
 or as Ray tasks (``--ray``), see
 :mod:`~sm_pixel_ce.compare.parallel`. With ``--prune`` the tasks are cut into phases that end at
-the scoring epochs, each phase executed the same way, and the variants behind beyond doubt stop
+the scoring epochs, each variant's model compiled once for all its phases and seeds (in a
+process per variant, or here; :class:`_Phases`), and the variants behind beyond doubt stop
 (:mod:`~sm_pixel_ce.compare.prune` decides which).
 """
 
