@@ -1,6 +1,5 @@
 """``compare`` on many devices: ``--jobs N`` processes and ``--ray local`` give the sequential
-run's numbers, ``--resume`` and Ctrl-C work per run, ``--prune`` stops a variant that is clearly
-behind and continues the others with the numbers of a run without ``--prune``."""
+run's numbers, ``--resume`` and Ctrl-C work per run (``--prune``: tests/test_compare_prune.py)."""
 
 import builtins
 import json
@@ -17,7 +16,6 @@ from conftest import tiny_compare_argv
 from sm_pixel_ce.cli import main
 from sm_pixel_ce.compare import parallel
 from sm_pixel_ce.compare.layout import OutputFolder
-from sm_pixel_ce.compare.prune import prune_epochs
 
 # How runs are executed (processes, Ray, Ctrl-C, --resume, pruned phases) is the same Python in both
 # Keras flavours, and each flavour's training is checked by test_compare.py: the Keras 3 process
@@ -128,58 +126,6 @@ def _children_alive(pid):
             except (OSError, ValueError, IndexError):
                 continue
     return False
-
-
-def test_prune_epochs():
-    assert prune_epochs(10) == [3, 5]
-    assert prune_epochs(30) == [8, 15]
-    assert prune_epochs(4) == [1, 2]
-    assert prune_epochs(2) == [1]
-    assert prune_epochs(1) == []
-
-
-def test_prune_stops_a_variant_far_behind_and_the_survivor_is_unchanged(tmp_path, capsys):
-    # pixel_cce scaled by 1e-6 is a loss that learns next to nothing: Adam's steps shrink
-    # to ~1 % of cce's (its epsilon, 1e-7, outweighs the tiny gradients).
-    slow = "1e-06xpixel_cce"
-    extra = ("--images", "32", "--batch-size", "2", "--epochs", "2")
-    plain = tmp_path / "plain"
-    assert main(tiny_compare_argv(plain, *extra, variants=("cce",))) == 0
-    capsys.readouterr()
-    pruned = tmp_path / "pruned"
-    variants = ("cce", "1e-06*pixel_cce")
-    argv = tiny_compare_argv(pruned, *extra, "--in-process", "--prune", variants=variants)
-    assert main(argv) == 0
-    printed = capsys.readouterr().out
-    folder = OutputFolder(pruned)
-    with open(folder.prune) as f:
-        decisions = json.load(f)["decisions"]
-    # Scored at epoch 1 of 2 (ceil(2/4) = ceil(2/2) = 1).
-    assert [d["epoch"] for d in decisions] == [1] and decisions[0]["stopped"] == [slow]
-    assert f"--prune: {slow} stops at epoch 1 of 2" in printed
-    stopped = folder.run(slow, 0).load_result()
-    assert stopped["stopped_at"] == 1 and stopped["epochs_planned"] == 2
-    because = stopped["stopped_because"]
-    assert because["best"] == "cce" and 0 < because["low"] <= because["difference"]
-    assert because["difference"] == decisions[0]["versus"][slow]["difference"]
-    assert stopped["val_miou_per_epoch"] == [stopped["miou"]]
-    assert len(stopped["image_counts"]) == 8  # 8 validation images
-    for run in (folder.run(slow, 0), folder.run("cce", 0)):
-        assert not os.path.exists(run.checkpoint) and not os.path.exists(run.phase)
-    # The survivor, trained in two phases, has the numbers of the run without --prune.
-    alone = OutputFolder(plain).run("cce", 0).load_result()
-    survivor = folder.run("cce", 0).load_result()
-    for key in ("miou", "per_class_iou", "val_loss", "train_loss", "val_miou_per_epoch"):
-        assert survivor[key] == alone[key], key
-    assert survivor["image_counts"] == alone["image_counts"]
-    assert survivor["image_counts_at"]["1"] != survivor["image_counts"]
-    # --resume needs --prune (it is part of the run configuration) and trains nothing more.
-    capsys.readouterr()
-    assert main(argv[:-1] + ["--resume"]) == 2
-    assert "--prune True there, False here" in capsys.readouterr().err
-    assert main(argv + ["--resume"]) == 0
-    printed = capsys.readouterr().out
-    assert f"[{slow}] seed 0: already in" in printed and "seed 0: training" not in printed
 
 
 @pytest.mark.xdist_group("compare_sequential")  # one worker builds `sequential` once

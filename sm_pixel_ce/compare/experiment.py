@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import time
+import warnings
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from .training import (
     model_for,
     train_variant,
 )
-from .variants import resolve
+from .variants import loss_for, resolve
 
 
 class _PredictionWriter:
@@ -97,13 +98,14 @@ def initial_weights(data, options, seed):
     return _INITIAL[seed]
 
 
-def train_task(data, options, root, task, counts, state=None, progress=True, log=print):
+def train_task(data, options, root, task, counts, state=None, progress=True, keep=False, log=print):
     """Train one :class:`Task` into the output folder ``root`` and return its result: the one
     function every way of running ``compare`` calls (see :mod:`~sm_pixel_ce.compare.scheduling`).
 
     A whole run (or a phase ending at the last epoch) writes the run's files, ``result.json``
     last. A phase that ends earlier writes them too, with its result in ``phase.json``
-    instead, and the checkpoint the next phase continues from. The model is loaded back with
+    instead, and the checkpoint the next phase continues from (its model is saved only if
+    ``--prune`` stops the run there: :func:`save_stopped`). The model is loaded back with
     ``keras.models.load_model(path)`` (no ``custom_objects``), and the largest difference
     between the reloaded and the trained model's validation outputs is recorded as
     ``reload_max_abs_diff``.
@@ -116,6 +118,8 @@ def train_task(data, options, root, task, counts, state=None, progress=True, log
         counts: The training masks' :class:`~sm_pixel_ce.class_weights.ClassPixels`.
         state: The state a phase continues from; None to read the run's checkpoint.
         progress: tqdm's bar within each epoch (off in processes). Defaults to True.
+        keep: Train the variant's model kept compiled in this process for its later phases
+            and seeds (:func:`~sm_pixel_ce.compare.training.kept_model`). Defaults to False.
         log: Function printing one line. Defaults to print.
 
     Returns:
@@ -145,18 +149,19 @@ def train_task(data, options, root, task, counts, state=None, progress=True, log
         + (f"epochs {first + 1}-{stop} of {options.epochs}" if task.epochs else f"{stop} epochs")
         + f" on {len(data.train)} images"
     )
-    result = _train_and_save(task, data, options, weights, counts, root, log, state, progress)
+    result = _train_and_save(task, data, options, weights, counts, root, log, state, progress, keep)
     log(
         f"[{task.variant}] mIoU {score_text(result['miou'])}  "
         f"pixel accuracy {score_text(result['pixel_accuracy'])}"
         f"  keras accuracy {result['keras_accuracy']:.3f}  ({result['seconds']:.0f} s)"
         + (f"; saved in {run.path}" if stop == options.epochs else f" at epoch {stop}")
     )
-    keras.backend.clear_session()
+    if not keep:
+        keras.backend.clear_session()
     return result
 
 
-def _train_and_save(task, data, options, weights, counts, root, log, state, progress):
+def _train_and_save(task, data, options, weights, counts, root, log, state, progress, keep):
     """Train the task's variant, write its run's files, and return its result."""
     folder = OutputFolder(root)
     variant = resolve(task.spec or task.variant)
@@ -177,23 +182,56 @@ def _train_and_save(task, data, options, weights, counts, root, log, state, prog
             epochs=task.epochs,
             state=state,
             progress=progress,
+            keep=keep,
         )
     except BaseException:
         writer.abort()
         raise
     writer.close()
-    path = folder.model_of(variant.name, task.seed, task.first)
     state = result.pop("state", None)
-    result.update(_save_and_reload(variant, model, data, options, path))
     np.savez_compressed(run.sample, predictions=writer.sample)
     # The report ranks classes by training pixels (its "rare classes" column).
     result["train_class_pixels"] = [int(c) for c in counts.pixels]
     if task.epochs is not None and task.epochs[1] < options.epochs:
         save_checkpoint(run.checkpoint, state)
         write_json(run.phase, result)
-    else:
-        run.finish(result)
+        return result
+    if keep:  # saving recompiles: save a copy, the kept model stays compiled for Adam
+        model = _model_with(variant, model.get_weights(), data, options, counts)
+    path = folder.model_of(variant.name, task.seed, task.first)
+    result.update(_save_and_reload(variant, model, data, options, path))
+    run.finish(result)
     return result
+
+
+def save_stopped(data, options, root, task, counts):
+    """Save the model of a run that ``--prune`` stopped after its phase ``task``, from the
+    checkpoint that phase wrote, as a finished run's is saved.
+
+    Args:
+        data, options, root, task, counts: As :func:`train_task` was given them.
+
+    Returns:
+        The keys :func:`train_task`'s result has for the saved model (``model_path``,
+        ``reload_max_abs_diff``, ``reload_seconds``).
+    """
+    folder = OutputFolder(root)
+    variant = resolve(task.spec or task.variant)
+    weights = load_checkpoint(folder.run(variant.name, task.seed).checkpoint)["weights"]
+    model = _model_with(variant, weights, data, options, counts)
+    path = folder.model_of(variant.name, task.seed, task.first)
+    return _save_and_reload(variant, model, data, options, path)
+
+
+def _model_with(variant, weights, data, options, counts):
+    """A new model of ``variant`` holding ``weights``, compiled with its loss."""
+    model = model_for(variant, data, options, freeze_encoder=options.freeze_encoder)
+    model.set_weights(weights)
+    with warnings.catch_warnings():  # a class absent from the training masks: logged already
+        warnings.simplefilter("ignore")
+        loss = loss_for(variant, lambda: counts, options.classes, options.ignore_index)
+    model.compile(optimizer=keras.optimizers.SGD(options.lr), loss=loss)
+    return model
 
 
 def save_checkpoint(path, state):

@@ -3,7 +3,8 @@ processes of this machine (``--jobs``), or as tasks of a Ray cluster (``--ray``)
 
 Every place runs the same function, :func:`~sm_pixel_ce.compare.experiment.train_task`, so there
 is one training code path. A process is started with ``spawn`` (a fresh interpreter: TensorFlow's
-state is not forked) for each run, and pinned to one GPU (``CUDA_VISIBLE_DEVICES``) where there
+state is not forked) for each run, or (:class:`WorkerPool`, ``--prune``) for each variant, kept
+for its phases; each is pinned to one GPU (``CUDA_VISIBLE_DEVICES``) where there
 are GPUs; on a CPU-only machine it uses ``--threads-per-run`` threads (TensorFlow's own number
 when not given). A Ray task writes its run into a temporary folder and returns the files as
 bytes, which the driver writes into ``--out``: no shared file system is needed, but the data
@@ -74,22 +75,173 @@ def _environment(values):
                 os.environ[key] = value
 
 
-def _child(connection, function, arguments):
-    """A spawned process: run ``function(*arguments, log=...)``, sending log lines and then the
-    result (or the exception) through ``connection``. Ctrl-C is the parent's to handle."""
+def _serve(connection):
+    """A spawned worker: run every ``(function, arguments)`` it is sent, as
+    ``function(*arguments, log=...)``, sending log lines and then the result (or the exception)
+    through ``connection``, until it is sent None or the parent is gone. Ctrl-C is the parent's
+    to handle."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        result = function(*arguments, log=lambda line: connection.send(("log", line)))
-        connection.send(("done", result))
-    except BaseException as error:  # noqa: BLE001 - handed to the parent, which raises it
+    send = lambda *message: connection.send(message)  # noqa: E731
+    while True:
         try:
-            connection.send(("error", error))
-        except Exception:  # an exception that does not pickle
-            connection.send(("error", RuntimeError(traceback.format_exc())))
-    finally:
-        connection.close()
+            call = connection.recv()
+        except EOFError:
+            break
+        if call is None:
+            break
+        function, arguments = call
+        try:
+            send("done", function(*arguments, log=lambda line: send("log", line)))
+        except BaseException as error:  # noqa: BLE001 - handed to the parent, which raises it
+            try:
+                send("error", error)
+            except Exception:  # an exception that does not pickle
+                send("error", RuntimeError(traceback.format_exc()))
+    connection.close()
+
+
+class _Worker:
+    """One spawned :func:`_serve` process, bound to ``key``, in ``slot`` (0 .. jobs - 1)."""
+
+    def __init__(self, context, key, slot, threads, gpus):
+        self.key, self.slot, self.busy = key, slot, None
+        self.connection, theirs = context.Pipe()
+        self.process = context.Process(target=_serve, args=(theirs,))
+        with _environment({**thread_environment(threads), **device_environment(slot, gpus)}):
+            self.process.start()
+        theirs.close()
+
+    def call(self, index, function, arguments):
+        self.busy = index
+        self.connection.send((function, arguments))
+
+    def stop(self, now=False):
+        """End the process: at once (``now``), or once it has read the call to stop."""
+        if not now:
+            try:
+                self.connection.send(None)
+            except OSError:  # already gone
+                pass
+            self.process.join(timeout=30)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join()
+        self.connection.close()
+
+
+class WorkerPool:
+    """Up to ``jobs`` spawned processes that live across calls to :meth:`run`, each bound to
+    one key: the calls of a key run in order in its process, which keeps what it built (a
+    compiled model) for the key's later calls. A key without a process gets a free slot, or
+    the slot of an idle process whose key has nothing left to run, which is ended first: at
+    most ``jobs`` processes at any time, whatever the number of keys.
+
+    Args:
+        jobs: Processes at once, >= 1.
+        threads: TensorFlow threads of each process, or None for its own number.
+            Defaults to None.
+        gpus: GPU ids to pin the processes to, round robin by slot; None for
+            :func:`visible_gpus`.
+
+    Example:
+        >>> with WorkerPool(2) as pool:
+        ...     first = pool.run(train_task, [("cce", args_0), ("bce", args_1)])
+        ...     later = pool.run(train_task, [("cce", args_2)])  # in the same cce process
+    """
+
+    def __init__(self, jobs, threads=None, gpus=None):
+        if jobs < 1:
+            raise ValueError(f"jobs must be >= 1; received {jobs}.")
+        self.jobs, self.threads = jobs, threads
+        self.gpus = visible_gpus() if gpus is None else gpus
+        self.context = multiprocessing.get_context("spawn")
+        self.workers = {}  # key -> _Worker
+        #: Processes started so far.
+        self.started = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close(now=exc[0] is not None)
+
+    def run(self, function, calls, log=print):
+        """``[function(*arguments, log=...) for key, arguments in calls]``, each in the process
+        of its key; results in the order of ``calls``.
+
+        Raises:
+            KeyboardInterrupt: Ctrl-C (inside :func:`~sm_pixel_ce.compare.training.stop_on_ctrl_c`):
+                every process is stopped; what finished before stays finished.
+            Exception: The first exception a call raised (every process is stopped).
+        """
+        waiting = {}  # key -> [(index, arguments)], the keys that have a process first
+        for index, (key, arguments) in enumerate(calls):
+            waiting.setdefault(key, []).append((index, arguments))
+        waiting = dict(sorted(waiting.items(), key=lambda item: item[0] not in self.workers))
+        results = [None] * len(calls)
+        busy = {}  # connection -> worker
+        try:
+            while waiting or busy:
+                for key in list(waiting):
+                    worker = self.workers.get(key) or self._start(key, waiting)
+                    if worker is None or worker.busy is not None:
+                        continue
+                    index, arguments = waiting[key].pop(0)
+                    if not waiting[key]:
+                        del waiting[key]
+                    worker.call(index, function, arguments)
+                    busy[worker.connection] = worker
+                for connection in multiprocessing.connection.wait(list(busy), timeout=0.2):
+                    worker = busy[connection]
+                    try:
+                        kind, value = connection.recv()
+                    except EOFError:
+                        code = worker.process.exitcode
+                        raise RuntimeError(
+                            f"a compare process stopped without a result (exit code {code})"
+                        ) from None
+                    if kind == "log":
+                        log(value)
+                        continue
+                    del busy[connection]
+                    if kind == "error":
+                        raise value
+                    results[worker.busy], worker.busy = value, None
+                check_interrupt()
+        except BaseException:
+            self.close(now=True)
+            raise
+        return results
+
+    def _start(self, key, waiting):
+        """A new process for ``key`` in a free slot (ending an idle one that ``waiting`` has
+        nothing for, when none is free), or None when every slot is taken."""
+        if len(self.workers) >= self.jobs:
+            idle = [w for w in self.workers.values() if w.busy is None and w.key not in waiting]
+            if not idle:
+                return None
+            self.release([idle[0].key])
+        taken = {w.slot for w in self.workers.values()}
+        slot = min(set(range(self.jobs)) - taken)
+        self.workers[key] = _Worker(self.context, key, slot, self.threads, self.gpus)
+        self.started += 1
+        return self.workers[key]
+
+    def release(self, keys):
+        """End the processes of ``keys`` (those that have one): nothing more to run there."""
+        for key in keys:
+            worker = self.workers.pop(key, None)
+            if worker is not None:
+                worker.stop()
+
+    def close(self, now=False):
+        """End every process: at once with ``now`` (Ctrl-C, an error), else when it has
+        finished its call."""
+        for worker in self.workers.values():
+            worker.stop(now)
+        self.workers.clear()
 
 
 def run_in_processes(function, argument_lists, jobs, threads=None, log=print, gpus=None):
@@ -113,53 +265,9 @@ def run_in_processes(function, argument_lists, jobs, threads=None, log=print, gp
             every process is stopped; what finished before stays finished.
         Exception: The first exception a call raised (the other processes are stopped).
     """
-    if jobs < 1:
-        raise ValueError(f"jobs must be >= 1; received {jobs}.")
-    gpus = visible_gpus() if gpus is None else gpus
-    context = multiprocessing.get_context("spawn")
-    waiting = list(enumerate(argument_lists))
-    results = [None] * len(waiting)
-    running = {}  # receiving connection -> (index, process, slot)
-    free = list(range(jobs))
-    try:
-        while waiting or running:
-            while waiting and free:
-                index, arguments = waiting.pop(0)
-                slot = free.pop(0)
-                receive, send = context.Pipe(duplex=False)
-                process = context.Process(target=_child, args=(send, function, arguments))
-                environment = {**thread_environment(threads), **device_environment(slot, gpus)}
-                with _environment(environment):
-                    process.start()
-                send.close()
-                running[receive] = (index, process, slot)
-            for receive in multiprocessing.connection.wait(list(running), timeout=0.2):
-                index, process, slot = running[receive]
-                try:
-                    kind, value = receive.recv()
-                except EOFError:
-                    process.join()
-                    raise RuntimeError(
-                        f"a compare process stopped without a result (exit code {process.exitcode})"
-                    ) from None
-                if kind == "log":
-                    log(value)
-                    continue
-                del running[receive]
-                receive.close()
-                process.join()
-                free.append(slot)
-                if kind == "error":
-                    raise value
-                results[index] = value
-            check_interrupt()
-    finally:
-        for receive, (_, process, _) in running.items():
-            process.terminate()
-        for receive, (_, process, _) in running.items():
-            process.join()
-            receive.close()
-    return results
+    # A key per call: a process per call, ended when its slot is wanted or at the end.
+    with WorkerPool(jobs, threads, gpus) as pool:
+        return pool.run(function, list(enumerate(argument_lists)), log)
 
 
 def ray_init(address):

@@ -6,7 +6,8 @@ Every (variant, seed) run not finished in the output folder becomes a
 per run (one at a time, or ``--jobs`` at once; here for a single run or with ``--in-process``),
 or as Ray tasks (``--ray``), see
 :mod:`~sm_pixel_ce.compare.parallel`. With ``--prune`` the tasks are cut into phases that end at
-the scoring epochs, each phase executed the same way, and the variants behind beyond doubt stop
+the scoring epochs, each variant's model compiled once for all its phases and seeds (in a
+process per variant, or here; :class:`_Phases`), and the variants behind beyond doubt stop
 (:mod:`~sm_pixel_ce.compare.prune` decides which).
 """
 
@@ -14,11 +15,17 @@ import json
 import os
 
 from . import parallel
-from .experiment import Task, forget_initial_weights, load_checkpoint, train_task
+from .experiment import (
+    Task,
+    forget_initial_weights,
+    load_checkpoint,
+    save_stopped,
+    train_task,
+)
 from .layout import OutputFolder, write_json
 from .options import option_defaults
 from .prune import counts_at, decide, prune_epochs
-from .training import stop_on_ctrl_c
+from .training import forget_models, stop_on_ctrl_c
 
 # run_config key -> how the difference is named when --resume meets another configuration.
 _CONFIG_NAMES = {
@@ -196,6 +203,50 @@ def in_this_process(options, count):
     return options.jobs == 1 and options.threads_per_run is None and count <= 1
 
 
+class _Phases:
+    """Executes ``--prune``'s phases. Each variant's model is built, compiled and traced once
+    and kept for all its phases and seeds (a phase sets the seed's weights, optimizer state
+    and data order into it: :func:`~sm_pixel_ce.compare.training.kept_model`): here (with
+    ``--in-process``, or for a single run), or in a process per variant, up to ``--jobs`` at
+    once (:class:`~sm_pixel_ce.compare.parallel.WorkerPool`: a variant without a process
+    takes the slot of one whose variant has nothing left in the phase, which ends). With
+    ``--ray`` every phase is a task of its own, as :func:`_execute` runs it."""
+
+    def __init__(self, data, options, folder, counts, runs, log):
+        self.data, self.options, self.root, self.counts = data, options, folder.root, counts
+        self.log = log
+        self.here = options.ray is None and in_this_process(options, runs)
+        self.pool = None
+        if options.ray is None and not self.here:
+            self.pool = parallel.WorkerPool(options.jobs, threads=options.threads_per_run)
+        self.folder = folder
+
+    def run(self, tasks):
+        """The results of ``tasks``, in their order."""
+        data, options, root, counts = self.data, self.options, self.root, self.counts
+        if self.here:
+            return [
+                train_task(data, options, root, t, counts, keep=True, log=self.log) for t in tasks
+            ]
+        if self.pool is None:
+            return _execute(data, options, self.folder, counts, tasks, self.log)
+        calls = [(t.variant, (data, options, root, t, counts, None, False, True)) for t in tasks]
+        return self.pool.run(train_task, calls, self.log)
+
+    def release(self, variants):
+        """Nothing more to train for ``variants``: their processes end."""
+        if self.pool is not None:
+            self.pool.release(variants)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            self.pool.close(now=exc[0] is not None)
+        forget_models()
+
+
 def _run_pruned(data, options, folder, counts, todo, finished, log):
     """Train the runs ``todo`` in phases, stopping the variants behind beyond doubt (see
     :mod:`~sm_pixel_ce.compare.prune`); ``finished``: the runs finished before (``--resume``),
@@ -204,41 +255,45 @@ def _run_pruned(data, options, folder, counts, todo, finished, log):
     epochs = options.epochs
     active = list(todo)
     results, decisions, start = {}, [], 0
-    for stop in prune_epochs(epochs) + [epochs]:
-        if not active:
-            break
-        tasks = [Task(t.variant, t.seed, t.first, (start, stop), t.spec) for t in active]
-        for task, result in zip(tasks, _execute(data, options, folder, counts, tasks, log)):
-            before = results.get((task.variant, task.seed), {}).get("image_counts_at")
-            if before:
-                result["image_counts_at"] = before
-            results[task.variant, task.seed] = result
-        if stop == epochs:  # the counts of the scoring epochs join result.json
+    with _Phases(data, options, folder, counts, len(todo), log) as phases:
+        for stop in prune_epochs(epochs) + [epochs]:
+            if not active:
+                break
+            tasks = [Task(t.variant, t.seed, t.first, (start, stop), t.spec) for t in active]
+            for task, result in zip(tasks, phases.run(tasks)):
+                before = results.get((task.variant, task.seed), {}).get("image_counts_at")
+                if before:
+                    result["image_counts_at"] = before
+                results[task.variant, task.seed] = result
+            if stop == epochs:  # the counts of the scoring epochs join result.json
+                for task in active:
+                    folder.run(task.variant, task.seed).finish(results[task.variant, task.seed])
+                break
             for task in active:
-                folder.run(task.variant, task.seed).finish(results[task.variant, task.seed])
-            break
-        for task in active:
-            result = results[task.variant, task.seed]
-            result["image_counts_at"] = {
-                **result.get("image_counts_at", {}),
-                str(stop): result.get("image_counts"),
-            }
-        at_stop = counts_at(stop, options, {**finished, **results})
-        if at_stop is None:
-            log(f"  --prune: epoch {stop}: some runs have no per-image counts; none stopped")
+                result = results[task.variant, task.seed]
+                result["image_counts_at"] = {
+                    **result.get("image_counts_at", {}),
+                    str(stop): result.get("image_counts"),
+                }
+            at_stop = counts_at(stop, options, {**finished, **results})
+            if at_stop is None:
+                log(f"  --prune: epoch {stop}: some runs have no per-image counts; none stopped")
+                start = stop
+                continue
+            decision = decide(at_stop, stop)
+            decisions.append(decision)
+            write_json(folder.prune, {"epochs": epochs, "decisions": decisions})
+            phases.release(decision["stopped"])
+            active = _stop_behind(decision, active, results, (data, options, folder, counts), log)
             start = stop
-            continue
-        decision = decide(at_stop, stop)
-        decisions.append(decision)
-        write_json(folder.prune, {"epochs": epochs, "decisions": decisions})
-        active = _stop_behind(decision, active, results, folder, epochs, log)
-        start = stop
     return results
 
 
-def _stop_behind(decision, active, results, folder, epochs, log):
-    """Finish the runs of the variants ``decision`` stops, with why; return the others."""
-    stop = decision["epoch"]
+def _stop_behind(decision, active, results, run, log):
+    """Finish the runs of the variants ``decision`` stops, with why (their models saved from
+    their checkpoints, ``run``: ``(data, options, folder, counts)``); return the others."""
+    data, options, folder, counts = run
+    stop, epochs = decision["epoch"], options.epochs
     for name in decision["stopped"]:
         row = decision["versus"][name]
         log(
@@ -253,6 +308,7 @@ def _stop_behind(decision, active, results, folder, epochs, log):
             continue
         row = decision["versus"][task.variant]
         result = results[task.variant, task.seed]
+        result.update(save_stopped(data, options, folder.root, task, counts))
         result.update(
             stopped_at=stop,
             epochs_planned=epochs,

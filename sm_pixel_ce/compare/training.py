@@ -49,6 +49,8 @@ EVAL_PIXELS = 32 * 64 * 64
 def eval_batch(size):
     """Validation images per eager forward pass at side ``size`` (32 at 64 px, 8 at 128 px)."""
     return max(1, min(32, EVAL_PIXELS // (size * size)))
+
+
 #: Validation images whose predictions are kept for the pictures and ``predictions.npz``.
 SAMPLE = 16
 #: Largest scale change of ``--augment``'s random crop: a square of 60 % to 100 % of the side.
@@ -324,6 +326,7 @@ def train_variant(
     epochs=None,
     state=None,
     progress=True,
+    keep=False,
 ):
     """Train ``variant`` and score it on the validation split, streaming both from disk.
 
@@ -349,6 +352,9 @@ def train_variant(
             Defaults to None.
         state: ``result["state"]`` of the phase before (``start`` > 0), or None.
         progress: Show tqdm's bar within each epoch. Defaults to True.
+        keep: Train the variant's model kept compiled in this process (:func:`kept_model`),
+            its weights and optimizer state set to this seed's, instead of building and
+            compiling (and so tracing) a new one. Defaults to False.
 
     Returns:
         ``(result, model)``: the metrics dict and the trained model; the scores are those of
@@ -359,12 +365,23 @@ def train_variant(
         DataError: A file that cannot be read turned up while streaming; it is named.
     """
     variant = resolve(variant)
-    model, loss = _compiled_model(variant, data, options, initial_weights, seed, class_counts, log)
     first, stop = (0, options.epochs) if epochs is None else epochs
     if first and state is None:
         raise ValueError(f"epochs={epochs} continues a run: it needs its state; received None.")
-    train = training_dataset(variant, data.train, options, seed)
     callbacks = []
+    if keep:
+        model, loss, fresh = kept_model(
+            variant, data, options, initial_weights, seed, class_counts, log
+        )
+        keras.utils.set_random_seed(seed)  # as before a build: the seed's random state
+        if not first:  # this seed's start: its initial weights, a fresh optimizer
+            model.set_weights(initial_weights)
+            callbacks.append(_RestoreOptimizer(fresh))
+    else:
+        model, loss = _compiled_model(
+            variant, data, options, initial_weights, seed, class_counts, log
+        )
+    train = training_dataset(variant, data.train, options, seed)
     if first:
         model.set_weights(state["weights"])
         callbacks.append(_RestoreOptimizer(state["optimizer"]))
@@ -431,6 +448,40 @@ def model_for(variant, data, options, **settings):
         normalization=data.train.normalization(),
         **settings,
     )
+
+
+#: :func:`kept_model`'s models: ``{variant name: (model, loss, fresh optimizer state)}``.
+_KEPT = {}
+
+
+def kept_model(variant, data, options, initial_weights, seed, class_counts, log=print):
+    """``(model, loss, fresh)``: the variant's model, compiled once in this process and kept
+    (until :func:`forget_models`) for every later phase and seed of it, so that its training
+    step is traced once; ``fresh`` is its optimizer's state before any step, which a seed's
+    first phase starts from. The arguments are :func:`train_variant`'s; the first call's
+    ``initial_weights`` and ``seed`` build it.
+
+    TensorFlow keeps about a model's weights and optimizer state for every model trained with
+    ``fit`` until its process ends (see :func:`~sm_pixel_ce.compare.scheduling.in_this_process`):
+    one kept model per variant costs that once per variant instead of once per phase of every
+    run.
+
+    Example:
+        >>> model, loss, fresh = kept_model(resolve("cce"), held_out, options, weights, 0, counts)
+    """
+    if variant.name not in _KEPT:
+        model, loss = _compiled_model(
+            variant, data, options, initial_weights, seed, class_counts, log
+        )
+        model.optimizer.build(model.trainable_variables)
+        log(f"  {variant.name}: model compiled once for its phases and seeds in this process")
+        _KEPT[variant.name] = model, loss, [np.array(v) for v in model.optimizer.variables]
+    return _KEPT[variant.name]
+
+
+def forget_models():
+    """Drop :func:`kept_model`'s models: a new comparison may use other data or options."""
+    _KEPT.clear()
 
 
 def _compiled_model(variant, data, options, initial_weights, seed, class_counts, log):
