@@ -22,11 +22,19 @@ from math import ceil
 import numpy as np
 
 from .cases import (
+    FOCAL_ALPHA,
+    FOCAL_GAMMA,
+    IGNORE_INDEX,
+    OHEM_THRESHOLD,
     PLAIN_LIMIT,
+    TOP_K,
+    TVERSKY,
     baselines,
     boundary_maps,
+    focal_alpha,
     loss_targets,
     make_inputs,
+    pos_weight,
     run_cases,
     select,
 )
@@ -99,17 +107,6 @@ def torch_plain(data):
     document (examples/losses.md)."""
     import torch
     import torch.nn.functional as F
-
-    from .cases import (
-        FOCAL_ALPHA,
-        FOCAL_GAMMA,
-        IGNORE_INDEX,
-        OHEM_THRESHOLD,
-        TOP_K,
-        TVERSKY,
-        focal_alpha,
-        pos_weight,
-    )
 
     classes = data["classes"]
     weights = torch.tensor(data["class_weights"], dtype=torch.float32)
