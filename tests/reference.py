@@ -803,3 +803,70 @@ def pixel_cce_focal_alpha(labels, logits, alpha, gamma=0.0, smoothing=0.0, ignor
     alpha = np.broadcast_to(np.asarray(alpha, np.float64), (c,))
     loss = -(alpha * target * (1 - np.exp(logp)) ** gamma * logp).sum(-1)
     return (loss * valid).sum() / valid.sum()
+
+
+# --- h-bench, issue #29 point 5 / #31: what each row of the one loss bench table computes --------
+
+
+def bench_expected(data, options):
+    """name -> the float64 value of every row of ``sm_pixel_ce.bench.cases.LOSS_CASES`` on the
+    inputs of ``make_inputs`` (``data``), from the references above; ``options``: ``gamma``,
+    ``top_k``, ``alpha`` (scalar), ``alphas`` (per class), ``threshold``, ``min_kept``,
+    ``pos_weight``, ``tversky`` (alpha, beta, gamma), ``ignore_index``."""
+    logits, mask, onehot = data["logits"], data["mask"], data["onehot"]
+    weights, ignore, ignored = data["class_weights"], options["ignore_index"], data["mask_ignore"]
+    gamma, top_k = options["gamma"], options["top_k"]
+    p = softmax(logits)
+    cce, bce = pixel_cce(mask, logits), pixel_bce(onehot, logits)
+    focal = pixel_cce(mask, logits, gamma=gamma)
+    dice, lovasz = smp_dice(p, mask), smp_lovasz_softmax(p, mask)
+    boundary = boundary_loss(p, data["blocks"])
+
+    def ohem(min_kept):
+        total, _ = mmseg_ohem_cross_entropy(logits, mask, options["threshold"], min_kept)
+        return total / mmseg_ohem_weight(logits, mask, options["threshold"], min_kept).sum()
+
+    c = logits.shape[-1]
+    members = data["blocks"][..., None] == np.arange(c)
+    return {
+        **dict.fromkeys(
+            (
+                "floor_dense",
+                "floor_sparse",
+                "floor_sparse_again",
+                "cce_softmax",
+                "cce_logits",
+                "cce_logits_uint8",
+                "keras_softmax_cce",
+                "keras_reshape_cce",
+                "keras_hand_softmax",
+            ),
+            cce,
+        ),
+        **dict.fromkeys(("floor_bce", "bce_sigmoid", "bce_logits"), bce),
+        "cce_weighted_ignore": pixel_cce(ignored, logits, weights, ignore),
+        "cce_focal": focal,
+        "keras_focal": focal,
+        "cce_focal_alpha": pixel_cce_focal_alpha(mask, logits, options["alpha"], gamma),
+        "cce_focal_alpha_classes": pixel_cce_focal_alpha(mask, logits, options["alphas"], gamma),
+        "cce_top_k": pixel_cce(mask, logits, top_k=top_k),
+        "cce_ohem": ohem(0),
+        "cce_ohem_min_kept": ohem(options["min_kept"]),
+        "cce_focal_top_k_weighted": pixel_cce(
+            ignored, logits, weights, ignore, gamma=gamma, top_k=top_k
+        ),
+        "bce_focal_alpha": np.mean(
+            torchvision_sigmoid_focal(logits, onehot, options["alpha"], gamma)
+        ),
+        "bce_pos_weight": torch_bce_with_logits(logits, onehot, options["pos_weight"]).mean(),
+        "dice_softmax": dice,
+        "jaccard_softmax": smp_jaccard(p, mask),
+        "tversky_softmax": smp_tversky(p, mask, **options["tversky"]),
+        "cce_dice": cce + dice,
+        "lovasz_softmax": lovasz,
+        "lovasz_smp_port": lovasz,
+        "mcc_softmax": mcc_loss(p, mask),
+        "boundary_given_maps": boundary,
+        "boundary_labels": boundary,
+        "boundary_maps_alone": kervadec_distance_maps(members).mean(),
+    }

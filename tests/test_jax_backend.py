@@ -326,24 +326,3 @@ def test_the_jobs_say_in_one_line_that_they_need_tensorflow(command, capsys):
     assert main([command, *argv.get(command, [])]) == 2
     err = capsys.readouterr().err
     assert "runs on the TensorFlow backend" in err and len(err.strip().splitlines()) == 1, err
-
-
-def test_bench_backend_jax_runs_and_prints_ratios(tmp_path, capsys):
-    """``bench --backend jax`` runs in this (JAX) process at a tiny size: every cross-entropy
-    case computes the floor's loss, and the table shows each ratio (no timing asserted)."""
-    import json
-
-    from sm_pixel_ce.cli import main
-
-    path = tmp_path / "jax_bench.json"
-    tiny = ["--batch", "2", "--size", "8", "--classes", "3", "--repeats", "2", "--warmup", "1"]
-    assert main(["bench", "--backend", "jax", *tiny, "--json", str(path)]) == 0
-    result = json.loads(path.read_text())
-    cases = {case["name"]: case for case in result["cases"]}
-    for name in ("cce_logits", "cce_logits_onehot", "cce_softmax", "cce_softmax_onehot"):
-        assert cases[name]["loss"] == pytest.approx(cases["floor_sparse"]["loss"], rel=REL)
-    assert cases["bce_logits"]["loss"] == pytest.approx(cases["floor_bce"]["loss"], rel=REL)
-    assert all(case["ratio"] > 0 for case in cases.values())
-    table = capsys.readouterr().out
-    assert "| pixel_cce on pixel_softmax output (int32) | sparse | " in table
-    assert f"{cases['cce_softmax']['ratio']:.2f}" in table and "noise gauge" in table

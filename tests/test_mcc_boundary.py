@@ -80,24 +80,6 @@ def test_targets_in_tf_data(rng):
     )
 
 
-@pytest.mark.one_flavor
-def test_bench_cases_run():
-    """The opt-in bench cases time every case against the sparse floor and check the targets."""
-    from sm_pixel_ce.bench.mcc_boundary import MCC_BOUNDARY_TARGETS, mcc_boundary_benchmark
-
-    result = mcc_boundary_benchmark(1, 16, 3, repeats=1, warmup=0, block=4)
-    names = [case["name"] for case in result["cases"]]
-    assert names == [
-        "floor_sparse",
-        "mcc_softmax",
-        "boundary_given_maps",
-        "boundary_labels",
-        "boundary_maps_alone",
-    ]
-    assert all(case["graph"]["ms"] > 0 for case in result["cases"])
-    assert len(result["targets"]) == len(MCC_BOUNDARY_TARGETS)
-
-
 def test_boundary_and_mcc_are_global_under_mirrored_strategy():
     """tests/boundary_distributed_check.py, a fresh process (the logical devices are set before
     TensorFlow starts): on 2 replicas that count very different pixels, the custom loop's summed

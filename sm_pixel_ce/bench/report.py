@@ -26,59 +26,105 @@ def format_report(result):
         lines += _scaling_lines(result["scaling"])
     if result.get("load"):
         lines += _load_lines(result["load"])
-    lines += ["", "## Targets", "", "| target | measured | limit | met |", "|---|---:|---:|---|"]
-    for t in result["targets"]:
+    lines += _target_lines(result["targets"])
+    lines.append(f"\nelapsed: {result['elapsed_s']:.0f} s")
+    return "\n".join(lines)
+
+
+#: How each backend's mode is titled in the tables.
+MODE_TITLES = {"graph": "tf.function", "xla": "XLA", "jit": "jax.jit", "eager": "eager"}
+#: How peak memory was measured, as the tables say it.
+MEMORY_METHODS = {
+    "rss": "peak MB = growth of the resident set during one call (Linux VmHWM, reset before; "
+    "inputs excluded)",
+    "tf": "peak MB = TensorFlow allocator peak during one call above its use before the call "
+    "(inputs excluded)",
+    "torch_cuda": "peak MB = torch.cuda.max_memory_allocated during one call above the memory "
+    "allocated before it",
+    None: "peak memory not measured here (n/a)",
+}
+
+
+def _loss_lines(config, loss):
+    versions = f"TensorFlow {config['tensorflow']}, {config['keras_flavor']}"
+    return _loss_table(config, loss, versions)
+
+
+def _loss_table(config, loss, versions):
+    """The heading and table of one backend's loss cases (``loss``: cases, modes,
+    memory_method)."""
+    modes = loss["modes"]
+    plain = any("plain_ms" in case[mode] for case in loss["cases"] for mode in modes)
+    columns = [f"{MODE_TITLES[mode]} ms | x floor | peak MB" for mode in modes]
+    if plain:
+        columns.append("plain ms | x plain")
+    lines = [
+        f"## Loss + gradient, {config['batch']}x{config['size']}x{config['size']}"
+        f"x{config['classes']} float32",
+        "",
+        f"{versions}, {config['cpu_count']} CPU cores "
+        f"({', '.join(sorted(set(config['devices'])))}); "
+        f"median of {config['repeats']} calls after "
+        f"{config['warmup']} warm-up, cases interleaved; x floor = median / the floor's median "
+        "in the same mode"
+        + ("; x plain = median / the median of the same math in plain PyTorch" if plain else "")
+        + f"; {MEMORY_METHODS[loss['memory_method']]}.",
+        "",
+        "| case | floor | " + " | ".join(columns) + " | loss |",
+        "|---|---|" + "---:|" * (3 * len(modes) + 2 * plain + 1),
+    ]
+    for case in loss["cases"]:
+        floor = "-" if case["floor"] == case["name"] else case["floor"].replace("floor_", "")
+        cells = []
+        for mode in modes:
+            m = case[mode]
+            cells += [f"{m['ms']:.1f}", f"{m['ratio']:.2f}", _mb(m["peak_bytes"])]
+        if plain:
+            m = case[modes[0]]
+            has = "plain_ms" in m
+            cells += [f"{m['plain_ms']:.1f}", f"{m['plain_ratio']:.2f}"] if has else ["-", "-"]
+        cells.append(f"{case[modes[0]]['loss']:.4f}")
+        lines.append(f"| {case['description']} | {floor} | " + " | ".join(cells) + " |")
+    gauge = next((c for c in loss["cases"] if c["name"] == "floor_sparse_again"), None)
+    if gauge:
+        lines.append(
+            "\nnoise gauge: the sparse floor compiled a second time reads "
+            + ", ".join(f"{MODE_TITLES[mode]} {gauge[mode]['ratio']:.2f}" for mode in modes)
+            + " x floor (far from 1.00 means a busy machine: rerun)."
+        )
+    return lines
+
+
+def _target_lines(targets):
+    lines = ["", "## Targets", "", "| target | measured | limit | met |", "|---|---:|---:|---|"]
+    for t in targets:
         sign = "<=" if t["kind"] == "max" else ">="
         lines.append(
             f"| {t['name']} | {t['ratio']:.3f} | {sign} {t['limit']:.2f} | "
             f"{'yes' if t['met'] else 'NO'} |"
         )
-    lines.append(f"\nelapsed: {result['elapsed_s']:.0f} s")
-    return "\n".join(lines)
-
-
-def _loss_lines(config, loss):
-    modes = [("graph", "tf.function")] + ([("xla", "XLA")] if config["xla"] else [])
-    memory = {
-        "rss": "peak MB = growth of the resident set during one call (Linux VmHWM, reset before; "
-        "inputs excluded)",
-        "tf": "peak MB = TensorFlow allocator peak during one call above its use before the call "
-        "(inputs excluded)",
-        None: "peak memory not measurable here",
-    }[loss["memory_method"]]
-    lines = [
-        f"## Loss + gradient, {config['batch']}x{config['size']}x{config['size']}"
-        f"x{config['classes']} float32",
-        "",
-        f"TensorFlow {config['tensorflow']}, {config['keras_flavor']}, "
-        f"{config['cpu_count']} CPU cores "
-        f"({', '.join(sorted(set(config['devices'])))}); "
-        f"median of {config['repeats']} calls after "
-        f"{config['warmup']} warm-up, cases interleaved; x floor = median / the floor's median "
-        f"in the same mode; {memory}.",
-        "",
-        "| case | floor | "
-        + " | ".join(f"{title} ms | x floor | peak MB" for _, title in modes)
-        + " |",
-        "|---|---|" + "---:|---:|---:|" * len(modes),
-    ]
-    for case in loss["cases"]:
-        floor = "-" if case["floor"] == case["name"] else case["floor"].replace("floor_", "")
-        cells = []
-        for mode, _ in modes:
-            m = case[mode]
-            cells += [f"{m['ms']:.1f}", f"{m['ratio']:.2f}", _mb(m["peak_bytes"])]
-        lines.append(f"| {case['description']} | {floor} | " + " | ".join(cells) + " |")
-    gauge = next((c for c in loss["cases"] if c["name"] == "keras_softmax_cce"), None)
-    if gauge:
-        # Keras's softmax + CCE runs the floor's own kernel: its distance from 1.00 is the noise.
-        lines.append(
-            "\nnoise gauge: Keras softmax + CCE runs the dense floor's own kernel; "
-            "its x floor here: "
-            + ", ".join(f"{title} {gauge[mode]['ratio']:.2f}" for mode, title in modes)
-            + " (far from 1.00 means a busy machine: rerun)."
-        )
     return lines
+
+
+def format_loss_bench(result):
+    """The Markdown tables of one :func:`~sm_pixel_ce.bench.run_backend_loss_bench` result
+    (JAX or PyTorch): the loss table, then its targets.
+
+    Args:
+        result: The dict ``run_backend_loss_bench`` returns.
+
+    Returns:
+        The tables as one string.
+
+    Example:
+        >>> print(format_loss_bench(run_backend_loss_bench("jax", 2, 64, 7, 3, 1)))
+    """
+    config = result["config"]
+    backend = config["backend"]
+    name = {"jax": "JAX", "torch": "PyTorch"}[backend]
+    versions = f"{name} {config[backend]}, Keras {config['keras']} ({backend} backend)"
+    lines = _loss_table(config, result, versions)
+    return "\n".join(lines + _target_lines(result["targets"]))
 
 
 def _train_lines(config, train):

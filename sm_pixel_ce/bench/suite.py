@@ -82,6 +82,7 @@ def run_bench(
     plot=None,
     load_backbones=(),
     load_repeats=3,
+    cases=None,
     json_path=None,
     progress=None,
 ):
@@ -100,6 +101,8 @@ def run_bench(
         plot: Draw the scaling sweeps to this PNG path. Defaults to None.
         load_backbones: Backbones whose ``.keras`` FPN load is timed (tf_keras). Defaults to ().
         load_repeats: Timed loads per way and backbone. Defaults to 3.
+        cases: Only these loss cases (with the rows they are compared with), or None for the
+            whole table (:data:`sm_pixel_ce.bench.cases.LOSS_CASES`). Defaults to None.
         json_path: Write the returned dict here as JSON. Defaults to None.
         progress: Callable given one line of progress text. Defaults to None.
 
@@ -119,7 +122,9 @@ def run_bench(
     started = time.perf_counter()
     result = {"config": _config(batch, size, classes, repeats, warmup, xla)}
     say(f"loss + gradient on {batch}x{size}x{size}x{classes} float32")
-    result["loss"] = loss_benchmark(batch, size, classes, repeats, warmup, xla=xla, progress=say)
+    result["loss"] = loss_benchmark(
+        batch, size, classes, repeats, warmup, xla=xla, progress=say, names=cases
+    )
     targets = list(result["loss"]["targets"])
     result["train"] = None
     if train:

@@ -86,12 +86,17 @@ def _status_kb(field):
     raise OSError(f"{field} not in /proc/self/status")
 
 
-def memory_method():
-    """How peak memory is measured here: ``"tf"``, ``"rss"`` or None (see the module docstring)."""
+def memory_method(tensorflow=True):
+    """How peak memory is measured here: ``"tf"``, ``"rss"`` or None (see the module docstring).
+
+    Args:
+        tensorflow: Whether the calls run TensorFlow (whose allocator is asked first); False for
+            another framework's calls on CPU, whose peak is the resident set's. Defaults to True.
+    """
     try:
         # Zero until the allocator has served something: call after the inputs exist.
         info = tf.config.experimental.get_memory_info("CPU:0")
-        if info.get("peak", 0) > 0:
+        if tensorflow and info.get("peak", 0) > 0:
             return "tf"
     except (ValueError, RuntimeError):
         pass

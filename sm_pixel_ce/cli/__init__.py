@@ -71,8 +71,8 @@ def main(argv=None):
         return 2
     from ..flavor import BACKEND, IS_TENSORFLOW
 
-    # `bench --backend jax` times the JAX path, in this process when it already runs on JAX.
-    if not IS_TENSORFLOW and getattr(args, "backend", None) != "jax":
+    # `bench --backend jax|torch` times that backend, in this process when it already runs on it.
+    if not IS_TENSORFLOW and getattr(args, "backend", None) != BACKEND:
         print(
             f"sm-pixel-ce {args.command}: error: the command line runs on the TensorFlow backend; "
             f"this process runs Keras on '{BACKEND}' (KERAS_BACKEND={BACKEND}): unset "

@@ -1,5 +1,5 @@
 """``sm-pixel-ce bench``: parse, call the :mod:`sm_pixel_ce.bench` job the flags choose
-(:func:`~sm_pixel_ce.bench.run_bench` unless one of ``--backend jax``, ``--evaluate-scaling``,
+(:func:`~sm_pixel_ce.bench.run_bench` unless one of ``--backend jax|torch``, ``--evaluate-scaling``,
 ``--inference``, ``--data-formats`` or ``--compare-scaling`` picks another), print its tables."""
 
 import argparse
@@ -14,15 +14,15 @@ from ..bench import (
     format_evaluate_scaling,
     format_format_bench,
     format_inference_bench,
-    format_jax_bench,
+    format_loss_bench,
     format_report,
     parse_points,
+    run_backend_loss_bench,
     run_bench,
     run_compare_scaling,
     run_evaluate_scaling,
     run_format_bench,
     run_inference_bench,
-    run_jax_loss_bench,
 )
 
 
@@ -65,17 +65,25 @@ _OPTIONS = (
         "--backend",
         str,
         "tensorflow",
-        "tensorflow (default): every timing below; jax: loss + gradient of pixel_cce / pixel_bce "
-        "under jax.jit against the plain JAX cross-entropy, in a child process with "
-        "KERAS_BACKEND=jax (takes --batch, --size, --classes, --repeats, --warmup, --json, "
-        "--check)",
-        {"choices": ("tensorflow", "jax")},
+        "tensorflow (default): every timing below; jax or torch: the same loss + gradient cases "
+        "(under jax.jit; eagerly on PyTorch, beside each loss's math in plain PyTorch) in a "
+        "child process with KERAS_BACKEND set (takes --batch, --size, --classes, --repeats, "
+        "--warmup, --json, --check)",
+        {"choices": ("tensorflow", "jax", "torch")},
     ),
     ("--batch", _positive, 8, "images per batch (default 8)", {}),
     ("--size", _positive, 256, "image side in pixels (default 256)", {}),
     ("--classes", _positive, 7, "classes, 2 to 254 (default 7)", {}),
     ("--repeats", _positive, 20, "timed loss calls per case, median taken (default 20)", {}),
     ("--warmup", _non_negative, 3, "untimed calls first (default 3)", {}),
+    (
+        "--cases",
+        _name_list,
+        None,
+        "time only these loss cases (with the rows they are compared with), e.g. "
+        "dice_softmax,mcc_softmax (default: the whole table; names in examples/benchmarks.md)",
+        {"metavar": "NAMES"},
+    ),
     ("--no-xla", "switch", False, "skip the jit_compile=True timings", {}),
     ("--skip-train", "switch", False, "skip the U-Net train step and input pipeline", {}),
     ("--train-repeats", _positive, 5, "timed train steps per variant (default 5)", {}),
@@ -245,11 +253,11 @@ def _losses(args):
     return _targets_met(args, result)
 
 
-def _jax(args):
-    result = run_jax_loss_bench(
-        **_matching(run_jax_loss_bench, args, progress=_say, json_path=args.json)
+def _backend(args):
+    result = run_backend_loss_bench(
+        **_matching(run_backend_loss_bench, args, progress=_say, json_path=args.json)
     )
-    print(format_jax_bench(result))
+    print(format_loss_bench(result))
     return _targets_met(args, result)
 
 
@@ -263,8 +271,8 @@ def run(args):
         The exit status: 2 for arguments the job cannot take, 1 for a failed run or (with
         ``--check``) a missed target, else 0.
     """
-    if args.backend == "jax":
-        job = _jax
+    if args.backend != "tensorflow":
+        job = _backend
     else:
         chosen = (
             (args.evaluate_scaling, _evaluate_scaling),
