@@ -245,13 +245,14 @@ def plan_grid(
                     candidates.append((s, e, p, best, worst))
     if not candidates:
         e = epochs if fixed else 1
-        needed = fixed_cost + grid_seconds(timing, variants, 1, e, prune, done)
+        seconds = fixed_cost + grid_seconds(timing, variants, 1, e, prune, done)
+        needed = math.ceil(seconds / 6) / 10  # minutes, rounded up to a tenth
         raise ValueError(
             f"--budget {budget_seconds / 60:g} min cannot hold even 1 seed of {e} epoch(s) of "
-            f"the {variants} variant(s): that takes about {needed / 60:.1f} min here "
+            f"the {variants} variant(s): that takes about {needed:g} min here "
             f"({timing.epoch_seconds:.1f} s per epoch and {timing.run_seconds:.0f} s per run "
             f"besides, measured; {spent_seconds:.0f} s spent before the runs). Pass --budget "
-            f"{math.ceil(needed / 60 * 10) / 10:g} or more, or fewer --variants."
+            f"{needed:g} or more, or fewer --variants."
         )
     two = min(2, seeds)
     half = math.ceil(epochs / 2)
