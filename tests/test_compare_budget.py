@@ -236,3 +236,26 @@ def test_budget_end_to_end(tmp_path, capsys):
     assert folder.finished_runs() == [("cce", 0)]
     with open(folder.report_md) as f:
         assert "## Budget" in f.read()
+
+
+def test_fit_budget_counts_the_runs_finished_before(tmp_path, monkeypatch):
+    folder = OutputFolder(tmp_path)
+    write_json(folder.run_config, {"epochs": 4, "prune": False})
+    finished = folder.run("cce", 0)
+    tmp_path.joinpath("runs", "cce-seed0").mkdir(parents=True)
+    write_json(finished.result, {"variant": "cce", "seed": 0})
+    probed = []
+
+    def measure(data, options, counts, tasks, log):
+        probed.extend((t.variant, t.seed) for t in tasks)
+        return Timing(epoch_seconds=10.0, run_seconds=20.0, phase_seconds=20.0)
+
+    monkeypatch.setattr(budget, "measure", measure)
+    options = CompareOptions(variants="cce,bce", seeds=3, epochs=10, budget=6)
+    options, kept = kept_by_folder(options, folder, resume=True)
+    planned, plan = budget.fit_budget(None, options, folder, None, 0.0, True, kept, print)
+    # The finished run is neither probed nor paid for: 5 runs of 20 + 40 s and the report fit in
+    # 6 minutes, 6 would not; the epochs are the folder's.
+    assert probed == [("bce", 0), ("cce", 1), ("bce", 1), ("cce", 2), ("bce", 2)]
+    assert (planned.seeds, planned.epochs, plan.finished) == (3, 4, 1)
+    assert plan.predicted_seconds == pytest.approx(5 * 60 + REPORT_SECONDS, abs=1)
