@@ -15,7 +15,7 @@ child process (:func:`sm_pixel_ce.bench.advisor_memory.peak_rss_over_runs`), and
 table of examples/compare_advisor.md's "Memory over many runs"; the flags after it go to every
 ``compare`` (``--optimizer sgd --momentum 0`` for the figures there):
 
-    PYTHONPATH=$PWD python examples/compare_memory.py --over-runs --optimizer sgd --momentum 0
+    PYTHONPATH=$PWD python examples/compare_memory.py --over-runs --optimizer sgd --momentum 0 --lr 0.05
 """
 
 import argparse
