@@ -13,9 +13,10 @@ With ``--over-runs`` first, it measures instead each way runs execute (``--in-pr
 default process per run, ``--prune``, ``--jobs 2``) at 1, 4 and 12 runs, each ``compare`` in a
 child process (:func:`sm_pixel_ce.bench.advisor_memory.peak_rss_over_runs`), and prints the
 table of examples/compare_advisor.md's "Memory over many runs"; the flags after it go to every
-``compare`` (``--optimizer sgd --momentum 0`` for the figures there):
+``compare`` (plain SGD for the figures there):
 
-    PYTHONPATH=$PWD python examples/compare_memory.py --over-runs --optimizer sgd --momentum 0 --lr 0.05
+    PYTHONPATH=$PWD python examples/compare_memory.py --over-runs \
+        --optimizer sgd --momentum 0 --lr 0.05
 """
 
 import argparse
