@@ -8,6 +8,15 @@ with the largest peak of the processes that trained runs (``children_peak_mb``).
     PYTHONPATH=$PWD python examples/compare_memory.py --variants cce,bce --seeds 4 --images 24
 
 Every option after the script's own (``--out``) is a ``sm-pixel-ce compare`` flag.
+
+With ``--over-runs`` first, it measures instead each way runs execute (``--in-process``, the
+default process per run, ``--prune``, ``--jobs 2``) at 1, 4 and 12 runs, each ``compare`` in a
+child process (:func:`sm_pixel_ce.bench.advisor_memory.peak_rss_over_runs`), and prints the
+table of examples/compare_advisor.md's "Memory over many runs"; the flags after it go to every
+``compare`` (plain SGD for the figures there):
+
+    PYTHONPATH=$PWD python examples/compare_memory.py --over-runs \
+        --optimizer sgd --momentum 0 --lr 0.05
 """
 
 import argparse
@@ -28,6 +37,15 @@ def rss_mb():
 def children_peak_mb():
     """The largest peak resident memory of a finished child process (a run's process), MB."""
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def over_runs(extra):
+    """Print the peak resident memory of ``compare`` at 1, 4 and 12 runs in every mode."""
+    from sm_pixel_ce.bench.advisor_memory import memory_table, peak_rss_over_runs
+
+    figures = peak_rss_over_runs(extra=extra, progress=lambda line: print(line, flush=True))
+    print(memory_table(figures["points"]))
+    print(json.dumps(figures))
 
 
 def main(argv=None):
@@ -70,4 +88,9 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if sys.argv[1:2] == ["--over-runs"]:
+        over_runs(sys.argv[2:])
+    else:
+        main()

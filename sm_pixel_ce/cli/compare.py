@@ -110,5 +110,9 @@ def run(args):
     )
     if config["skipped"]:
         print(f"Skipped {len(config['skipped'])} damaged pair(s), listed in {out.report_md}")
-    print(f"Report: {out.report_md}, {out.report_json}; wall time {config['wall_seconds']:.0f} s")
+    budget = config.get("budget")
+    print(
+        f"Report: {out.report_md}, {out.report_json}; wall time {config['wall_seconds']:.0f} s"
+        + (f" (--budget {budget:g} min)" if budget is not None else "")
+    )
     return 0

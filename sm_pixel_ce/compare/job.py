@@ -5,8 +5,9 @@ compare`` calls; each step is a function of its own module, and none calls back 
 import time
 
 from ..flavor import KERAS_FLAVOR
+from .budget import fit_budget, kept_by_folder
 from .counting import count
-from .layout import OutputFolder
+from .layout import OutputFolder, write_json
 from .options import CompareOptions
 from .reading import read
 from .reporting import write_report
@@ -21,7 +22,9 @@ def run_compare(options=None, out=DEFAULT_OUT, resume=False, log=None):
 
     The data stream from disk through ``tf.data`` and every metric is accumulated batch by
     batch. Each finished run is written to ``out/runs/`` at once; with ``resume`` the runs
-    already there are not trained again.
+    already there are not trained again. With ``options.budget``, the seeds, epochs and
+    ``--prune`` are first planned to fit it (:mod:`~sm_pixel_ce.compare.budget`); the report
+    says what was dropped.
 
     Args:
         options: A :class:`~sm_pixel_ce.compare.options.CompareOptions`; None for the defaults.
@@ -35,7 +38,8 @@ def run_compare(options=None, out=DEFAULT_OUT, resume=False, log=None):
         aggregated result dict per variant, and the class names.
 
     Raises:
-        ValueError: ``out`` holds runs of another configuration (or any, without ``resume``).
+        ValueError: ``out`` holds runs of another configuration (or any, without ``resume``),
+            or ``options.budget`` cannot hold one seed of one epoch.
         DataError: The data folder cannot be used; the message names the file at fault.
         EncoderWeightsError: The encoder weights are missing or do not fit.
         CompareInterrupted: Ctrl-C; the finished runs are saved.
@@ -51,11 +55,19 @@ def run_compare(options=None, out=DEFAULT_OUT, resume=False, log=None):
     folder = OutputFolder(out)
     data = read(options, log)
     held_out = split(data.source, options.val_fraction, options.seed)
+    plan, kept = None, False
+    if options.budget is not None:
+        options, kept = kept_by_folder(options, folder, resume)
     claim(folder, options.run_config(data.description, data.files), resume)
-    log(_headline(options, data, held_out))
     counts = count(held_out.train, options, log)
+    if options.budget is not None:
+        spent = time.perf_counter() - start
+        options, plan = fit_budget(held_out, options, folder, counts, spent, resume, kept, log)
+        # claim checked the folder; it now records the grid planned.
+        write_json(folder.run_config, options.run_config(data.description, data.files))
+    log(_headline(options, data, held_out))
     runs = schedule(held_out, options, folder, counts, log)
-    return write_report(data, held_out, runs, options, folder, start)
+    return write_report(data, held_out, runs, options, folder, start, plan)
 
 
 def _headline(options, data, held_out):

@@ -10,6 +10,7 @@ them, and the training code reads them.
 import dataclasses
 import difflib
 import functools
+import math
 import os
 import re
 
@@ -35,6 +36,7 @@ _NOT_IN_RUN_CONFIG = (
     "in_process",
     "ray",
     "gpus_per_run",
+    "budget",
 )
 
 
@@ -94,6 +96,9 @@ class CompareOptions:
         ray: A Ray address or ``"local"``: run the runs as Ray tasks; None for this machine.
         gpus_per_run: GPUs of each Ray task. Defaults to 0.
         prune: Successive halving (see :mod:`~sm_pixel_ce.compare.prune`).
+        budget: Minutes the whole comparison may take: the seeds, epochs and ``prune`` are
+            planned to fit, on the time per epoch measured first (see
+            :mod:`~sm_pixel_ce.compare.budget`); None for the grid as asked.
         predictions: What ``predictions.npz`` holds: ``"sample"`` (the first validation images)
             or ``"all"``.
 
@@ -225,6 +230,15 @@ class CompareOptions:
         "successive halving: score every run at epochs ceil(E/4) and ceil(E/2), and stop the "
         "variants behind the best beyond doubt (paired bootstrap over the validation images)",
         group="devices",
+    )
+    budget: float = _option(
+        None,
+        "plan the grid to end within MINUTES on the time per epoch measured first: fewer "
+        "seeds (down to 2), --prune, then fewer epochs; says what it dropped "
+        "(default: the grid as asked)",
+        group="devices",
+        type=float,
+        metavar="MINUTES",
     )
     predictions: str = _option(
         "sample",
@@ -473,6 +487,15 @@ def _value_checks(options):
         (
             options.ray is None or bool(str(options.ray).strip()),
             "--ray must be a Ray address or local; received an empty value.",
+        ),
+        (
+            options.budget is None or (math.isfinite(options.budget) and options.budget > 0),
+            f"--budget must be a number of minutes > 0; received {options.budget}.",
+        ),
+        (
+            options.budget is None or options.ray is None,
+            "--budget plans on the time measured on this machine, and Ray tasks run elsewhere; "
+            f"received --budget {options.budget} with --ray {options.ray}. Drop one of them.",
         ),
         (
             options.gpus_per_run >= 0 and (options.ray is not None or not options.gpus_per_run),

@@ -584,8 +584,9 @@ def _setup(result):
     return result.get("setup") or VARIANTS.get(result["variant"], result["variant"])
 
 
-def write_json(path, config, results):
-    """Write ``{"config": ..., "results": [...], "recommendation": {...}}``.
+def write_json(path, config, results, budget=None):
+    """Write ``{"config": ..., "results": [...], "recommendation": {...}}``, and ``"budget"``
+    (what ``--budget`` planned: :meth:`~sm_pixel_ce.compare.budget.Plan.as_dict`) when given.
 
     The runs' per-image counts (and ``--prune``'s per-epoch ones) stay in their own
     ``result.json`` (they are many numbers); the recommendation's differences and intervals
@@ -593,9 +594,51 @@ def write_json(path, config, results):
     """
     advice = recommendation(results, config.get("class_names"), config=config)
     results = [_without_image_counts(r) for r in results]
+    content = {"config": config, "results": results, "recommendation": advice}
+    if budget is not None:
+        content["budget"] = budget
     with open(path, "w") as f:
-        json.dump({"config": config, "results": results, "recommendation": advice}, f, indent=2)
+        json.dump(content, f, indent=2)
         f.write("\n")
+
+
+def budget_lines(budget, wall_seconds):
+    """The report's ``## Budget`` section (Markdown lines, a blank one last), or none."""
+    if budget is None:
+        return []
+    asked, planned = budget["asked"], budget["planned"]
+    points = planned["prune_epochs"]
+    worst = budget["worst_seconds"]
+    return [
+        "## Budget",
+        "",
+        f"`--budget {budget['minutes']:g}` (minutes): planned {planned['seeds']} seed(s) x "
+        f"{planned['epochs']} epoch(s)"
+        + (f", `--prune` scoring at epoch(s) {', '.join(map(str, points))}" if points else "")
+        + f"; asked {asked['seeds']} x {asked['epochs']}"
+        + (", `--prune`" if asked["prune"] else "")
+        + f". Dropped: {budget['dropped']}"
+        + ("; `--prune` switched on." if budget["prune_switched_on"] else "."),
+        "",
+        f"Measured before the runs: {budget['seconds_per_epoch']:.1f} s per epoch, "
+        f"{budget['seconds_per_run']:.0f} s per run besides its epochs"
+        + (f" ({budget['jobs']} runs at once)" if budget["jobs"] > 1 else "")
+        + f"; {budget['spent_seconds']:.0f} s spent before the runs"
+        + (
+            f", {budget['finished_before']} run(s) finished before (--resume)"
+            if budget["finished_before"]
+            else ""
+        )
+        + f". Predicted {budget['predicted_seconds'] / 60:.1f} min"
+        + (
+            f" if `--prune` stops every variant but the best at its first scoring epoch, up to "
+            f"{worst / 60:.1f} min if it stops none"
+            if worst > budget["predicted_seconds"]
+            else ""
+        )
+        + f"; took {wall_seconds / 60:.1f} min.",
+        "",
+    ]
 
 
 def _without_image_counts(result):
@@ -607,9 +650,9 @@ def _without_image_counts(result):
     return result
 
 
-def write_markdown(path, config, results, class_names, images):
-    """Write ``report.md``: configuration, the two tables, and the pictures (paths relative to
-    it)."""
+def write_markdown(path, config, results, class_names, images, budget=None):
+    """Write ``report.md``: configuration, what ``--budget`` planned (``budget``, see
+    :func:`write_json`), the two tables, and the pictures (paths relative to it)."""
     folder = os.path.dirname(os.path.abspath(path))
     lines = [
         "# sm-pixel-ce compare",
@@ -634,6 +677,7 @@ def write_markdown(path, config, results, class_names, images):
         f"{config['epochs']} epochs, batch {config['batch_size']}, seeds {config['seed_list']}; "
         f"Keras flavour {config['keras']}; wall time {config['wall_seconds']:.0f} s.",
         "",
+        *budget_lines(budget, config["wall_seconds"]),
         "| variant | set-up | loss |",
         "|---|---|---|",
         *[f"| {r['variant']} | {_setup(r)} | `{r.get('loss_code', '-')}` |" for r in results],

@@ -12,7 +12,7 @@ from . import plots, report
 from .training import SAMPLE
 
 
-def write_report(data, held_out, runs, options, folder, start):
+def write_report(data, held_out, runs, options, folder, start, plan=None):
     """Aggregate the runs and write every file of the report into ``folder``.
 
     Args:
@@ -23,6 +23,8 @@ def write_report(data, held_out, runs, options, folder, start):
         options: :class:`~sm_pixel_ce.compare.options.CompareOptions`.
         folder: The :class:`~sm_pixel_ce.compare.layout.OutputFolder`.
         start: ``time.perf_counter()`` when the comparison began (the wall time reported).
+        plan: The :class:`~sm_pixel_ce.compare.budget.Plan` of ``--budget``, reported in a
+            section of its own; None without a budget. Defaults to None.
 
     Returns:
         ``(config, results, class_names)``: the configuration written in ``report.json``, one
@@ -47,8 +49,9 @@ def write_report(data, held_out, runs, options, folder, start):
         **facts,
     )
     pictures = list(folder.pictures.values())
-    report.write_json(folder.report_json, config, results)
-    report.write_markdown(folder.report_md, config, results, data.class_names, pictures)
+    budget = None if plan is None else plan.as_dict(options.budget)
+    report.write_json(folder.report_json, config, results, budget)
+    report.write_markdown(folder.report_md, config, results, data.class_names, pictures, budget)
     _save_predictions(folder, held_out.val, options)
     return config, results, data.class_names
 
