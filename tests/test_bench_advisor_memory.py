@@ -82,3 +82,21 @@ def test_table_and_growth():
     assert growth["in-process"]["main"] == pytest.approx(3.0)
     with pytest.raises(ValueError, match="advisor memory modes must be among in-process"):
         peak_rss_over_runs(modes=("threads",))
+
+
+def test_the_bench_command_prints_the_table(monkeypatch, capsys):
+    # `sm-pixel-ce bench --compare-memory` runs peak_rss_over_runs and prints memory_table.
+    from sm_pixel_ce.cli import bench as bench_cli
+    from sm_pixel_ce.cli import main
+
+    point = {"mode": "default", "runs": 4, "main_peak_mb": 768.0, "run_peak_mb": 1280.0}
+    calls = []
+
+    def fake(**kwargs):
+        calls.append(kwargs)
+        return {"points": [{**point, "returncode": len(calls) - 1}]}
+
+    monkeypatch.setattr(bench_cli, "peak_rss_over_runs", fake)
+    assert main(["bench", "--compare-memory"]) == 0
+    assert "| 4 | 0.75 / 1.25 |" in capsys.readouterr().out
+    assert main(["bench", "--compare-memory"]) == 1  # a compare that failed

@@ -1,6 +1,7 @@
 """``sm-pixel-ce bench``: parse, call the :mod:`sm_pixel_ce.bench` job the flags choose
 (:func:`~sm_pixel_ce.bench.run_bench` unless one of ``--backend jax|torch``, ``--evaluate-scaling``,
-``--inference``, ``--data-formats`` or ``--compare-scaling`` picks another), print its tables."""
+``--inference``, ``--data-formats``, ``--compare-scaling`` or ``--compare-memory`` picks
+another), print its tables."""
 
 import argparse
 import inspect
@@ -24,6 +25,7 @@ from ..bench import (
     run_format_bench,
     run_inference_bench,
 )
+from ..bench.advisor_memory import memory_table, peak_rss_over_runs
 
 
 def _positive(text):
@@ -121,6 +123,15 @@ _OPTIONS = (
         "generated folders, each in its own process; POINTS = COUNT or COUNTxSIDE "
         "(side 128 when omitted), e.g. 500,2000,8000,2000x256",
         {"metavar": "POINTS"},
+    ),
+    (
+        "--compare-memory",
+        "switch",
+        False,
+        "instead of the loss timings: peak RSS of `sm-pixel-ce compare` against the number of "
+        "runs (1, 4, 12) in each way runs execute (in-process, a process per run, --prune, "
+        "--jobs 2); the compare process's own and its largest run process's",
+        {},
     ),
     (
         "--data-formats",
@@ -236,6 +247,12 @@ def _compare_scaling(args):
     return all(row["returncode"] == 0 for row in result["points"])
 
 
+def _compare_memory(args):
+    result = peak_rss_over_runs(workdir=args.compare_workdir, json_path=args.json, progress=_say)
+    print(memory_table(result["points"]))
+    return all(point["returncode"] == 0 for point in result["points"])
+
+
 def _losses(args):
     result = run_bench(
         **_matching(
@@ -279,6 +296,7 @@ def run(args):
             (args.inference, _inference),
             (args.data_formats, _data_formats),
             (args.compare_scaling, _compare_scaling),
+            (args.compare_memory, _compare_memory),
         )
         job = next((job for flag, job in chosen if flag), _losses)
     try:

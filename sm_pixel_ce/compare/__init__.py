@@ -8,8 +8,10 @@ predictions). Beneath them: ``options`` (:class:`CompareOptions`, every option a
 ``layout`` (the output folder's paths), ``experiment`` (one run: train, save, reload),
 ``training`` (one variant, streamed), ``variants`` (models and losses), ``encoders``
 (pretrained encoder weights), ``evaluation`` (scores accumulated batch by batch), ``parallel``
-(processes, Ray), ``prune`` (``--prune``'s decisions), ``statistics`` (the paired bootstrap
-and what a run can detect), ``report`` (tables and texts), ``plots``.
+(processes: a worker per variant that keeps its model across ``--prune`` phases; Ray),
+``prune`` (``--prune``'s decisions), ``budget`` (``--budget``: a probe, then the plan of seeds,
+epochs and pruning), ``statistics`` (the paired bootstrap and what a run can detect),
+``report`` (tables and texts), ``plots``.
 """
 
 from .encoders import EncoderWeightsError, load_encoder_weights

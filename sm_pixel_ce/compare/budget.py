@@ -46,8 +46,9 @@ from .training import stop_on_ctrl_c
 #: With ``--prune``, how far past the budget the grid may run if ``--prune`` stops no variant.
 PRUNE_MARGIN = 0.2
 #: The cost of a ``--prune`` phase after a run's first, besides its epochs, as a share of a
-#: run's: each phase trains in a fresh process that rebuilds the model, restores its checkpoint
-#: and retraces the step.
+#: run's. A variant's process keeps its traced model across phases (``parallel.WorkerPool``), so
+#: a later phase costs a weight swap and a new dataset (about 3 s) unless its process had to end
+#: (more variants than ``--jobs``); 1.0, a whole run's start, errs on the safe side of the budget.
 PHASE_SHARE = 1.0
 #: Seconds left for the report at the end (pictures, ``predictions.npz``, ``report.md``).
 REPORT_SECONDS = 15.0
