@@ -58,7 +58,11 @@ def test_readme_is_at_most_300_lines_and_its_local_links_exist():
     readme = _read("README.md")
     assert len(readme.splitlines()) <= 300
     for target in re.findall(r"\]\((?!https?:|#)([^)]+)\)", readme):
-        assert os.path.exists(os.path.join(ROOT, target)), target
+        path, _, anchor = target.partition("#")
+        assert os.path.exists(os.path.join(ROOT, path)), target
+        if anchor:  # a heading of that page
+            headings = re.findall(r"^#+ (.+)$", _read(path), flags=re.M)
+            assert anchor in {_anchor(h) for h in headings}, target
 
 
 def test_ci_runs_the_readme_test_command():
