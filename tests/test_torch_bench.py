@@ -41,11 +41,25 @@ def test_every_loss_case_computes_its_reference_and_its_plain_formula(tmp_path, 
     for name in with_plain:
         figures = rows[name]["eager"]
         np.testing.assert_allclose(figures["plain_loss"], figures["loss"], rtol=1e-5, err_msg=name)
-        assert figures["plain_ratio"] == pytest.approx(figures["ms"] / figures["plain_ms"])
+        # The ratios are of the CPU medians (time.process_time), beside the wall ones.
+        assert figures["plain_ratio"] == pytest.approx(figures["cpu_ms"] / figures["plain_cpu_ms"])
+        assert figures["wall_plain_ratio"] == pytest.approx(figures["ms"] / figures["plain_ms"])
+    floor = rows["floor_sparse"]["eager"]
+    assert rows["cce_logits_uint8"]["eager"]["cpu_ratio"] == pytest.approx(
+        rows["cce_logits_uint8"]["eager"]["cpu_ms"] / floor["cpu_ms"]
+    )
+    assert result["config"]["threads"] == 1 and result["config"]["clock"] == "cpu"
     targets = {t["name"]: t for t in result["targets"]}
     assert len(targets) == len(with_plain)
     assert targets["dice_softmax / plain dice (eager)"]["limit"] == PLAIN_LIMIT
-    assert "| plain ms | x plain |" in capsys.readouterr().out
+    assert "| plain ms | plain CPU ms | x plain |" in capsys.readouterr().out
+
+
+def test_threads_must_be_a_count():
+    from sm_pixel_ce.bench.backend_losses import run_backend_loss_bench
+
+    with pytest.raises(ValueError, match="--threads.*Received: -1"):
+        run_backend_loss_bench("torch", 1, 8, 3, 1, 1, threads=-1)
 
 
 def test_the_plain_formulas_have_the_gradients_of_the_cases():
