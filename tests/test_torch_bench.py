@@ -83,3 +83,36 @@ def test_the_plain_formulas_have_the_gradients_of_the_cases():
             (gradient,) = torch.autograd.grad(fn(labels, z), z)
             grads.append(gradient.numpy())
         np.testing.assert_allclose(grads[0], grads[1], rtol=1e-4, atol=1e-8, err_msg=row.name)
+
+
+def test_cpu_medians_are_taken_from_each_rows_own_timed_calls():
+    """Two rows sharing one plain form call it in turn within each round: each row's plain CPU
+    median comes from its own calls, after the warm-up rounds and before the loss calls."""
+    from sm_pixel_ce.bench.backend_losses import _cpu_figures
+    from sm_pixel_ce.bench.cases import Case
+
+    rows = [
+        Case("floor", "", "sparse", "floor", None, None, None, True),
+        Case("a", "", "sparse", "floor", None, "cce", None, True),
+        Case("b", "", "sparse", "floor", None, "cce", None, True),
+    ]
+    # warmup 1, repeats 3, then one more (loss) call; seconds.
+    cpu = {
+        "floor": [9.0, 0.010, 0.020, 0.030, 9.0],
+        "a": [9.0, 0.040, 0.050, 0.060, 9.0],
+        "b": [9.0, 0.001, 0.002, 0.003, 9.0],
+        # per round: a's plain call, then b's
+        "plain:cce": [9.0, 9.0, 0.100, 0.300, 0.100, 0.300, 0.100, 0.300, 9.0, 9.0],
+    }
+    figures = {
+        "floor": {"ms": 1.0, "ratio": 1.0},
+        "a": {"ms": 2.0, "ratio": 2.0, "plain_ms": 4.0, "plain_ratio": 0.5},
+        "b": {"ms": 3.0, "ratio": 3.0, "plain_ms": 5.0, "plain_ratio": 0.6},
+    }
+    _cpu_figures(figures, rows, cpu, repeats=3, warmup=1)
+    assert figures["a"]["cpu_ms"] == pytest.approx(50.0)
+    assert figures["a"]["cpu_ratio"] == pytest.approx(50.0 / 20.0)
+    assert figures["a"]["plain_cpu_ms"] == pytest.approx(100.0)
+    assert figures["b"]["plain_cpu_ms"] == pytest.approx(300.0)
+    assert figures["b"]["plain_ratio"] == pytest.approx(2.0 / 300.0)
+    assert figures["a"]["wall_plain_ratio"] == 0.5 and figures["a"]["ratio"] == 2.0
