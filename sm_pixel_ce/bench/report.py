@@ -81,12 +81,12 @@ def _loss_table(config, loss, versions):
         cells = []
         for mode in modes:
             m = case[mode]
-            cells += [f"{m['ms']:.1f}"] + [f"{m['cpu_ms']:.1f}"] * cpu
+            cells += [f"{m['ms']:.1f}"] + ([f"{m['cpu_ms']:.1f}"] if cpu else [])
             cells += [f"{m['cpu_ratio' if cpu else 'ratio']:.2f}", _mb(m["peak_bytes"])]
         if plain:
             m = case[modes[0]]
             if "plain_ms" in m:
-                cells += [f"{m['plain_ms']:.1f}"] + [f"{m['plain_cpu_ms']:.1f}"] * cpu
+                cells += [f"{m['plain_ms']:.1f}"] + ([f"{m['plain_cpu_ms']:.1f}"] if cpu else [])
                 cells.append(f"{m['plain_ratio']:.2f}")
             else:
                 cells += ["-"] * (2 + cpu)
