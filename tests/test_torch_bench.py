@@ -41,11 +41,25 @@ def test_every_loss_case_computes_its_reference_and_its_plain_formula(tmp_path, 
     for name in with_plain:
         figures = rows[name]["eager"]
         np.testing.assert_allclose(figures["plain_loss"], figures["loss"], rtol=1e-5, err_msg=name)
-        assert figures["plain_ratio"] == pytest.approx(figures["ms"] / figures["plain_ms"])
+        # The ratios are of the CPU medians (time.process_time), beside the wall ones.
+        assert figures["plain_ratio"] == pytest.approx(figures["cpu_ms"] / figures["plain_cpu_ms"])
+        assert figures["wall_plain_ratio"] == pytest.approx(figures["ms"] / figures["plain_ms"])
+    floor = rows["floor_sparse"]["eager"]
+    assert rows["cce_logits_uint8"]["eager"]["cpu_ratio"] == pytest.approx(
+        rows["cce_logits_uint8"]["eager"]["cpu_ms"] / floor["cpu_ms"]
+    )
+    assert result["config"]["threads"] == 1 and result["config"]["clock"] == "cpu"
     targets = {t["name"]: t for t in result["targets"]}
     assert len(targets) == len(with_plain)
     assert targets["dice_softmax / plain dice (eager)"]["limit"] == PLAIN_LIMIT
-    assert "| plain ms | x plain |" in capsys.readouterr().out
+    assert "| plain ms | plain CPU ms | x plain |" in capsys.readouterr().out
+
+
+def test_threads_must_be_a_count():
+    from sm_pixel_ce.bench.backend_losses import run_backend_loss_bench
+
+    with pytest.raises(ValueError, match="--threads.*Received: -1"):
+        run_backend_loss_bench("torch", 1, 8, 3, 1, 1, threads=-1)
 
 
 def test_the_plain_formulas_have_the_gradients_of_the_cases():
@@ -69,3 +83,36 @@ def test_the_plain_formulas_have_the_gradients_of_the_cases():
             (gradient,) = torch.autograd.grad(fn(labels, z), z)
             grads.append(gradient.numpy())
         np.testing.assert_allclose(grads[0], grads[1], rtol=1e-4, atol=1e-8, err_msg=row.name)
+
+
+def test_cpu_medians_are_taken_from_each_rows_own_timed_calls():
+    """Two rows sharing one plain form call it in turn within each round: each row's plain CPU
+    median comes from its own calls, after the warm-up rounds and before the loss calls."""
+    from sm_pixel_ce.bench.backend_losses import _cpu_figures
+    from sm_pixel_ce.bench.cases import Case
+
+    rows = [
+        Case("floor", "", "sparse", "floor", None, None, None, True),
+        Case("a", "", "sparse", "floor", None, "cce", None, True),
+        Case("b", "", "sparse", "floor", None, "cce", None, True),
+    ]
+    # warmup 1, repeats 3, then one more (loss) call; seconds.
+    cpu = {
+        "floor": [9.0, 0.010, 0.020, 0.030, 9.0],
+        "a": [9.0, 0.040, 0.050, 0.060, 9.0],
+        "b": [9.0, 0.001, 0.002, 0.003, 9.0],
+        # per round: a's plain call, then b's
+        "plain:cce": [9.0, 9.0, 0.100, 0.300, 0.100, 0.300, 0.100, 0.300, 9.0, 9.0],
+    }
+    figures = {
+        "floor": {"ms": 1.0, "ratio": 1.0},
+        "a": {"ms": 2.0, "ratio": 2.0, "plain_ms": 4.0, "plain_ratio": 0.5},
+        "b": {"ms": 3.0, "ratio": 3.0, "plain_ms": 5.0, "plain_ratio": 0.6},
+    }
+    _cpu_figures(figures, rows, cpu, repeats=3, warmup=1)
+    assert figures["a"]["cpu_ms"] == pytest.approx(50.0)
+    assert figures["a"]["cpu_ratio"] == pytest.approx(50.0 / 20.0)
+    assert figures["a"]["plain_cpu_ms"] == pytest.approx(100.0)
+    assert figures["b"]["plain_cpu_ms"] == pytest.approx(300.0)
+    assert figures["b"]["plain_ratio"] == pytest.approx(2.0 / 300.0)
+    assert figures["a"]["wall_plain_ratio"] == 0.5 and figures["a"]["ratio"] == 2.0

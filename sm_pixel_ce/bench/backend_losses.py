@@ -7,16 +7,24 @@ Dice of sums, SMP's Lovász loop, ...) on the same tensors.
 
 The backend is chosen when Keras is imported, so from a TensorFlow process
 :func:`run_backend_loss_bench` times the cases in a child process started with ``KERAS_BACKEND``
-set (and in this process when it already runs on that backend). Peak memory is the resident set's
-growth during one call on CPU (``timing.peak_memory``), ``torch.cuda.max_memory_allocated`` on a
-CUDA device, and not measured on a JAX accelerator (its allocator keeps no resettable peak).
+set (and in this process when it already runs on that backend). On PyTorch every call's CPU time
+(``time.process_time``: this process, all its threads) is taken beside its wall time, and the
+ratios shown ("x floor", "x plain") are of the CPU medians: on a shared machine wall time counts the
+other processes' turns on the cores, CPU time only this one's work. PyTorch runs one intra-op
+thread by default (``threads=1``): with its default of one thread per core, on cores that other
+processes share, its threads wait for each other and single calls swing tenfold. Peak memory is
+the resident set's growth during one call on CPU (``timing.peak_memory``),
+``torch.cuda.max_memory_allocated`` on a CUDA device, and not measured on a JAX accelerator (its
+allocator keeps no resettable peak).
 """
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from math import ceil
 
 import numpy as np
@@ -259,6 +267,59 @@ def _torch_step(fn, gradient):
     return step
 
 
+def _cpu_clocked(step, log):
+    """``step``, appending each call's CPU seconds (``time.process_time``) to ``log``."""
+
+    def clocked(labels, logits):
+        start = time.process_time()
+        out = step(labels, logits)
+        log.append(time.process_time() - start)
+        return out
+
+    return clocked
+
+
+def _cpu_figures(figures, rows, cpu, repeats, warmup):
+    """Add each row's median CPU ms and its ratio to its floor's (``cpu_ms``, ``cpu_ratio``) to
+    its wall ``figures``, and make its ``plain_ratio`` (the target's) the CPU medians' ratio (the
+    wall one kept as ``wall_plain_ratio``).
+
+    ``cpu[name]`` holds the CPU seconds of every call of a row's step, and ``cpu["plain:" +
+    form]`` of a plain form's, in order: ``warmup`` untimed rounds, then the ``repeats`` timed
+    ones (then the peak-memory and loss calls, not counted). Rows that share a plain form call it
+    in turn, in row order, within each round.
+    """
+
+    def median_ms(calls):
+        return 1e3 * statistics.median(calls)
+
+    def timed(key, each=1, nth=0):
+        return cpu[key][warmup * each : (warmup + repeats) * each][nth::each]
+
+    sharing = {}
+    for row in rows:
+        if "plain_ms" in figures[row.name]:
+            sharing.setdefault(row.plain, []).append(row.name)
+    for row in rows:
+        m = figures[row.name]
+        m["cpu_ms"] = median_ms(timed(row.name))
+        m["cpu_ratio"] = m["cpu_ms"] / median_ms(timed(row.floor))
+        if "plain_ms" in m:
+            twins = sharing[row.plain]
+            calls = timed("plain:" + row.plain, len(twins), twins.index(row.name))
+            m["wall_plain_ratio"] = m["plain_ratio"]
+            m["plain_cpu_ms"] = median_ms(calls)
+            m["plain_ratio"] = m["cpu_ms"] / m["plain_cpu_ms"]
+
+
+def _check_threads(threads):
+    if not isinstance(threads, int) or threads < 0:
+        raise ValueError(
+            f"bench --threads: expected PyTorch's intra-op thread count, an integer >= 0 (0: "
+            f"PyTorch's default, one per core). Received: {threads!r}. The usual value is 1."
+        )
+
+
 def _rss_peak(call):
     # memory_method makes malloc map every large buffer apart, so that one call's peak shows in
     # the resident set; that slows every allocation, so it is set here, after the timings
@@ -276,7 +337,9 @@ def _torch_cuda_peak(call):
     return max(0, torch.cuda.max_memory_allocated() - before)
 
 
-def backend_loss_benchmark(batch, size, classes, repeats, warmup, progress=None, names=None):
+def backend_loss_benchmark(
+    batch, size, classes, repeats, warmup, progress=None, names=None, threads=1
+):
     """Time the loss table in this process, which must run Keras on JAX or PyTorch.
 
     Args:
@@ -286,18 +349,22 @@ def backend_loss_benchmark(batch, size, classes, repeats, warmup, progress=None,
         progress: Callable taking a line of progress text, or None. Defaults to None.
         names: Only these cases (with the rows they are compared with), or None for all.
             Defaults to None.
+        threads: PyTorch's intra-op threads (``torch.set_num_threads``); 0 keeps PyTorch's
+            default (one per core). Ignored on JAX. Defaults to 1.
 
     Returns:
         A dict: ``config`` (shape, repeats, backend, versions, devices), ``modes`` (``["jit"]``
         or ``["eager"]``), ``memory_method``, ``cases`` (per case: name, description, floor and
-        under its mode ``ms``, ``ms_quartiles``, ``ratio``, ``peak_bytes``, ``loss``, and on
-        PyTorch ``plain_ms``, ``plain_ratio``, ``plain_loss`` where the case has a plain form) and
+        under its mode ``ms`` (wall), ``ms_quartiles``, ``ratio`` (of the wall medians),
+        ``peak_bytes``, ``loss``; on PyTorch also ``cpu_ms``, ``cpu_ratio`` and, where the case
+        has a plain form, ``plain_ms``, ``plain_cpu_ms``, ``plain_ratio`` (of the CPU medians),
+        ``wall_plain_ratio``, ``plain_loss``) and
         ``targets`` (JAX: each case's limit on its floor ratio; PyTorch: ``PLAIN_LIMIT`` on the
         plain ratio).
 
     Raises:
-        ValueError: Keras runs on TensorFlow here, ``classes`` is out of range, or a name is
-            not in the table.
+        ValueError: Keras runs on TensorFlow here, ``classes`` is out of range, a name is
+            not in the table, or ``threads`` is negative.
 
     Example:
         >>> # KERAS_BACKEND=torch python -c "..."
@@ -312,6 +379,7 @@ def backend_loss_benchmark(batch, size, classes, repeats, warmup, progress=None,
             f"bench --backend: backend_loss_benchmark needs KERAS_BACKEND=jax or torch; this "
             f"process runs Keras on {BACKEND!r}. Use run_backend_loss_bench, which starts a child."
         )
+    _check_threads(threads)
     say = progress or (lambda line: None)
     mode = BACKEND_MODES[BACKEND]
     data = make_inputs(batch, size, classes)
@@ -324,6 +392,8 @@ def backend_loss_benchmark(batch, size, classes, repeats, warmup, progress=None,
     else:
         import torch
 
+        if threads:
+            torch.set_num_threads(threads)
         baselines, make_step, version = torch_baselines(), _torch_step, torch.__version__
         devices = [str(keras.ops.convert_to_tensor(np.zeros(1)).device)]
         plain = {name: _torch_step(fn, True) for name, fn in torch_plain(data).items()}
@@ -344,11 +414,21 @@ def backend_loss_benchmark(batch, size, classes, repeats, warmup, progress=None,
         )
         for row in rows
     }
+    cpu = {}
+    if BACKEND == "torch":
+        steps = {name: _cpu_clocked(step, cpu.setdefault(name, [])) for name, step in steps.items()}
+        plain = {
+            form: _cpu_clocked(step, cpu.setdefault("plain:" + form, []))
+            for form, step in plain.items()
+        }
     say(
         f"{BACKEND} loss + gradient ({mode}): {len(rows)} cases, {max(warmup, 1)} warm-up + "
         f"{repeats} timed calls each"
+        + (f", {torch.get_num_threads()} torch thread(s)" if BACKEND == "torch" else "")
     )
     figures = run_cases(rows, steps, labels, logits, repeats, max(warmup, 1), peak, plain)
+    if cpu:
+        _cpu_figures(figures, rows, cpu, repeats, max(warmup, 1))
     cases = [
         {
             "name": row.name,
@@ -373,6 +453,8 @@ def backend_loss_benchmark(batch, size, classes, repeats, warmup, progress=None,
         "keras": keras.__version__,
         "cpu_count": os.cpu_count(),
         "devices": devices,
+        "threads": torch.get_num_threads() if BACKEND == "torch" else None,
+        "clock": "cpu" if cpu else "wall",
         "load_average_at_end": list(os.getloadavg()),
     }
     return {
@@ -385,7 +467,16 @@ def backend_loss_benchmark(batch, size, classes, repeats, warmup, progress=None,
 
 
 def run_backend_loss_bench(
-    backend, batch, size, classes, repeats, warmup, cases=None, progress=None, json_path=None
+    backend,
+    batch,
+    size,
+    classes,
+    repeats,
+    warmup,
+    cases=None,
+    progress=None,
+    json_path=None,
+    threads=1,
 ):
     """:func:`backend_loss_benchmark`, in a child process with ``KERAS_BACKEND=backend`` unless
     this one already runs Keras on it.
@@ -397,13 +488,14 @@ def run_backend_loss_bench(
         cases: Only these cases (``names`` of :func:`backend_loss_benchmark`), or None for all.
             Defaults to None.
         json_path: Write the returned dict here as JSON. Defaults to None.
+        threads: PyTorch's intra-op threads, as :func:`backend_loss_benchmark`. Defaults to 1.
 
     Returns:
         The dict of :func:`backend_loss_benchmark`.
 
     Raises:
-        ValueError: An unknown backend, ``classes`` out of range, or the child failed (its last
-            line of error).
+        ValueError: An unknown backend, ``classes`` or ``threads`` out of range, or the child
+            failed (its last line of error).
 
     Example:
         >>> result = run_backend_loss_bench("torch", 8, 128, 7, repeats=10, warmup=2)
@@ -418,11 +510,15 @@ def run_backend_loss_bench(
         )
     make_inputs(1, 1, classes)  # the argument checks, here rather than in the child
     select(cases)
+    _check_threads(threads)
     if BACKEND == backend:
-        result = backend_loss_benchmark(batch, size, classes, repeats, warmup, progress, cases)
+        result = backend_loss_benchmark(
+            batch, size, classes, repeats, warmup, progress, cases, threads
+        )
     else:
         names = ",".join(cases or ())
-        result = _in_child(backend, [names, batch, size, classes, repeats, warmup], progress)
+        shape = [batch, size, classes, repeats, warmup]
+        result = _in_child(backend, [names, threads, *shape], progress)
     write_json(result, json_path)
     return result
 
@@ -430,9 +526,10 @@ def run_backend_loss_bench(
 _CHILD = """
 import json, sys
 from sm_pixel_ce.bench.backend_losses import backend_loss_benchmark
-out, names, *shape = sys.argv[1:]
+out, names, threads, *shape = sys.argv[1:]
 say = lambda line: print(line, file=sys.stderr, flush=True)
-result = backend_loss_benchmark(*map(int, shape), say, names.split(",") if names else None)
+names = names.split(",") if names else None
+result = backend_loss_benchmark(*map(int, shape), say, names, int(threads))
 with open(out, "w") as file:
     json.dump(result, file)
 """

@@ -55,9 +55,11 @@ def _loss_table(config, loss, versions):
     memory_method)."""
     modes = loss["modes"]
     plain = any("plain_ms" in case[mode] for case in loss["cases"] for mode in modes)
-    columns = [f"{MODE_TITLES[mode]} ms | x floor | peak MB" for mode in modes]
+    cpu = config.get("clock") == "cpu"  # PyTorch: CPU ms beside wall ms, ratios of CPU medians
+    columns = [f"{MODE_TITLES[mode]} ms |{' CPU ms |' * cpu} x floor | peak MB" for mode in modes]
     if plain:
-        columns.append("plain ms | x plain")
+        columns.append(f"plain ms |{' plain CPU ms |' * cpu} x plain")
+    median = "CPU median" if cpu else "median"
     lines = [
         f"## Loss + gradient, {config['batch']}x{config['size']}x{config['size']}"
         f"x{config['classes']} float32",
@@ -65,31 +67,39 @@ def _loss_table(config, loss, versions):
         f"{versions}, {config['cpu_count']} CPU cores "
         f"({', '.join(sorted(set(config['devices'])))}); "
         f"median of {config['repeats']} calls after "
-        f"{config['warmup']} warm-up, cases interleaved; x floor = median / the floor's median "
-        "in the same mode"
-        + ("; x plain = median / the median of the same math in plain PyTorch" if plain else "")
+        f"{config['warmup']} warm-up, cases interleaved"
+        + (f", {config['threads']} torch thread(s); CPU = this process's time" if cpu else "")
+        + f"; x floor = {median} / the floor's {median} in the same mode"
+        + (f"; x plain = {median} / the {median} of the same math in plain PyTorch" * plain)
         + f"; {MEMORY_METHODS[loss['memory_method']]}.",
         "",
         "| case | floor | " + " | ".join(columns) + " | loss |",
-        "|---|---|" + "---:|" * (3 * len(modes) + 2 * plain + 1),
+        "|---|---|" + "---:|" * ((3 + cpu) * len(modes) + (2 + cpu) * plain + 1),
     ]
     for case in loss["cases"]:
         floor = "-" if case["floor"] == case["name"] else case["floor"].replace("floor_", "")
         cells = []
         for mode in modes:
             m = case[mode]
-            cells += [f"{m['ms']:.1f}", f"{m['ratio']:.2f}", _mb(m["peak_bytes"])]
+            cells += [f"{m['ms']:.1f}"] + ([f"{m['cpu_ms']:.1f}"] if cpu else [])
+            cells += [f"{m['cpu_ratio' if cpu else 'ratio']:.2f}", _mb(m["peak_bytes"])]
         if plain:
             m = case[modes[0]]
-            has = "plain_ms" in m
-            cells += [f"{m['plain_ms']:.1f}", f"{m['plain_ratio']:.2f}"] if has else ["-", "-"]
+            if "plain_ms" in m:
+                cells += [f"{m['plain_ms']:.1f}"] + ([f"{m['plain_cpu_ms']:.1f}"] if cpu else [])
+                cells.append(f"{m['plain_ratio']:.2f}")
+            else:
+                cells += ["-"] * (2 + cpu)
         cells.append(f"{case[modes[0]]['loss']:.4f}")
         lines.append(f"| {case['description']} | {floor} | " + " | ".join(cells) + " |")
     gauge = next((c for c in loss["cases"] if c["name"] == "floor_sparse_again"), None)
     if gauge:
         lines.append(
             "\nnoise gauge: the sparse floor compiled a second time reads "
-            + ", ".join(f"{MODE_TITLES[mode]} {gauge[mode]['ratio']:.2f}" for mode in modes)
+            + ", ".join(
+                f"{MODE_TITLES[mode]} {gauge[mode]['cpu_ratio' if cpu else 'ratio']:.2f}"
+                for mode in modes
+            )
             + " x floor (far from 1.00 means a busy machine: rerun)."
         )
     return lines

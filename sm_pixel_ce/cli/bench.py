@@ -70,8 +70,16 @@ _OPTIONS = (
         "tensorflow (default): every timing below; jax or torch: the same loss + gradient cases "
         "(under jax.jit; eagerly on PyTorch, beside each loss's math in plain PyTorch) in a "
         "child process with KERAS_BACKEND set (takes --batch, --size, --classes, --repeats, "
-        "--warmup, --json, --check)",
+        "--warmup, --threads, --json, --check)",
         {"choices": ("tensorflow", "jax", "torch")},
+    ),
+    (
+        "--threads",
+        _non_negative,
+        1,
+        "--backend torch: PyTorch's intra-op threads (default 1; 0 = PyTorch's default, one per "
+        "core: on shared cores its calls swing tenfold)",
+        {},
     ),
     ("--batch", _positive, 8, "images per batch (default 8)", {}),
     ("--size", _positive, 256, "image side in pixels (default 256)", {}),
