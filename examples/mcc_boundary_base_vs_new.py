@@ -22,8 +22,8 @@ import numpy as np
 import tensorflow as tf
 
 from sm_pixel_ce import pixel_softmax
-from sm_pixel_ce.bench.losses import floor_sparse, make_inputs
-from sm_pixel_ce.bench.mcc_boundary import block_mask
+from sm_pixel_ce.bench.cases import make_inputs
+from sm_pixel_ce.bench.losses import floor_sparse
 from sm_pixel_ce.bench.timing import loss_and_gradient, time_interleaved_spread
 from sm_pixel_ce.losses import PixelBoundaryLoss, PixelMCCLoss, pixel_boundary_targets
 
@@ -51,10 +51,10 @@ def main(base, batch, size, repeats, modes):
     old_boundary = base_function(
         base, "sm_pixel_ce/losses/boundary.py", "pixel_boundary_loss", folder
     )
-    data = make_inputs(batch, size, C)
+    data = make_inputs(batch, size, C, block=32)
     logits, mask = tf.constant(data["logits"]), tf.constant(data["mask"].astype(np.int32))
     maps = tf.function(lambda y: pixel_boundary_targets(y, C))(
-        tf.constant(block_mask(batch, size, C, 32))
+        tf.constant(data["blocks"].astype(np.int32))
     )
     mcc, boundary = PixelMCCLoss(), PixelBoundaryLoss(from_maps=True)
     cases = {
