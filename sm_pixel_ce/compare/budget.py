@@ -38,7 +38,7 @@ import tempfile
 import time
 
 from . import parallel
-from .experiment import Task, train_task
+from .experiment import Task, forget_initial_weights, train_task
 from .prune import prune_epochs
 from .scheduling import CompareInterrupted, in_this_process
 from .training import stop_on_ctrl_c
@@ -313,6 +313,7 @@ def measure(data, options, counts, tasks, log):
     with tempfile.TemporaryDirectory() as root:
         started = time.perf_counter()
         if in_this_process(options, len(tasks)):
+            forget_initial_weights()  # a comparison before in this process had its own data
             results = [
                 train_task(data, probe, root, t, counts, progress=False, log=quiet) for t in first
             ]
