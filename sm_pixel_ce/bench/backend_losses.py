@@ -337,6 +337,61 @@ def _torch_cuda_peak(call):
     return max(0, torch.cuda.max_memory_allocated() - before)
 
 
+def _backend_parts(data, threads):
+    """``(baselines, make_step, version, devices, plain)`` of this process's backend: its
+    floors, how a loss becomes a timed step, its version and devices, and (PyTorch) the plain
+    PyTorch form of each case, as steps."""
+    import keras
+
+    from ..flavor import BACKEND
+
+    if BACKEND == "jax":
+        import jax
+
+        devices = sorted({d.platform for d in jax.devices()})
+        return jax_baselines(), _jax_step, jax.__version__, devices, {}
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    devices = [str(keras.ops.convert_to_tensor(np.zeros(1)).device)]
+    plain = {name: _torch_step(fn, True) for name, fn in torch_plain(data).items()}
+    return torch_baselines(), _torch_step, torch.__version__, devices, plain
+
+
+def _peak_reader(devices):
+    """``(method, function)`` measuring a call's peak memory: the resident-set growth on a CPU,
+    PyTorch's CUDA allocator on a GPU, ``(None, None)`` where there is none (JAX on a GPU)."""
+    from ..flavor import BACKEND
+
+    if devices == ["cpu"]:
+        return "rss", _rss_peak
+    if BACKEND == "torch":
+        return "torch_cuda", _torch_cuda_peak
+    return None, None
+
+
+def _machine(version, devices):
+    """The backend, its version and the machine, for a result's ``config``."""
+    import keras
+
+    from ..flavor import BACKEND
+
+    threads = None
+    if BACKEND == "torch":
+        import torch
+
+        threads = torch.get_num_threads()
+    return {
+        "backend": BACKEND,
+        BACKEND: version,
+        "keras": keras.__version__,
+        "cpu_count": os.cpu_count(),
+        "devices": devices,
+        "threads": threads,
+    }
+
+
 def backend_loss_benchmark(
     batch, size, classes, repeats, warmup, progress=None, names=None, threads=1
 ):
@@ -383,31 +438,15 @@ def backend_loss_benchmark(
     say = progress or (lambda line: None)
     mode = BACKEND_MODES[BACKEND]
     data = make_inputs(batch, size, classes)
-    if BACKEND == "jax":
-        import jax
-
-        baselines, make_step, version = jax_baselines(), _jax_step, jax.__version__
-        devices = sorted({d.platform for d in jax.devices()})
-        plain = {}
-    else:
-        import torch
-
-        if threads:
-            torch.set_num_threads(threads)
-        baselines, make_step, version = torch_baselines(), _torch_step, torch.__version__
-        devices = [str(keras.ops.convert_to_tensor(np.zeros(1)).device)]
-        plain = {name: _torch_step(fn, True) for name, fn in torch_plain(data).items()}
+    baselines, make_step, version, devices, plain = _backend_parts(data, threads)
+    machine = _machine(version, devices)
     rows = select(names, baselines)
     keys = {row.labels for row in rows}
     if "maps" in keys:
         data["maps"] = boundary_maps(data["blocks"], classes)
     labels = {key: keras.ops.convert_to_tensor(data[key]) for key in keys}
     logits = keras.ops.convert_to_tensor(data["logits"])
-    if devices == ["cpu"]:
-        method, peak = "rss", _rss_peak
-    else:
-        method = "torch_cuda" if BACKEND == "torch" else None
-        peak = _torch_cuda_peak if method else None
+    method, peak = _peak_reader(devices)
     steps = {
         row.name: make_step(
             baselines[row.name][1] if row.make is None else row.make(data), row.gradient
@@ -424,7 +463,7 @@ def backend_loss_benchmark(
     say(
         f"{BACKEND} loss + gradient ({mode}): {len(rows)} cases, {max(warmup, 1)} warm-up + "
         f"{repeats} timed calls each"
-        + (f", {torch.get_num_threads()} torch thread(s)" if BACKEND == "torch" else "")
+        + (f", {machine['threads']} torch thread(s)" if BACKEND == "torch" else "")
     )
     figures = run_cases(rows, steps, labels, logits, repeats, max(warmup, 1), peak, plain)
     if cpu:
@@ -441,24 +480,10 @@ def backend_loss_benchmark(
     results = {case["name"]: case for case in cases}
     if all(figures[name]["peak_bytes"] is None for name in figures):
         method = None
-    config = {
-        "backend": BACKEND,
-        "batch": batch,
-        "size": size,
-        "classes": classes,
-        "dtype": "float32",
-        "repeats": repeats,
-        "warmup": max(warmup, 1),
-        BACKEND: version,
-        "keras": keras.__version__,
-        "cpu_count": os.cpu_count(),
-        "devices": devices,
-        "threads": torch.get_num_threads() if BACKEND == "torch" else None,
-        "clock": "cpu" if cpu else "wall",
-        "load_average_at_end": list(os.getloadavg()),
-    }
+    config = {"batch": batch, "size": size, "classes": classes, "dtype": "float32"}
+    config.update(repeats=repeats, warmup=max(warmup, 1), clock="cpu" if cpu else "wall")
     return {
-        "config": config,
+        "config": {**config, **machine, "load_average_at_end": list(os.getloadavg())},
         "modes": [mode],
         "memory_method": method,
         "cases": cases,

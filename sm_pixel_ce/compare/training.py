@@ -314,6 +314,31 @@ class _Progress(keras.callbacks.Callback):
             self.bar.close()
 
 
+def _phase_model(
+    variant, data, options, initial_weights, seed, class_counts, log, keep, first, state
+):
+    """``(model, loss, callbacks)`` of a phase that starts after epoch ``first``: a new compiled
+    model, or with ``keep`` the variant's kept one (:func:`kept_model`) set to this seed's start;
+    from ``state`` (its weights, and a callback restoring its optimizer) when ``first`` > 0."""
+    callbacks = []
+    if keep:
+        model, loss, fresh = kept_model(
+            variant, data, options, initial_weights, seed, class_counts, log
+        )
+        keras.utils.set_random_seed(seed)  # as before a build: the seed's random state
+        if not first:  # this seed's start: its initial weights, a fresh optimizer
+            model.set_weights(initial_weights)
+            callbacks.append(_RestoreOptimizer(fresh))
+    else:
+        model, loss = _compiled_model(
+            variant, data, options, initial_weights, seed, class_counts, log
+        )
+    if first:
+        model.set_weights(state["weights"])
+        callbacks.append(_RestoreOptimizer(state["optimizer"]))
+    return model, loss, callbacks
+
+
 def train_variant(
     variant,
     data,
@@ -368,27 +393,14 @@ def train_variant(
     first, stop = (0, options.epochs) if epochs is None else epochs
     if first and state is None:
         raise ValueError(f"epochs={epochs} continues a run: it needs its state; received None.")
-    callbacks = []
-    if keep:
-        model, loss, fresh = kept_model(
-            variant, data, options, initial_weights, seed, class_counts, log
-        )
-        keras.utils.set_random_seed(seed)  # as before a build: the seed's random state
-        if not first:  # this seed's start: its initial weights, a fresh optimizer
-            model.set_weights(initial_weights)
-            callbacks.append(_RestoreOptimizer(fresh))
-    else:
-        model, loss = _compiled_model(
-            variant, data, options, initial_weights, seed, class_counts, log
-        )
+    model, loss, callbacks = _phase_model(
+        variant, data, options, initial_weights, seed, class_counts, log, keep, first, state
+    )
     train = training_dataset(variant, data.train, options, seed)
-    if first:
-        model.set_weights(state["weights"])
-        callbacks.append(_RestoreOptimizer(state["optimizer"]))
-        # Each new iterator draws the next pass's order and augmentation: skip the passes
-        # that fit drew for the epochs done.
-        for _ in range(first * passes_per_epoch(train, options)):
-            iter(train)
+    # Each new iterator draws the next pass's order and augmentation: skip the passes that fit
+    # drew for the epochs done.
+    for _ in range(first * passes_per_epoch(train, options)):
+        iter(train)
     steps = options.steps_per_epoch or math.ceil(len(data.train) / options.batch_size)
     scores = _EpochScores(
         variant, data.val, loss, options, log, sink, stop, state and state["scores"]
