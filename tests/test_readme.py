@@ -106,12 +106,13 @@ def test_the_api_page_lists_every_public_object_as_it_is_now():
 
 
 #: What the journey's test adds to each command so that it runs in seconds: fewer and smaller
-#: scenes, the tests' tiny training (tests/conftest.py: one epoch of plain SGD at 32 px), the runs
-#: and the ONNX conversion in this process (no TensorFlow start-up per run; the child process of a
-#: large model's export is tested in tests/test_export.py). The commands are otherwise as written.
+#: scenes, the tests' tiny training (tests/conftest.py: one epoch of plain SGD at 32 px) of the
+#: `cce` run that the later commands use (two variants compared: tests/test_compare.py), the run
+#: and the ONNX conversion in this process (no TensorFlow start-up; the child process of a large
+#: model's export is tested in tests/test_export.py). The commands are otherwise as written.
 _QUICK = {
     "scenes": ["--count", "12", "--size", "32"],
-    "compare": [*TINY_TRAINING, "--in-process"],
+    "compare": [*TINY_TRAINING, "--variants", "cce", "--in-process"],
     "export": ["--in-process"],
 }
 
