@@ -1,13 +1,14 @@
 """``compare --budget``: the plan (a pure function of the measured times, checked against a
 simulation of the runs' waves) and one tiny run end to end."""
 
+import dataclasses
 import itertools
 import json
 import math
 
 import numpy as np
 import pytest
-from conftest import tiny_compare_argv
+from conftest import tiny_compare_argv, write_mask_folder
 
 from sm_pixel_ce.cli import main
 from sm_pixel_ce.compare import budget, experiment
@@ -22,6 +23,8 @@ from sm_pixel_ce.compare.budget import (
 )
 from sm_pixel_ce.compare.layout import OutputFolder, write_json
 from sm_pixel_ce.compare.options import CompareOptions
+from sm_pixel_ce.compare.splitting import split
+from sm_pixel_ce.data import FolderSource, pair_files
 
 # The plan is arithmetic, the same in both Keras flavours; the run end to end is the Python that
 # test_compare.py checks in each.
@@ -218,9 +221,10 @@ def test_too_small_a_budget_stops_before_training(tmp_path, monkeypatch, capsys)
 
 
 def test_budget_end_to_end(tmp_path, capsys, monkeypatch):
-    # A comparison before in this process (other data: 3 classes) left seed 0's initial weights:
-    # the in-process probe builds its own.
-    monkeypatch.setitem(experiment._INITIAL, 0, [np.zeros(3, np.float32)])
+    # A comparison before in this process (another configuration) left seed 0's initial
+    # weights: the in-process probe builds its own.
+    monkeypatch.setitem(experiment._INITIAL, "configuration", ("another configuration",))
+    monkeypatch.setitem(experiment._INITIAL, "weights", {0: [np.zeros(3, np.float32)]})
     out = tmp_path / "out"
     argv = tiny_compare_argv(out, "--budget", "30", "--in-process")
     assert main(argv) == 0
@@ -262,3 +266,19 @@ def test_fit_budget_counts_the_runs_finished_before(tmp_path, monkeypatch):
     assert probed == [("bce", 0), ("cce", 1), ("bce", 1), ("cce", 2), ("bce", 2)]
     assert (planned.seeds, planned.epochs, plan.finished) == (3, 4, 1)
     assert plan.predicted_seconds == pytest.approx(5 * 60 + REPORT_SECONDS, abs=1)
+
+
+def test_initial_weights_are_kept_per_seed_for_one_model_configuration(tmp_path, monkeypatch):
+    """A seed's initial weights are built once for a configuration; another configuration in
+    the same process (another comparison) builds its own, with no call to forget them."""
+    monkeypatch.setattr(experiment, "_INITIAL", {"configuration": None, "weights": {}})
+    folder = str(write_mask_folder(tmp_path / "data"))
+    held_out = split(FolderSource(pair_files(folder), 32), 0.25, seed=0)
+    three = CompareOptions(data=folder, classes=3, size=32, encoder_weights=None)
+    first = experiment.initial_weights(held_out, three, 0)
+    assert experiment.initial_weights(held_out, three, 0) is first  # built once
+    four = experiment.initial_weights(held_out, dataclasses.replace(three, classes=4), 0)
+    assert (first[-1].shape, four[-1].shape) == ((3,), (4,))  # the head's bias, per class
+    again = experiment.initial_weights(held_out, three, 0)  # rebuilt: one configuration kept
+    assert again is not first and len(again) == len(first)
+    assert all(np.array_equal(a, b) for a, b in zip(again, first))  # the seed fixes them

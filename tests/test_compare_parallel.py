@@ -210,8 +210,17 @@ def test_more_than_one_run_trains_each_in_a_fresh_process(monkeypatch):
     monkeypatch.setattr(parallel, "run_in_processes", processes)
     tasks = [scheduling.Task("cce", 0, True), scheduling.Task("bce", 0, True)]
     folder = OutputFolder("unused")
-    assert scheduling._execute(None, default, folder, None, tasks, print) == ["result"] * 2
+    executor = scheduling.Executor(None, default, folder, None, len(tasks), print)
+    assert executor.how == "processes" and executor.run(tasks) == ["result"] * 2
     assert calls == [(scheduling.train_task, tasks, 1)]
+
+    # --prune keeps a process per variant; one run, or --in-process, trains here; --ray on Ray.
+    def how(options, runs, keep):
+        return scheduling.Executor(None, options, folder, None, runs, print, keep).how
+
+    assert how(CompareOptions(in_process=True), 5, True) == "here"
+    assert how(default, 1, False) == how(default, 1, True) == "here"
+    assert how(CompareOptions(ray="local"), 2, True) == "ray" and how(default, 2, True) == "pool"
 
 
 @pytest.mark.slow

@@ -37,10 +37,10 @@ import os
 import tempfile
 import time
 
-from . import parallel
-from .experiment import Task, forget_initial_weights, train_task
+from .experiment import Task
+from .layout import OutputFolder
 from .prune import prune_epochs
-from .scheduling import CompareInterrupted, in_this_process
+from .scheduling import CompareInterrupted, Executor
 from .training import stop_on_ctrl_c
 
 #: With ``--prune``, how far past the budget the grid may run if ``--prune`` stops no variant.
@@ -302,7 +302,9 @@ def measure(data, options, counts, tasks, log):
     Returns:
         A :class:`Timing`.
     """
-    probe = dataclasses.replace(options, epochs=1, prune=False, budget=None, predictions="sample")
+    probe = dataclasses.replace(
+        options, epochs=1, prune=False, budget=None, predictions="sample", ray=None
+    )
     first = tasks[: options.jobs]
     log(
         "  --budget: timing one epoch of "
@@ -312,19 +314,10 @@ def measure(data, options, counts, tasks, log):
     quiet = lambda line: None  # noqa: E731 - the probe's own lines would read as the runs'
     with tempfile.TemporaryDirectory() as root:
         started = time.perf_counter()
-        if in_this_process(options, len(tasks)):
-            forget_initial_weights()  # a comparison before in this process had its own data
-            results = [
-                train_task(data, probe, root, t, counts, progress=False, log=quiet) for t in first
-            ]
-        else:
-            results = parallel.run_in_processes(
-                train_task,
-                [(data, probe, root, t, counts, None, False) for t in first],
-                options.jobs,
-                threads=options.threads_per_run,
-                log=quiet,
-            )
+        # Where the grid's runs will train (here, or in processes), the probe trains; not on Ray.
+        where = Executor(data, probe, OutputFolder(root), counts, len(tasks), quiet, progress=False)
+        with where:
+            results = where.run(first)
         wall = time.perf_counter() - started  # one wave: the probes train at once
     steps = options.steps_per_epoch or math.ceil(len(data.train) / options.batch_size)
     epoch = max(epoch_seconds(r, steps) for r in results)

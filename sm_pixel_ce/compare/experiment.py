@@ -77,25 +77,44 @@ class Task:
     spec: str = None
 
 
-#: Initial weights per seed, made once per process.
-_INITIAL = {}
+#: Initial weights per seed for one model configuration (:func:`_configuration`), made once
+#: per process; a comparison with another configuration replaces them.
+_INITIAL = {"configuration": None, "weights": {}}
 
 
-def forget_initial_weights():
-    """Make :func:`initial_weights` build afresh: a new comparison may use other data or
-    options with the same seeds."""
-    _INITIAL.clear()
+def _configuration(data, options):
+    """What the initial model's weights depend on besides the seed: the architecture, the
+    classes, the size, the encoder's weights, the bands and the input standardisation."""
+    normalization = data.train.normalization()
+    if normalization is not None:
+        normalization = tuple(tuple(float(v) for v in part) for part in normalization)
+    return (
+        options.arch,
+        options.backbone,
+        options.classes,
+        options.size,
+        options.encoder_weights,
+        data.train.channels,
+        normalization,
+    )
 
 
 def initial_weights(data, options, seed):
-    """The weights every variant of ``seed`` starts from (made once per process)."""
-    if seed not in _INITIAL:
+    """The weights every variant of ``seed`` starts from: made once per process for the
+    model configuration ``data`` and ``options`` give, so that a comparison with other data
+    or options in the same process builds its own (those of the previous configuration are
+    dropped: one configuration's weights are kept at a time)."""
+    configuration = _configuration(data, options)
+    if _INITIAL["configuration"] != configuration:
+        _INITIAL.update(configuration=configuration, weights={})
+    kept = _INITIAL["weights"]
+    if seed not in kept:
         keras.utils.set_random_seed(seed)
         initial = model_for("cce", data, options, encoder_weights=options.encoder_weights)
-        _INITIAL[seed] = initial.get_weights()
+        kept[seed] = initial.get_weights()
         del initial
         keras.backend.clear_session()
-    return _INITIAL[seed]
+    return kept[seed]
 
 
 def train_task(data, options, root, task, counts, state=None, progress=True, keep=False, log=print):
@@ -204,12 +223,13 @@ def _train_and_save(task, data, options, weights, counts, root, log, state, prog
     return result
 
 
-def save_stopped(data, options, root, task, counts):
+def save_stopped(data, options, root, task, counts, log=print):
     """Save the model of a run that ``--prune`` stopped after its phase ``task``, from the
     checkpoint that phase wrote, as a finished run's is saved.
 
     Args:
         data, options, root, task, counts: As :func:`train_task` was given them.
+        log: Function printing one line (the model's path). Defaults to print.
 
     Returns:
         The keys :func:`train_task`'s result has for the saved model (``model_path``,
@@ -220,7 +240,9 @@ def save_stopped(data, options, root, task, counts):
     weights = load_checkpoint(folder.run(variant.name, task.seed).checkpoint)["weights"]
     model = _model_with(variant, weights, data, options, counts)
     path = folder.model_of(variant.name, task.seed, task.first)
-    return _save_and_reload(variant, model, data, options, path)
+    saved = _save_and_reload(variant, model, data, options, path)
+    log(f"[{variant.name}] seed {task.seed}: stopped; saved in {saved['model_path']}")
+    return saved
 
 
 def _model_with(variant, weights, data, options, counts):

@@ -1,14 +1,14 @@
 """The fourth step of ``compare``: decide which runs are left to train, and how each executes.
 
 Every (variant, seed) run not finished in the output folder becomes a
-:class:`~sm_pixel_ce.compare.experiment.Task`; :func:`schedule` runs them through one call path,
-:func:`_execute`, which calls :func:`~sm_pixel_ce.compare.experiment.train_task` in a fresh process
-per run (one at a time, or ``--jobs`` at once; here for a single run or with ``--in-process``),
-or as Ray tasks (``--ray``), see
-:mod:`~sm_pixel_ce.compare.parallel`. With ``--prune`` the tasks are cut into phases that end at
-the scoring epochs, each variant's model compiled once for all its phases and seeds (in a
-process per variant, or here; :class:`_Phases`), and the variants behind beyond doubt stop
-(:mod:`~sm_pixel_ce.compare.prune` decides which).
+:class:`~sm_pixel_ce.compare.experiment.Task`; :func:`schedule` runs them through one
+:class:`Executor`, the one place that decides where
+:func:`~sm_pixel_ce.compare.experiment.train_task` runs: in a fresh process per run (one at a
+time, or ``--jobs`` at once; here for a single run or with ``--in-process``), or as Ray tasks
+(``--ray``), see :mod:`~sm_pixel_ce.compare.parallel`. With ``--prune`` the same executor runs the
+tasks cut into phases that end at the scoring epochs, each variant's model compiled once for all
+its phases and seeds (in a process per variant, or here), and the variants behind beyond doubt
+stop (:mod:`~sm_pixel_ce.compare.prune` decides which).
 """
 
 import json
@@ -17,7 +17,6 @@ import os
 from . import parallel
 from .experiment import (
     Task,
-    forget_initial_weights,
     load_checkpoint,
     save_stopped,
     train_task,
@@ -133,7 +132,6 @@ def schedule(data, options, folder, counts, log=print):
 def _run_all(data, options, folder, counts, log):
     """``{(variant, seed): result}`` of every run, those finished before read back."""
     os.makedirs(folder.runs, exist_ok=True)
-    forget_initial_weights()
     finished, todo = {}, []
     for k, seed in enumerate(options.seed_list):
         for spec, variant in zip(options.variants, options.variant_list):
@@ -143,46 +141,12 @@ def _run_all(data, options, folder, counts, log):
                 finished[variant.name, seed] = done
             else:
                 todo.append(Task(variant.name, seed, k == 0, spec=spec))
-    if options.prune:
-        finished.update(_run_pruned(data, options, folder, counts, todo, finished, log))
-    else:
-        results = _execute(data, options, folder, counts, todo, log)
-        finished.update(((t.variant, t.seed), r) for t, r in zip(todo, results))
+    with Executor(data, options, folder, counts, len(todo), log, keep=options.prune) as runs:
+        if options.prune:
+            finished.update(_run_pruned(runs, options, folder, todo, finished, log))
+        else:
+            finished.update(((t.variant, t.seed), r) for t, r in zip(todo, runs.run(todo)))
     return finished
-
-
-def _execute(data, options, folder, counts, tasks, log):
-    """Run :func:`~sm_pixel_ce.compare.experiment.train_task` for every task: here, in
-    processes or on Ray, as the options say; the results in the order of ``tasks``."""
-    root = folder.root
-    if options.ray is not None:
-        # A phase's state is read here and sent: the task's folder is not this one.
-        states = [
-            load_checkpoint(folder.run(t.variant, t.seed).checkpoint)
-            if t.epochs and t.epochs[0]
-            else None
-            for t in tasks
-        ]
-        return parallel.run_on_ray(
-            train_task,
-            [(data, options, root, t, counts, s, False) for t, s in zip(tasks, states)],
-            root,
-            options.ray,
-            gpus_per_run=options.gpus_per_run,
-            threads=options.threads_per_run,
-            log=log,
-            root_argument=2,
-            last=lambda path: os.path.basename(path) == "result.json",
-        )
-    if in_this_process(options, len(tasks)):
-        return [train_task(data, options, root, t, counts, log=log) for t in tasks]
-    return parallel.run_in_processes(
-        train_task,
-        [(data, options, root, t, counts, None, False) for t in tasks],
-        options.jobs,
-        threads=options.threads_per_run,
-        log=log,
-    )
 
 
 def in_this_process(options, count):
@@ -203,35 +167,96 @@ def in_this_process(options, count):
     return options.jobs == 1 and options.threads_per_run is None and count <= 1
 
 
-class _Phases:
-    """Executes ``--prune``'s phases. Each variant's model is built, compiled and traced once
-    and kept for all its phases and seeds (a phase sets the seed's weights, optimizer state
-    and data order into it: :func:`~sm_pixel_ce.compare.training.kept_model`): here (with
-    ``--in-process``, or for a single run), or in a process per variant, up to ``--jobs`` at
-    once (:class:`~sm_pixel_ce.compare.parallel.WorkerPool`: a variant without a process
-    takes the slot of one whose variant has nothing left in the phase, which ends). With
-    ``--ray`` every phase is a task of its own, as :func:`_execute` runs it."""
+class Executor:
+    """The one place that decides where :func:`~sm_pixel_ce.compare.experiment.train_task`
+    runs, for whole runs and for ``--prune``'s phases alike:
 
-    def __init__(self, data, options, folder, counts, runs, log):
-        self.data, self.options, self.root, self.counts = data, options, folder.root, counts
-        self.log = log
-        self.here = options.ray is None and in_this_process(options, runs)
+    - ``"ray"``: each task is a Ray task (``--ray``);
+    - ``"here"``: in this process, one after another (:func:`in_this_process`);
+    - ``"pool"`` (``keep``, i.e. ``--prune``): a process per variant, up to ``--jobs`` at once,
+      that keeps the variant's model compiled and traced for all its phases and seeds
+      (:class:`~sm_pixel_ce.compare.parallel.WorkerPool`,
+      :func:`~sm_pixel_ce.compare.training.kept_model`; a variant without a process takes the
+      slot of one whose variant has nothing left in the phase, which ends);
+    - ``"processes"``: a fresh process per task, up to ``--jobs`` at once.
+
+    Args:
+        data: A :class:`~sm_pixel_ce.compare.splitting.Split`.
+        options: :class:`~sm_pixel_ce.compare.options.CompareOptions`.
+        folder: The :class:`~sm_pixel_ce.compare.layout.OutputFolder`.
+        counts: The training masks' :class:`~sm_pixel_ce.class_weights.ClassPixels`.
+        runs: How many runs the grid has left (one trains here).
+        log: Function printing one line.
+        keep: Keep each variant's model for its later phases and seeds (``--prune``).
+            Defaults to False.
+        progress: tqdm's bar within each epoch of a run trained here. Defaults to True.
+
+    Example:
+        >>> with Executor(held_out, options, OutputFolder("results"), counts, 4, print) as runs:
+        ...     results = runs.run(tasks)
+    """
+
+    def __init__(self, data, options, folder, counts, runs, log, keep=False, progress=True):
+        self.data, self.options, self.folder, self.counts = data, options, folder, counts
+        self.log, self.keep, self.progress = log, keep, progress
+        if options.ray is not None:
+            self.how = "ray"
+        elif in_this_process(options, runs):
+            self.how = "here"
+        else:
+            self.how = "pool" if keep else "processes"
         self.pool = None
-        if options.ray is None and not self.here:
+        if self.how == "pool":
             self.pool = parallel.WorkerPool(options.jobs, threads=options.threads_per_run)
-        self.folder = folder
+
+    def _arguments(self, task, state=None):
+        """``train_task``'s arguments for ``task`` in another process (no progress bar)."""
+        return (self.data, self.options, self.folder.root, task, self.counts, state, False)
 
     def run(self, tasks):
-        """The results of ``tasks``, in their order."""
-        data, options, root, counts = self.data, self.options, self.root, self.counts
-        if self.here:
-            return [
-                train_task(data, options, root, t, counts, keep=True, log=self.log) for t in tasks
-            ]
-        if self.pool is None:
-            return _execute(data, options, self.folder, counts, tasks, self.log)
-        calls = [(t.variant, (data, options, root, t, counts, None, False, True)) for t in tasks]
-        return self.pool.run(train_task, calls, self.log)
+        """The results of ``train_task`` for ``tasks``, in their order."""
+        options, log = self.options, self.log
+        if self.how == "here":
+            root = self.folder.root
+            keywords = {"progress": self.progress, "keep": self.keep, "log": log}
+            return [train_task(self.data, options, root, t, self.counts, **keywords) for t in tasks]
+        if self.how == "pool":
+            calls = [(t.variant, (*self._arguments(t), True)) for t in tasks]
+            return self.pool.run(train_task, calls, log)
+        if self.how == "processes":
+            calls = [self._arguments(t) for t in tasks]
+            threads = options.threads_per_run
+            return parallel.run_in_processes(train_task, calls, options.jobs, threads, log=log)
+        # A phase's state is read here and sent: the task's folder is not this one.
+        states = [
+            load_checkpoint(self.folder.run(t.variant, t.seed).checkpoint)
+            if t.epochs and t.epochs[0]
+            else None
+            for t in tasks
+        ]
+        return parallel.run_on_ray(
+            train_task,
+            [self._arguments(t, s) for t, s in zip(tasks, states)],
+            self.folder.root,
+            options.ray,
+            gpus_per_run=options.gpus_per_run,
+            threads=options.threads_per_run,
+            log=log,
+            root_argument=2,
+            last=lambda path: os.path.basename(path) == "result.json",
+        )
+
+    def save_stopped(self, tasks):
+        """Save the models of the runs ``--prune`` stopped after the phases ``tasks``
+        (:func:`~sm_pixel_ce.compare.experiment.save_stopped`), in a process of the pool where
+        there is one (the variant's own if it still runs), so that this process builds no
+        model; their results' keys for the saved models, in the order of ``tasks``."""
+        arguments = [(self.data, self.options, self.folder.root, t, self.counts) for t in tasks]
+        if self.pool is None or not self.pool.workers:
+            return [save_stopped(*a) for a in arguments]
+        live = next(iter(self.pool.workers))
+        keys = [t.variant if t.variant in self.pool.workers else live for t in tasks]
+        return self.pool.run(save_stopped, list(zip(keys, arguments)), self.log)
 
     def release(self, variants):
         """Nothing more to train for ``variants``: their processes end."""
@@ -244,55 +269,56 @@ class _Phases:
     def __exit__(self, *exc):
         if self.pool is not None:
             self.pool.close(now=exc[0] is not None)
-        forget_models()
+        if self.keep:
+            forget_models()
 
 
-def _run_pruned(data, options, folder, counts, todo, finished, log):
-    """Train the runs ``todo`` in phases, stopping the variants behind beyond doubt (see
-    :mod:`~sm_pixel_ce.compare.prune`); ``finished``: the runs finished before (``--resume``),
-    whose ``image_counts_at`` take part in the decisions. Returns ``{(variant, seed): result}``
-    of the runs in ``todo``."""
+def _run_pruned(runs, options, folder, todo, finished, log):
+    """Train the runs ``todo`` in phases through the :class:`Executor` ``runs``, stopping the
+    variants behind beyond doubt (see :mod:`~sm_pixel_ce.compare.prune`); ``finished``: the runs
+    finished before (``--resume``), whose ``image_counts_at`` take part in the decisions.
+    Returns ``{(variant, seed): result}`` of the runs in ``todo``."""
     epochs = options.epochs
     active = list(todo)
     results, decisions, start = {}, [], 0
-    with _Phases(data, options, folder, counts, len(todo), log) as phases:
-        for stop in prune_epochs(epochs) + [epochs]:
-            if not active:
-                break
-            tasks = [Task(t.variant, t.seed, t.first, (start, stop), t.spec) for t in active]
-            for task, result in zip(tasks, phases.run(tasks)):
-                before = results.get((task.variant, task.seed), {}).get("image_counts_at")
-                if before:
-                    result["image_counts_at"] = before
-                results[task.variant, task.seed] = result
-            if stop == epochs:  # the counts of the scoring epochs join result.json
-                for task in active:
-                    folder.run(task.variant, task.seed).finish(results[task.variant, task.seed])
-                break
+    for stop in prune_epochs(epochs) + [epochs]:
+        if not active:
+            break
+        tasks = [Task(t.variant, t.seed, t.first, (start, stop), t.spec) for t in active]
+        for task, result in zip(tasks, runs.run(tasks)):
+            before = results.get((task.variant, task.seed), {}).get("image_counts_at")
+            if before:
+                result["image_counts_at"] = before
+            results[task.variant, task.seed] = result
+        if stop == epochs:  # the counts of the scoring epochs join result.json
             for task in active:
-                result = results[task.variant, task.seed]
-                result["image_counts_at"] = {
-                    **result.get("image_counts_at", {}),
-                    str(stop): result.get("image_counts"),
-                }
-            at_stop = counts_at(stop, options, {**finished, **results})
-            if at_stop is None:
-                log(f"  --prune: epoch {stop}: some runs have no per-image counts; none stopped")
-                start = stop
-                continue
-            decision = decide(at_stop, stop)
-            decisions.append(decision)
-            write_json(folder.prune, {"epochs": epochs, "decisions": decisions})
-            phases.release(decision["stopped"])
-            active = _stop_behind(decision, active, results, (data, options, folder, counts), log)
+                folder.run(task.variant, task.seed).finish(results[task.variant, task.seed])
+            break
+        for task in active:
+            result = results[task.variant, task.seed]
+            result["image_counts_at"] = {
+                **result.get("image_counts_at", {}),
+                str(stop): result.get("image_counts"),
+            }
+        at_stop = counts_at(stop, options, {**finished, **results})
+        if at_stop is None:
+            log(f"  --prune: epoch {stop}: some runs have no per-image counts; none stopped")
             start = stop
+            continue
+        decision = decide(at_stop, stop)
+        decisions.append(decision)
+        write_json(folder.prune, {"epochs": epochs, "decisions": decisions})
+        stopped = [t for t in tasks if t.variant in decision["stopped"]]
+        _stop_behind(decision, stopped, runs.save_stopped(stopped), results, options, folder, log)
+        runs.release(decision["stopped"])
+        active = [t for t in active if t.variant not in decision["stopped"]]
+        start = stop
     return results
 
 
-def _stop_behind(decision, active, results, run, log):
-    """Finish the runs of the variants ``decision`` stops, with why (their models saved from
-    their checkpoints, ``run``: ``(data, options, folder, counts)``); return the others."""
-    data, options, folder, counts = run
+def _stop_behind(decision, stopped, saved, results, options, folder, log):
+    """Finish the runs ``stopped`` of the variants ``decision`` stops, with why (``saved``:
+    their models' keys, saved from their checkpoints)."""
     stop, epochs = decision["epoch"], options.epochs
     for name in decision["stopped"]:
         row = decision["versus"][name]
@@ -301,14 +327,10 @@ def _stop_behind(decision, active, results, run, log):
             f"by {row['difference']:.3f} mIoU (95 % interval {row['low']:.3f} .. "
             f"{row['high']:.3f})"
         )
-    survivors = []
-    for task in active:
-        if task.variant not in decision["stopped"]:
-            survivors.append(task)
-            continue
+    for task, keys in zip(stopped, saved):
         row = decision["versus"][task.variant]
         result = results[task.variant, task.seed]
-        result.update(save_stopped(data, options, folder.root, task, counts))
+        result.update(keys)
         result.update(
             stopped_at=stop,
             epochs_planned=epochs,
@@ -318,4 +340,3 @@ def _stop_behind(decision, active, results, run, log):
             },
         )
         folder.run(task.variant, task.seed).finish(result)
-    return survivors
