@@ -99,7 +99,9 @@ def build_cells(spec, folder):
             model.compile("sgd", loss="pixel_cce", metrics=[PixelMeanIoU(CLASSES), PixelAccuracy()])
             images, masks = make_scenes(BATCH, size, seed=0)
             model.train_on_batch(images, masks.astype("int32"))
-            predictions = model.predict(images, verbose=0)
+            # The model called on the batch (inference mode): predict() would trace a function
+            # for one batch, several seconds of CPU for the large backbones.
+            predictions = np.asarray(model(images, training=False))
             stage = "save"
             base = os.path.join(folder, f"{arch}_{backbone}")
             for extension in FORMATS:
@@ -139,13 +141,8 @@ def reload_cells(spec, folder):
         for extension in FORMATS:
             try:
                 model = keras.models.load_model(base + extension, safe_mode=True)
-                difference = float(
-                    np.max(
-                        np.abs(
-                            model.predict(reference["images"], verbose=0) - reference["predictions"]
-                        )
-                    )
-                )
+                predictions = np.asarray(model(reference["images"], training=False))
+                difference = float(np.max(np.abs(predictions - reference["predictions"])))
                 if not difference <= TOLERANCE:
                     problems.append(f"reload {extension}: predictions differ by {difference:.3g}")
             except Exception as error:
