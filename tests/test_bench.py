@@ -37,26 +37,50 @@ def _bench(tmp_path, *extra, size=SIZE):
     return json.loads(path.read_text())
 
 
+#: The rows whose path under XLA (or in tf_keras) is not Keras 3's graph path run again there: the
+#: fused route on pixel_softmax output, the top-k and OHEM selections, the Lovasz sort, MCC's and
+#: the boundary loss's sums, a region loss. Every loss's value in each flavour, graph and XLA, is
+#: the loss tests' business (tests/test_*losses*.py, test_focal_topk.py, test_mcc_boundary.py).
+OTHER_PATHS = [
+    "cce_softmax",
+    "cce_top_k",
+    "cce_ohem_min_kept",
+    "bce_pos_weight",
+    "dice_softmax",
+    "lovasz_softmax",
+    "mcc_softmax",
+    "boundary_labels",
+]
+
+
+@pytest.mark.one_flavor
 def test_every_loss_case_computes_its_reference(tmp_path, capsys):
-    # XLA compiles the same graphs in either flavour: tf_keras runs the table in graph mode only.
-    modes = ["graph", "xla"] if KERAS_FLAVOR == "keras3" else ["graph"]
-    extra = [] if "xla" in modes else ["--no-xla"]
-    result = _bench(tmp_path, "--skip-train", "--skip-scaling", *extra)
+    result = _bench(tmp_path, "--skip-train", "--skip-scaling", "--no-xla")
     assert result["config"]["batch"] == BATCH and result["config"]["classes"] == CLASSES
     assert result["train"] is None and result["scaling"] is None
-    assert result["loss"]["modes"] == modes and set(BASELINES) == set(cases.BASELINE_ROWS)
-    check_rows(result["loss"], modes, BASELINES)
+    assert result["loss"]["modes"] == ["graph"] and set(BASELINES) == set(cases.BASELINE_ROWS)
+    check_rows(result["loss"], ["graph"], BASELINES)
     targets = [t["name"] for t in result["targets"]]
-    assert targets == [
-        f"{row.name} / {row.floor} ({mode})"
-        for mode in modes
-        for row in cases.LOSS_CASES
-        if row.limit is not None
-    ]
+    assert targets == [f"{row.name} / {row.floor} (graph)" for row in cases.LOSS_CASES if row.limit]
     assert "lovasz_softmax / lovasz_smp_port (graph)" in targets
     table = capsys.readouterr().out
     assert "| pixel_mcc on pixel_softmax output, uint8 | sparse | " in table
     assert "noise gauge: the sparse floor compiled a second time" in table
+
+
+def test_rows_of_other_paths_compute_their_reference_under_xla_and_in_tf_keras(tmp_path):
+    # XLA compiles the same graphs in either flavour: tf_keras runs the rows in graph mode only.
+    modes = ["graph", "xla"] if KERAS_FLAVOR == "keras3" else ["graph"]
+    extra = [] if "xla" in modes else ["--no-xla"]
+    names = ",".join(OTHER_PATHS)
+    result = _bench(tmp_path, "--skip-train", "--skip-scaling", "--cases", names, *extra)
+    assert result["loss"]["modes"] == modes
+    rows = check_rows(result["loss"], modes, BASELINES, names=OTHER_PATHS)
+    assert set(OTHER_PATHS) < set(rows)  # with their floors and the rows they are compared with
+    chosen = [row for row in cases.LOSS_CASES if row.name in rows and row.limit]
+    assert [t["name"] for t in result["targets"]] == [
+        f"{row.name} / {row.floor} ({mode})" for mode in modes for row in chosen
+    ]
 
 
 def test_names_select_a_case_and_the_rows_it_is_compared_with():
