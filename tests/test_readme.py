@@ -37,10 +37,12 @@ def test_first_screen_holds_the_two_commands_and_the_contents():
     first_screen = "\n".join(readme.splitlines()[:62])
     main_job, tests = _commands(first_screen)[:2]
     assert main_job.startswith("pip install -e . && sm-pixel-ce compare")  # no extra needed
-    assert tests.startswith('pip install -e ".[test]" && ruff check . && python -m pytest')
-    assert 'TF_USE_LEGACY_KERAS=1 python -m pytest -n 2 -m "not slow and not one_flavor"' in tests
-    assert "KERAS_BACKEND=jax python -m pytest -m jax" in tests
-    assert "KERAS_BACKEND=torch python -m pytest -m torch" in tests
+    assert tests == 'pip install -e ".[test]" && ruff check . && bash tests/run_all.sh'
+    runs = _read("tests/run_all.sh")  # every flavour and backend, each its own process
+    assert "python -m pytest -n 2 " in runs
+    assert 'TF_USE_LEGACY_KERAS=1 python -m pytest -n 2 -m "not slow and not one_flavor"' in runs
+    assert "KERAS_BACKEND=jax python -m pytest -m jax tests/test_jax_*.py" in runs
+    assert "KERAS_BACKEND=torch python -m pytest -m torch tests/test_torch_*.py" in runs
     assert "Contents:" in first_screen and 'activation="pixel_softmax"' in readme
 
 
