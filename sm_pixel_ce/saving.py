@@ -71,8 +71,7 @@ def model_file_error(path, found=None, expected=KERAS_FILES):
         )
     else:
         error = ModelFileError(
-            f"{text} {found}; fix: save the model again (sm_pixel_ce.save_model, or rerun "
-            "compare)."
+            f"{text} {found}; fix: save the model again (sm_pixel_ce.save_model, or rerun compare)."
         )
     error.found = found  # for a caller that reads more formats to word it again
     return error
@@ -292,9 +291,14 @@ def _fitted(model, contract):
         contract = dataclasses.replace(
             contract, fixed_size=inputs[1] is not None and inputs[2] is not None
         )
-    if inputs is not None and contract.channels is not None and inputs[-1] not in (
-        None,
-        contract.channels,
+    if (
+        inputs is not None
+        and contract.channels is not None
+        and inputs[-1]
+        not in (
+            None,
+            contract.channels,
+        )
     ):
         raise ValueError(
             f"the data contract's channels do not fit the model, which takes {inputs[-1]}. "
@@ -316,8 +320,10 @@ def _shape(model, name):
         shape = getattr(model, name)
     except (AttributeError, RuntimeError, ValueError):
         return None
-    if not isinstance(shape, tuple) or not shape or not all(
-        s is None or isinstance(s, int) for s in shape
+    if (
+        not isinstance(shape, tuple)
+        or not shape
+        or not all(s is None or isinstance(s, int) for s in shape)
     ):
         return None
     return shape

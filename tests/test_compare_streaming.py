@@ -67,7 +67,12 @@ def test_streaming_score_of_no_counted_pixel_is_undefined():
 def test_streamed_metrics_equal_in_memory_ones_on_a_folder(tmp_path, variant):
     folder = str(write_mask_folder(tmp_path / "data"))
     options = CompareOptions(
-        variants=(variant,), data=folder, classes=3, size=32, ignore_index=255, epochs=1,
+        variants=(variant,),
+        data=folder,
+        classes=3,
+        size=32,
+        ignore_index=255,
+        epochs=1,
         batch_size=4,
     )
     held_out = split(FolderSource(pair_files(folder), 32), 0.25, seed=0)

@@ -484,8 +484,10 @@ def test_mask_name_patterns(tmp_path):
     same = FolderReader(masks=str(tmp_path / "images"), mask_pattern="{stem}_mask.png")
     with pytest.raises(DataError) as info:
         same.pair(str(tmp_path))
-    assert "(1 image(s) without a mask: img_005.jpg); with --mask-pattern {stem}_mask.png, the " \
+    assert (
+        "(1 image(s) without a mask: img_005.jpg); with --mask-pattern {stem}_mask.png, the "
         "mask of img_005 is img_005_mask.png" in _one_line(info.value)
+    )
     pairs, skipped = same.pair(str(tmp_path), skip_bad=True)
     assert len(pairs) == 5 and [s["image"].split("/")[-1] for s in skipped] == ["img_005.jpg"]
     with pytest.raises(DataError, match="pairing by file stem would pair every image with itself"):

@@ -252,8 +252,7 @@ def test_predict_writes_the_models_colours_and_names(color_data, fixed, tmp_path
     assert "sizing: whole images resized to 32x32 as the model was trained" in printed
     legend = json.loads((out / "classes.json").read_text())
     assert legend == [
-        {"class": c, "name": name, "color": list(color)}
-        for (c, color), name in zip(COLORS, NAMES)
+        {"class": c, "name": name, "color": list(color)} for (c, color), name in zip(COLORS, NAMES)
     ]
     mask = Image.open(out / "0.png")
     assert mask.mode == "P"
@@ -316,9 +315,7 @@ def test_calibration_is_read_as_the_contract_says(tmp_path):
     reader, scale = calibration_reader(
         CalibrationOptions(folder=str(tmp_path / "calibration")), contract
     )
-    images, masks = read_calibration(
-        tmp_path / "calibration", 40, 40, reader=reader, scale=scale
-    )
+    images, masks = read_calibration(tmp_path / "calibration", 40, 40, reader=reader, scale=scale)
     expected = np.stack(
         [
             np.asarray(Image.open(tmp_path / "calibration" / "images" / n), np.float32)[..., ::-1]

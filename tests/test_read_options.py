@@ -110,14 +110,26 @@ def test_each_bad_value_gives_one_error_line_on_every_command(
 
 def test_flat_keywords_round_trip():
     flat = dict(
-        size=32, ignore_index=255, class_names="sky, road", mask_colors="AUTO",
-        ignore_color="0, 0, 0", bands=[0, 1, 2], scale=4095, no_exif=True, skip_bad=True,
+        size=32,
+        ignore_index=255,
+        class_names="sky, road",
+        mask_colors="AUTO",
+        ignore_color="0, 0, 0",
+        bands=[0, 1, 2],
+        scale=4095,
+        no_exif=True,
+        skip_bad=True,
     )
     options = EvaluateOptions(tile=None, **flat)
     assert options.read == ReadOptions(**flat)
     expected = dict(
-        flat, class_names=("sky", "road"), mask_colors="auto", ignore_color="0,0,0",
-        bands="0,1,2", masks=None, mask_pattern=None,
+        flat,
+        class_names=("sky", "road"),
+        mask_colors="auto",
+        ignore_color="0,0,0",
+        bands="0,1,2",
+        masks=None,
+        mask_pattern=None,
     )
     assert {k: v for k, v in options.flat().items() if k in FIELDS} == expected
     assert options.size == 32 and options.read.exif is False
@@ -141,8 +153,16 @@ def test_a_job_refuses_a_reading_option_it_does_not_take():
 
 def test_the_defaults_are_the_old_ones():
     unset = dict(
-        ignore_index=None, class_names=None, mask_colors=None, ignore_color=None, masks=None,
-        mask_pattern=None, bands=None, scale=None, no_exif=False, skip_bad=False,
+        ignore_index=None,
+        class_names=None,
+        mask_colors=None,
+        ignore_color=None,
+        masks=None,
+        mask_pattern=None,
+        bands=None,
+        scale=None,
+        no_exif=False,
+        skip_bad=False,
     )
     for job, size in ((CompareOptions, 64), (EvaluateOptions, None), (PredictOptions, None)):
         defaults = flat_defaults(job)

@@ -192,9 +192,7 @@ def _term(node, text):
         elif _number(right) is not None:
             weight, node = _number(right), left
         else:
-            raise ValueError(
-                f"{text!r}: a weight must be a number, as in 0.5*pixel_dice."
-            )
+            raise ValueError(f"{text!r}: a weight must be a number, as in 0.5*pixel_dice.")
         if not weight > 0:
             raise ValueError(f"{text!r}: weights must be > 0; received {weight}.")
     options = ()
@@ -245,10 +243,7 @@ def _value(node, option, text):
         values = [_number(item) for item in node.elts]
         if all(v is not None for v in values):
             return values
-    raise ValueError(
-        f"{text!r}: {option}= takes a number, a string, None or a list of "
-        "numbers."
-    )
+    raise ValueError(f"{text!r}: {option}= takes a number, a string, None or a list of numbers.")
 
 
 def _check_options(term, text):

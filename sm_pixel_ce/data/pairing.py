@@ -211,6 +211,5 @@ def unpaired(folder, images_alone, masks_alone, pattern=None):
     else:
         rule = "pair images and masks by file stem, or name the masks with --mask-pattern"
     return (
-        f"{folder}: unpaired files ({'; '.join(parts)}); {rule}; or pass --skip-bad to skip "
-        "them."
+        f"{folder}: unpaired files ({'; '.join(parts)}); {rule}; or pass --skip-bad to skip them."
     )

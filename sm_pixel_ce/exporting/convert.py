@@ -107,9 +107,7 @@ class _CalibrationReader:
         return next(self._items, None)
 
 
-def to_onnx(
-    serve, out, quantize=None, calibration_images=None, opset=ONNX_OPSET, contract=None
-):
+def to_onnx(serve, out, quantize=None, calibration_images=None, opset=ONNX_OPSET, contract=None):
     """Convert a serving function to an ONNX model file.
 
     Args:
