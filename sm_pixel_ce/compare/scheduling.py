@@ -248,15 +248,15 @@ class Executor:
 
     def save_stopped(self, tasks):
         """Save the models of the runs ``--prune`` stopped after the phases ``tasks``
-        (:func:`~sm_pixel_ce.compare.experiment.save_stopped`), in a process of the pool where
-        there is one (the variant's own if it still runs), so that this process builds no
-        model; their results' keys for the saved models, in the order of ``tasks``."""
+        (:func:`~sm_pixel_ce.compare.experiment.save_stopped`); their results' keys for the saved
+        models, in the order of ``tasks``. With a process per variant, each in a fresh process
+        (up to ``--jobs`` at once), so that neither this process nor a variant's grows by the
+        models built to save and reload them (TensorFlow keeps what a process has traced)."""
         arguments = [(self.data, self.options, self.folder.root, t, self.counts) for t in tasks]
-        if self.pool is None or not self.pool.workers:
+        if self.how != "pool" or not arguments:
             return [save_stopped(*a) for a in arguments]
-        live = next(iter(self.pool.workers))
-        keys = [t.variant if t.variant in self.pool.workers else live for t in tasks]
-        return self.pool.run(save_stopped, list(zip(keys, arguments)), self.log)
+        jobs, threads = self.options.jobs, self.options.threads_per_run
+        return parallel.run_in_processes(save_stopped, arguments, jobs, threads, log=self.log)
 
     def release(self, variants):
         """Nothing more to train for ``variants``: their processes end."""
