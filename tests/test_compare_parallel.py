@@ -135,8 +135,15 @@ def test_ray_local_equals_sequential(sequential, tmp_path):
     start = time.perf_counter()
     # Its own process: Ray's local instance started from a pytest-xdist worker ran 2.6x slower.
     argv = tiny_compare_argv(out, "--images", "12", "--ray", "local", variants=VARIANTS)
+    # Ray starts its workers at nice 15 (its worker_niceness): beside the suite's other lane
+    # (tests/run_all.sh: tf_keras at nice 10) they would wait for it; here they run at 0.
+    env = dict(os.environ, RAY_worker_niceness="0")
     child = subprocess.run(
-        [sys.executable, "-m", "sm_pixel_ce", *argv], capture_output=True, text=True, timeout=900
+        [sys.executable, "-m", "sm_pixel_ce", *argv],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
     )
     assert child.returncode == 0, child.stderr[-2000:]
     print(f"--ray local: {time.perf_counter() - start:.1f} s")

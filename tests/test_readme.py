@@ -40,7 +40,9 @@ def test_first_screen_holds_the_two_commands_and_the_contents():
     assert tests == 'pip install -e ".[test]" && ruff check . && bash tests/run_all.sh'
     runs = _read("tests/run_all.sh")  # every flavour and backend, each its own process
     assert "python -m pytest -n 2 " in runs
-    assert 'TF_USE_LEGACY_KERAS=1 python -m pytest -n 2 -m "not slow and not one_flavor"' in runs
+    legacy = "TF_USE_LEGACY_KERAS=1 nice -n 10 python -m pytest -n 2"
+    legacy += ' -m "not slow and not one_flavor"'
+    assert legacy in runs
     assert "KERAS_BACKEND=jax python -m pytest -m jax tests/test_jax_*.py" in runs
     assert "KERAS_BACKEND=torch python -m pytest -m torch tests/test_torch_*.py" in runs
     assert "Contents:" in first_screen and 'activation="pixel_softmax"' in readme
