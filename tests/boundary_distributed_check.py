@@ -8,14 +8,17 @@ summed, their gradients side by side) and in ``fit``; prints one JSON line.
 
 import json
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import two_cpus  # noqa: E402
+
+two_cpus.configure()
 
 import sm_pixel_ce  # noqa: E402
 from sm_pixel_ce.flavor import keras  # noqa: E402
@@ -44,7 +47,7 @@ LOSSES = {
     "mcc": (lambda: PixelMCCLoss(ignore_index=255), labels),
 }
 FIT = ("boundary", "dice_boundary_from_maps")
-strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+strategy = two_cpus.strategy()
 
 
 def per_replica(*arrays):
@@ -93,18 +96,24 @@ def fit(build_loss, y, use_strategy):
     return history.history["loss"], [np.asarray(w) for w in model.get_weights()]
 
 
-report = {"replicas": strategy.num_replicas_in_sync, "flavor": sm_pixel_ce.KERAS_FLAVOR}
-for name, (build, y) in LOSSES.items():
-    entry = custom_loop(build(), y)
-    halves = (slice(None, SPLIT), slice(SPLIT, None))
-    half = [float(build()(y[h], sm_pixel_ce.pixel_softmax(logits[h]))) for h in halves]
-    entry["per_replica_mean"] = float(np.mean(half))
-    if name in FIT:
-        (single_loss, single_w), (dist_loss, dist_w) = fit(build, y, False), fit(build, y, True)
-        entry["fit_single"], entry["fit_distributed"] = single_loss, dist_loss
-        entry["max_relative_weight_difference"] = max(
-            float(np.max(np.abs(a - b)) / (np.max(np.abs(a)) + 1e-12))
-            for a, b in zip(single_w, dist_w)
-        )
-    report[name] = entry
-print(json.dumps(report))
+def main():
+    """The report (printed as one JSON line when run as a script)."""
+    report = {"replicas": strategy.num_replicas_in_sync, "flavor": sm_pixel_ce.KERAS_FLAVOR}
+    for name, (build, y) in LOSSES.items():
+        entry = custom_loop(build(), y)
+        halves = (slice(None, SPLIT), slice(SPLIT, None))
+        half = [float(build()(y[h], sm_pixel_ce.pixel_softmax(logits[h]))) for h in halves]
+        entry["per_replica_mean"] = float(np.mean(half))
+        if name in FIT:
+            (single_loss, single_w), (dist_loss, dist_w) = fit(build, y, False), fit(build, y, True)
+            entry["fit_single"], entry["fit_distributed"] = single_loss, dist_loss
+            entry["max_relative_weight_difference"] = max(
+                float(np.max(np.abs(a - b)) / (np.max(np.abs(a)) + 1e-12))
+                for a, b in zip(single_w, dist_w)
+            )
+        report[name] = entry
+    return report
+
+
+if __name__ == "__main__":
+    print(json.dumps(main()))

@@ -1,4 +1,7 @@
+import json
 import os
+import subprocess
+import sys
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -120,3 +123,29 @@ def tiny_compare_argv(out, *extra, variants=("cce",), data=None, images=8):
 def compare_argv():
     """:func:`tiny_compare_argv`."""
     return tiny_compare_argv
+
+
+#: The tf.distribute checks on 2 logical CPUs that :func:`mirrored_reports` runs.
+MIRRORED_CHECKS = ("mirrored", "regions", "custom", "boundary", "topk")
+
+
+@pytest.fixture(scope="session")
+def mirrored_reports():
+    """``{check: report}`` of tests/distributed_check.py's checks on a ``MirroredStrategy`` over 2
+    logical CPUs (with boundary_distributed_check.py's and topk_distributed_check.py's), all in
+    ONE fresh process (the logical devices are set before TensorFlow starts; one TensorFlow
+    import for five checks). The process inherits the Keras flavour. The tests using it share
+    the ``mirrored`` xdist group: one worker runs it once."""
+    tests = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=os.path.dirname(tests))
+    env.pop("TF_CONFIG", None)
+    result = subprocess.run(
+        [sys.executable, os.path.join(tests, "distributed_check.py"), *MIRRORED_CHECKS],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith('{"mode"')]
+    return {line["mode"]: line["report"] for line in lines}

@@ -8,6 +8,11 @@ print a JSON line with both runs' per-step losses and final weights.
                                                       # logical CPUs
     python tests/distributed_check.py custom          # losses called in a custom loop, every
                                                       # reduction, 2 logical CPUs
+    python tests/distributed_check.py boundary topk   # boundary_distributed_check.py's and
+                                                      # topk_distributed_check.py's checks
+
+Several of the 2-CPU checks in one call run in one process, on one strategy (tests/two_cpus.py),
+each printing a JSON line ``{"mode": ..., "report": ...}``; worker and single print their report.
 """
 
 import json
@@ -19,10 +24,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import two_cpus  # noqa: E402
+
 MODE = sys.argv[1]
-if MODE in ("mirrored", "regions", "custom"):
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+if MODE not in ("worker", "single"):
+    two_cpus.configure()
 
 import sm_pixel_ce  # noqa: E402
 
@@ -119,9 +126,9 @@ def custom_loop(model, dataset, strategy):
     return losses, [np.asarray(w) for w in model.get_weights()]
 
 
-if MODE == "mirrored":
+def check_mirrored():
     x, y = data()
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = two_cpus.strategy()
     # What per-replica averaging (PyTorch DDP, MMSegmentation) would report for the first batch.
     model = small_model()
     loss = sm_pixel_ce.PixelCategoricalCrossentropy(class_weights=CLASS_WEIGHTS, ignore_index=255)
@@ -135,19 +142,17 @@ if MODE == "mirrored":
     rel = max(
         float(np.max(np.abs(a - b)) / (np.max(np.abs(a)) + 1e-12)) for a, b in zip(single_w, dist_w)
     )
-    print(
-        json.dumps(
-            {
-                "replicas": strategy.num_replicas_in_sync,
-                "single_loss": single_loss,
-                "first_batch_global_mean": global_mean,
-                "first_batch_per_replica_mean": per_replica_mean,
-                "distributed_loss": dist_loss,
-                "max_relative_weight_difference": rel,
-            }
-        )
-    )
-elif MODE == "regions":
+    return {
+        "replicas": strategy.num_replicas_in_sync,
+        "single_loss": single_loss,
+        "first_batch_global_mean": global_mean,
+        "first_batch_per_replica_mean": per_replica_mean,
+        "distributed_loss": dist_loss,
+        "max_relative_weight_difference": rel,
+    }
+
+
+def check_regions():
     from sm_pixel_ce import (
         PixelCategoricalCrossentropy,
         PixelDiceLoss,
@@ -173,7 +178,7 @@ elif MODE == "regions":
         ),
     }
     FIT = ("dice", "lovasz", "cce_dice")
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = two_cpus.strategy()
     rng = np.random.default_rng(0)
     logits = rng.normal(0, 2, (BATCH, SIZE, SIZE, C)).astype(np.float32)
     labels = rng.integers(0, C, (BATCH, SIZE, SIZE)).astype(np.uint8)
@@ -279,8 +284,10 @@ elif MODE == "regions":
             int(np.sum(counted)),
         ],
     }
-    print(json.dumps(report))
-elif MODE == "custom":
+    return report
+
+
+def check_custom():
     from sm_pixel_ce import (
         PixelCategoricalCrossentropy,
         PixelDiceLoss,
@@ -317,7 +324,7 @@ elif MODE == "custom":
     }
     WEIGHTED = ("dice_sum", "dice_weighted_mean", "dice_none", "cce_sum")
     TRAIN = ("dice", "dice_sum", "cce_dice")
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = two_cpus.strategy()
     rng = np.random.default_rng(0)
     logits = rng.normal(0, 2, (BATCH, SIZE, SIZE, C)).astype(np.float32)
     labels = rng.integers(0, C, (BATCH, SIZE, SIZE)).astype(np.uint8)
@@ -399,8 +406,26 @@ elif MODE == "custom":
                 for a, b in zip(single_w, dist_w)
             ),
         }
-    print(json.dumps(report))
-elif MODE in ("worker", "single"):
+    return report
+
+
+def check_elsewhere(name):
+    """The check of ``tests/NAME_distributed_check.py`` (its ``main()``), in this process."""
+    return lambda: __import__(f"{name}_distributed_check").main()
+
+
+CHECKS = {
+    "mirrored": check_mirrored,
+    "regions": check_regions,
+    "custom": check_custom,
+    "boundary": check_elsewhere("boundary"),
+    "topk": check_elsewhere("topk"),
+}
+
+if MODE not in ("worker", "single"):
+    for mode in sys.argv[1:]:
+        print(json.dumps({"mode": mode, "report": CHECKS[mode]()}), flush=True)
+else:
     x, y = data()
     x = np.stack([np.resize(img, (32, 32, 3)) for img in x])
     y = np.stack([np.resize(m, (32, 32)) for m in y])

@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "distributed_check.py")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,16 +28,9 @@ def _last_json(stdout):
     return json.loads(stdout.strip().splitlines()[-1])
 
 
-def test_mirrored_strategy_equals_single_device():
-    result = subprocess.run(
-        [sys.executable, SCRIPT, "mirrored"],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = _last_json(result.stdout)
+@pytest.mark.xdist_group("mirrored")  # one worker runs the 2-CPU checks' process
+def test_mirrored_strategy_equals_single_device(mirrored_reports):
+    report = mirrored_reports["mirrored"]
     assert report["replicas"] == 2
     np.testing.assert_allclose(report["distributed_loss"], report["single_loss"], rtol=1e-5)
     assert report["max_relative_weight_difference"] <= 1e-5
@@ -47,14 +41,11 @@ def test_mirrored_strategy_equals_single_device():
     )
 
 
-def test_region_losses_and_sums_are_global_under_mirrored_strategy():
+@pytest.mark.xdist_group("mirrored")  # one worker runs the 2-CPU checks' process
+def test_region_losses_and_sums_are_global_under_mirrored_strategy(mirrored_reports):
     # Replica 0 holds 3 mostly void images, replica 1 the other 5, and class 3 is only in
     # replica 0's: Dice of per-replica sums, or a per-replica Lovász sort, would be wrong.
-    result = subprocess.run(
-        [sys.executable, SCRIPT, "regions"], capture_output=True, text=True, env=_env(), timeout=600
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = _last_json(result.stdout)
+    report = mirrored_reports["regions"]
     assert report["replicas"] == 2
     for name, entry in report["losses"].items():
         np.testing.assert_allclose(sum(entry["shares"]), entry["single"], rtol=1e-6, err_msg=name)
@@ -70,15 +61,12 @@ def test_region_losses_and_sums_are_global_under_mirrored_strategy():
     np.testing.assert_allclose(distributed["results"], single["results"], rtol=1e-6)
 
 
-def test_custom_loops_add_the_replicas_values_up_to_the_global_loss():
+@pytest.mark.xdist_group("mirrored")  # one worker runs the 2-CPU checks' process
+def test_custom_loops_add_the_replicas_values_up_to_the_global_loss(mirrored_reports):
     # loss(y, p) inside strategy.run, the replicas' values summed (strategy.reduce("SUM")): the
     # one-device value in Keras 3 and tf_keras alike, for every reduction (tf_keras's compile
     # alone divides by the replica count; a custom loop once got twice Dice on 2 replicas).
-    result = subprocess.run(
-        [sys.executable, SCRIPT, "custom"], capture_output=True, text=True, env=_env(), timeout=600
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = _last_json(result.stdout)
+    report = mirrored_reports["custom"]
     assert report["replicas"] == 2
     for name, entry in report["losses"].items():
         np.testing.assert_allclose(entry["custom_loop"], entry["single"], rtol=1e-5, err_msg=name)

@@ -1,11 +1,6 @@
 """focal_gamma and top_k on pixel_cce / pixel_bce, and the "pixel_focal" loss: against NumPy
 references (tests/reference.py), Keras's CategoricalFocalCrossentropy, and under tf.distribute."""
 
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -423,19 +418,10 @@ def test_bad_options_raise_clear_errors(data, kwargs, match):
             cls(**kwargs)
 
 
-SCRIPT = os.path.join(os.path.dirname(__file__), "topk_distributed_check.py")
-
-
-def test_top_k_is_global_under_mirrored_strategy():
-    result = subprocess.run(
-        [sys.executable, SCRIPT],
-        capture_output=True,
-        text=True,
-        env={k: v for k, v in os.environ.items() if k != "TF_CONFIG"},
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+@pytest.mark.xdist_group("mirrored")  # one worker runs the 2-CPU checks' process
+def test_top_k_is_global_under_mirrored_strategy(mirrored_reports):
+    # tests/topk_distributed_check.py, in the 2-CPU checks' fresh process (tests/conftest.py).
+    report = mirrored_reports["topk"]
     assert report["replicas"] == 2
     np.testing.assert_allclose(report["distributed"], report["single"], rtol=1e-5)
     np.testing.assert_allclose(report["numpy"], report["single"], rtol=1e-5)

@@ -3,11 +3,6 @@ tests/mcc_boundary_cases.py with ``tf.GradientTape``, and TensorFlow's own: grap
 the maps in ``tf.data``, ``tf.distribute``, the opt-in bench cases and the loss specs of
 ``compare``."""
 
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -80,23 +75,13 @@ def test_targets_in_tf_data(rng):
     )
 
 
-def test_boundary_and_mcc_are_global_under_mirrored_strategy():
-    """tests/boundary_distributed_check.py, a fresh process (the logical devices are set before
-    TensorFlow starts): on 2 replicas that count very different pixels, the custom loop's summed
-    values and the gradients, and ``fit``'s losses and weights, are one device's, in either
-    flavour (the process inherits TF_USE_LEGACY_KERAS)."""
-    script = os.path.join(os.path.dirname(__file__), "boundary_distributed_check.py")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
-    result = subprocess.run(
-        [sys.executable, script],
-        capture_output=True,
-        text=True,
-        env={**env, "PYTHONPATH": root, "TF_CPP_MIN_LOG_LEVEL": "2"},
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+@pytest.mark.xdist_group("mirrored")  # one worker runs the 2-CPU checks' process
+def test_boundary_and_mcc_are_global_under_mirrored_strategy(mirrored_reports):
+    """tests/boundary_distributed_check.py, in the 2-CPU checks' fresh process (the logical
+    devices are set before TensorFlow starts; tests/conftest.py): on 2 replicas that count very
+    different pixels, the custom loop's summed values and the gradients, and ``fit``'s losses and
+    weights, are one device's, in either flavour (the process inherits TF_USE_LEGACY_KERAS)."""
+    report = mirrored_reports["boundary"]
     assert report["replicas"] == 2 and report["flavor"] == KERAS_FLAVOR
     for name in ("boundary", "dice_boundary_from_maps", "mcc"):
         entry = report[name]

@@ -14,10 +14,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import two_cpus  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(__file__))
+two_cpus.configure()
+
 from reference import (  # noqa: E402
     mmseg_ohem_cross_entropy,
     mmseg_ohem_weight,
@@ -51,7 +52,7 @@ ohem = sm_pixel_ce.PixelCategoricalCrossentropy(
     ohem_threshold=THRESHOLD,
     min_kept=MIN_KEPT,
 )
-strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+strategy = two_cpus.strategy()
 dataset = tf.data.Dataset.from_tensor_slices((labels, logits)).batch(N)
 y, z = next(iter(strategy.experimental_distribute_dataset(dataset)))
 
@@ -80,48 +81,49 @@ def mmseg_mean(y, z):
     return total / np.asarray(WEIGHTS)[np.where(kept, y, 0)][kept].sum(), kept
 
 
-single, single_grad, distributed, grad = single_and_distributed(loss)
-ohem_single, ohem_single_grad, ohem_distributed, ohem_grad = single_and_distributed(ohem)
-ohem_expected, ohem_kept = mmseg_mean(labels, logits)
-half = N // 2
-per_replica = np.mean(
-    [
-        pixel_cce(labels[i : i + half], logits[i : i + half], WEIGHTS, 255, gamma=1.0, top_k=TOP_K)
-        for i in (0, half)
-    ]
-)
-plain = pixel_cce(labels, logits, None, 255, reduction="none", gamma=1.0)
-print(
-    json.dumps(
-        {
-            "replicas": strategy.num_replicas_in_sync,
-            "single": single,
-            "distributed": distributed,
-            "numpy": float(pixel_cce(labels, logits, WEIGHTS, 255, gamma=1.0, top_k=TOP_K)),
-            "per_replica": float(per_replica),
-            "max_gradient": float(np.abs(single_grad).max()),
-            "max_gradient_difference": float(np.abs(grad - single_grad).max()),
-            "kept": int((np.abs(grad).sum(-1) > 0).sum()),
-            "expected_kept": int(top_k_kept(plain, labels != 255, TOP_K).sum()),
-            "ohem": {
-                "single": ohem_single,
-                "distributed": ohem_distributed,
-                "mmseg": float(ohem_expected),
-                "per_replica": float(
-                    np.mean(
-                        [
-                            mmseg_mean(labels[i : i + half], logits[i : i + half])[0]
-                            for i in (0, half)
-                        ]
-                    )
-                ),
-                "max_gradient": float(np.abs(ohem_single_grad).max()),
-                "max_gradient_difference": float(np.abs(ohem_grad - ohem_single_grad).max()),
-                "kept": int((np.abs(ohem_grad).sum(-1) > 0).sum()),
-                "expected_kept": int(ohem_kept.sum()),
-                "below_threshold": int((mmseg_ohem_weight(logits, labels, THRESHOLD, 0) > 0).sum()),
-                "min_kept_total": MIN_KEPT * N,
-            },
-        }
+def main():
+    """The report (printed as one JSON line when run as a script)."""
+    single, single_grad, distributed, grad = single_and_distributed(loss)
+    ohem_single, ohem_single_grad, ohem_distributed, ohem_grad = single_and_distributed(ohem)
+    ohem_expected, ohem_kept = mmseg_mean(labels, logits)
+    half = N // 2
+    per_replica = np.mean(
+        [
+            pixel_cce(
+                labels[i : i + half], logits[i : i + half], WEIGHTS, 255, gamma=1.0, top_k=TOP_K
+            )
+            for i in (0, half)
+        ]
     )
-)
+    plain = pixel_cce(labels, logits, None, 255, reduction="none", gamma=1.0)
+    return {
+        "replicas": strategy.num_replicas_in_sync,
+        "single": single,
+        "distributed": distributed,
+        "numpy": float(pixel_cce(labels, logits, WEIGHTS, 255, gamma=1.0, top_k=TOP_K)),
+        "per_replica": float(per_replica),
+        "max_gradient": float(np.abs(single_grad).max()),
+        "max_gradient_difference": float(np.abs(grad - single_grad).max()),
+        "kept": int((np.abs(grad).sum(-1) > 0).sum()),
+        "expected_kept": int(top_k_kept(plain, labels != 255, TOP_K).sum()),
+        "ohem": {
+            "single": ohem_single,
+            "distributed": ohem_distributed,
+            "mmseg": float(ohem_expected),
+            "per_replica": float(
+                np.mean(
+                    [mmseg_mean(labels[i : i + half], logits[i : i + half])[0] for i in (0, half)]
+                )
+            ),
+            "max_gradient": float(np.abs(ohem_single_grad).max()),
+            "max_gradient_difference": float(np.abs(ohem_grad - ohem_single_grad).max()),
+            "kept": int((np.abs(ohem_grad).sum(-1) > 0).sum()),
+            "expected_kept": int(ohem_kept.sum()),
+            "below_threshold": int((mmseg_ohem_weight(logits, labels, THRESHOLD, 0) > 0).sum()),
+            "min_kept_total": MIN_KEPT * N,
+        },
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(main()))
