@@ -88,7 +88,7 @@ def _run_onnx(path, images):
 def test_tflite_float32_agrees_with_keras(model, tmp_path):
     out = str(tmp_path / "unet.tflite")
     report = sm_pixel_ce.export(model, out, format="tflite", size=SIZE)
-    assert report.checked and report.passed is True
+    assert report.checked and report.passed is True and report.flavor == KERAS_FLAVOR
     assert report.runtime in ("ai_edge_litert", "tf.lite.Interpreter")
     assert report.max_difference <= 1e-4 and report.argmax_agreement == 1.0
     assert report.input_shape == [None, SIZE, SIZE, 3]
@@ -316,7 +316,10 @@ def test_weight_bytes_counts_every_variable(model):
     assert child.weight_bytes(model) == 4 * model.count_params()
 
 
-def test_flavour_is_reported(model, tmp_path):
+def test_unchecked_export_says_so(tmp_path):
+    # A one-layer model: what is tested is the report (the flavour: the float32 test above).
+    inputs = keras.Input((SIZE, SIZE, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(CLASSES, 1, activation="softmax")(inputs))
     report = sm_pixel_ce.export(model, str(tmp_path / "m.tflite"), size=SIZE, check=False)
     assert report.flavor == KERAS_FLAVOR and not report.checked
     assert "not checked" in report.format_text()
