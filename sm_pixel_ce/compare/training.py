@@ -367,7 +367,8 @@ def train_variant(
             :data:`~sm_pixel_ce.compare.variants.VARIANTS` or a loss spec.
         data: A :class:`~sm_pixel_ce.compare.experiment.Split`.
         options: A :class:`~sm_pixel_ce.compare.options.CompareOptions`.
-        initial_weights: The weights every variant starts from (``model.get_weights()``).
+        initial_weights: The weights every variant starts from (``model.get_weights()``);
+            None for a phase that continues a run (``start`` > 0), which sets its state's.
         seed: Seed of this run: shuffling order and any randomness in training.
         class_counts: Function returning the training masks' per-class pixel counts (see
             :func:`~sm_pixel_ce.compare.variants.loss_for`).
@@ -497,11 +498,12 @@ def forget_models():
 
 
 def _compiled_model(variant, data, options, initial_weights, seed, class_counts, log):
-    """``(model, loss)``: the variant's model from the initial weights, compiled with the run's
-    optimizer (``--optimizer``, Adam by default)."""
+    """``(model, loss)``: the variant's model from the initial weights (None: a phase that
+    sets its state's), compiled with the run's optimizer (``--optimizer``, Adam by default)."""
     keras.utils.set_random_seed(seed)
     model = model_for(variant, data, options, freeze_encoder=options.freeze_encoder)
-    model.set_weights(initial_weights)
+    if initial_weights is not None:
+        model.set_weights(initial_weights)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         loss = loss_for(variant, class_counts, options.classes, options.ignore_index)
