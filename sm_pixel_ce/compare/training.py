@@ -334,8 +334,10 @@ def _phase_model(
             variant, data, options, initial_weights, seed, class_counts, log
         )
     if first:
-        model.set_weights(state["weights"])
-        callbacks.append(_RestoreOptimizer(state["optimizer"]))
+        # Taken out of the state: a process that trains many phases would hold a copy of the
+        # weights and the optimizer's slots through training, at its peak.
+        model.set_weights(state.pop("weights"))
+        callbacks.append(_RestoreOptimizer(state.pop("optimizer")))
     return model, loss, callbacks
 
 
@@ -376,7 +378,8 @@ def train_variant(
         sink: Given every validation batch after the last epoch (see :func:`evaluate`).
         epochs: ``(start, stop)``: the epochs of this phase; None for all of them.
             Defaults to None.
-        state: ``result["state"]`` of the phase before (``start`` > 0), or None.
+        state: ``result["state"]`` of the phase before (``start`` > 0), or None; its
+            weights and optimizer values are taken out of it once set.
         progress: Show tqdm's bar within each epoch. Defaults to True.
         keep: Train the variant's model kept compiled in this process (:func:`kept_model`),
             its weights and optimizer state set to this seed's, instead of building and
@@ -573,6 +576,7 @@ class _RestoreOptimizer(keras.callbacks.Callback):
             )
         for variable, value in zip(variables, self.values):
             variable.assign(value)
+        self.values = None  # not held through training
 
 
 def max_output_difference(model, other, variant, source, size):
