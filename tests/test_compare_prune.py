@@ -63,6 +63,9 @@ def test_prune_stops_a_variant_far_behind_and_the_survivor_is_unchanged(tmp_path
         for key in ("miou", "per_class_iou", "val_loss", "train_loss", "val_miou_per_epoch"):
             assert survivor[key] == alone[key], (key, seed)
         assert survivor["image_counts"] == alone["image_counts"]
+        # Its model, saved from its last checkpoint in a fresh process (not in cce's kept one).
+        assert f"[cce] seed {seed}: saved in {survivor['model_path']}" in printed
+        assert os.path.isfile(survivor["model_path"]) and survivor["reload_max_abs_diff"] < 1e-5
         assert survivor["image_counts_at"]["1"] != survivor["image_counts"]
         for run in (folder.run(SLOW, seed), folder.run("cce", seed)):
             assert not os.path.exists(run.checkpoint) and not os.path.exists(run.phase)

@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 
+from ..compare.variants import expand_variants
 from .output import machine, write_json
 from .timing import run_command_line
 
@@ -126,8 +127,8 @@ def peak_rss_over_runs(
     """Peak resident memory of ``compare`` against the number of runs, in each way runs execute.
 
     Args:
-        grids: ``(variants, seeds)`` of each point. Defaults to :data:`DEFAULT_GRIDS` (1, 4 and
-            12 runs).
+        grids: ``(variants, seeds)`` of each point (``("all",)`` for every variant: 33 runs
+            with 3 seeds). Defaults to :data:`DEFAULT_GRIDS` (1, 4 and 12 runs).
         modes: Names from :data:`MODES`. Defaults to all of them.
         size, images, epochs, batch_size: The runs (``--size``, ``--images``, ...): 2 epochs,
             so that ``--prune`` scores once (at epoch 1). Defaults to 64, 24, 2, 4.
@@ -170,7 +171,7 @@ def peak_rss_over_runs(
         os.makedirs(root, exist_ok=True)
         for mode in modes:
             for variants, seeds in grids:
-                runs = len(variants) * seeds
+                runs = len(expand_variants(variants)) * seeds
                 name = f"{mode.replace(' ', '')}-{runs}runs"
                 out = os.path.join(root, name)
                 arguments = [

@@ -77,8 +77,10 @@ class Task:
     spec: str = None
 
 
-#: Initial weights per seed for one model configuration (:func:`_configuration`), made once
-#: per process; a comparison with another configuration replaces them.
+#: Initial weights of one seed for one model configuration (:func:`_configuration`): made once
+#: per process for the runs of a seed, which follow one another; another seed or configuration
+#: replaces them (a process keeps one seed's, not every seed's: 57 MB each for a ResNet-18
+#: U-Net, which would add up in a ``--prune`` process that trains every seed of a variant).
 _INITIAL = {"configuration": None, "weights": {}}
 
 
@@ -101,14 +103,15 @@ def _configuration(data, options):
 
 def initial_weights(data, options, seed):
     """The weights every variant of ``seed`` starts from: made once per process for the
-    model configuration ``data`` and ``options`` give, so that a comparison with other data
-    or options in the same process builds its own (those of the previous configuration are
-    dropped: one configuration's weights are kept at a time)."""
+    model configuration ``data`` and ``options`` give and the seed, so that the runs of a seed
+    build them once, and a comparison with other data or options in the same process builds
+    its own (one seed's weights of one configuration are kept at a time)."""
     configuration = _configuration(data, options)
     if _INITIAL["configuration"] != configuration:
         _INITIAL.update(configuration=configuration, weights={})
     kept = _INITIAL["weights"]
     if seed not in kept:
+        kept.clear()  # before the next seed's are built
         keras.utils.set_random_seed(seed)
         initial = model_for("cce", data, options, encoder_weights=options.encoder_weights)
         kept[seed] = initial.get_weights()
@@ -117,14 +120,17 @@ def initial_weights(data, options, seed):
     return kept[seed]
 
 
-def train_task(data, options, root, task, counts, state=None, progress=True, keep=False, log=print):
+def train_task(
+    data, options, root, task, counts, state=None, progress=True, keep=False, save=True, log=print
+):
     """Train one :class:`Task` into the output folder ``root`` and return its result: the one
     function every way of running ``compare`` calls (see :mod:`~sm_pixel_ce.compare.scheduling`).
 
     A whole run (or a phase ending at the last epoch) writes the run's files, ``result.json``
     last. A phase that ends earlier writes them too, with its result in ``phase.json``
     instead, and the checkpoint the next phase continues from (its model is saved only if
-    ``--prune`` stops the run there: :func:`save_stopped`). The model is loaded back with
+    ``--prune`` stops the run there: :func:`save_from_checkpoints`); so does a run's last phase
+    with ``save`` False, whose model another process saves. The model is loaded back with
     ``keras.models.load_model(path)`` (no ``custom_objects``), and the largest difference
     between the reloaded and the trained model's validation outputs is recorded as
     ``reload_max_abs_diff``.
@@ -139,10 +145,14 @@ def train_task(data, options, root, task, counts, state=None, progress=True, kee
         progress: tqdm's bar within each epoch (off in processes). Defaults to True.
         keep: Train the variant's model kept compiled in this process for its later phases
             and seeds (:func:`~sm_pixel_ce.compare.training.kept_model`). Defaults to False.
+        save: Save the model of a run that ends with this phase here; False: leave its
+            checkpoint, and its result in ``phase.json``, for :func:`save_from_checkpoints` in
+            a fresh process, whose keys join the result before ``result.json`` is written
+            (the caller's to do). Defaults to True.
         log: Function printing one line. Defaults to print.
 
     Returns:
-        The run's result dict.
+        The run's result dict (without the saved model's keys when ``save`` is False).
 
     Example:
         >>> result = train_task(held_out, CompareOptions(), "results", Task("cce", 0, True), counts)
@@ -158,30 +168,35 @@ def train_task(data, options, root, task, counts, state=None, progress=True, kee
         def log(line):
             inner(f"  [seed {task.seed}] {line[2:]}" if line.startswith("  ") else line)
 
-    if task.epochs and task.epochs[0] and state is None:
-        state = load_checkpoint(run.checkpoint)
-    weights = initial_weights(data, options, task.seed)
-    check_interrupt()
     first, stop = task.epochs or (0, options.epochs)
+    if first and state is None:
+        state = load_checkpoint(run.checkpoint)
+    # A later phase continues from its state: the initial weights are not built for it.
+    weights = None if first else initial_weights(data, options, task.seed)
+    check_interrupt()
     log(
         f"[{task.variant}] seed {task.seed}: training "
         + (f"epochs {first + 1}-{stop} of {options.epochs}" if task.epochs else f"{stop} epochs")
         + f" on {len(data.train)} images"
     )
-    result = _train_and_save(task, data, options, weights, counts, root, log, state, progress, keep)
+    saved = save and stop == options.epochs
+    result = _train_and_save(
+        task, data, options, weights, counts, root, log, state, progress, keep, saved
+    )
     log(
         f"[{task.variant}] mIoU {score_text(result['miou'])}  "
         f"pixel accuracy {score_text(result['pixel_accuracy'])}"
         f"  keras accuracy {result['keras_accuracy']:.3f}  ({result['seconds']:.0f} s)"
-        + (f"; saved in {run.path}" if stop == options.epochs else f" at epoch {stop}")
+        + (f"; saved in {run.path}" if saved else f" at epoch {stop}")
     )
     if not keep:
         keras.backend.clear_session()
     return result
 
 
-def _train_and_save(task, data, options, weights, counts, root, log, state, progress, keep):
-    """Train the task's variant, write its run's files, and return its result."""
+def _train_and_save(task, data, options, weights, counts, root, log, state, progress, keep, save):
+    """Train the task's variant, write its run's files, and return its result; with ``save``,
+    save its model and finish the run (``result.json``), else write its checkpoint."""
     folder = OutputFolder(root)
     variant = resolve(task.spec or task.variant)
     run = folder.run(variant.name, task.seed)
@@ -211,7 +226,7 @@ def _train_and_save(task, data, options, weights, counts, root, log, state, prog
     np.savez_compressed(run.sample, predictions=writer.sample)
     # The report ranks classes by training pixels (its "rare classes" column).
     result["train_class_pixels"] = [int(c) for c in counts.pixels]
-    if task.epochs is not None and task.epochs[1] < options.epochs:
+    if not save:
         save_checkpoint(run.checkpoint, state)
         write_json(run.phase, result)
         return result
@@ -223,25 +238,35 @@ def _train_and_save(task, data, options, weights, counts, root, log, state, prog
     return result
 
 
-def save_stopped(data, options, root, task, counts, log=print):
-    """Save the model of a run that ``--prune`` stopped after its phase ``task``, from the
-    checkpoint that phase wrote, as a finished run's is saved.
+def save_from_checkpoints(data, options, root, tasks, counts, log=print):
+    """Save the models of the runs whose phases ``tasks`` wrote their checkpoints (a run that
+    ``--prune`` stopped, or one whose last phase was trained with ``save`` False), one after
+    another, each as :func:`train_task` saves a finished run's.
 
     Args:
-        data, options, root, task, counts: As :func:`train_task` was given them.
-        log: Function printing one line (the model's path). Defaults to print.
+        data, options, root, counts: As :func:`train_task` was given them.
+        tasks: The :class:`Task` of each run's last phase.
+        log: Function printing one line per run (the model's path). Defaults to print.
 
     Returns:
-        The keys :func:`train_task`'s result has for the saved model (``model_path``,
-        ``reload_max_abs_diff``, ``reload_seconds``).
+        Per task, the keys :func:`train_task`'s result has for the saved model
+        (``model_path``, ``reload_max_abs_diff``, ``reload_seconds``).
+
+    Example:
+        >>> stopped = [Task("bce", 0, True, (0, 1))]
+        >>> save_from_checkpoints(held_out, options, "results", stopped, counts)
+        [{'model_path': 'results/model_bce.keras', 'reload_max_abs_diff': 0.0, ...}]
     """
     folder = OutputFolder(root)
-    variant = resolve(task.spec or task.variant)
-    weights = load_checkpoint(folder.run(variant.name, task.seed).checkpoint)["weights"]
-    model = _model_with(variant, weights, data, options, counts)
-    path = folder.model_of(variant.name, task.seed, task.first)
-    saved = _save_and_reload(variant, model, data, options, path)
-    log(f"[{variant.name}] seed {task.seed}: stopped; saved in {saved['model_path']}")
+    saved = []
+    for task in tasks:
+        variant = resolve(task.spec or task.variant)
+        weights = load_checkpoint(folder.run(variant.name, task.seed).checkpoint)["weights"]
+        model = _model_with(variant, weights, data, options, counts)
+        path = folder.model_of(variant.name, task.seed, task.first)
+        saved.append(_save_and_reload(variant, model, data, options, path))
+        stopped = "stopped; " if task.epochs[1] < options.epochs else ""
+        log(f"[{variant.name}] seed {task.seed}: {stopped}saved in {path}")
     return saved
 
 

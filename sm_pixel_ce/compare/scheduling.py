@@ -18,7 +18,7 @@ from . import parallel
 from .experiment import (
     Task,
     load_checkpoint,
-    save_stopped,
+    save_from_checkpoints,
     train_task,
 )
 from .layout import OutputFolder, write_json
@@ -177,7 +177,8 @@ class Executor:
       that keeps the variant's model compiled and traced for all its phases and seeds
       (:class:`~sm_pixel_ce.compare.parallel.WorkerPool`,
       :func:`~sm_pixel_ce.compare.training.kept_model`; a variant without a process takes the
-      slot of one whose variant has nothing left in the phase, which ends);
+      slot of one whose variant has nothing left in the phase, which ends); the models of the
+      runs it ends are saved from their checkpoints in fresh processes (:meth:`save`);
     - ``"processes"``: a fresh process per task, up to ``--jobs`` at once.
 
     Args:
@@ -221,8 +222,13 @@ class Executor:
             keywords = {"progress": self.progress, "keep": self.keep, "log": log}
             return [train_task(self.data, options, root, t, self.counts, **keywords) for t in tasks]
         if self.how == "pool":
-            calls = [(t.variant, (*self._arguments(t), True)) for t in tasks]
-            return self.pool.run(train_task, calls, log)
+            calls = [(t.variant, (*self._arguments(t), True, False)) for t in tasks]
+            results = self.pool.run(train_task, calls, log)
+            ended = [i for i, t in enumerate(tasks) if t.epochs[1] == options.epochs]
+            self.release(sorted({tasks[i].variant for i in ended}))
+            for i, keys in zip(ended, self.save([tasks[i] for i in ended])):
+                results[i].update(keys)
+            return results
         if self.how == "processes":
             calls = [self._arguments(t) for t in tasks]
             threads = options.threads_per_run
@@ -246,17 +252,30 @@ class Executor:
             last=lambda path: os.path.basename(path) == "result.json",
         )
 
-    def save_stopped(self, tasks):
-        """Save the models of the runs ``--prune`` stopped after the phases ``tasks``
-        (:func:`~sm_pixel_ce.compare.experiment.save_stopped`); their results' keys for the saved
-        models, in the order of ``tasks``. With a process per variant, each in a fresh process
-        (up to ``--jobs`` at once), so that neither this process nor a variant's grows by the
-        models built to save and reload them (TensorFlow keeps what a process has traced)."""
-        arguments = [(self.data, self.options, self.folder.root, t, self.counts) for t in tasks]
-        if self.how != "pool" or not arguments:
-            return [save_stopped(*a) for a in arguments]
+    def _saving(self, tasks):
+        """``save_from_checkpoints``'s arguments for ``tasks``."""
+        return (self.data, self.options, self.folder.root, tasks, self.counts)
+
+    def save(self, tasks):
+        """Save the models of the runs whose phases ``tasks`` left their checkpoints (the runs
+        ``--prune`` stopped; with a process per variant, every run, whose last phase is
+        trained there with ``save`` False): their results' keys for the saved models
+        (:func:`~sm_pixel_ce.compare.experiment.save_from_checkpoints`), in the order of
+        ``tasks``. With a process per variant, in a fresh process per variant (up to ``--jobs``
+        at once), so that neither this process nor a variant's kept one grows by the models
+        built to save and reload them (TensorFlow keeps what a process has traced); else here."""
+        if self.how != "pool" or not tasks:
+            return save_from_checkpoints(*self._saving(tasks), log=self.log)
+        groups = {}
+        for task in tasks:
+            groups.setdefault(task.variant, []).append(task)
         jobs, threads = self.options.jobs, self.options.threads_per_run
-        return parallel.run_in_processes(save_stopped, arguments, jobs, threads, log=self.log)
+        calls = [self._saving(group) for group in groups.values()]
+        saved = parallel.run_in_processes(save_from_checkpoints, calls, jobs, threads, self.log)
+        keys = {}
+        for group, group_keys in zip(groups.values(), saved):
+            keys.update(((t.variant, t.seed), k) for t, k in zip(group, group_keys))
+        return [keys[t.variant, t.seed] for t in tasks]
 
     def release(self, variants):
         """Nothing more to train for ``variants``: their processes end."""
@@ -309,7 +328,7 @@ def _run_pruned(runs, options, folder, todo, finished, log):
         decisions.append(decision)
         write_json(folder.prune, {"epochs": epochs, "decisions": decisions})
         stopped = [t for t in tasks if t.variant in decision["stopped"]]
-        _stop_behind(decision, stopped, runs.save_stopped(stopped), results, options, folder, log)
+        _stop_behind(decision, stopped, runs.save(stopped), results, options, folder, log)
         runs.release(decision["stopped"])
         active = [t for t in active if t.variant not in decision["stopped"]]
         start = stop

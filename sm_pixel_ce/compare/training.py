@@ -334,8 +334,10 @@ def _phase_model(
             variant, data, options, initial_weights, seed, class_counts, log
         )
     if first:
-        model.set_weights(state["weights"])
-        callbacks.append(_RestoreOptimizer(state["optimizer"]))
+        # Taken out of the state: a process that trains many phases would hold a copy of the
+        # weights and the optimizer's slots through training, at its peak.
+        model.set_weights(state.pop("weights"))
+        callbacks.append(_RestoreOptimizer(state.pop("optimizer")))
     return model, loss, callbacks
 
 
@@ -367,7 +369,8 @@ def train_variant(
             :data:`~sm_pixel_ce.compare.variants.VARIANTS` or a loss spec.
         data: A :class:`~sm_pixel_ce.compare.experiment.Split`.
         options: A :class:`~sm_pixel_ce.compare.options.CompareOptions`.
-        initial_weights: The weights every variant starts from (``model.get_weights()``).
+        initial_weights: The weights every variant starts from (``model.get_weights()``);
+            None for a phase that continues a run (``start`` > 0), which sets its state's.
         seed: Seed of this run: shuffling order and any randomness in training.
         class_counts: Function returning the training masks' per-class pixel counts (see
             :func:`~sm_pixel_ce.compare.variants.loss_for`).
@@ -375,7 +378,8 @@ def train_variant(
         sink: Given every validation batch after the last epoch (see :func:`evaluate`).
         epochs: ``(start, stop)``: the epochs of this phase; None for all of them.
             Defaults to None.
-        state: ``result["state"]`` of the phase before (``start`` > 0), or None.
+        state: ``result["state"]`` of the phase before (``start`` > 0), or None; its
+            weights and optimizer values are taken out of it once set.
         progress: Show tqdm's bar within each epoch. Defaults to True.
         keep: Train the variant's model kept compiled in this process (:func:`kept_model`),
             its weights and optimizer state set to this seed's, instead of building and
@@ -497,11 +501,12 @@ def forget_models():
 
 
 def _compiled_model(variant, data, options, initial_weights, seed, class_counts, log):
-    """``(model, loss)``: the variant's model from the initial weights, compiled with the run's
-    optimizer (``--optimizer``, Adam by default)."""
+    """``(model, loss)``: the variant's model from the initial weights (None: a phase that
+    sets its state's), compiled with the run's optimizer (``--optimizer``, Adam by default)."""
     keras.utils.set_random_seed(seed)
     model = model_for(variant, data, options, freeze_encoder=options.freeze_encoder)
-    model.set_weights(initial_weights)
+    if initial_weights is not None:
+        model.set_weights(initial_weights)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         loss = loss_for(variant, class_counts, options.classes, options.ignore_index)
@@ -571,6 +576,7 @@ class _RestoreOptimizer(keras.callbacks.Callback):
             )
         for variable, value in zip(variables, self.values):
             variable.assign(value)
+        self.values = None  # not held through training
 
 
 def max_output_difference(model, other, variant, source, size):
