@@ -169,23 +169,36 @@ def gather_pixels(values, axis):
 
 
 def hardest(losses, counted, top_k=None, count=None):
-    """Which pixels hard-pixel mining keeps: a stable argsort of the losses (earlier pixels
-    first among equal losses); the ⌈top_k·n⌉ largest, or the ``count`` largest (an int or an
-    int32 scalar; all counted pixels when fewer)."""
+    """Which pixels hard-pixel mining keeps: the ⌈top_k·n⌉ largest losses, or the ``count``
+    largest (an int or an int32 scalar; all counted pixels when fewer), the earlier pixels first
+    among equal losses. No sort and no scatter: ``ops.top_k`` gives the k-th largest loss, every
+    pixel above it is kept and, of the pixels equal to it, the first ``k - (number above)`` in
+    pixel order (a cumulative sum), the mask a stable argsort would give. A NaN loss ranks above
+    every other (as TensorFlow's bit search ranks it), so the loss's finite check sees it."""
     size = int(losses.shape[0])
-    keys = -ops.stop_gradient(ops.cast(losses, "float32"))
+    if size == 0:
+        return ops.zeros((0,), "bool")
+    values = ops.stop_gradient(ops.cast(losses, "float32"))
+    values = ops.where(ops.isnan(values), np.inf, values)
     n = size if counted is None else ops.sum(ops.cast(counted, "int32"))
     if counted is not None:
-        keys = ops.where(counted, keys, np.inf)
+        values = ops.where(counted, values, -np.inf)  # below every loss, never kept: k <= n
     if count is not None:
-        k = ops.minimum(count, n)
+        k, bound = ops.minimum(count, n), size
     elif counted is None:
-        k = _kept_count(top_k, size)
+        k = bound = _kept_count(top_k, size)
     else:
-        k = _traced_kept_count(top_k, n)
-    order = ops.argsort(keys)
-    kept_sorted = ops.cast(ops.arange(size) < k, "int32")
-    return ops.scatter(order[:, None], kept_sorted, (size,)) > 0
+        k, bound = _traced_kept_count(top_k, n), _kept_count(top_k, size)  # bound >= k
+    if traced(k):  # k known only in the step: the ``bound`` largest, sorted, and the k-th of them
+        largest = ops.top_k(values, max(bound, 1))[0]
+        threshold = ops.take(largest, ops.maximum(k - 1, 0))
+    else:  # k = 0 keeps none: the threshold is then the largest loss and none is needed
+        k = int(ops.convert_to_numpy(k))
+        threshold = ops.min(ops.top_k(values, max(k, 1), sorted=False)[0])
+    above = values > threshold
+    ties = ops.cast(values == threshold, "int32")
+    needed = k - ops.sum(ops.cast(above, "int32"))
+    return ops.logical_or(above, ops.logical_and(ties > 0, ops.cumsum(ties) <= needed))
 
 
 def _kept_count(top_k, n):
