@@ -173,8 +173,9 @@ def hardest(losses, counted, top_k=None, count=None):
     largest (an int or an int32 scalar; all counted pixels when fewer), the earlier pixels first
     among equal losses. No sort and no scatter: ``ops.top_k`` gives the k-th largest loss, every
     pixel above it is kept and, of the pixels equal to it, the first ``k - (number above)`` in
-    pixel order (a cumulative sum), the mask a stable argsort would give. A NaN loss ranks above
-    every other (as TensorFlow's bit search ranks it), so the loss's finite check sees it."""
+    pixel order (a cumulative sum), the mask a stable argsort would give. A NaN loss ranks with
+    +inf, above every finite loss (as in TensorFlow's bit search), so the loss's finite check
+    sees it."""
     size = int(losses.shape[0])
     if size == 0:
         return ops.zeros((0,), "bool")
