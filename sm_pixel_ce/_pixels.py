@@ -443,7 +443,8 @@ def hardest(losses, counted, top_k):
     ``n`` is the number of counted pixels (``counted`` True, or all pixels when None). Among
     equal losses the earlier pixels are kept, so exactly ⌈top_k·n⌉ pixels are kept. TensorFlow
     finds the k-th largest loss by a binary search on the float's bits, global under
-    ``tf.distribute`` (the pixels a single device would keep); other backends sort.
+    ``tf.distribute`` (the pixels a single device would keep); other backends from the k-th
+    largest loss too, without a sort (``_backend.generic.hardest``).
 
     Args:
         losses: Per-pixel losses ``(P,)``, >= 0 (no gradient flows through the selection).

@@ -870,3 +870,36 @@ def bench_expected(data, options):
         "boundary_labels": boundary,
         "boundary_maps_alone": kervadec_distance_maps(members).mean(),
     }
+
+
+# --- t29: hard-pixel mining's kept mask with many ties (a stable argsort) ----------------------
+
+
+def largest_kept(losses, counted, count):
+    """The ``count`` counted pixels of largest loss (every counted pixel when fewer), the earlier
+    first among equal losses (a stable argsort; -0.0 equals 0.0, NaN ranks with +inf)."""
+    losses = np.asarray(losses, np.float64)
+    candidates = np.flatnonzero(np.ones(losses.shape, bool) if counted is None else counted)
+    keys = np.nan_to_num(losses[candidates], nan=np.inf, posinf=np.inf)
+    kept = np.zeros(losses.shape, bool)
+    kept[candidates[np.argsort(-keys, kind="stable")[:count]]] = True
+    return kept
+
+
+def hardest_tie_cases(rng, size=64):
+    """``(losses, counted, top_k, count, expected)`` of flat float32 losses drawn from a few
+    values (0.0, -0.0, 0.25, 1, 1 + 1 ulp, +inf, NaN), so that most pixels tie: every pixel, a
+    random half and none counted; ``top_k`` (k = ⌈top_k·n⌉) and ``count`` (OHEM's ``min_kept``,
+    up to past n). ``expected`` is :func:`largest_kept`."""
+    pool = np.array([0.0, -0.0, 0.25, 1.0, np.nextafter(1.0, 2.0), np.inf, np.nan], np.float32)
+    cases = []
+    for counted in (None, rng.uniform(size=size) < 0.5, np.zeros(size, bool)):
+        for values in (pool[:2], pool[:6], pool):
+            losses = rng.choice(values, size).astype(np.float32)
+            n = size if counted is None else int(counted.sum())
+            for top_k in (0.01, 0.3, 0.5, 1.0):
+                k = ceil(Fraction(str(top_k)) * n)
+                cases.append((losses, counted, top_k, None, largest_kept(losses, counted, k)))
+            for count in (0, 7, 1000):
+                cases.append((losses, counted, None, count, largest_kept(losses, counted, count)))
+    return cases

@@ -29,7 +29,7 @@ from backend_cases import (
     weighted_confusion,
     without_void,
 )
-from reference import pixel_bce, pixel_cce
+from reference import hardest_tie_cases, pixel_bce, pixel_cce
 
 from sm_pixel_ce.flavor import BACKEND
 
@@ -127,6 +127,20 @@ class TestTopK:
             )
             expected = pixel_cce(tied_labels, tied, [1, 2, 3, 4], top_k=top_k)
             np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+    def test_hardest_keeps_a_stable_argsorts_pixels_among_many_ties(self, rng):
+        """The hook of ``top_k`` and of OHEM's ``min_kept`` (the k-th largest loss from
+        ``lax.top_k``, then the earliest of the pixels equal to it), in ``jit`` (k known when
+        every pixel counts, else only in the step; eagerly as the former), keeps exactly the
+        pixels of a NumPy stable argsort: ties, -0.0, +inf and NaN, pixels that do not count,
+        k past n, k = 0."""
+        from sm_pixel_ce._backend import hooks
+
+        jitted = jax.jit(hooks.hardest, static_argnames="top_k")
+        for losses, counted, top_k, count, expected in hardest_tie_cases(rng):
+            count = None if count is None else np.int32(count)
+            kept = jitted(losses, counted, top_k=top_k, count=count)
+            np.testing.assert_array_equal(kept, expected, err_msg=f"{top_k=} {count=}")
 
     def test_dense_labels_and_bce(self, data):
         logits, labels = data

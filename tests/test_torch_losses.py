@@ -39,7 +39,15 @@ from backend_cases import (
     weighted_confusion,
     without_void,
 )
-from reference import log_softmax, numeric_gradient, pixel_bce, pixel_cce, softmax, top_k_kept
+from reference import (
+    hardest_tie_cases,
+    log_softmax,
+    numeric_gradient,
+    pixel_bce,
+    pixel_cce,
+    softmax,
+    top_k_kept,
+)
 
 from sm_pixel_ce.flavor import BACKEND
 
@@ -406,6 +414,22 @@ def test_top_k_kept_count_is_the_ceiling_and_ties_keep_the_earliest(rng):
         np.testing.assert_array_equal(np.asarray(per_pixel) != 0, kept)
         expected = pixel_cce(tied_labels, tied, [1, 2, 3, 4], top_k=top_k)
         np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def test_hardest_keeps_a_stable_argsorts_pixels_among_many_ties(rng):
+    """The hook of ``top_k`` and of OHEM's ``min_kept`` (the k-th largest loss from
+    ``torch.topk``, then the earliest of the pixels equal to it) keeps exactly the pixels of a
+    NumPy stable argsort: ties, -0.0, +inf and NaN, pixels that do not count, k past n, k = 0."""
+    from sm_pixel_ce._backend import hooks
+
+    for losses, counted, top_k, count, expected in hardest_tie_cases(rng):
+        kept = hooks.hardest(
+            torch.tensor(losses),
+            None if counted is None else torch.tensor(counted),
+            top_k=top_k,
+            count=None if count is None else torch.tensor(count, dtype=torch.int32),
+        )
+        np.testing.assert_array_equal(kept.numpy(), expected, err_msg=f"{top_k=} {count=}")
 
 
 # --- metrics ------------------------------------------------------------------------------------

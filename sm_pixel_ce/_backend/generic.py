@@ -169,23 +169,69 @@ def gather_pixels(values, axis):
 
 
 def hardest(losses, counted, top_k=None, count=None):
-    """Which pixels hard-pixel mining keeps: a stable argsort of the losses (earlier pixels
-    first among equal losses); the ⌈top_k·n⌉ largest, or the ``count`` largest (an int or an
-    int32 scalar; all counted pixels when fewer)."""
+    """Which pixels hard-pixel mining keeps: the ⌈top_k·n⌉ largest losses, or the ``count``
+    largest (an int or an int32 scalar; all counted pixels when fewer), the earlier pixels first
+    among equal losses. No sort and no scatter: the k-th largest loss is the threshold, every
+    pixel above it is kept and, of the pixels equal to it, the first ``k - (number above)`` in
+    pixel order (a cumulative sum), the mask a stable argsort would give. PyTorch takes the
+    threshold from ``ops.top_k``; JAX, where ``top_k`` sorts on CPU and k may be known only in
+    the step, from the float's bits (:func:`_kth_largest_key`). -0.0 equals 0.0; a NaN loss
+    ranks with +inf, above every finite loss (as in TensorFlow's bit search), so the loss's
+    finite check sees it."""
     size = int(losses.shape[0])
-    keys = -ops.stop_gradient(ops.cast(losses, "float32"))
+    if size == 0:
+        return ops.zeros((0,), "bool")
     n = size if counted is None else ops.sum(ops.cast(counted, "int32"))
-    if counted is not None:
-        keys = ops.where(counted, keys, np.inf)
     if count is not None:
         k = ops.minimum(count, n)
     elif counted is None:
         k = _kept_count(top_k, size)
     else:
         k = _traced_kept_count(top_k, n)
-    order = ops.argsort(keys)
-    kept_sorted = ops.cast(ops.arange(size) < k, "int32")
-    return ops.scatter(order[:, None], kept_sorted, (size,)) > 0
+    values = ops.stop_gradient(ops.cast(losses, "float32"))
+    if BACKEND == "jax":
+        keys = _ordered_bits(values, counted)
+        threshold = _kth_largest_key(keys, k)
+    else:
+        keys = ops.where(ops.isnan(values), np.inf, values)
+        if counted is not None:
+            keys = ops.where(counted, keys, -np.inf)  # below every loss, never kept: k <= n
+        k = int(ops.convert_to_numpy(k))  # k = 0 keeps none: no pixel is needed at the largest
+        threshold = ops.min(ops.top_k(keys, max(k, 1), sorted=False)[0])
+    above = keys > threshold
+    ties = ops.cast(keys == threshold, "int32")
+    needed = k - ops.sum(ops.cast(above, "int32"))
+    return ops.logical_or(above, ops.logical_and(ties > 0, ops.cumsum(ties) <= needed))
+
+
+def _ordered_bits(values, counted):
+    """float32 ``values`` as uint32 keys in the same order (NaN as +inf, -0.0 as 0.0), 0 for the
+    pixels that do not count (below every loss, never kept: k <= n)."""
+    import jax.numpy as jnp
+    from jax import lax
+
+    bits = lax.bitcast_convert_type(values, jnp.int32)
+    magnitude = bits & 0x7FFFFFFF
+    bits = jnp.where(magnitude > 0x7F800000, 0x7F800000, bits)
+    bits = jnp.where(magnitude == 0, 0, bits)  # on the bits: XLA may drop a float select of 0
+    ordered = jnp.where(bits < 0, ~bits, bits | jnp.int32(-(2**31)))  # negatives reversed, below
+    keys = lax.bitcast_convert_type(ordered, jnp.uint32)
+    return keys if counted is None else jnp.where(counted, keys, jnp.uint32(0))
+
+
+def _kth_largest_key(keys, k):
+    """The k-th largest uint32 key (``k`` an int or an int32 scalar, traced or not), bit by bit
+    from the top: the largest t with at least k keys >= t, in 32 passes of compare-and-count
+    (on CPU ~10 ms for 0.5 M pixels where ``lax.top_k`` takes ~120). With k = 0 it is 2**32 - 1,
+    above every key (NaN is +inf's key, 0xFF800000), so no pixel is kept."""
+    import jax.numpy as jnp
+    from jax import lax
+
+    def step(bit, prefix):
+        candidate = prefix | lax.shift_left(jnp.uint32(1), (31 - bit).astype(jnp.uint32))
+        return jnp.where(jnp.sum(keys >= candidate, dtype=jnp.int32) >= k, candidate, prefix)
+
+    return lax.fori_loop(0, 32, step, jnp.uint32(0))
 
 
 def _kept_count(top_k, n):
