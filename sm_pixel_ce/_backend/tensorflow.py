@@ -104,6 +104,17 @@ def sigmoid_cross_entropy(labels, logits):
     return tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
 
 
+def written_gradient(function, x):
+    """The value of the elementwise ``function(x) -> (value, gradient)`` whose gradient is the
+    written-out ``gradient(upstream)`` (``tf.custom_gradient``): one pass back, where autodiff
+    keeps the forward pass's intermediate tensors. In a graph built without XLA the two are
+    compiled by XLA all the same (a nested ``jit_compile`` function): one fused loop each, where
+    graph mode runs a kernel per operation (examples/benchmarks.md: ``bce_focal_alpha``)."""
+    if tf.executing_eagerly() or _checks.compiling_with_xla():
+        return tf.custom_gradient(function)(x)
+    return tf.function(tf.custom_gradient(function), jit_compile=True)(x)
+
+
 def pick(values, labels):
     """Each row's value at its label: ``values`` ``(P, C)``, ``labels`` ``(P,)`` int32."""
     return tf.gather(values, labels[:, None], batch_dims=1)[:, 0]
