@@ -274,15 +274,18 @@ def _column_sums(x, lanes):
     return tf.reduce_sum(tf.reshape(tf.reduce_sum(wide, axis=1), [-1, _LANES, classes]), axis=1)
 
 
-def softmax_statistics(logits, hit, weights, lanes):
+def softmax_statistics(logits, hit, weights, lanes, linear=None):
     """``(Σ m·p, Σ m·p·[y = c], log p_y)`` of ``p = softmax(logits)`` ``(G, n, C)``: the Dice
-    sums ``(G, C)`` and each pixel's log-probability of its class ``(G, n)``, in one pass.
+    sums ``(G, C)`` and each pixel's log-probability of its class ``(G, n)``, in one pass; with
+    ``linear`` (a ``(G, n, C)`` tensor without gradient: a boundary loss's weighted maps) also
+    each pixel's ``Σ_c p_c·linear_c`` ``(G, n)``.
 
     The gradient is written out: with respect to ``p`` it is ``m·(a_c + b_c·[y = c])`` for the
-    sums, taken through the softmax at once (``p·(g - Σ_c p·g)``), plus ``[y = c] - p`` for
-    ``log p_y``: a quarter faster than autodiff under XLA, and a sum of cross-entropy and Dice
-    costs one softmax. ``log p_y`` is exact down to ``p_y`` = 1.2e-38 (a cross-entropy of 87.3,
-    where it stops); its gradient is exact everywhere.
+    sums (plus ``d·linear_c`` for the last), taken through the softmax at once
+    (``p·(g - Σ_c p·g)``), plus ``[y = c] - p`` for ``log p_y``: a quarter faster than autodiff
+    under XLA, and a sum of cross-entropy, Dice and boundary terms costs one softmax. ``log p_y``
+    is exact down to ``p_y`` = 1.2e-38 (a cross-entropy of 87.3, where it stops); its gradient
+    is exact everywhere.
     """
 
     @tf.custom_gradient
@@ -300,22 +303,28 @@ def softmax_statistics(logits, hit, weights, lanes):
         # From the buffer the sums read anyway (log(e_y) - log(total) would cost a second pass
         # under XLA): below the smallest normal float -log p_y stops at 87.3, its gradient not.
         log_p_y = tf.math.log(tf.maximum(tf.reduce_sum(p_y, axis=-1), TINY))
+        outputs = (s_p, tp, log_p_y)
+        if linear is not None:
+            outputs += (tf.reduce_sum(p * linear, axis=-1),)
 
-        def grad(d_s_p, d_tp, d_log_p_y):
-            d_z = None
+        def grad(d_s_p, d_tp, d_log_p_y, d_linear=None):
+            g = None
             if d_s_p is not None or d_tp is not None:
                 g = 0.0 if d_s_p is None else d_s_p[:, None, :]
                 if d_tp is not None:
                     g = g + tf.where(hit, d_tp[:, None, :], 0.0)
                 if weights is not None:
                     g = g * weights[..., None]
-                d_z = p * (g - tf.reduce_sum(p * g, axis=-1, keepdims=True))
+            if d_linear is not None:
+                g_linear = d_linear[..., None] * linear
+                g = g_linear if g is None else g + g_linear
+            d_z = None if g is None else p * (g - tf.reduce_sum(p * g, axis=-1, keepdims=True))
             if d_log_p_y is not None:
                 d_ce = d_log_p_y[..., None] * (tf.cast(hit, p.dtype) - p)
                 d_z = d_ce if d_z is None else d_z + d_ce
             return tf.zeros_like(z) if d_z is None else d_z
 
-        return (s_p, tp, log_p_y), grad
+        return outputs, grad
 
     return statistics(logits)
 
