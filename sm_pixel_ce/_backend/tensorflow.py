@@ -9,9 +9,12 @@ assertions, ``tf.distribute``.
   hard-pixel mining keeps are those of the global batch (all-reduce, all-gather), so that the
   replicas' shares add up to the one-device loss and gradient.
 * **Region losses**: the Dice sums as column sums 8 pixels wide and a segment sum of the mask,
-  the softmax with its written-out gradient (one pass for a cross-entropy and a Dice); the
+  the softmax with its written-out gradient (one pass for a cross-entropy, a Dice and a
+  boundary loss); such written-out kernels are compiled by XLA even in plain graphs; the
   Lovász sort as one XLA sort or a radix sort (``tf.dynamic_partition``), 3x ``tf.sort``.
 """
+
+import platform
 
 import tensorflow as tf
 
@@ -34,6 +37,8 @@ _ERROR_DIGITS = (10, 10, 11)
 _ROW_DIGIT = 11
 _MAX_ROW_BITS = 2 * _ROW_DIGIT
 _MAX_ELEMENTS = 2**31 - 1
+# Keras 3's model_supports_jit: no XLA for TensorFlow on Apple silicon.
+_NO_XLA = platform.system() == "Darwin" and "arm" in platform.processor().lower()
 
 
 def logits_behind(y_pred, axis, op_type):
@@ -106,13 +111,20 @@ def sigmoid_cross_entropy(labels, logits):
 
 def written_gradient(function, x):
     """The value of the elementwise ``function(x) -> (value, gradient)`` whose gradient is the
-    written-out ``gradient(upstream)`` (``tf.custom_gradient``): one pass back, where autodiff
-    keeps the forward pass's intermediate tensors. In a graph built without XLA the two are
-    compiled by XLA all the same (a nested ``jit_compile`` function): one fused loop each, where
-    graph mode runs a kernel per operation (examples/benchmarks.md: ``bce_focal_alpha``)."""
-    if tf.executing_eagerly() or _checks.compiling_with_xla():
-        return tf.custom_gradient(function)(x)
-    return tf.function(tf.custom_gradient(function), jit_compile=True)(x)
+    written-out ``gradient(upstream)`` (``tf.custom_gradient``, compiled as :func:`_fused`
+    says): one pass back, where autodiff keeps the forward pass's intermediate tensors."""
+    return _fused(tf.custom_gradient(function))(x)
+
+
+def _fused(function):
+    """``function`` (a custom-gradient kernel written as several operations) compiled by XLA in
+    a graph built without it (a nested ``jit_compile`` function: one fused loop forward and one
+    back, where graph mode runs a kernel per operation: examples/benchmarks.md, #31's rows);
+    as it is eagerly, under XLA already, and on Apple silicon (no XLA there, as Keras 3's
+    ``jit_compile="auto"`` knows)."""
+    if tf.executing_eagerly() or _checks.compiling_with_xla() or _NO_XLA:
+        return function
+    return tf.function(function, jit_compile=True)
 
 
 def pick(values, labels):
@@ -326,7 +338,7 @@ def softmax_statistics(logits, hit, weights, lanes, linear=None):
 
         return outputs, grad
 
-    return statistics(logits)
+    return _fused(statistics)(logits)
 
 
 # --- Lovász ------------------------------------------------------------------------------------

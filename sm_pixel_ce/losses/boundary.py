@@ -107,9 +107,12 @@ def pixel_boundary_loss(y_true, y_pred, sample_weight, options, where):
     else:
         inputs = RegionInputs(y_true, y_pred, grouped, None, where)
         maps, weights = label_maps(inputs, image), counted_weights(inputs)
-    num_classes = inputs.num_classes
-    maps = weighted_maps(ops.reshape(maps, (-1, num_classes)), options, where)
-    losses = ops.sum(ops.reshape(inputs.probabilities(), (-1, num_classes)) * maps, axis=-1)
+    num_classes, classes = inputs.num_classes, options["classes"]
+    _checks.classes_in_range(classes, num_classes, where)
+    terms = ops.reshape(inputs.probabilities(), (-1, *image, num_classes)) * maps
+    if classes is not None:
+        terms = ops.take(terms, classes, axis=-1)
+    losses = options["alpha"] * ops.reshape(ops.mean(terms, axis=-1), (-1,))
     return _pixels.reduce(inputs.pixels, losses, weights, sample_weight, options["reduction"])
 
 
@@ -135,7 +138,7 @@ def counted_weights(inputs):
 def weighted_maps(maps, options, where):
     """The maps ``(..., C)`` times each class's weight in a pixel's loss, ``α/|classes|`` for a
     class of ``classes`` and 0 for the others (a NaN there too), so that a pixel's loss is
-    ``Σ_c p_c·φ'_c``."""
+    ``Σ_c p_c·φ'_c`` (the form a sum's shared softmax takes, ``losses.sums``)."""
     num_classes, classes = maps.shape[-1], options["classes"]
     _checks.classes_in_range(classes, num_classes, where)
     if classes is None:

@@ -328,9 +328,9 @@ def _softmax_terms(pairs, y_true, y_pred, sample_weight, where):
     predictions with logits, the terms share the flattened inputs, their checks and one
     ``softmax_statistics`` (``_backend.tensorflow``): each pixel's ``log p_y`` for the
     cross-entropies, the per-class sums for the overlaps and each pixel's ``Σ_c p_c·φ'_c`` for
-    the boundary loss. The value and gradient are those of the terms added one by one, except
-    that a pixel's cross-entropy stops at 87.3 (``p_y`` below 1.2e-38; its gradient does not
-    stop).
+    the boundary loss (under XLA the boundary term computes its own: measured faster there).
+    The value and gradient are those of the terms added one by one, except that a pixel's
+    cross-entropy stops at 87.3 (``p_y`` below 1.2e-38; its gradient does not stop).
     """
     terms = [term for _, term in pairs]
     entropies = [t for t in terms if isinstance(t, PixelCategoricalCrossentropy)]
@@ -369,7 +369,9 @@ def _softmax_terms(pairs, y_true, y_pred, sample_weight, where):
     num_classes = inputs.num_classes
     hit = tf.equal(inputs.labels[..., None], tf.range(num_classes))
     linear = None
-    if boundaries:
+    # Under XLA the boundary term's own softmax measured faster than sharing (the compiler
+    # shares what it can; the extra output of the shared one costs a pass): term by term there.
+    if boundaries and not _checks.compiling_with_xla():
         boundary = boundaries[0]
         image = image_shape(y_pred, boundary.axis, boundary.name)
         if boundary.from_maps:
@@ -397,6 +399,8 @@ def _softmax_terms(pairs, y_true, y_pred, sample_weight, where):
                 value = _functional.overlap_loss(
                     inputs, sums, term.tversky_parameters(), options, cw
                 )
+            elif isinstance(term, PixelBoundaryLoss) and linear is None:
+                value = term._share(term_targets(term, y_true, y_pred), y_pred, sample_weight)
             elif isinstance(term, PixelBoundaryLoss):
                 value = _pixels.reduce(
                     inputs.pixels,
