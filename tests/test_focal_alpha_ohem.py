@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from focal_alpha_ohem_cases import CHECKS, POS_WEIGHT, C, data, one_hot
+from reference import numeric_gradient, torchvision_sigmoid_focal
 from test_focal_topk import gradient as value_and_grad
 
 from sm_pixel_ce import (
@@ -40,6 +41,39 @@ def test_pos_weight_equals_torch_bce_with_logits():
     value, grad = value_and_grad(lambda x: loss(targets, x), logits)
     np.testing.assert_allclose(value, expected.item(), rtol=1e-5)
     np.testing.assert_allclose(grad, expected_grad.numpy(), rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("gamma", [0.5, 1.0, 2.0, 3.0])
+def test_sigmoid_focal_written_gradient(gamma):
+    """The focal ``pixel_bce`` from logits differentiates by its written-out gradient (and in a
+    graph without XLA through an XLA kernel): for every form of ``(1 - p')^γ`` (products for
+    1 and 2, powers else), on smoothed (soft) targets, with a per-class alpha, eagerly, in a
+    graph and under XLA, the value and gradient of torchvision's formula (numeric)."""
+    logits, labels = data()
+    logits[0, 0, 2] = [30.0, -30.0, 30.0]  # confident pixels: 1 - p' far below float32's eps
+    valid = labels != 255
+    alpha, smoothing = [0.25, 0.5, 0.9], 0.1
+    targets = one_hot(labels) * (1.0 - smoothing) + smoothing / 2
+
+    def reference(z):
+        per = torchvision_sigmoid_focal(z, targets, alpha, gamma).mean(-1)
+        return (per * valid).sum() / valid.sum()
+
+    loss = PixelBinaryCrossentropy(
+        from_logits=True,
+        focal_alpha=alpha,
+        focal_gamma=gamma,
+        label_smoothing=smoothing,
+        ignore_index=255,
+    )
+    expected = numeric_gradient(reference, logits)
+    for mode in (None, False, True):
+        fn = lambda z: loss(labels, z)  # noqa: E731
+        if mode is not None:
+            fn = tf.function(fn, jit_compile=mode)
+        value, grad = value_and_grad(fn, logits)
+        np.testing.assert_allclose(value, reference(logits), rtol=1e-5)
+        np.testing.assert_allclose(grad, expected, atol=1e-6)
 
 
 def test_scalar_focal_alpha_equals_keras_categorical_focal():

@@ -12,11 +12,12 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
-from reference import pixel_cce, smp_dice, softmax
+from reference import boundary_loss, pixel_cce, smp_dice, softmax
 
 import sm_pixel_ce
 from sm_pixel_ce import (
     PixelBinaryCrossentropy,
+    PixelBoundaryLoss,
     PixelCategoricalCrossentropy,
     PixelCategoricalCrossentropyDice,
     PixelCategoricalFocalCrossentropy,
@@ -26,9 +27,11 @@ from sm_pixel_ce import (
     PixelLossTerm,
     PixelLovaszLoss,
     PixelTverskyLoss,
+    pixel_boundary_targets,
     pixel_softmax,
 )
 from sm_pixel_ce.flavor import IS_KERAS_3, keras
+from sm_pixel_ce.losses.sums import term_targets
 
 N, H, W, C = 2, 4, 4, 3
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -104,6 +107,15 @@ SUMS = {
     "different_ignore": lambda: (
         PixelCategoricalCrossentropy(ignore_index=255) + PixelDiceLoss(ignore_index=0)
     ),
+    # A boundary term shares the softmax too: maps from the mask on the device, or given.
+    "cce_dice_boundary_fused": lambda: (
+        PixelCategoricalCrossentropy(ignore_index=255)
+        + PixelDiceLoss(ignore_index=255)
+        + 0.3 * PixelBoundaryLoss(ignore_index=255, classes=[1, 2], alpha=0.5)
+    ),
+    "dice_boundary_maps_fused": lambda: (
+        PixelDiceLoss(ignore_index=255, per_image=True) + PixelBoundaryLoss(from_maps=True)
+    ),
 }
 
 
@@ -113,14 +125,23 @@ def test_sum_equals_its_terms_added(data, name):
     if name == "different_ignore":
         labels = np.where(labels == 255, 0, labels)
     total = SUMS[name]()
+    y_true, weights = labels, None
+    if "boundary" in name:  # per-pixel sample weights: they weight the terms, not the maps
+        weights = np.random.default_rng(5).uniform(0.0, 2.0, labels.shape).astype(np.float32)
+        weights[1, 0] = 0.0
+    if "_maps" in name:
+        y_true = pixel_boundary_targets(labels, C, 255, with_labels=True)
 
     def one_by_one(z):
         p = pixel_softmax(z)
-        return sum(w * term(labels, p) for w, term in total.terms())
+        return sum(
+            w * term(term_targets(term, y_true, p), p, sample_weight=weights)
+            for w, term in total.terms()
+        )
 
     expected = value_and_gradient(one_by_one, logits)
     for mode in (None, False, True):
-        fn = lambda z: total(labels, pixel_softmax(z))  # noqa: E731
+        fn = lambda z: total(y_true, pixel_softmax(z), sample_weight=weights)  # noqa: E731
         if mode is not None:
             compiled = tf.function(fn, jit_compile=mode)
             fn = lambda z: compiled(z)  # noqa: E731
@@ -149,6 +170,10 @@ def test_fused_sum_equals_numpy(data):
             weights=[1.0, 0.5],
         )
         np.testing.assert_allclose(total(labels, predictions).numpy(), expected, rtol=1e-5)
+    boundary = PixelBoundaryLoss(ignore_index=255, classes=[1, 2], alpha=0.5, from_logits=True)
+    with_boundary = total + boundary
+    expected += boundary_loss(softmax(logits), labels, [1, 2], ignore_index=255, alpha=0.5)
+    np.testing.assert_allclose(with_boundary(labels, logits).numpy(), expected, rtol=1e-5)
 
 
 class TestNamesAndConfig:

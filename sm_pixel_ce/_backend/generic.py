@@ -141,6 +141,12 @@ def sigmoid_cross_entropy(labels, logits):
     return ops.softplus(logits) - logits * labels
 
 
+def written_gradient(function, x):
+    """The value of ``function(x) -> (value, gradient)``, differentiated by the backend's
+    autodiff (TensorFlow's hook takes the written-out ``gradient(upstream)`` instead)."""
+    return function(x)[0]
+
+
 def pick(values, labels):
     """Each row's value at its label: ``values`` ``(P, C)``, ``labels`` ``(P,)`` int32."""
     hit = ops.equal(labels[:, None], ops.arange(values.shape[-1], dtype=labels.dtype))

@@ -9,9 +9,12 @@ assertions, ``tf.distribute``.
   hard-pixel mining keeps are those of the global batch (all-reduce, all-gather), so that the
   replicas' shares add up to the one-device loss and gradient.
 * **Region losses**: the Dice sums as column sums 8 pixels wide and a segment sum of the mask,
-  the softmax with its written-out gradient (one pass for a cross-entropy and a Dice); the
+  the softmax with its written-out gradient (one pass for a cross-entropy, a Dice and a
+  boundary loss); such written-out kernels are compiled by XLA even in plain graphs; the
   Lovász sort as one XLA sort or a radix sort (``tf.dynamic_partition``), 3x ``tf.sort``.
 """
+
+import platform
 
 import tensorflow as tf
 
@@ -34,6 +37,8 @@ _ERROR_DIGITS = (10, 10, 11)
 _ROW_DIGIT = 11
 _MAX_ROW_BITS = 2 * _ROW_DIGIT
 _MAX_ELEMENTS = 2**31 - 1
+# Keras 3's model_supports_jit: no XLA for TensorFlow on Apple silicon.
+_NO_XLA = platform.system() == "Darwin" and "arm" in platform.processor().lower()
 
 
 def logits_behind(y_pred, axis, op_type):
@@ -102,6 +107,24 @@ def sparse_softmax_cross_entropy(labels, logits):
 def sigmoid_cross_entropy(labels, logits):
     """The elementwise sigmoid cross-entropy: TensorFlow's fused kernel."""
     return tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+
+
+def written_gradient(function, x):
+    """The value of the elementwise ``function(x) -> (value, gradient)`` whose gradient is the
+    written-out ``gradient(upstream)`` (``tf.custom_gradient``, compiled as :func:`_fused`
+    says): one pass back, where autodiff keeps the forward pass's intermediate tensors."""
+    return _fused(tf.custom_gradient(function))(x)
+
+
+def _fused(function):
+    """``function`` (a custom-gradient kernel written as several operations) compiled by XLA in
+    a graph built without it (a nested ``jit_compile`` function: one fused loop forward and one
+    back, where graph mode runs a kernel per operation: examples/benchmarks.md, #31's rows);
+    as it is eagerly, under XLA already, and on Apple silicon (no XLA there, as Keras 3's
+    ``jit_compile="auto"`` knows)."""
+    if tf.executing_eagerly() or _checks.compiling_with_xla() or _NO_XLA:
+        return function
+    return tf.function(function, jit_compile=True)
 
 
 def pick(values, labels):
@@ -263,15 +286,18 @@ def _column_sums(x, lanes):
     return tf.reduce_sum(tf.reshape(tf.reduce_sum(wide, axis=1), [-1, _LANES, classes]), axis=1)
 
 
-def softmax_statistics(logits, hit, weights, lanes):
+def softmax_statistics(logits, hit, weights, lanes, linear=None):
     """``(Σ m·p, Σ m·p·[y = c], log p_y)`` of ``p = softmax(logits)`` ``(G, n, C)``: the Dice
-    sums ``(G, C)`` and each pixel's log-probability of its class ``(G, n)``, in one pass.
+    sums ``(G, C)`` and each pixel's log-probability of its class ``(G, n)``, in one pass; with
+    ``linear`` (a ``(G, n, C)`` tensor without gradient: a boundary loss's weighted maps) also
+    each pixel's ``Σ_c p_c·linear_c`` ``(G, n)``.
 
     The gradient is written out: with respect to ``p`` it is ``m·(a_c + b_c·[y = c])`` for the
-    sums, taken through the softmax at once (``p·(g - Σ_c p·g)``), plus ``[y = c] - p`` for
-    ``log p_y``: a quarter faster than autodiff under XLA, and a sum of cross-entropy and Dice
-    costs one softmax. ``log p_y`` is exact down to ``p_y`` = 1.2e-38 (a cross-entropy of 87.3,
-    where it stops); its gradient is exact everywhere.
+    sums (plus ``d·linear_c`` for the last), taken through the softmax at once
+    (``p·(g - Σ_c p·g)``), plus ``[y = c] - p`` for ``log p_y``: a quarter faster than autodiff
+    under XLA, and a sum of cross-entropy, Dice and boundary terms costs one softmax. ``log p_y``
+    is exact down to ``p_y`` = 1.2e-38 (a cross-entropy of 87.3, where it stops); its gradient
+    is exact everywhere.
     """
 
     @tf.custom_gradient
@@ -289,24 +315,30 @@ def softmax_statistics(logits, hit, weights, lanes):
         # From the buffer the sums read anyway (log(e_y) - log(total) would cost a second pass
         # under XLA): below the smallest normal float -log p_y stops at 87.3, its gradient not.
         log_p_y = tf.math.log(tf.maximum(tf.reduce_sum(p_y, axis=-1), TINY))
+        outputs = (s_p, tp, log_p_y)
+        if linear is not None:
+            outputs += (tf.reduce_sum(p * linear, axis=-1),)
 
-        def grad(d_s_p, d_tp, d_log_p_y):
-            d_z = None
+        def grad(d_s_p, d_tp, d_log_p_y, d_linear=None):
+            g = None
             if d_s_p is not None or d_tp is not None:
                 g = 0.0 if d_s_p is None else d_s_p[:, None, :]
                 if d_tp is not None:
                     g = g + tf.where(hit, d_tp[:, None, :], 0.0)
                 if weights is not None:
                     g = g * weights[..., None]
-                d_z = p * (g - tf.reduce_sum(p * g, axis=-1, keepdims=True))
+            if d_linear is not None:
+                g_linear = d_linear[..., None] * linear
+                g = g_linear if g is None else g + g_linear
+            d_z = None if g is None else p * (g - tf.reduce_sum(p * g, axis=-1, keepdims=True))
             if d_log_p_y is not None:
                 d_ce = d_log_p_y[..., None] * (tf.cast(hit, p.dtype) - p)
                 d_z = d_ce if d_z is None else d_z + d_ce
             return tf.zeros_like(z) if d_z is None else d_z
 
-        return (s_p, tp, log_p_y), grad
+        return outputs, grad
 
-    return statistics(logits)
+    return _fused(statistics)(logits)
 
 
 # --- Lovász ------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ ramps its weight ``alpha`` as they do. (``sm_pixel_ce.boundary`` is the Boundary
 
 import numbers
 
+import numpy as np
 from keras import ops
 
 from .. import _checks, _pixels
@@ -87,7 +88,7 @@ def pixel_boundary_loss(y_true, y_pred, sample_weight, options, where):
         >>> loss = pixel_boundary_loss(y_true, y_pred, classes=[1])
         >>> model.compile("adam", loss=PixelDiceLoss() + PixelBoundaryLoss(alpha=0.01))
     """
-    image = _image_shape(y_pred, options["axis"], where)
+    image = image_shape(y_pred, options["axis"], where)
     grouped = {**options, "per_image": True, "reduction": "none"}
     if not options["from_maps"] and boundary_parts(y_true, y_pred, options["axis"]) is not None:
         raise ValueError(
@@ -100,19 +101,12 @@ def pixel_boundary_loss(y_true, y_pred, sample_weight, options, where):
     if options["from_maps"]:
         # The maps stand in for the labels: RegionInputs reads the predictions (the logits behind
         # a softmax, their checks) beside an all-zero mask of the images' shape.
-        maps = _maps_of(y_true, y_pred, options["axis"], where)
-        # NaN in every channel marks an uncounted pixel: the first tells, elementwise (XLA fuses
-        # it into the passes that read the maps); a NaN elsewhere in a class that counts makes
-        # the loss NaN, an error.
-        counted = ops.logical_not(ops.isnan(maps[..., 0]))
-        maps = ops.where(counted[..., None], maps, 0.0)
+        maps, weights = counted_maps(_maps_of(y_true, y_pred, options["axis"], where))
         zeros = ops.zeros(ops.shape(maps)[:-1], "int32")
         inputs = RegionInputs(zeros, y_pred, {**grouped, "ignore_index": None}, None, where)
-        weights = ops.reshape(ops.cast(counted, "float32"), (-1,))
     else:
         inputs = RegionInputs(y_true, y_pred, grouped, None, where)
-        maps = _label_maps(inputs, image)
-        weights = None if inputs.weights is None else ops.reshape(inputs.weights, (-1,))
+        maps, weights = label_maps(inputs, image), counted_weights(inputs)
     num_classes, classes = inputs.num_classes, options["classes"]
     _checks.classes_in_range(classes, num_classes, where)
     terms = ops.reshape(inputs.probabilities(), (-1, *image, num_classes)) * maps
@@ -122,15 +116,48 @@ def pixel_boundary_loss(y_true, y_pred, sample_weight, options, where):
     return _pixels.reduce(inputs.pixels, losses, weights, sample_weight, options["reduction"])
 
 
-def _label_maps(inputs, image):
-    """The ``(N, H, W, C)`` signed distance maps of the labels of ``inputs`` (grouped per image):
-    an integer mask's classes, dense labels' largest; uncounted pixels of no class."""
+def counted_maps(maps):
+    """``(maps, weights)``: given maps with their uncounted pixels 0, and the ``(P,)`` float32
+    weights of the pixels (0: not counted).
+
+    NaN in every channel marks an uncounted pixel: the first tells, elementwise (XLA fuses it
+    into the passes that read the maps); a NaN elsewhere in a class that counts makes the loss
+    NaN, an error.
+    """
+    counted = ops.logical_not(ops.isnan(maps[..., 0]))
+    weights = ops.reshape(ops.cast(counted, "float32"), (-1,))
+    return ops.where(counted[..., None], maps, 0.0), weights
+
+
+def counted_weights(inputs):
+    """The ``(P,)`` float32 weights of the pixels the labels of ``inputs`` count (ignored: 0;
+    the sample weights apart), or None for all."""
+    return None if inputs.flat_valid is None else ops.cast(inputs.flat_valid, "float32")
+
+
+def weighted_maps(maps, options, where):
+    """The maps ``(..., C)`` times each class's weight in a pixel's loss, ``α/|classes|`` for a
+    class of ``classes`` and 0 for the others (a NaN there too), so that a pixel's loss is
+    ``Σ_c p_c·φ'_c`` (the form a sum's shared softmax takes, ``losses.sums``)."""
+    num_classes, classes = maps.shape[-1], options["classes"]
+    _checks.classes_in_range(classes, num_classes, where)
+    if classes is None:
+        return maps * (options["alpha"] / num_classes)
+    chosen = ops.convert_to_tensor(np.isin(np.arange(num_classes), classes))
+    return ops.where(chosen, maps * (options["alpha"] / len(classes)), 0.0)
+
+
+def label_maps(inputs, image):
+    """The ``(N, H, W, C)`` signed distance maps of the labels of ``inputs``: an integer mask's
+    classes, dense labels' largest; the pixels the labels do not count (``ignore_index``, an
+    all-zero dense label; sample weights apart) of no class."""
     num_classes = inputs.num_classes
     labels = ops.argmax(inputs.labels, axis=-1) if inputs.dense else inputs.labels
     members = ops.equal(labels[..., None], ops.arange(num_classes, dtype=labels.dtype))
-    if inputs.weights is not None:
-        members = ops.logical_and(members, (inputs.weights > 0)[..., None])
-    return signed_distance_maps(ops.reshape(members, (-1, *image, num_classes)))
+    members = ops.reshape(members, (-1, *image, num_classes))
+    if inputs.flat_valid is not None:
+        members = ops.logical_and(members, ops.reshape(inputs.flat_valid, (-1, *image, 1)))
+    return signed_distance_maps(members)
 
 
 def _maps_of(y_true, y_pred, axis, where):
@@ -239,7 +266,7 @@ def pixel_boundary_targets(y_true, num_classes, ignore_index=None, axis=-1, with
     return ops.moveaxis(maps, -1, axis)
 
 
-def _image_shape(y_pred, axis, where):
+def image_shape(y_pred, axis, where):
     """``(H, W)`` of 2-D predictions ``(N, H, W, C)`` (``(N, C, H, W)`` with ``axis=1``)."""
     shape = tuple(y_pred.shape)
     if len(shape) != 4:

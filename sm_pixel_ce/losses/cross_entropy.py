@@ -345,12 +345,13 @@ def pixel_binary_crossentropy(y_true, y_pred, sample_weight, options, where):
     pos_weight = _per_class(
         options["pos_weight"], pixels.num_classes, pixels.scores.dtype, where, "pos_weight"
     )
-    terms = _binary_terms(
-        pixels.scores, labels, pixels.from_logits, options["focal_gamma"], pos_weight
-    )
-    alpha = _per_class(options["focal_alpha"], pixels.num_classes, pixels.scores.dtype, where)
-    if alpha is not None:
-        terms = terms * (alpha * labels + (1.0 - alpha) * (1.0 - labels))
+    alpha = _alpha_factor(options["focal_alpha"], labels, pixels, where)
+    gamma = options["focal_gamma"]
+    if pixels.from_logits and gamma and pos_weight is None:
+        terms = _sigmoid_focal_terms(labels, pixels.scores, gamma, alpha)
+    else:
+        terms = _binary_terms(pixels.scores, labels, pixels.from_logits, gamma, pos_weight)
+        terms = terms if alpha is None else terms * alpha
     losses = ops.mean(terms, axis=-1)
     counted = None if weights is None else weights > 0
     weights = _mine(losses, counted, weights, options, pixels)
@@ -375,6 +376,74 @@ def _binary_terms(scores, labels, from_logits, focal_gamma, pos_weight=None):
         losses = -(positive * ops.log(p) + (1.0 - labels) * ops.log(_pixels.for_log(1.0 - p)))
         miss = labels * (1.0 - p) + (1.0 - labels) * p
     return losses * _pixels.focal_factor(miss, focal_gamma) if focal_gamma else losses
+
+
+def _alpha_factor(focal_alpha, labels, pixels, where):
+    """torchvision's ``α' = α·y' + (1 - α)·(1 - y')`` of the ``(P, C)`` targets ``labels``,
+    written ``(1 - α) + (2α - 1)·y'`` (two operations, on numbers for a scalar ``α``); None
+    without ``focal_alpha``."""
+    if focal_alpha is None:
+        return None
+    if isinstance(focal_alpha, list):
+        alpha = _per_class(focal_alpha, pixels.num_classes, pixels.scores.dtype, where)
+    else:
+        alpha = float(focal_alpha)
+    return (1.0 - alpha) + (2.0 * alpha - 1.0) * labels
+
+
+def _sigmoid_focal_terms(labels, logits, gamma, alpha):
+    """torchvision's ``sigmoid_focal_loss`` terms ``α'·(1 - p')^γ·bce`` ``(P, C)`` from the
+    logits (``α'``: the ``(P, C)`` factor of :func:`_alpha_factor`, or None), with its gradient
+    written out (``hooks.written_gradient``).
+
+    One ``e = exp(-|z|)`` gives the cross-entropy (``max(z, 0) - z·y + log1p(e)``, TensorFlow's
+    fused formula) and both sigmoids (``σ(|z|) = 1/(1 + e)``, ``σ(-|z|) = e·σ(|z|)``): ``1 - p'``
+    stays exact for confident pixels, where ``1 - σ`` rounds to 0. The gradient is
+    ``α'·(f'(m)·(1 - 2y)·σ(z)σ(-z)·bce + f(m)·(σ(z) - y))`` with ``m = 1 - p'``, ``f(m) = m^γ``:
+    one elementwise pass back, where autodiff keeps the sigmoids and powers of the forward pass.
+    """
+
+    def terms(z):
+        e = ops.exp(-ops.abs(z))
+        big = 1.0 / (1.0 + e)
+        small = e * big
+        positive = z >= 0
+        # 1 - p' = y·σ(-z) + (1 - y)·σ(z): the small sigmoid weighs y where z >= 0, 1 - y below.
+        other = ops.where(positive, labels, 1.0 - labels)
+        miss = other * small + (1.0 - other) * big
+        bce = ops.relu(z) - z * labels + ops.log1p(e)
+        factor = _focal_power(miss, gamma)
+        value = factor * bce if alpha is None else alpha * factor * bce
+
+        def gradient(upstream):
+            slope = _focal_slope(miss, factor, gamma)
+            p = ops.where(positive, big, small)
+            d = slope * (1.0 - 2.0 * labels) * (big * small) * bce + factor * (p - labels)
+            return upstream * d if alpha is None else upstream * alpha * d
+
+        return value, gradient
+
+    return hooks.written_gradient(terms, logits)
+
+
+def _focal_power(miss, gamma):
+    """``miss^γ``: as ``_pixels.focal_factor`` (floored at the smallest normal number), and for
+    ``γ`` of 1 and 2 as a product (no floor needed: the same value, a cheaper pass)."""
+    if gamma == 1.0:
+        return miss
+    if gamma == 2.0:
+        return miss * miss
+    return _pixels.focal_factor(miss, gamma)
+
+
+def _focal_slope(miss, factor, gamma):
+    """The derivative of :func:`_focal_power` in ``miss``, from its value ``factor``."""
+    if gamma == 1.0:
+        return 1.0
+    if gamma == 2.0:
+        return 2.0 * miss
+    floor = _pixels.smallest_normal(miss.dtype)
+    return ops.where(miss >= floor, gamma * factor / ops.maximum(miss, floor), 0.0)
 
 
 def _binary_labels(pixels, ignore_index, where):

@@ -65,21 +65,20 @@ def pixel_mcc_loss(y_true, y_pred, sample_weight, options, where):
     num_classes, classes = inputs.num_classes, options["classes"]
     class_weights = options["class_weights"]
     check_overlap_class_weights(num_classes, classes, class_weights, where)
-    p = inputs.probabilities()
-    weights = inputs.weights
-    p_m = p if weights is None else p * weights[..., None]
     if inputs.dense:
-        y = inputs.labels
-        overlap = p_m * y
-    else:  # a select, not a product with a one-hot: one pass fewer under XLA
-        y = ops.one_hot(inputs.labels, num_classes)
-        overlap = ops.where(y > 0, p_m, 0.0)
-    y_m = y if weights is None else y * weights[..., None]
-    if weights is None:
-        counted = ops.cast(ops.shape(p)[1], p.dtype) * ops.ones((ops.shape(p)[0], 1), p.dtype)
+        p = inputs.probabilities()
+        weights = inputs.weights
+        p_m = p if weights is None else p * weights[..., None]
+        y_m = inputs.labels if weights is None else inputs.labels * weights[..., None]
+        sums = [_class_sums(p_m), _class_sums(y_m), _class_sums(p_m * inputs.labels)]
+    else:  # Dice's sums of a mask (TensorFlow: one softmax with its written-out gradient)
+        sums = list(hooks.class_sums(inputs))
+    if inputs.weights is None:
+        shape = ops.shape(inputs.scores)
+        counted = ops.cast(shape[1], "float32") * ops.ones((shape[0], 1), "float32")
     else:
-        counted = ops.sum(weights, axis=1, keepdims=True)
-    sums = [_class_sums(p_m), _class_sums(y_m), _class_sums(overlap), counted]
+        counted = ops.sum(inputs.weights, axis=1, keepdims=True)
+    sums.append(counted)
     if not by_image(options):
         sums = [hooks.global_sums(s) for s in sums]
     s_p, s_y, tp, n = sums

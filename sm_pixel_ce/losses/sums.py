@@ -15,7 +15,15 @@ from . import _functional
 from ._base import _PixelLoss
 from ._options import REDUCTION, REQUIRED, Option, Options
 from ._overlap import _OverlapLoss
-from .boundary import PixelBoundaryLoss, boundary_parts
+from .boundary import (
+    PixelBoundaryLoss,
+    boundary_parts,
+    counted_maps,
+    counted_weights,
+    image_shape,
+    label_maps,
+    weighted_maps,
+)
 from .cross_entropy import PixelCategoricalCrossentropy, sparse_cross_entropy_mean
 from .dice import PixelDiceLoss
 
@@ -98,10 +106,11 @@ class PixelLossSum(_PixelLoss):
     ``pixel_focal``, ``pixel_dice``, ``pixel_jaccard``, ``pixel_tversky``, ``pixel_lovasz`` and
     sums of them) build one; a sum inside a sum is flattened. It saves and reloads with every
     term's options (``.keras``, ``.h5``, tf_keras SavedModel). Under ``tf.distribute`` each term
-    is global, so the sum is. On TensorFlow cross-entropy and overlap terms of one integer mask
-    share one softmax (see ``_softmax_terms``); under JAX each term computes its own. Keras logs
-    one ``loss``; :meth:`term_metrics` gives one metric per term to log next to it. The terms'
-    values are added as they compute them (float32): the sum's ``dtype`` casts the total.
+    is global, so the sum is. On TensorFlow cross-entropy, overlap and boundary terms of one
+    integer mask share one softmax (see ``_softmax_terms``); under JAX each term computes its
+    own. Keras logs one ``loss``; :meth:`term_metrics` gives one metric per term to log next to
+    it. The terms' values are added as they compute them (float32): the sum's ``dtype`` casts
+    the total.
 
     Args:
         {options}
@@ -309,43 +318,74 @@ class PixelLossTerm(keras.metrics.Mean):
 
 
 def _softmax_terms(pairs, y_true, y_pred, sample_weight, where):
-    """The sum of cross-entropy and Dice/Jaccard/Tversky terms from one softmax, or None.
+    """The sum of cross-entropy, Dice/Jaccard/Tversky and boundary terms from one softmax, or
+    None.
 
-    When every term is a ``pixel_cce`` (without label smoothing) or an overlap loss, all with the
-    same ``axis``, ``from_logits`` and ``ignore_index`` (the overlap losses also the same
-    ``per_image``), on an integer mask and predictions with logits, the terms share the flattened
-    inputs, their checks and one ``softmax_statistics`` (``_backend.tensorflow``):
-    each pixel's ``log p_y`` for the cross-entropies and the per-class sums for the others. The
-    value and gradient are those of the terms added one by one, except that a pixel's
+    When the terms are of two of these kinds or three (``pixel_cce`` without label smoothing, an
+    overlap loss, at most one ``pixel_boundary``), all with the same ``axis`` and ``from_logits``
+    and those that read the mask the same ``ignore_index`` (the overlap losses also the same
+    ``per_image``), on an integer mask (alone, or before the distance maps: ``with_labels``) and
+    predictions with logits, the terms share the flattened inputs, their checks and one
+    ``softmax_statistics`` (``_backend.tensorflow``): each pixel's ``log p_y`` for the
+    cross-entropies, the per-class sums for the overlaps and each pixel's ``Σ_c p_c·φ'_c`` for
+    the boundary loss (under XLA the boundary term computes its own: measured faster there).
+    The value and gradient are those of the terms added one by one, except that a pixel's
     cross-entropy stops at 87.3 (``p_y`` below 1.2e-38; its gradient does not stop).
     """
     terms = [term for _, term in pairs]
     entropies = [t for t in terms if isinstance(t, PixelCategoricalCrossentropy)]
     overlaps = [t for t in terms if isinstance(t, _OverlapLoss)]
+    boundaries = [t for t in terms if isinstance(t, PixelBoundaryLoss)]
+    labelled = entropies + overlaps + [t for t in boundaries if not t.from_maps]
     if (
-        not entropies
-        or not overlaps
-        or len(entropies) + len(overlaps) != len(terms)
+        sum(1 for kind in (entropies, overlaps, boundaries) if kind) < 2
+        or len(entropies) + len(overlaps) + len(boundaries) != len(terms)
+        or len(boundaries) > 1
         or any(t.label_smoothing for t in entropies)
-        or len({(t.axis, t.from_logits, t.ignore_index) for t in terms}) != 1
-        or len({t.per_image for t in overlaps}) != 1
+        or len({(t.axis, t.from_logits) for t in terms}) != 1
+        or len({t.ignore_index for t in labelled}) != 1
+        or len({t.per_image for t in overlaps}) > 1
     ):
         return None
     first = terms[0]
     from_logits = (
         first.from_logits or hooks.logits_behind(y_pred, first.axis, "Softmax") is not None
     )
-    y_true, y_pred = tf.convert_to_tensor(y_true), y_pred
+    parts = boundary_parts(y_true, y_pred, first.axis)
+    if boundaries and boundaries[0].from_maps != (parts is not None):
+        return None  # the boundary term's own error, term by term
+    mask = tf.convert_to_tensor(y_true) if parts is None else parts[0]
     rank = getattr(getattr(y_pred, "shape", None), "rank", None)
-    if not from_logits or rank is None or y_true.shape.rank == rank:
+    if not from_logits or rank is None or mask.shape.rank == rank:
         return None  # probabilities, or dense labels (or a size-1 class axis): term by term
-    # The terms share axis, from_logits and ignore_index; the overlaps per_image too.
-    inputs = _functional.RegionInputs(y_true, y_pred, overlaps[0].options(), sample_weight, where)
+    grouping = {
+        "axis": first.axis,
+        "from_logits": first.from_logits,
+        "ignore_index": labelled[0].ignore_index,
+        "per_image": overlaps[0].per_image if overlaps else False,
+        "reduction": overlaps[0].pixel_reduction if overlaps else "sum_over_batch_size",
+    }
+    inputs = _functional.RegionInputs(mask, y_pred, grouping, sample_weight, where)
     num_classes = inputs.num_classes
     hit = tf.equal(inputs.labels[..., None], tf.range(num_classes))
-    s_p, tp, log_p_y = hooks.softmax_statistics(
-        inputs.scores, hit, inputs.weights, hooks.wide(inputs)
+    linear = None
+    # Under XLA the boundary term's own softmax measured faster than sharing (the compiler
+    # shares what it can; the extra output of the shared one costs a pass): term by term there.
+    if boundaries and not _checks.compiling_with_xla():
+        boundary = boundaries[0]
+        image = image_shape(y_pred, boundary.axis, boundary.name)
+        if boundary.from_maps:
+            maps, boundary_weights = counted_maps(parts[1])
+        else:
+            maps, boundary_weights = label_maps(inputs, image), counted_weights(inputs)
+        maps = weighted_maps(
+            ops.reshape(maps, (-1, num_classes)), boundary.options(), boundary.name
+        )
+        linear = tf.reshape(maps, tf.shape(inputs.scores))
+    statistics = hooks.softmax_statistics(
+        inputs.scores, hit, inputs.weights, hooks.wide(inputs), linear
     )
+    s_p, tp, log_p_y = statistics[:3]
     sums = (s_p, hooks.label_sums(inputs.labels, inputs.weights, num_classes), tp)
     cross_entropy = -tf.reshape(log_p_y, [-1])
     total = None
@@ -358,6 +398,16 @@ def _softmax_terms(pairs, y_true, y_pred, sample_weight, where):
                 )
                 value = _functional.overlap_loss(
                     inputs, sums, term.tversky_parameters(), options, cw
+                )
+            elif isinstance(term, PixelBoundaryLoss) and linear is None:
+                value = term._share(term_targets(term, y_true, y_pred), y_pred, sample_weight)
+            elif isinstance(term, PixelBoundaryLoss):
+                value = _pixels.reduce(
+                    inputs.pixels,
+                    tf.reshape(statistics[3], [-1]),
+                    boundary_weights,
+                    sample_weight,
+                    options["reduction"],
                 )
             else:
                 cw = _pixels.class_weight_tensor(
