@@ -294,11 +294,7 @@ def _fitted(model, contract):
     if (
         inputs is not None
         and contract.channels is not None
-        and inputs[-1]
-        not in (
-            None,
-            contract.channels,
-        )
+        and inputs[-1] not in (None, contract.channels)
     ):
         raise ValueError(
             f"the data contract's channels do not fit the model, which takes {inputs[-1]}. "
