@@ -125,6 +125,17 @@ def compare_argv():
     return tiny_compare_argv
 
 
+def checkout_env(**extra):
+    """The environment of a child process that runs a script of tests/: this checkout's
+    sm_pixel_ce first on PYTHONPATH (whatever is installed), TensorFlow's log quiet, no
+    ``TF_CONFIG`` but what ``extra`` sets (a multi-worker check's)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=root)
+    env.pop("TF_CONFIG", None)
+    env.update(extra)
+    return env
+
+
 #: The tf.distribute checks on 2 logical CPUs that :func:`mirrored_reports` runs.
 MIRRORED_CHECKS = ("mirrored", "regions", "custom", "boundary", "topk")
 
@@ -137,13 +148,11 @@ def mirrored_reports():
     import for five checks). The process inherits the Keras flavour. The tests using it share
     the ``mirrored`` xdist group: one worker runs it once."""
     tests = os.path.dirname(os.path.abspath(__file__))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=os.path.dirname(tests))
-    env.pop("TF_CONFIG", None)
     result = subprocess.run(
         [sys.executable, os.path.join(tests, "distributed_check.py"), *MIRRORED_CHECKS],
         capture_output=True,
         text=True,
-        env=env,
+        env=checkout_env(),
         timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]

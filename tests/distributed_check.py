@@ -429,9 +429,8 @@ else:
     x, y = data()
     x = np.stack([np.resize(img, (32, 32, 3)) for img in x])
     y = np.stack([np.resize(m, (32, 32)) for m in y])
-    if MODE == "worker":
-        loss, weights = train(unet, x, y, tf.distribute.MultiWorkerMirroredStrategy())
-    else:
-        loss, weights = train(unet, x, y)
-    np.savez(sys.argv[2], *weights, loss=np.array(loss))
-    print(json.dumps({"loss": loss}))
+    strategy = tf.distribute.MultiWorkerMirroredStrategy() if MODE == "worker" else None
+    loss, weights = train(unet, x, y, strategy)
+    replicas = 1 if strategy is None else strategy.num_replicas_in_sync
+    np.savez(sys.argv[2], *weights, loss=np.array(loss), replicas=np.array(replicas))
+    print(json.dumps({"loss": loss, "replicas": replicas}))

@@ -12,16 +12,9 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import checkout_env
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "distributed_check.py")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _env(**extra):
-    # PYTHONPATH: the script imports this checkout's sm_pixel_ce, whatever is installed.
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT, **extra)
-    env.pop("TF_CONFIG", None)
-    return env
 
 
 def _last_json(stdout):
@@ -100,14 +93,14 @@ def test_multi_worker_mirrored_strategy_two_processes(tmp_path):
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
-                env=_env(TF_CONFIG=config),
+                env=checkout_env(TF_CONFIG=config),
             )
         )
     single = subprocess.run(
         [sys.executable, SCRIPT, "single", str(tmp_path / "single.npz")],
         capture_output=True,
         text=True,
-        env=_env(),
+        env=checkout_env(),
         timeout=600,
     )
     outputs = [p.communicate(timeout=600) for p in processes]
@@ -115,7 +108,9 @@ def test_multi_worker_mirrored_strategy_two_processes(tmp_path):
         assert p.returncode == 0, err[-3000:]
     assert single.returncode == 0, single.stderr[-3000:]
     w0, w1, ref = (np.load(tmp_path / f"{name}.npz") for name in ("worker0", "worker1", "single"))
-    names = [k for k in ref.files if k != "loss"]
+    # The two workers formed one cluster (TF_CONFIG reached them): two replicas in sync.
+    assert int(w0["replicas"]) == int(w1["replicas"]) == 2 and int(ref["replicas"]) == 1
+    names = [k for k in ref.files if k not in ("loss", "replicas")]
     assert len(names) > 50  # every weight of the U-Net
     for k in names:
         np.testing.assert_array_equal(w0[k], w1[k])  # both workers hold identical weights
