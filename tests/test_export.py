@@ -28,6 +28,7 @@ SIZE = 64
 
 @pytest.fixture(scope="module")
 def model():
+    keras.utils.set_random_seed(0)  # the same untrained model in every run and test order
     return sm.Unet(
         "mobilenetv2",
         encoder_weights=None,
@@ -90,7 +91,9 @@ def test_tflite_float32_agrees_with_keras(model, tmp_path):
     report = sm_pixel_ce.export(model, out, format="tflite", size=SIZE)
     assert report.checked and report.passed is True and report.flavor == KERAS_FLAVOR
     assert report.runtime in ("ai_edge_litert", "tf.lite.Interpreter")
-    assert report.max_difference <= 1e-4 and report.argmax_agreement == 1.0
+    # An untrained model has pixels whose two best classes lie within float32 round-off of
+    # each other: their argmax may flip (one pixel of 16,384 at a difference of 6e-8, once).
+    assert report.max_difference <= 1e-4 and report.argmax_agreement >= 0.999
     assert report.input_shape == [None, SIZE, SIZE, 3]
     assert report.file_bytes == os.path.getsize(out) > 100_000  # the weights are in the file
     assert report.runtime_ms_per_image > 0 and report.keras_ms_per_image > 0
