@@ -10,6 +10,7 @@ import textwrap
 import numpy as np
 import pytest
 import segmentation_models as sm
+from conftest import TEST_BACKBONE
 
 from sm_pixel_ce import PixelBinaryCrossentropy, PixelCategoricalCrossentropy
 from sm_pixel_ce.data import make_scenes
@@ -129,7 +130,7 @@ def _train(model, loss, x, y, steps=6, optimizer=None):
 
 def _unet(activation="pixel_softmax", size=SIZE):
     return sm.Unet(
-        "resnet18",
+        TEST_BACKBONE,
         encoder_weights=None,
         classes=CLASSES,
         activation=activation,

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import segmentation_models as sm
 import tensorflow as tf
+from conftest import TEST_BACKBONE
 
 import sm_pixel_ce
 from sm_pixel_ce import PixelCategoricalCrossentropy
@@ -25,11 +26,11 @@ def scenes():
     return make_scenes(4, size=SIZE, seed=5)
 
 
-def _unet(**kwargs):
+def _unet(backbone=TEST_BACKBONE, **kwargs):
     keras.utils.set_random_seed(0)
     kwargs.setdefault("input_shape", (SIZE, SIZE, 3))
     return sm.Unet(
-        "resnet18", encoder_weights=None, classes=CLASSES, activation="pixel_softmax", **kwargs
+        backbone, encoder_weights=None, classes=CLASSES, activation="pixel_softmax", **kwargs
     )
 
 
@@ -71,7 +72,9 @@ def test_trains_with_xla_and_matches_plain_graph(scenes, build):
     images, masks = scenes
     values = {}
     for jit in (False, True):
-        model = _unet() if build == "unet" else _conv_net()
+        # resnet18: its batch normalisation keeps three steps within 1e-3 of each other under
+        # XLA's other summation order (VGG16's encoder, without it, drifts 0.5 % by the third).
+        model = _unet("resnet18") if build == "unet" else _conv_net()
         model.compile(
             keras.optimizers.SGD(1e-2),
             loss=PixelCategoricalCrossentropy(class_weights=[0.5] + [1.0] * 6),
