@@ -102,28 +102,8 @@ def mask_folder():
 #: ``--optimizer adam`` after it.
 FAST_OPTIMIZER = ("--optimizer", "sgd", "--momentum", "0", "--lr", "0.05")
 
-#: The backbone of the tests whose U-Net's encoder is incidental (``compare``'s plumbing:
-#: reading, scheduling, reports, resuming; saving and reloading; mixed precision, XLA): what they
-#: check does not depend on the encoder (the support matrix covers every backbone), and a VGG16
-#: U-Net's graph has a third fewer layers than the default resnet18's (no batch normalisation in
-#: the encoder; the decoder keeps it): a tiny run takes 6.2 s of CPU against 8.5 s, most of it
-#: tracing the train and test steps. Tests of the default model leave it out; a later
-#: ``--backbone`` in a test's argv wins.
-TEST_BACKBONE = "vgg16"
-FAST_BACKBONE = ("--backbone", TEST_BACKBONE)
-
-#: The tests' tiny training, in ``compare``'s flags: a VGG16 U-Net at 32 px, 1 epoch, batch 4,
-#: plain SGD.
-TINY_TRAINING = (
-    *FAST_BACKBONE,
-    "--size",
-    "32",
-    "--epochs",
-    "1",
-    "--batch-size",
-    "4",
-    *FAST_OPTIMIZER,
-)
+#: The tests' tiny training, in ``compare``'s flags: 32 px, 1 epoch, batch 4, plain SGD.
+TINY_TRAINING = ("--size", "32", "--epochs", "1", "--batch-size", "4", *FAST_OPTIMIZER)
 
 
 def tiny_compare_argv(out, *extra, variants=("cce",), data=None, images=8):

@@ -10,7 +10,6 @@ import textwrap
 import numpy as np
 import pytest
 import segmentation_models as sm
-from conftest import TEST_BACKBONE
 
 from sm_pixel_ce import PixelBinaryCrossentropy, PixelCategoricalCrossentropy
 from sm_pixel_ce.data import make_scenes
@@ -130,7 +129,7 @@ def _train(model, loss, x, y, steps=6, optimizer=None):
 
 def _unet(activation="pixel_softmax", size=SIZE):
     return sm.Unet(
-        TEST_BACKBONE,
+        "resnet18",
         encoder_weights=None,
         classes=CLASSES,
         activation=activation,
