@@ -98,15 +98,16 @@ def pixel_boundary_loss(y_true, y_pred, sample_weight, options, where):
             f"y_true of shape {tuple(y_true.shape)} for predictions of shape "
             f"{tuple(y_pred.shape)}."
         )
+    given = None
     if options["from_maps"]:
         # The maps stand in for the labels: RegionInputs reads the predictions (the logits behind
         # a softmax, their checks) beside an all-zero mask of the images' shape.
-        maps, weights = counted_maps(_maps_of(y_true, y_pred, options["axis"], where))
-        zeros = ops.zeros(ops.shape(maps)[:-1], "int32")
+        given = _maps_of(y_true, y_pred, options["axis"], where)
+        zeros = ops.zeros(ops.shape(given)[:-1], "int32")
         inputs = RegionInputs(zeros, y_pred, {**grouped, "ignore_index": None}, None, where)
     else:
         inputs = RegionInputs(y_true, y_pred, grouped, None, where)
-        maps, weights = label_maps(inputs, image), counted_weights(inputs)
+    maps, weights = boundary_maps(inputs, image, given)
     num_classes, classes = inputs.num_classes, options["classes"]
     _checks.classes_in_range(classes, num_classes, where)
     terms = ops.reshape(inputs.probabilities(), (-1, *image, num_classes)) * maps
@@ -114,6 +115,16 @@ def pixel_boundary_loss(y_true, y_pred, sample_weight, options, where):
         terms = ops.take(terms, classes, axis=-1)
     losses = options["alpha"] * ops.reshape(ops.mean(terms, axis=-1), (-1,))
     return _pixels.reduce(inputs.pixels, losses, weights, sample_weight, options["reduction"])
+
+
+def boundary_maps(inputs, image, given=None):
+    """``(maps, weights)`` of a boundary term: the ``given`` maps (``from_maps=True``; see
+    :func:`counted_maps`), or the signed distance maps of the labels of ``inputs``
+    (:func:`label_maps`) with :func:`counted_weights`; one home for :func:`pixel_boundary_loss`
+    and a sum's shared softmax (``losses.sums``)."""
+    if given is not None:
+        return counted_maps(given)
+    return label_maps(inputs, image), counted_weights(inputs)
 
 
 def counted_maps(maps):

@@ -17,11 +17,9 @@ from ._options import REDUCTION, REQUIRED, Option, Options
 from ._overlap import _OverlapLoss
 from .boundary import (
     PixelBoundaryLoss,
+    boundary_maps,
     boundary_parts,
-    counted_maps,
-    counted_weights,
     image_shape,
-    label_maps,
     weighted_maps,
 )
 from .cross_entropy import PixelCategoricalCrossentropy, sparse_cross_entropy_mean
@@ -332,7 +330,48 @@ def _softmax_terms(pairs, y_true, y_pred, sample_weight, where):
     The value and gradient are those of the terms added one by one, except that a pixel's
     cross-entropy stops at 87.3 (``p_y`` below 1.2e-38; its gradient does not stop).
     """
-    terms = [term for _, term in pairs]
+    plan = _shared_softmax_plan([term for _, term in pairs], y_true, y_pred)
+    if plan is None:
+        return None
+    inputs = _functional.RegionInputs(plan["mask"], y_pred, plan["grouping"], sample_weight, where)
+    num_classes = inputs.num_classes
+    hit = tf.equal(inputs.labels[..., None], tf.range(num_classes))
+    linear, boundary_weights = None, None
+    # Under XLA the boundary term's own softmax measured faster than sharing (the compiler
+    # shares what it can; the extra output of the shared one costs a pass): term by term there.
+    if plan["boundary"] is not None and not _checks.compiling_with_xla():
+        boundary = plan["boundary"]
+        given = plan["parts"][1] if boundary.from_maps else None
+        image = image_shape(y_pred, boundary.axis, boundary.name)
+        maps, boundary_weights = boundary_maps(inputs, image, given)
+        maps = weighted_maps(
+            ops.reshape(maps, (-1, num_classes)), boundary.options(), boundary.name
+        )
+        linear = tf.reshape(maps, tf.shape(inputs.scores))
+    statistics = hooks.softmax_statistics(
+        inputs.scores, hit, inputs.weights, hooks.wide(inputs), linear
+    )
+    shared = {
+        "sums": (
+            statistics[0],
+            hooks.label_sums(inputs.labels, inputs.weights, num_classes),
+            statistics[1],
+        ),
+        "cross_entropy": -tf.reshape(statistics[2], [-1]),
+        "boundary": None if linear is None else tf.reshape(statistics[3], [-1]),
+        "boundary_weights": boundary_weights,
+    }
+    total = None
+    for weight, term in pairs:
+        with tf.name_scope(term.name):
+            value = _shared_term(term, inputs, shared, y_true, y_pred, sample_weight)
+        total = weight * value if total is None else total + weight * value
+    return inputs.checked(total)
+
+
+def _shared_softmax_plan(terms, y_true, y_pred):
+    """What :func:`_softmax_terms` shares for ``terms`` (``{"mask", "grouping", "parts",
+    "boundary"}``), or None where they go term by term (the conditions it lists)."""
     entropies = [t for t in terms if isinstance(t, PixelCategoricalCrossentropy)]
     overlaps = [t for t in terms if isinstance(t, _OverlapLoss)]
     boundaries = [t for t in terms if isinstance(t, PixelBoundaryLoss)]
@@ -365,62 +404,41 @@ def _softmax_terms(pairs, y_true, y_pred, sample_weight, where):
         "per_image": overlaps[0].per_image if overlaps else False,
         "reduction": overlaps[0].pixel_reduction if overlaps else "sum_over_batch_size",
     }
-    inputs = _functional.RegionInputs(mask, y_pred, grouping, sample_weight, where)
+    boundary = boundaries[0] if boundaries else None
+    return {"mask": mask, "grouping": grouping, "parts": parts, "boundary": boundary}
+
+
+def _shared_term(term, inputs, shared, y_true, y_pred, sample_weight):
+    """One term's value from what :func:`_softmax_terms` computed once (``shared``)."""
+    options = term.options()
     num_classes = inputs.num_classes
-    hit = tf.equal(inputs.labels[..., None], tf.range(num_classes))
-    linear = None
-    # Under XLA the boundary term's own softmax measured faster than sharing (the compiler
-    # shares what it can; the extra output of the shared one costs a pass): term by term there.
-    if boundaries and not _checks.compiling_with_xla():
-        boundary = boundaries[0]
-        image = image_shape(y_pred, boundary.axis, boundary.name)
-        if boundary.from_maps:
-            maps, boundary_weights = counted_maps(parts[1])
-        else:
-            maps, boundary_weights = label_maps(inputs, image), counted_weights(inputs)
-        maps = weighted_maps(
-            ops.reshape(maps, (-1, num_classes)), boundary.options(), boundary.name
+    if isinstance(term, _OverlapLoss):
+        cw = _functional.overlap_class_weights(
+            num_classes, options["classes"], options["class_weights"], term.name
         )
-        linear = tf.reshape(maps, tf.shape(inputs.scores))
-    statistics = hooks.softmax_statistics(
-        inputs.scores, hit, inputs.weights, hooks.wide(inputs), linear
+        return _functional.overlap_loss(
+            inputs, shared["sums"], term.tversky_parameters(), options, cw
+        )
+    if isinstance(term, PixelBoundaryLoss) and shared["boundary"] is None:
+        return term._share(term_targets(term, y_true, y_pred), y_pred, sample_weight)
+    if isinstance(term, PixelBoundaryLoss):
+        return _pixels.reduce(
+            inputs.pixels,
+            shared["boundary"],
+            shared["boundary_weights"],
+            sample_weight,
+            options["reduction"],
+        )
+    cross_entropy = shared["cross_entropy"]
+    cw = _pixels.class_weight_tensor(
+        options["class_weights"], num_classes, cross_entropy.dtype, term.name
     )
-    s_p, tp, log_p_y = statistics[:3]
-    sums = (s_p, hooks.label_sums(inputs.labels, inputs.weights, num_classes), tp)
-    cross_entropy = -tf.reshape(log_p_y, [-1])
-    total = None
-    for weight, term in pairs:
-        with tf.name_scope(term.name):
-            options = term.options()
-            if isinstance(term, _OverlapLoss):
-                cw = _functional.overlap_class_weights(
-                    num_classes, options["classes"], options["class_weights"], term.name
-                )
-                value = _functional.overlap_loss(
-                    inputs, sums, term.tversky_parameters(), options, cw
-                )
-            elif isinstance(term, PixelBoundaryLoss) and linear is None:
-                value = term._share(term_targets(term, y_true, y_pred), y_pred, sample_weight)
-            elif isinstance(term, PixelBoundaryLoss):
-                value = _pixels.reduce(
-                    inputs.pixels,
-                    tf.reshape(statistics[3], [-1]),
-                    boundary_weights,
-                    sample_weight,
-                    options["reduction"],
-                )
-            else:
-                cw = _pixels.class_weight_tensor(
-                    options["class_weights"], num_classes, cross_entropy.dtype, term.name
-                )
-                value = sparse_cross_entropy_mean(
-                    inputs.pixels,
-                    cross_entropy,
-                    inputs.flat_labels,
-                    inputs.flat_valid,
-                    cw,
-                    options,
-                    sample_weight,
-                )
-        total = weight * value if total is None else total + weight * value
-    return inputs.checked(total)
+    return sparse_cross_entropy_mean(
+        inputs.pixels,
+        cross_entropy,
+        inputs.flat_labels,
+        inputs.flat_valid,
+        cw,
+        options,
+        sample_weight,
+    )
