@@ -4,7 +4,6 @@ share one softmax), logs each term with term_metrics(), and saves and reloads in
 (.keras, .h5 and, in tf_keras, SavedModel); "pixel_cce_dice" is pixel_cce + pixel_dice by name."""
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -12,6 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import checkout_env
 from reference import boundary_loss, pixel_cce, smp_dice, softmax
 
 import sm_pixel_ce
@@ -34,7 +34,6 @@ from sm_pixel_ce.flavor import IS_KERAS_3, keras
 from sm_pixel_ce.losses.sums import term_targets
 
 N, H, W, C = 2, 4, 4, 3
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture
@@ -293,7 +292,7 @@ def test_sums_save_and_reload_in_a_fresh_process(tmp_path, rng):
             expected[name] = (type(compiled).__name__, compiled.get_config(), values)
     with open(tmp_path / "spec.json", "w") as f:
         json.dump({"saved": saved}, f)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+    env = checkout_env()
     env.pop("SM_FRAMEWORK", None)
     result = subprocess.run(
         [sys.executable, "-c", RELOAD, str(tmp_path)],
