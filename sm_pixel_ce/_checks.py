@@ -78,9 +78,7 @@ def focal_gamma(value, where, name="focal_gamma"):
 def top_k(value, where, name="top_k"):
     """Validate the hard-pixel fraction: None, or a number in (0, 1]."""
     return _fraction_or_none(
-        value,
-        f"{where}: `{name}` must be a fraction of the counted pixels in (0, 1], or None for "
-        f"every pixel. Received: {name}={value!r}",
+        value, where, name, "a fraction of the counted pixels in (0, 1], or None for every pixel"
     )
 
 
@@ -109,8 +107,10 @@ def ohem_threshold(value, where, name="ohem_threshold"):
     """Validate the OHEM probability threshold: None (off), or a number in (0, 1]."""
     return _fraction_or_none(
         value,
-        f"{where}: `{name}` must be a probability in (0, 1] (the pixels whose target-class "
-        f"probability is below it are kept), or None. Received: {name}={value!r}",
+        where,
+        name,
+        "a probability in (0, 1] (the pixels whose target-class probability is below it are "
+        "kept), or None",
     )
 
 
@@ -124,8 +124,9 @@ def min_kept(value, where, name="min_kept"):
     return int(value)
 
 
-def _fraction_or_none(value, message):
-    """None, or ``value`` as a float in (0, 1]; else a ValueError with ``message``."""
+def _fraction_or_none(value, where, name, expected):
+    """None, or ``value`` as a float in (0, 1]; else a ValueError saying it must be ``expected``."""
+    message = f"{where}: `{name}` must be {expected}. Received: {name}={value!r}"
     return None if value is None else _number(value, lambda v: 0.0 < v <= 1.0, message)
 
 

@@ -45,6 +45,7 @@ from .tiling import (
     predict_image,
     resize_option,
     scales_text,
+    tiling_options,
     tta_option,
     tta_scales_option,
 )
@@ -419,15 +420,7 @@ class _Job:
         return {"classes": list(excluded), **class_means(self.scores, keep)}
 
     def _predict(self, image):
-        return predict_image(
-            self.predictor,
-            image,
-            tile=self.tile,
-            overlap=self.overlap,
-            tta=self.tta,
-            batch_size=self.batch_size,
-            tta_scales=self.tta_scales,
-        )
+        return predict_image(self.predictor, image, **tiling_options(self))
 
     def _predict_resized(self, images):
         return predict_batch_scaled(self.predictor, images, self.tta, self.tta_scales)

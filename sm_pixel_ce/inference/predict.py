@@ -36,6 +36,7 @@ from .tiling import (
     resize_option,
     scales_text,
     sizing,
+    tiling_options,
     tta_option,
     tta_scales_option,
 )
@@ -476,16 +477,7 @@ def _predict_one(predictor, image, info, stem, files, options, colors):
     started = time.perf_counter()
     height, width = image.shape[:2]
     how = plan(predictor, height, width, options.tile, options.overlap, options.size)
-    probabilities = predict_image(
-        predictor,
-        image,
-        tile=options.tile,
-        overlap=options.overlap,
-        tta=options.tta,
-        batch_size=options.batch_size,
-        size=options.size,
-        tta_scales=options.tta_scales,
-    )
+    probabilities = predict_image(predictor, image, size=options.size, **tiling_options(options))
     mask = labels(probabilities)
     record = {
         "mask": files.mask(stem),

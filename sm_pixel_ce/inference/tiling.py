@@ -458,6 +458,26 @@ def plan(predictor, height, width, tile=None, overlap=0.25, size=None, tta_scale
     return "tiles", (side, max(1, round(side * (1 - overlap))))
 
 
+#: :func:`predict_image`'s options that ``predict``'s and ``evaluate``'s options objects carry.
+TILING_OPTIONS = ("tile", "overlap", "tta", "batch_size", "tta_scales")
+
+
+def tiling_options(options):
+    """The keyword arguments of :func:`predict_image` that ``options`` carries.
+
+    Args:
+        options: An object with the attributes named in :data:`TILING_OPTIONS` (a
+            :class:`~sm_pixel_ce.inference.predict.PredictOptions`, an evaluation job).
+
+    Returns:
+        ``{name: value}`` for each of :data:`TILING_OPTIONS`.
+
+    Example:
+        >>> predict_image(model, image, **tiling_options(options))  # doctest: +SKIP
+    """
+    return {name: getattr(options, name) for name in TILING_OPTIONS}
+
+
 def predict_image(
     model, image, tile=None, overlap=0.25, tta="none", batch_size=4, size=None, tta_scales=None
 ):
