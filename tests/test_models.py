@@ -149,7 +149,10 @@ def _round_trip(folder, scenes, variant):
         )
     else:
         loss = PixelBinaryCrossentropy(ignore_index=255)
-    history = _train(model, loss, images[:4], masks[:4])
+    # cce's SGD keeps momentum slots (saved and reloaded with the model); bce's is plain: its
+    # first step traces in half the time.
+    optimizer = None if variant == "cce" else keras.optimizers.SGD(0.05)
+    history = _train(model, loss, images[:4], masks[:4], optimizer=optimizer)
     x = images[4:6]
     np.save(folder / "x.npy", x)
     expected = np.asarray(model(x, training=False))
@@ -171,7 +174,9 @@ def _named(folder, scenes):
     """A U-Net compiled with ``loss="pixel_cce"`` by name, trained a step and saved."""
     images, masks = scenes
     model = _unet()
-    model.compile("adam", loss="pixel_cce")
+    # Plain SGD: the name is what is checked (Adam's first step traces in 3-4x SGD's time on
+    # Keras 3; the .h5 test below checks an Adam state).
+    model.compile("sgd", loss="pixel_cce")
     step = model.train_on_batch(images[:2], np.where(masks[:2] == 255, 0, masks[:2]))
     np.save(folder / "x.npy", images[:2])
     expected = np.asarray(model(images[:2], training=False))
