@@ -19,16 +19,13 @@ import platform
 import tensorflow as tf
 
 from .. import _checks
-from .generic import KEPT_MARGIN, TINY
+from .generic import KEPT_MARGIN, LANES, TINY, lane_sums
 
 try:  # TensorFlow's own XLA operations: the single-operand sort.
     from tensorflow.compiler.tf2xla.python import xla as _xla
 except ImportError:  # another TensorFlow layout: tf.sort under XLA (slower, same values)
     _xla = None
 
-# Column sums take this many pixels side by side on the minor axis: XLA on CPU reduces a short
-# minor axis (7 classes) slowly, 56 lanes fast.
-_LANES = 8
 # The bits of 2.0 as an int32. Errors |y - p| lie in [0, 2) (probabilities may pass 1 by the
 # tolerance), where a float orders as its bits: ``_ERROR_BOUND - bits`` sorts them descending.
 _ERROR_BOUND = 0x40000000
@@ -261,8 +258,8 @@ def class_sums(inputs):
 
 
 def wide(inputs):
-    """Whether the pixels of a group come in multiples of ``_LANES`` (the fast column sums)."""
-    return isinstance(inputs.per_image, int) and inputs.per_image % _LANES == 0
+    """Whether the pixels of a group come in multiples of ``LANES`` (the fast column sums)."""
+    return isinstance(inputs.per_image, int) and inputs.per_image % LANES == 0
 
 
 def label_sums(labels, weights, num_classes):
@@ -278,12 +275,9 @@ def label_sums(labels, weights, num_classes):
 
 
 def _column_sums(x, lanes):
-    """``Σ`` over the pixels of ``(G, n, C)``: ``(G, C)``."""
-    if not lanes:
-        return tf.reduce_sum(x, axis=1)
-    classes = x.shape[-1]
-    wide = tf.reshape(x, [tf.shape(x)[0], -1, _LANES * classes])
-    return tf.reduce_sum(tf.reshape(tf.reduce_sum(wide, axis=1), [-1, _LANES, classes]), axis=1)
+    """``Σ`` over the pixels of ``(G, n, C)``: ``(G, C)`` (:func:`.generic.lane_sums` where
+    ``lanes``)."""
+    return lane_sums(x) if lanes else tf.reduce_sum(x, axis=1)
 
 
 def softmax_statistics(logits, hit, weights, lanes, linear=None):

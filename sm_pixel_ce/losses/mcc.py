@@ -5,6 +5,7 @@ from keras import ops
 
 from .. import _checks
 from .._backend import hooks
+from .._backend.generic import lane_sums
 from .._registry import register, serializable
 from . import _options
 from ._base import _PixelLoss
@@ -12,7 +13,6 @@ from ._functional import RegionInputs, by_image, check_overlap_class_weights, re
 from ._overlap import OVERLAP
 
 _OVERLAP = {o.name: o for o in OVERLAP.options}
-_LANES = 8
 
 #: ``pixel_mcc``'s options.
 MCC = _options.Options(
@@ -70,7 +70,7 @@ def pixel_mcc_loss(y_true, y_pred, sample_weight, options, where):
         weights = inputs.weights
         p_m = p if weights is None else p * weights[..., None]
         y_m = inputs.labels if weights is None else inputs.labels * weights[..., None]
-        sums = [_class_sums(p_m), _class_sums(y_m), _class_sums(p_m * inputs.labels)]
+        sums = [lane_sums(p_m), lane_sums(y_m), lane_sums(p_m * inputs.labels)]
     else:  # Dice's sums of a mask (TensorFlow: one softmax with its written-out gradient)
         sums = list(hooks.class_sums(inputs))
     if inputs.weights is None:
@@ -95,19 +95,6 @@ def pixel_mcc_loss(y_true, y_pred, sample_weight, options, where):
         w = [float(class_weights[c]) for c in (classes or range(num_classes))]
         loss = ops.sum(losses * ops.convert_to_tensor(w, losses.dtype), axis=-1) / sum(w)
     return inputs.checked(reduce_images(loss, inputs, options))
-
-
-def _class_sums(x):
-    """The sums over the pixels of ``x`` ``(G, n, C)``: ``(G, C)``.
-
-    ``_LANES`` pixels side by side first where ``n`` allows: XLA on CPU reduces a short minor
-    axis slowly (a third of the time with 8·K lanes; as ``losses._functional``'s column sums).
-    """
-    n, width = x.shape[1], x.shape[2]
-    if not (isinstance(n, int) and n % _LANES == 0):
-        return ops.sum(x, axis=1)
-    x = ops.reshape(x, (-1, n // _LANES, _LANES * width))
-    return ops.sum(ops.reshape(ops.sum(x, axis=1), (-1, _LANES, width)), axis=1)
 
 
 @register("loss", "pixel_mcc", "pixel_mcc_loss")
