@@ -867,6 +867,10 @@ def bench_expected(data, options):
         "lovasz_smp_port": lovasz,
         "mcc_softmax": mcc_loss(p, mask),
         "boundary_given_maps": boundary,
+        # The sum reads the blocks' mask (its region terms) and their maps (its boundary term).
+        "cce_dice_boundary": pixel_cce(data["blocks"], logits)
+        + smp_dice(p, data["blocks"])
+        + boundary,
         "boundary_labels": boundary,
         "boundary_maps_alone": kervadec_distance_maps(members).mean(),
     }

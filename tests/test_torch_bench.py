@@ -71,7 +71,7 @@ def test_the_plain_formulas_have_the_gradients_of_the_cases():
     from sm_pixel_ce.bench.backend_losses import torch_plain
 
     data = cases.make_inputs(BATCH, SIZE, CLASSES)
-    data["maps"] = cases.boundary_maps(data["blocks"], CLASSES)
+    cases.add_pipeline_labels(data, {row.labels for row in cases.LOSS_CASES})
     plain = torch_plain(data)
     for row in cases.LOSS_CASES:
         if row.plain is None:

@@ -37,8 +37,8 @@ from .cases import (
     PLAIN_LIMIT,
     TOP_K,
     TVERSKY,
+    add_pipeline_labels,
     baselines,
-    boundary_maps,
     focal_alpha,
     loss_targets,
     make_inputs,
@@ -442,8 +442,7 @@ def backend_loss_benchmark(
     machine = _machine(version, devices)
     rows = select(names, baselines)
     keys = {row.labels for row in rows}
-    if "maps" in keys:
-        data["maps"] = boundary_maps(data["blocks"], classes)
+    add_pipeline_labels(data, keys)
     labels = {key: keras.ops.convert_to_tensor(data[key]) for key in keys}
     logits = keras.ops.convert_to_tensor(data["logits"])
     method, peak = _peak_reader(devices)

@@ -441,6 +441,16 @@ LOSS_CASES = (
         _on_softmax(PixelBoundaryLoss, from_maps=True),
     ),
     _case(
+        "cce_dice_boundary",
+        "pixel_cce + pixel_dice + pixel_boundary(from_maps=True) on pixel_softmax output, the "
+        f"{BLOCK}-px blocks' mask + maps (pixel_boundary_targets(with_labels=True))",
+        "blocks_maps",
+        "floor_sparse",
+        make=lambda data: _softmax(
+            PixelCategoricalCrossentropy() + PixelDiceLoss() + PixelBoundaryLoss(from_maps=True)
+        ),
+    ),
+    _case(
         "boundary_labels",
         f"pixel_boundary on pixel_softmax output, {BLOCK}-px blocks, uint8 (maps on the device)",
         "blocks",
@@ -512,10 +522,37 @@ def make_inputs(batch, size, classes, seed=0, block=BLOCK):
     }
 
 
-def boundary_maps(blocks, classes):
+def boundary_maps(blocks, classes, with_labels=False):
     """``pixel_boundary_targets`` of the block masks as a float32 NumPy array (what an input
-    pipeline hands the ``from_maps`` case)."""
-    return ops.convert_to_numpy(pixel_boundary_targets(np.asarray(blocks), classes))
+    pipeline hands the ``from_maps`` cases); with ``with_labels``, the mask first (a sum's)."""
+    return ops.convert_to_numpy(
+        pixel_boundary_targets(np.asarray(blocks), classes, with_labels=with_labels)
+    )
+
+
+#: The labels an input pipeline computes, by the ``labels`` key of the rows that read them.
+PIPELINE_LABELS = {"maps": False, "blocks_maps": True}
+
+
+def add_pipeline_labels(data, keys):
+    """Add to ``data`` (from :func:`make_inputs`) the labels of ``keys`` that an input pipeline
+    would compute: ``"maps"``, the blocks' signed distance maps, and ``"blocks_maps"``, the
+    blocks' mask then its maps (``y_true`` of a sum with a ``from_maps`` boundary term).
+
+    Args:
+        data: The inputs' dict; changed in place.
+        keys: The ``labels`` keys of the rows to run.
+
+    Returns:
+        ``data``.
+
+    Example:
+        >>> data = add_pipeline_labels(make_inputs(2, 64, 7), {"maps"})
+    """
+    for key, with_labels in PIPELINE_LABELS.items():
+        if key in keys:
+            data[key] = boundary_maps(data["blocks"], data["classes"], with_labels)
+    return data
 
 
 def select(names=None, available=()):

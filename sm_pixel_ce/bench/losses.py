@@ -4,7 +4,14 @@ cross-entropy kernels (the floors)."""
 
 import tensorflow as tf
 
-from .cases import baselines, boundary_maps, loss_targets, make_inputs, run_cases, select
+from .cases import (
+    add_pipeline_labels,
+    baselines,
+    loss_targets,
+    make_inputs,
+    run_cases,
+    select,
+)
 from .timing import loss_and_gradient, memory_method, peak_memory
 
 
@@ -69,8 +76,7 @@ def loss_benchmark(batch, size, classes, repeats, warmup, xla=True, progress=Non
     }
     logits = tf.constant(data["logits"])
     keys = {row.labels for row in rows}
-    if "maps" in keys:
-        data["maps"] = boundary_maps(data["blocks"], classes)
+    add_pipeline_labels(data, keys)
     labels = {key: tf.constant(data[key]) for key in keys}
     method = memory_method()
     modes = ("graph", "xla") if xla else ("graph",)
