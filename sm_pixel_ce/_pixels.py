@@ -144,23 +144,28 @@ def _compatible(a, b):
     return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b))
 
 
-def flat_predictions(y_true, y_pred, axis, from_logits, where, binary, dtype=None):
+def flat_predictions(y_true, y_pred, axis, from_logits, where, binary, dtype=None, logits=True):
     """The :class:`Pixels` of a loss's inputs, its ``scores`` the logits behind a softmax/sigmoid
     output when there are some (``from_logits`` then True), cast to ``dtype`` when given;
-    probabilities are checked to be ones."""
+    probabilities are checked to be ones. With ``logits=False`` such an output is kept as the
+    probabilities it is (unchecked: an activation made them), for a loss that needs only them."""
     op_type, activation = ("Sigmoid", "a sigmoid") if binary else ("Softmax", "pixel_softmax")
-    logits = hooks.logits_behind(y_pred, axis, op_type)
-    if logits is not None:
+    behind = hooks.logits_behind(y_pred, axis, op_type)
+    if behind is not None:
         if from_logits:
             warnings.warn(
                 f"{where}: from_logits=True, but the predictions come from a {op_type.lower()} "
-                "activation; computing from the logits behind it.",
+                "activation; computing from "
+                + ("the logits behind it." if logits else "its probabilities."),
                 stacklevel=4,
             )
-        y_pred, from_logits = logits, True
+        if logits:
+            y_pred, from_logits = behind, True
+        else:
+            from_logits = False
     pixels = Pixels(y_true, y_pred, axis, where, binary=binary, dtype=dtype)
     pixels.from_logits = bool(from_logits)
-    if not from_logits:
+    if not from_logits and behind is None:
         pixels.require_probabilities(activation=activation)
     return pixels
 

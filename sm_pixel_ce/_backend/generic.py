@@ -90,6 +90,13 @@ def require(checks, condition, message, *values):
         _raise_unless(message, condition, *values)
 
 
+#: Whether the region losses (Dice, Jaccard, Tversky, MCC) compute from the logits behind a
+#: ``pixel_softmax`` output. Here not: they need only the probabilities, which the output is,
+#: and its own gradient is the cheapest (JAX Dice on pixel_softmax output: 58 ms from the
+#: logits, 40 ms from the output, 8x256x256x7 on 2 cores; examples/benchmarks.md).
+REGION_LOGITS = False
+
+
 def drops_assertions():
     return False
 

@@ -66,6 +66,11 @@ def require(checks, condition, message, *values):
     checks += _checks.data(condition, message, *values)
 
 
+#: Whether the region losses compute from the logits behind a ``pixel_softmax`` output: yes,
+#: through :func:`softmax_statistics` (the softmax with its gradient written out).
+REGION_LOGITS = True
+
+
 def drops_assertions():
     """Whether the graph being built drops assertions (XLA)."""
     return _checks.compiling_with_xla()

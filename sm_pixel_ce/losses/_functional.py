@@ -52,9 +52,16 @@ class RegionInputs:
         per_image: The pixels of an image, an int or a scalar tensor.
     """
 
-    def __init__(self, y_true, y_pred, options, sample_weight, where):
+    def __init__(self, y_true, y_pred, options, sample_weight, where, logits=True):
         pixels = _pixels.flat_predictions(
-            y_true, y_pred, options["axis"], options["from_logits"], where, False, "float32"
+            y_true,
+            y_pred,
+            options["axis"],
+            options["from_logits"],
+            where,
+            False,
+            "float32",
+            logits,
         )
         num_classes = pixels.num_classes
         if pixels.dense:
@@ -108,7 +115,7 @@ def region_loss(y_true, y_pred, sample_weight, options, where, tversky):
     Returns:
         This replica's share of the loss, a float32 scalar (``(N,)`` for ``"none"``).
     """
-    inputs = RegionInputs(y_true, y_pred, options, sample_weight, where)
+    inputs = RegionInputs(y_true, y_pred, options, sample_weight, where, hooks.REGION_LOGITS)
     cw = overlap_class_weights(
         inputs.num_classes, options["classes"], options["class_weights"], where
     )

@@ -61,7 +61,7 @@ def pixel_mcc_loss(y_true, y_pred, sample_weight, options, where):
         >>> loss = pixel_mcc_loss(y_true, y_pred, ignore_index=255)
         >>> model.compile("adam", loss="pixel_mcc")      # or PixelMCCLoss(...)
     """
-    inputs = RegionInputs(y_true, y_pred, options, sample_weight, where)
+    inputs = RegionInputs(y_true, y_pred, options, sample_weight, where, hooks.REGION_LOGITS)
     num_classes, classes = inputs.num_classes, options["classes"]
     class_weights = options["class_weights"]
     check_overlap_class_weights(num_classes, classes, class_weights, where)
