@@ -35,6 +35,9 @@ class RegionInputs:
         options: The loss's checked options (``axis``, ``from_logits``, ``ignore_index``,
             ``per_image`` and ``reduction`` are read).
         where: The loss's name, for errors.
+        logits: Whether a ``pixel_softmax`` output is replaced by the logits behind it (False: it
+            is used as the probabilities it is; ``hooks.REGION_LOGITS`` for the region losses).
+            Defaults to True.
 
     Attributes:
         pixels: The :class:`~sm_pixel_ce._pixels.Pixels` (its checks go on the loss).
