@@ -19,7 +19,7 @@ import platform
 import tensorflow as tf
 
 from .. import _checks
-from .generic import KEPT_MARGIN, LANES, TINY, lane_sums
+from .generic import KEPT_MARGIN, LANES, TINY
 
 try:  # TensorFlow's own XLA operations: the single-operand sort.
     from tensorflow.compiler.tf2xla.python import xla as _xla
@@ -280,9 +280,14 @@ def label_sums(labels, weights, num_classes):
 
 
 def _column_sums(x, lanes):
-    """``Σ`` over the pixels of ``(G, n, C)``: ``(G, C)`` (:func:`.generic.lane_sums` where
-    ``lanes``)."""
-    return lane_sums(x) if lanes else tf.reduce_sum(x, axis=1)
+    """``Σ`` over the pixels of ``(G, n, C)``: ``(G, C)``, ``LANES`` pixels side by side where
+    ``lanes`` (:func:`wide`). Not :func:`.generic.lane_sums`: that one needs ``n`` static, and in
+    a Keras training step one group of the whole batch has ``n`` unknown (the batch is ``None``)."""
+    if not lanes:
+        return tf.reduce_sum(x, axis=1)
+    classes = x.shape[-1]
+    wide = tf.reshape(x, [tf.shape(x)[0], -1, LANES * classes])
+    return tf.reduce_sum(tf.reshape(tf.reduce_sum(wide, axis=1), [-1, LANES, classes]), axis=1)
 
 
 def softmax_statistics(logits, hit, weights, lanes, linear=None):
